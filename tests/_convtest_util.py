@@ -1,0 +1,325 @@
+"""Shared helpers for tests/test_model_cpu.py, test_gpu_forward.py, test_gpu_backward.py.
+
+Not a test module (pytest does not collect it).  The test modules load it by
+file path (``load_util()`` pattern below), so it works whether or not
+``tests/`` is a package and whatever pytest's import mode is.
+
+Everything here is importable without a GPU and without model_new.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import importlib
+import sys
+import zlib
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_NEW_PATH = REPO_ROOT / "model_new.py"
+
+GPU_SKIP_REASON = "needs a CUDA GPU: runs on the device machine"
+
+# Device the GPU tests run on.  Always "cuda" in real runs; a dry run of the
+# test logic on a CPU-only machine may set it to "cpu" (with a fake model_new).
+DEVICE = "cuda"
+
+
+def sync() -> None:
+    """sync() (no-op when DEVICE is not CUDA)."""
+    if DEVICE == "cuda":
+        sync()
+
+IntOrPair = Union[int, Tuple[int, int]]
+
+
+# ----------------------------------------------------------------------------
+# model_new import
+# ----------------------------------------------------------------------------
+def model_new_exists() -> bool:
+    return MODEL_NEW_PATH.is_file()
+
+
+def load_model_new():
+    """Import model_new.py from the repo root (one shared module object)."""
+    mod = sys.modules.get("model_new")
+    if mod is not None:
+        return mod
+    root = str(REPO_ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("model_new")
+
+
+# ----------------------------------------------------------------------------
+# TF32 / IEEE switching
+# ----------------------------------------------------------------------------
+def _has_new_precision_api() -> bool:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return conv is not None and hasattr(conv, "fp32_precision")
+
+
+@contextlib.contextmanager
+def precision_mode(mode: str):
+    """Set torch's cuDNN-conv fp32 mode for the duration of the block.
+
+    mode "tf32": TF32 allowed (torch's default for convolutions);
+    mode "ieee": IEEE fp32.
+
+    On torch >= 2.9 only the new API (torch.backends.cudnn.conv.fp32_precision)
+    is read and written: once it has been set, *reading* the legacy
+    torch.backends.cudnn.allow_tf32 can raise ("mix of the legacy and new
+    APIs").  On older torch only allow_tf32 is used.  Both are restored.
+    """
+    if mode not in ("tf32", "ieee"):
+        raise ValueError(f"unknown precision mode {mode!r}")
+    cudnn = torch.backends.cudnn
+    if _has_new_precision_api():
+        saved = cudnn.conv.fp32_precision
+        cudnn.conv.fp32_precision = "tf32" if mode == "tf32" else "ieee"
+        try:
+            yield
+        finally:
+            cudnn.conv.fp32_precision = saved
+    else:
+        saved = cudnn.allow_tf32
+        cudnn.allow_tf32 = mode == "tf32"
+        try:
+            yield
+        finally:
+            cudnn.allow_tf32 = saved
+
+
+def tf32_flag_on() -> bool:
+    if _has_new_precision_api():
+        return torch.backends.cudnn.conv.fp32_precision == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
+@contextlib.contextmanager
+def poison(M, flag: bool = True):
+    """model_new.set_poison(flag) for the block, then back to False."""
+    M.set_poison(flag)
+    try:
+        yield
+    finally:
+        M.set_poison(False)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(flag: bool = True):
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(flag)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+# ----------------------------------------------------------------------------
+# numerics
+# ----------------------------------------------------------------------------
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b|| in float64 (b is the reference). 0 for empty tensors."""
+    a = a.detach().double()
+    b = b.detach().double().to(a.device)
+    if a.numel() == 0 and b.numel() == 0:
+        return 0.0
+    num = (a - b).norm().item()
+    den = b.norm().item()
+    if den == 0.0:
+        return num
+    return num / den
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.numel() == 0:
+        return 0.0
+    return (a.detach().double() - b.detach().double().to(a.device)).abs().max().item()
+
+
+def diff_report(out: torch.Tensor, exp: torch.Tensor) -> str:
+    """Short human-readable description of where/how two tensors differ."""
+    if out.shape != exp.shape:
+        return f"shape {tuple(out.shape)} vs expected {tuple(exp.shape)}"
+    if out.numel() == 0:
+        return "empty tensors"
+    o = out.detach().double()
+    e = exp.detach().double().to(o.device)
+    d = (o - e).abs()
+    nan_o = int(torch.isnan(o).sum().item())
+    nan_e = int(torch.isnan(e).sum().item())
+    d = torch.nan_to_num(d, nan=float("inf"))
+    flat = int(torch.argmax(d).item())
+    idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), d.shape))
+    tol_bad = int((d > 1e-4 + 1e-4 * e.abs()).sum().item())
+    return (
+        f"max|diff|={d.max().item():.3e} at {idx} (got {o[idx].item():.6g}, "
+        f"expected {e[idx].item():.6g}); rel_l2={rel_l2(o.nan_to_num(), e):.3e}; "
+        f"NaN in output={nan_o}, NaN in expected={nan_e}; "
+        f"#elements beyond 1e-4 tol={tol_bad}/{d.numel()}"
+    )
+
+
+def seed_for(*parts) -> int:
+    return zlib.crc32("|".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
+
+
+# ----------------------------------------------------------------------------
+# convolution configurations
+# ----------------------------------------------------------------------------
+LAYOUTS = ("contig", "cl", "cl_w", "transposed", "sliced", "unbatched")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    """One convolution problem.
+
+    layout: "contig"     plain NCHW-contiguous input
+            "cl"         channels_last input (weights contiguous)
+            "cl_w"       channels_last input AND channels_last weights (model.to(memory_format=cl))
+            "transposed" non-contiguous input: a (N,C,W,H) tensor transposed to (N,C,H,W)
+            "sliced"     non-contiguous input: strided slice of a bigger tensor
+            "unbatched"  (C,H,W) input, N ignored
+    """
+
+    id: str
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    k: IntOrPair
+    s: IntOrPair = 1
+    p: Union[int, Tuple[int, int], str] = 0
+    d: IntOrPair = 1
+    g: int = 1
+    bias: bool = False
+    pm: str = "zeros"
+    layout: str = "contig"
+
+    def __post_init__(self):
+        assert self.layout in LAYOUTS, self.layout
+
+    def ctor_kwargs(self) -> dict:
+        return dict(
+            in_channels=self.C,
+            out_channels=self.K,
+            kernel_size=self.k,
+            stride=self.s,
+            padding=self.p,
+            dilation=self.d,
+            groups=self.g,
+            bias=self.bias,
+            padding_mode=self.pm,
+        )
+
+    def functional_kwargs(self) -> dict:
+        return dict(stride=self.s, padding=self.p, dilation=self.d, groups=self.g,
+                    padding_mode=self.pm)
+
+    def __str__(self) -> str:  # used in assertion messages
+        return (f"{self.id}: N={self.N} C={self.C} H={self.H} W={self.W} K={self.K} "
+                f"k={self.k} s={self.s} p={self.p} d={self.d} g={self.g} bias={self.bias} "
+                f"pm={self.pm} layout={self.layout}")
+
+
+def make_base(cfg: Cfg, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Dense random tensor from which ``view_input`` takes the conv input.
+
+    Drawn in float32 with torch.randn and then cast, so the same seed gives the
+    same values (up to rounding) whatever the dtype.  Layout is preserved.
+    """
+    device = device or DEVICE
+    N, C, H, W = cfg.N, cfg.C, cfg.H, cfg.W
+    if cfg.layout in ("contig", "cl", "cl_w"):
+        t = torch.randn(N, C, H, W, device=device)
+        if cfg.layout != "contig":
+            t = t.contiguous(memory_format=torch.channels_last)
+    elif cfg.layout == "transposed":
+        t = torch.randn(N, C, W, H, device=device)
+    elif cfg.layout == "sliced":
+        t = torch.randn(N, 2 * C, H + 2, 2 * W, device=device)
+    elif cfg.layout == "unbatched":
+        t = torch.randn(C, H, W, device=device)
+    else:  # pragma: no cover
+        raise AssertionError(cfg.layout)
+    return t.to(dtype)  # .to keeps strides for dense tensors
+
+
+def view_input(cfg: Cfg, base: torch.Tensor) -> torch.Tensor:
+    if cfg.layout == "transposed":
+        return base.transpose(2, 3)
+    if cfg.layout == "sliced":
+        return base[:, ::2, 1:cfg.H + 1, ::2]
+    return base
+
+
+def make_input(cfg: Cfg, dtype=torch.float32, device=None) -> torch.Tensor:
+    x = view_input(cfg, make_base(cfg, dtype, device))
+    expected_shape = (cfg.C, cfg.H, cfg.W) if cfg.layout == "unbatched" else (cfg.N, cfg.C, cfg.H, cfg.W)
+    assert tuple(x.shape) == expected_shape, (tuple(x.shape), expected_shape)
+    return x
+
+
+def make_models(M, cfg: Cfg, dtype=torch.float32, device=None, seed: Optional[int] = None):
+    """(ModelNew, nn.Conv2d) with identical parameters, on device, in dtype.
+
+    Both are constructed under the same torch.manual_seed (the interface says the
+    draws are bit-identical); the reference then gets ModelNew's parameters
+    copied in anyway, so forward/backward tests do not depend on that property
+    (test_model_cpu.py checks it).
+    """
+    device = device or DEVICE
+    seed = seed_for("model", cfg.id) if seed is None else seed
+    kw = cfg.ctor_kwargs()
+    # Parameters are drawn on the CPU; fork the CPU RNG so the caller's seed
+    # (not the model seed) decides the inputs drawn afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = M.ModelNew(**kw)
+        torch.manual_seed(seed)
+        ref = nn.Conv2d(**kw)
+    with torch.no_grad():
+        ref.weight.copy_(model.conv2d.weight)
+        if cfg.bias:
+            ref.bias.copy_(model.conv2d.bias)
+    model = model.to(device=device, dtype=dtype)
+    ref = ref.to(device=device, dtype=dtype)
+    if cfg.layout == "cl_w":
+        model = model.to(memory_format=torch.channels_last)
+        ref = ref.to(memory_format=torch.channels_last)
+    return model, ref
+
+
+def double_copy(module: nn.Module) -> nn.Module:
+    """float64 copy of a module (same device), for 'truth' computations."""
+    return copy.deepcopy(module).double()
+
+
+def is_distinctly_channels_last(t: torch.Tensor) -> bool:
+    """channels_last-contiguous but NOT plain contiguous (i.e. layout is meaningful)."""
+    return (t.dim() == 4
+            and t.is_contiguous(memory_format=torch.channels_last)
+            and not t.is_contiguous())
+
+
+def cuda_healthy(M) -> None:
+    """A small valid conv still works after an error (context not poisoned)."""
+    sync()
+    cfg = Cfg("health", 2, 4, 9, 9, 6, 3, p=1, bias=True)
+    with precision_mode("ieee"):
+        model, ref = make_models(M, cfg)
+        x = make_input(cfg)
+        out = model(x)
+        exp = ref(x)
+        sync()
+    assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), (
+        "CUDA context unhealthy after an error test: small valid conv is wrong: "
+        + diff_report(out, exp))

@@ -1,0 +1,338 @@
+"""GPU backward tests of model_new (custom autograd.Function) against nn.Conv2d.
+
+Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+
+def _load_util():
+    name = "_convtest_util"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent / "_convtest_util.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+U = _load_util()
+
+if not torch.cuda.is_available():
+    pytest.skip(U.GPU_SKIP_REASON, allow_module_level=True)
+if not U.model_new_exists():
+    pytest.skip(f"model_new.py not written yet (looked for {U.MODEL_NEW_PATH})",
+                allow_module_level=True)
+
+M = U.load_model_new()
+Cfg = U.Cfg
+
+GRAD_TOL = {"tf32": 1e-4, "ieee": 1e-5}   # relative L2 vs nn.Conv2d's gradients
+HALF_GRAD_TOL = 1e-2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built_and_poisoned():
+    info = M.build_extension()
+    print(f"\nbuild_extension() -> {info}")
+    M.set_poison(True)
+    yield
+    M.set_poison(False)
+
+
+BWD_CONFIGS = [
+    Cfg("l1_55_small", 2, 64, 32, 32, 64, 3),
+    Cfg("l1_56_k5x7", 2, 16, 20, 28, 32, (5, 7), s=(1, 1), p=(0, 0), d=(1, 1)),
+    Cfg("k5x7_s21_p23_d12", 2, 16, 21, 25, 24, (5, 7), s=(2, 1), p=(2, 3), d=(1, 2), bias=True),
+    Cfg("k1x1", 2, 32, 15, 17, 48, 1),
+    Cfg("k1x1_s2_C17_K19", 3, 17, 13, 14, 19, 1, s=2, bias=True),
+    Cfg("s2_k3", 2, 16, 19, 19, 32, 3, s=2, p=1),
+    Cfg("s3_k3", 2, 16, 20, 22, 16, 3, s=3, p=1),
+    Cfg("s3_k5_C5_K7", 2, 5, 23, 23, 7, 5, s=3, p=2, bias=True),
+    Cfg("k7_stem_C3", 2, 3, 32, 32, 16, 7, s=2, p=3, bias=True),
+    Cfg("d2_k3", 2, 8, 18, 18, 16, 3, p=2, d=2),
+    Cfg("d23_k3", 2, 8, 20, 20, 8, 3, p=(2, 3), d=(2, 3)),
+    Cfg("p12_asym_pad", 2, 8, 13, 15, 12, 3, p=(1, 2)),
+    Cfg("s21_asym_stride", 2, 8, 16, 14, 8, 3, s=(2, 1), p=1, bias=True),
+    Cfg("same_k5", 2, 8, 15, 17, 8, 5, p="same"),
+    Cfg("same_k4_even_d2", 2, 8, 16, 16, 8, 4, p="same", d=2, bias=True),
+    Cfg("valid_k3", 2, 8, 12, 12, 8, 3, p="valid"),
+    Cfg("reflect_k3_p1", 2, 8, 14, 14, 8, 3, p=1, pm="reflect", bias=True),
+    Cfg("replicate_k3_p12_s2", 2, 8, 15, 15, 8, 3, s=2, p=(1, 2), pm="replicate"),
+    Cfg("circular_k3_p1", 2, 8, 12, 12, 8, 3, p=1, pm="circular"),
+    Cfg("groups2", 2, 16, 14, 14, 32, 3, p=1, g=2),
+    Cfg("groups4_s2_bias", 2, 32, 15, 15, 16, 3, s=2, p=1, g=4, bias=True),
+    Cfg("depthwise_C32_bias", 2, 32, 16, 16, 32, 3, p=1, g=32, bias=True),
+    Cfg("depthwise_mult2_k5", 2, 8, 14, 14, 16, 5, p=2, g=8),
+    Cfg("groups5_C65_K130_N1", 1, 65, 10, 10, 130, 3, p=1, g=5),
+    Cfg("C17_K33_N3", 3, 17, 12, 12, 33, 3, p=1),
+    Cfg("C33_K7_N5", 5, 33, 10, 10, 7, 3),
+    Cfg("tiny_2x3_img", 2, 8, 2, 3, 8, 3, p=1, bias=True),
+    Cfg("unbatched", 1, 8, 12, 12, 16, 3, p=1, bias=True, layout="unbatched"),
+    Cfg("channels_last", 2, 32, 14, 14, 32, 3, p=1, bias=True, layout="cl"),
+    Cfg("noncontig_transposed", 2, 8, 12, 16, 16, 3, p=1, layout="transposed"),
+    Cfg("wgrad_long_reduction", 8, 16, 64, 64, 16, 3, p=1, bias=True),
+]
+CFG = {c.id: c for c in BWD_CONFIGS}
+assert len(CFG) == len(BWD_CONFIGS), "duplicate config ids"
+assert len(BWD_CONFIGS) >= 25
+
+
+def _params(module):
+    conv = module.conv2d if hasattr(module, "conv2d") else module
+    return conv.weight, conv.bias
+
+
+def _run(module, cfg, base, g=None, need_x=True, freeze_w=False, freeze_b=False):
+    """Forward+backward; returns (out, grad_output, {name: grad or None})."""
+    w, b = _params(module)
+    w.requires_grad_(not freeze_w)
+    if b is not None:
+        b.requires_grad_(not freeze_b)
+    leaf = base.detach().clone().requires_grad_(need_x)
+    out = module(U.view_input(cfg, leaf))
+    if g is None:
+        g = torch.randn(out.shape, device=out.device).to(out.dtype)
+    out.backward(g)
+    grads = {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
+    return out, g, grads
+
+
+def _truth_errors(ref, cfg, base, g, grads_new, grads_ref):
+    """For failure messages: each gradient's rel L2 error vs float64 truth."""
+    ref64 = U.double_copy(ref)
+    for p in ref64.parameters():
+        p.grad = None
+    _, _, g64 = _run(ref64, cfg, base.double(), g.double())
+    parts = []
+    for k, t in g64.items():
+        if t is None or grads_new.get(k) is None:
+            continue
+        parts.append(f"{k}: new {U.rel_l2(grads_new[k], t):.2e} / cuDNN {U.rel_l2(grads_ref[k], t):.2e}")
+    return "rel L2 vs float64 truth -- " + "; ".join(parts)
+
+
+def _compare_grads(where, cfg, ref, base, g, grads_new, grads_ref, tol, expect):
+    for name in ("input", "weight", "bias"):
+        gn, gr = grads_new[name], grads_ref[name]
+        if name not in expect:
+            assert gn is None, f"{where}: {name} grad should be None (not required), got a tensor"
+            continue
+        assert gn is not None, f"{where}: {name} grad is None"
+        assert gn.shape == gr.shape, f"{where}: {name} grad shape {tuple(gn.shape)} vs {tuple(gr.shape)}"
+        assert gn.dtype == gr.dtype, f"{where}: {name} grad dtype {gn.dtype} vs {gr.dtype}"
+        n_nan = int(torch.isnan(gn).sum().item())
+        assert n_nan == 0, f"{where}: {n_nan} NaN in {name} grad (unwritten under poison?)"
+        err = U.rel_l2(gn, gr)
+        if not err <= tol:
+            extra = _truth_errors(ref, cfg, base, g, grads_new, grads_ref) if base.dtype == torch.float32 else ""
+            pytest.fail(f"{where}: {name} grad rel L2 {err:.3e} > {tol:.0e} "
+                        f"(max|diff|={U.max_abs_diff(gn, gr):.3e}). {extra}")
+
+
+# --------------------------------------------------------------------------
+# fp32 sweep, both modes
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+@pytest.mark.parametrize("cfg", BWD_CONFIGS, ids=[c.id for c in BWD_CONFIGS])
+def test_backward_fp32(cfg, mode):
+    torch.manual_seed(U.seed_for("bwd", cfg.id, mode))
+    with U.precision_mode(mode):
+        model, ref = U.make_models(M, cfg)
+        base = U.make_base(cfg)
+        out_r, g, grads_ref = _run(ref, cfg, base)
+        out_n, _, grads_new = _run(model, cfg, base, g)
+        U.sync()
+        where = f"[{cfg}] mode={mode}"
+        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), (
+            f"{where}: forward (with autograd) differs: " + U.diff_report(out_n, out_r))
+        expect = {"input", "weight"} | ({"bias"} if cfg.bias else set())
+        _compare_grads(where, cfg, ref, base, g, grads_new, grads_ref, GRAD_TOL[mode], expect)
+
+
+# --------------------------------------------------------------------------
+# only the needed gradients
+# --------------------------------------------------------------------------
+NEEDED_CASES = {
+    # name: (need_x, freeze_w, freeze_b)
+    "input_no_grad": (False, False, False),
+    "weight_frozen": (True, True, False),
+    "only_bias": (False, True, False),
+    "only_weight": (False, False, True),
+    "only_input": (True, True, True),
+}
+
+
+@pytest.mark.parametrize("case", list(NEEDED_CASES), ids=list(NEEDED_CASES))
+@pytest.mark.parametrize("cfg_id", ["groups4_s2_bias", "k5x7_s21_p23_d12"])
+def test_only_needed_grads(cfg_id, case):
+    cfg = CFG[cfg_id]
+    need_x, freeze_w, freeze_b = NEEDED_CASES[case]
+    torch.manual_seed(U.seed_for("needed", cfg.id, case))
+    with U.precision_mode("ieee"):
+        model, ref = U.make_models(M, cfg)
+        base = U.make_base(cfg)
+        kw = dict(need_x=need_x, freeze_w=freeze_w, freeze_b=freeze_b)
+        _, g, grads_ref = _run(ref, cfg, base, **kw)
+        _, _, grads_new = _run(model, cfg, base, g, **kw)
+        U.sync()
+    expect = set()
+    if need_x:
+        expect.add("input")
+    if not freeze_w:
+        expect.add("weight")
+    if cfg.bias and not freeze_b:
+        expect.add("bias")
+    _compare_grads(f"[{cfg}] {case}", cfg, ref, base, g, grads_new, grads_ref,
+                   GRAD_TOL["ieee"], expect)
+
+
+# --------------------------------------------------------------------------
+# gradcheck in float64
+# --------------------------------------------------------------------------
+GRADCHECK_CASES = {
+    # name: (N, C, H, W, K, k, kwargs)
+    "k3_p1_bias": (2, 3, 5, 6, 4, 3, dict(padding=1)),
+    "s2_d12_k2x3": (2, 2, 7, 8, 3, (2, 3), dict(stride=2, padding=(1, 0), dilation=(1, 2))),
+    "groups2_s2": (1, 4, 6, 7, 6, 3, dict(stride=2, padding=1, groups=2)),
+    "depthwise_reflect": (2, 3, 5, 5, 3, 3, dict(padding=1, groups=3, padding_mode="reflect")),
+}
+
+
+@pytest.mark.parametrize("case", list(GRADCHECK_CASES), ids=list(GRADCHECK_CASES))
+def test_gradcheck_fp64(case):
+    N, C, H, W, K, k, kw = GRADCHECK_CASES[case]
+    kh, kwid = (k, k) if isinstance(k, int) else k
+    g = kw.get("groups", 1)
+    torch.manual_seed(U.seed_for("gradcheck", case))
+    dev = dict(device=U.DEVICE, dtype=torch.float64)
+    x = torch.randn(N, C, H, W, **dev, requires_grad=True)
+    w = torch.randn(K, C // g, kh, kwid, **dev, requires_grad=True)
+    b = torch.randn(K, **dev, requires_grad=True)
+
+    def f(x, w, b):
+        return M.conv2d(x, w, b, **kw)
+
+    ref = torch.nn.functional.conv2d if kw.get("padding_mode", "zeros") == "zeros" else None
+    if ref is not None:
+        kw_ref = {k2: v for k2, v in kw.items() if k2 != "padding_mode"}
+        assert torch.allclose(f(x, w, b), ref(x, w, b, **kw_ref), atol=1e-10, rtol=1e-10), (
+            f"{case}: float64 forward differs from F.conv2d")
+    assert torch.autograd.gradcheck(f, (x, w, b), eps=1e-6, atol=1e-6, rtol=1e-5), case
+
+
+# --------------------------------------------------------------------------
+# determinism
+# --------------------------------------------------------------------------
+DET_CASES = [
+    Cfg("det_long_wgrad", 8, 32, 48, 48, 32, 3, p=1, bias=True),
+    Cfg("det_depthwise", 8, 32, 32, 32, 32, 3, p=1, g=32, bias=True),
+    Cfg("det_k1x1", 16, 64, 32, 32, 64, 1, bias=True),
+]
+
+
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+@pytest.mark.parametrize("cfg", DET_CASES, ids=[c.id for c in DET_CASES])
+def test_deterministic_backward(cfg, mode):
+    torch.manual_seed(U.seed_for("det", cfg.id))
+    with U.deterministic_algorithms(True), U.precision_mode(mode):
+        model, _ = U.make_models(M, cfg)
+        base = U.make_base(cfg)
+        runs = []
+        g = None
+        for _ in range(2):
+            for p in model.parameters():
+                p.grad = None
+            out, g, grads = _run(model, cfg, base, g)
+            U.sync()
+            runs.append((out.detach().clone(), {k: v.detach().clone() for k, v in grads.items()}))
+    (o1, g1), (o2, g2) = runs
+    assert torch.equal(o1, o2), f"[{cfg}] {mode}: forward not bitwise reproducible"
+    for name in ("weight", "bias", "input"):
+        assert torch.equal(g1[name], g2[name]), (
+            f"[{cfg}] {mode}: {name} grad not bitwise identical across two runs with "
+            f"use_deterministic_algorithms(True) (max|diff|={U.max_abs_diff(g1[name], g2[name]):.3e})")
+
+
+# --------------------------------------------------------------------------
+# short training run vs the same net on nn.Conv2d
+# --------------------------------------------------------------------------
+class _TwoLayer(nn.Module):
+    def __init__(self, conv_cls, c_in=4, c_mid=8, c_out=4):
+        super().__init__()
+        self.conv_a = conv_cls(c_in, c_mid, 3, padding=1, bias=True)
+        self.conv_b = conv_cls(c_mid, c_out, 3, stride=1, padding=1, bias=True)
+
+    def forward(self, x):
+        return self.conv_b(torch.relu(self.conv_a(x)))
+
+
+def test_training_tracks_nn_conv2d():
+    lr, steps = 0.05, 5
+    with U.precision_mode("ieee"):
+        torch.manual_seed(2024)
+        net_new = _TwoLayer(M.ModelNew).to(U.DEVICE)
+        net_ref = _TwoLayer(nn.Conv2d).to(U.DEVICE)
+        with torch.no_grad():   # ModelNew params are conv_x.conv2d.*; nn.Conv2d's are conv_x.*
+            for name in ("conv_a", "conv_b"):
+                getattr(net_ref, name).weight.copy_(getattr(net_new, name).conv2d.weight)
+                getattr(net_ref, name).bias.copy_(getattr(net_new, name).conv2d.bias)
+        torch.manual_seed(7)
+        x = torch.randn(6, 4, 16, 16, device=U.DEVICE)
+        target = torch.randn(6, 4, 16, 16, device=U.DEVICE)
+
+        def pairs():
+            for name in ("conv_a", "conv_b"):
+                a, r = getattr(net_new, name).conv2d, getattr(net_ref, name)
+                yield f"{name}.weight", a.weight, r.weight
+                yield f"{name}.bias", a.bias, r.bias
+
+        for step in range(steps):
+            losses = []
+            for net in (net_new, net_ref):
+                out = net(x)
+                loss = ((out - target) ** 2).mean()
+                net.zero_grad(set_to_none=True)
+                loss.backward()
+                with torch.no_grad():
+                    for p in net.parameters():
+                        p -= lr * p.grad
+                losses.append(loss.item())
+            U.sync()
+            assert abs(losses[0] - losses[1]) <= 1e-3 * abs(losses[1]), (
+                f"step {step}: loss {losses[0]:.6g} (ModelNew) vs {losses[1]:.6g} (nn.Conv2d)")
+            for name, pn, pr in pairs():
+                assert not torch.isnan(pn).any(), f"step {step}: NaN in {name}"
+                err = U.rel_l2(pn, pr)
+                assert err <= 1e-3, f"step {step}: {name} rel L2 {err:.3e} > 1e-3 vs nn.Conv2d net"
+
+
+# --------------------------------------------------------------------------
+# fp16 / bf16 backward
+# --------------------------------------------------------------------------
+HALF_BWD_IDS = ["l1_55_small", "groups4_s2_bias", "k5x7_s21_p23_d12"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("cfg_id", HALF_BWD_IDS)
+def test_backward_half(cfg_id, dtype):
+    cfg = CFG[cfg_id]
+    torch.manual_seed(U.seed_for("half_bwd", cfg.id, dtype))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    base = U.make_base(cfg, dtype=dtype)
+    out_r, g, grads_ref = _run(ref, cfg, base)
+    out_n, _, grads_new = _run(model, cfg, base, g)
+    U.sync()
+    where = f"[{cfg}] {dtype}"
+    assert out_n.dtype == dtype
+    expect = {"input", "weight"} | ({"bias"} if cfg.bias else set())
+    _compare_grads(where, cfg, ref, base, g, grads_new, grads_ref, HALF_GRAD_TOL, expect)

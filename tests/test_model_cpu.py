@@ -1,0 +1,241 @@
+"""CPU-only checks of model_new.py's Python surface (no GPU, no extension build).
+
+Runs everywhere.  Skipped as a whole while model_new.py does not exist yet.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+
+def _load_util():
+    name = "_convtest_util"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent / "_convtest_util.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+U = _load_util()
+
+if not U.model_new_exists():
+    pytest.skip(f"model_new.py not written yet (looked for {U.MODEL_NEW_PATH})",
+                allow_module_level=True)
+
+M = U.load_model_new()
+
+
+# --------------------------------------------------------------------------
+# module surface
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["ModelNew", "get_inputs", "get_init_inputs", "conv2d",
+                                  "set_poison", "build_extension", "precision_class",
+                                  "CUDA_KERNELS"])
+def test_module_exports(name):
+    assert hasattr(M, name), f"model_new has no attribute {name!r}"
+
+
+def test_modelnew_is_module():
+    assert issubclass(M.ModelNew, nn.Module), "ModelNew must subclass torch.nn.Module"
+
+
+def test_cuda_kernels_string():
+    src = M.CUDA_KERNELS
+    assert isinstance(src, str), f"CUDA_KERNELS is {type(src).__name__}, expected str"
+    assert src.strip(), "CUDA_KERNELS is empty"
+    assert "__global__" in src, "CUDA_KERNELS contains no __global__ kernel"
+
+
+def test_import_and_construct_need_no_gpu():
+    # Constructing must not touch CUDA or build anything.
+    m = M.ModelNew(64, 128, 3)
+    assert m.conv2d.weight.device.type == "cpu"
+    assert tuple(m.conv2d.weight.shape) == (128, 64, 3, 3)
+    assert m.conv2d.bias is None, "bias defaults to False (KernelBench #55 signature)"
+
+
+# --------------------------------------------------------------------------
+# parameter init identical to nn.Conv2d
+# --------------------------------------------------------------------------
+INIT_CONFIGS = [
+    dict(in_channels=64, out_channels=128, kernel_size=3),
+    dict(in_channels=64, out_channels=128, kernel_size=3, bias=True),
+    dict(in_channels=3, out_channels=64, kernel_size=7, stride=2, padding=3, bias=True),
+    dict(in_channels=32, out_channels=64, kernel_size=(5, 7), stride=(2, 1), padding=(2, 3),
+         dilation=(1, 2), bias=False),
+    dict(in_channels=32, out_channels=64, kernel_size=(5, 7), bias=True),
+    dict(in_channels=16, out_channels=32, kernel_size=3, groups=4, bias=True),
+    dict(in_channels=16, out_channels=32, kernel_size=5, groups=16, padding=2, bias=False),
+    dict(in_channels=17, out_channels=33, kernel_size=1, bias=True),
+    dict(in_channels=8, out_channels=8, kernel_size=4, padding="same", dilation=2, bias=True),
+    dict(in_channels=8, out_channels=8, kernel_size=3, padding="same", bias=False),
+    dict(in_channels=8, out_channels=8, kernel_size=3, padding="valid", bias=True),
+    dict(in_channels=8, out_channels=12, kernel_size=3, padding=1, padding_mode="reflect",
+         bias=True),
+    dict(in_channels=8, out_channels=12, kernel_size=3, padding=1, padding_mode="circular"),
+]
+
+
+def _cfg_id(kw):
+    return ",".join(f"{k}={v}" for k, v in kw.items()).replace(" ", "")
+
+
+@pytest.mark.parametrize("kw", INIT_CONFIGS, ids=[_cfg_id(k) for k in INIT_CONFIGS])
+@pytest.mark.parametrize("seed", [0, 1234])
+def test_init_bit_identical_to_nn_conv2d(kw, seed):
+    kw = dict(kw)
+    kw.setdefault("bias", False)
+    torch.manual_seed(seed)
+    m = M.ModelNew(**kw)
+    after_m = torch.rand(4)
+    torch.manual_seed(seed)
+    ref = nn.Conv2d(**kw)
+    after_ref = torch.rand(4)
+    assert m.conv2d.weight.shape == ref.weight.shape, (
+        f"weight shape {tuple(m.conv2d.weight.shape)} != nn.Conv2d {tuple(ref.weight.shape)}")
+    assert m.conv2d.weight.dtype == ref.weight.dtype
+    assert torch.equal(m.conv2d.weight, ref.weight), (
+        f"weights differ from nn.Conv2d under the same seed "
+        f"(max|diff|={U.max_abs_diff(m.conv2d.weight, ref.weight):.3e})")
+    if kw["bias"]:
+        assert m.conv2d.bias is not None, "bias=True but model.conv2d.bias is None"
+        assert torch.equal(m.conv2d.bias, ref.bias), "bias differs from nn.Conv2d under the same seed"
+    else:
+        assert m.conv2d.bias is None, "bias=False but model.conv2d.bias is not None"
+    assert torch.equal(after_m, after_ref), (
+        "ModelNew consumed the global RNG differently from nn.Conv2d "
+        "(next random draw differs after construction)")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_init_dtype_kwarg(dtype):
+    torch.manual_seed(7)
+    m = M.ModelNew(8, 16, 3, bias=True, dtype=dtype)
+    torch.manual_seed(7)
+    ref = nn.Conv2d(8, 16, 3, bias=True, dtype=dtype)
+    assert m.conv2d.weight.dtype == dtype
+    assert torch.equal(m.conv2d.weight, ref.weight)
+    assert torch.equal(m.conv2d.bias, ref.bias)
+
+
+def test_parameters_are_trainable():
+    m = M.ModelNew(8, 16, 3, bias=True)
+    names = {n for n, p in m.named_parameters() if p.requires_grad}
+    assert names == {"conv2d.weight", "conv2d.bias"}, f"named_parameters: {sorted(names)}"
+
+
+# --------------------------------------------------------------------------
+# state_dict compatibility with the reference Model
+# --------------------------------------------------------------------------
+class _RefModel(nn.Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.conv2d = nn.Conv2d(*args, **kwargs)
+
+    def forward(self, x):
+        return self.conv2d(x)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_state_dict_keys(bias):
+    m = M.ModelNew(64, 128, 3, bias=bias)
+    keys = list(m.state_dict().keys())
+    expected = ["conv2d.weight"] + (["conv2d.bias"] if bias else [])
+    assert sorted(keys) == sorted(expected), f"state_dict keys {keys}, expected exactly {expected}"
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_load_reference_state_dict_strict(bias):
+    torch.manual_seed(99)
+    ref = _RefModel(16, 32, (5, 7), stride=(2, 1), padding=(2, 3), bias=bias)
+    torch.manual_seed(12345)  # different init on purpose
+    m = M.ModelNew(16, 32, (5, 7), stride=(2, 1), padding=(2, 3), bias=bias)
+    result = m.load_state_dict(ref.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys, str(result)
+    assert torch.equal(m.conv2d.weight, ref.conv2d.weight)
+    if bias:
+        assert torch.equal(m.conv2d.bias, ref.conv2d.bias)
+    # and the other direction
+    ref2 = _RefModel(16, 32, (5, 7), stride=(2, 1), padding=(2, 3), bias=bias)
+    ref2.load_state_dict(m.state_dict(), strict=True)
+    assert torch.equal(ref2.conv2d.weight, m.conv2d.weight)
+
+
+# --------------------------------------------------------------------------
+# KernelBench level 1 #55 inputs
+# --------------------------------------------------------------------------
+def test_get_init_inputs_matches_55():
+    assert list(M.get_init_inputs()) == [64, 128, 3], (
+        f"get_init_inputs() = {M.get_init_inputs()!r}, expected [64, 128, 3]")
+
+
+def test_get_inputs_matches_55():
+    inputs = M.get_inputs()
+    assert isinstance(inputs, (list, tuple)) and len(inputs) == 1, (
+        f"get_inputs() should return [x]; got {type(inputs).__name__} of len {len(inputs)}")
+    x = inputs[0]
+    assert isinstance(x, torch.Tensor)
+    assert tuple(x.shape) == (8, 64, 512, 1024), f"shape {tuple(x.shape)}"
+    assert x.dtype == torch.float32, f"dtype {x.dtype}"
+    # torch.rand: values in [0, 1), not all equal
+    sample = x.flatten()[:: 4099]
+    assert float(sample.min()) >= 0.0 and float(sample.max()) < 1.0, "values not in [0, 1)"
+    assert float(sample.std()) > 0.1, "get_inputs() does not look like torch.rand"
+    del inputs, x, sample
+
+
+# --------------------------------------------------------------------------
+# errors without a GPU
+# --------------------------------------------------------------------------
+def _assert_clear_message(exc):
+    msg = str(exc)
+    assert msg.strip(), f"{type(exc).__name__} raised with an empty message"
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 10, 10), (8, 10, 10)], ids=["batched", "unbatched"])
+def test_forward_on_cpu_tensor_raises(shape):
+    m = M.ModelNew(8, 16, 3)
+    x = torch.randn(*shape)
+    with pytest.raises((RuntimeError, ValueError)) as ei:
+        m(x)
+    _assert_clear_message(ei.value)
+    assert any(w in str(ei.value).lower() for w in ("cuda", "gpu", "device", "cpu")), (
+        f"error for a CPU tensor should say it needs CUDA; got: {ei.value}")
+
+
+def test_functional_on_cpu_tensor_raises():
+    x = torch.randn(2, 8, 10, 10)
+    w = torch.randn(16, 8, 3, 3)
+    with pytest.raises((RuntimeError, ValueError)) as ei:
+        M.conv2d(x, w)
+    _assert_clear_message(ei.value)
+
+
+BAD_CTOR = {
+    "in_channels_not_divisible_by_groups": dict(in_channels=6, out_channels=8, kernel_size=3, groups=4),
+    "out_channels_not_divisible_by_groups": dict(in_channels=8, out_channels=6, kernel_size=3, groups=4),
+    "same_padding_with_stride2": dict(in_channels=4, out_channels=4, kernel_size=3, padding="same", stride=2),
+    "same_padding_with_stride_tuple": dict(in_channels=4, out_channels=4, kernel_size=3, padding="same",
+                                           stride=(1, 2)),
+    "bad_padding_mode": dict(in_channels=4, out_channels=4, kernel_size=3, padding_mode="mirror"),
+    "bad_padding_string": dict(in_channels=4, out_channels=4, kernel_size=3, padding="full"),
+    "groups_zero": dict(in_channels=4, out_channels=4, kernel_size=3, groups=0),
+}
+
+
+@pytest.mark.parametrize("kw", list(BAD_CTOR.values()), ids=list(BAD_CTOR.keys()))
+def test_invalid_constructor_args_raise_valueerror(kw):
+    with pytest.raises(ValueError):
+        nn.Conv2d(**kw)  # sanity: the reference rejects it too
+    with pytest.raises(ValueError) as ei:
+        M.ModelNew(**kw)
+    _assert_clear_message(ei.value)

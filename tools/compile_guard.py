@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Compile model_new.py's CUDA kernels with nvcc, no GPU needed.
+
+model_new.py keeps its kernels in a module-level string, CUDA_KERNELS, that
+is plain CUDA (no torch headers), so nvcc alone can compile it.  Doing that
+for sm_80 (A100) and sm_90a (H100/H200) on a CPU machine catches compile
+errors for either target before anyone spends GPU time.
+
+Exit status: 0 both targets compile, 1 otherwise (or no CUDA_KERNELS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = [
+    ("sm_80", "-gencode=arch=compute_80,code=sm_80"),
+    ("sm_90a", "-gencode=arch=compute_90a,code=sm_90a"),
+]
+
+
+def cuda_kernels(path: Path):
+    """CUDA_KERNELS from the file: read as a literal when it is one, so that
+    neither torch nor a GPU is needed; otherwise exec() the source, which
+    must not build anything at import."""
+    text = path.read_text()
+    for node in ast.parse(text, str(path)).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "CUDA_KERNELS" for t in node.targets
+        ):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+            break  # built by an expression: run the file to get it
+    else:
+        return None
+    namespace = {"__file__": str(path), "__name__": path.stem}
+    exec(compile(text, str(path), "exec"), namespace)
+    value = namespace.get("CUDA_KERNELS")
+    return value if isinstance(value, str) else None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--file", type=Path, default=REPO / "model_new.py",
+                        help="file that defines CUDA_KERNELS (default: model_new.py)")
+    parser.add_argument("--nvcc", default=shutil.which("nvcc") or "nvcc", help="nvcc to use")
+    args = parser.parse_args(argv)
+
+    if not args.file.is_file():
+        print(f"compile_guard: {args.file} not found")
+        return 1
+    source = cuda_kernels(args.file)
+    if source is None:
+        print(f"compile_guard: {args.file.name} has no module-level string CUDA_KERNELS")
+        return 1
+
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        cu = Path(tmp) / "cuda_kernels.cu"
+        cu.write_text(source)
+        for name, gencode in TARGETS:
+            command = [args.nvcc, "-std=c++17", gencode, "-c", "-o", "/dev/null", str(cu)]
+            start = time.perf_counter()
+            result = subprocess.run(command, capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+            status = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+            print(f"compile_guard: {args.file.name} CUDA_KERNELS for {name}: {status} in {seconds:.1f} s")
+            output = (result.stdout + result.stderr).strip()
+            if output:  # warnings on success, errors on failure
+                print("\n".join("  " + line for line in output.splitlines()[-40:]))
+            failures += result.returncode != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

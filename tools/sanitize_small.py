@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Tiny forward+backward convolutions through model_new, for compute-sanitizer.
+
+    compute-sanitizer --tool memcheck  python3 tools/sanitize_small.py
+    compute-sanitizer --tool racecheck python3 tools/sanitize_small.py
+
+Every output buffer is NaN-poisoned (model_new.set_poison(True)), so an element
+a kernel forgets to write shows up as NaN.  The reference is nn.Conv2d in
+float64 on the CPU, so no cuDNN kernel runs under the sanitizer (only
+model_new's kernels and a few of torch's copy/fill kernels).  Each shape runs
+in TF32 and in IEEE mode (different kernel paths), float32; plus fp16, bf16 and
+fp64 on one shape each.
+
+Run with PYTORCH_NO_CUDA_MEMORY_CACHING=1 so each tensor is its own cudaMalloc
+and memcheck can see an out-of-bounds access past it.
+
+Exit status: 0 all good, 1 a NaN / wrong result / exception, 4 no CUDA GPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+
+import torch
+import torch.nn as nn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# (name, N, C, H, W, K, kernel, kwargs)
+CASES = [
+    ("k3_p1_bias", 2, 8, 10, 12, 16, 3, dict(padding=1, bias=True)),
+    ("k1x1_s2", 2, 17, 9, 9, 19, 1, dict(stride=2)),
+    ("k5x7_s21_p23_d12", 1, 6, 11, 15, 10, (5, 7), dict(stride=(2, 1), padding=(2, 3), dilation=(1, 2))),
+    ("groups4_s2", 2, 16, 9, 11, 8, 3, dict(stride=2, padding=1, groups=4, bias=True)),
+    ("depthwise_mult2", 2, 8, 10, 10, 16, 3, dict(padding=1, groups=8)),
+    ("reflect_same_k4", 1, 5, 8, 9, 7, 4, dict(padding="same", padding_mode="reflect")),
+    ("circular_p12", 1, 4, 6, 7, 4, 3, dict(padding=(1, 2), padding_mode="circular", bias=True)),
+    ("stem_7x7_C3", 1, 3, 20, 20, 16, 7, dict(stride=2, padding=3)),
+    ("tiny_img_2x3", 3, 4, 2, 3, 5, 3, dict(padding=1)),
+    ("channels_last_k3", 2, 32, 8, 8, 32, 3, dict(padding=1, bias=True)),
+    ("medium_tc_path", 2, 64, 20, 24, 64, 3, dict(padding=1)),
+    ("C65_K130", 1, 65, 6, 6, 130, 3, dict(padding=1)),
+]
+EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
+                ("k5x7_s21_p23_d12", torch.float64)]
+
+
+@contextlib.contextmanager
+def precision_mode(mode):
+    cudnn = torch.backends.cudnn
+    conv = getattr(cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        saved = conv.fp32_precision
+        conv.fp32_precision = "tf32" if mode == "tf32" else "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision = saved
+    else:
+        saved = cudnn.allow_tf32
+        cudnn.allow_tf32 = mode == "tf32"
+        try:
+            yield
+        finally:
+            cudnn.allow_tf32 = saved
+
+
+def rel_l2(a, b):
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    den = b.norm().item()
+    return (a - b).norm().item() / (den if den else 1.0)
+
+
+def run_case(M, case, dtype, mode):
+    name, N, C, H, W, K, k, kw = case
+    kw = dict(kw)
+    torch.manual_seed(0)
+    model = M.ModelNew(C, K, k, **kw)
+    ref = nn.Conv2d(C, K, k, **{"bias": False, **kw}).double()
+    with torch.no_grad():
+        ref.weight.copy_(model.conv2d.weight)
+        if ref.bias is not None:
+            ref.bias.copy_(model.conv2d.bias)
+    model = model.to("cuda", dtype)
+    x_cpu = torch.randn(N, C, H, W).to(dtype)
+    g_shape = ref(x_cpu.double()).shape
+    g_cpu = torch.randn(g_shape).to(dtype)
+
+    x = x_cpu.detach().cuda()
+    if name.startswith("channels_last"):
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    with precision_mode(mode):
+        pc = M.precision_class(x, model.conv2d.weight, kw.get("groups", 1))
+        y = model(x)
+        y.backward(g_cpu.cuda())
+    torch.cuda.synchronize()
+
+    xr = x_cpu.detach().double().requires_grad_(True)
+    yr = ref(xr)
+    yr.backward(g_cpu.double())
+    grads = {"out": (y, yr), "grad_input": (x.grad, xr.grad),
+             "grad_weight": (model.conv2d.weight.grad, ref.weight.grad)}
+    if ref.bias is not None:
+        grads["grad_bias"] = (model.conv2d.bias.grad, ref.bias.grad)
+    tol = {"tf32": 5e-3, "fp32": 1e-4, "half": 3e-2, "fp64": 1e-10}[pc]
+    problems = []
+    for what, (got, exp) in grads.items():
+        if got is None:
+            problems.append(f"{what} is None")
+            continue
+        nan = int(torch.isnan(got).sum().item())
+        if nan:
+            problems.append(f"{what}: {nan} NaN (unwritten elements?)")
+            continue
+        err = rel_l2(got, exp)
+        if err > tol:
+            problems.append(f"{what}: rel L2 {err:.2e} > {tol:.0e}")
+    return pc, problems
+
+
+def main():
+    if not torch.cuda.is_available():
+        print("sanitize_small.py: no CUDA GPU")
+        return 4
+    import model_new as M
+
+    t0 = time.time()
+    print("build_extension:", M.build_extension(), flush=True)
+    M.set_poison(True)
+    failures = 0
+    runs = [(c, torch.float32, mode) for c in CASES for mode in ("tf32", "ieee")]
+    by_name = {c[0]: c for c in CASES}
+    runs += [(by_name[n], dt, "tf32") for n, dt in EXTRA_DTYPES]
+    for case, dtype, mode in runs:
+        label = f"{case[0]:<20} {str(dtype).replace('torch.', ''):<9} {mode:<5}"
+        try:
+            pc, problems = run_case(M, case, dtype, mode)
+        except Exception:  # noqa: BLE001 -- report and go on
+            failures += 1
+            print(f"FAIL {label} exception:\n{traceback.format_exc()}", flush=True)
+            continue
+        if problems:
+            failures += 1
+            print(f"FAIL {label} class={pc}: " + "; ".join(problems), flush=True)
+        else:
+            print(f"ok   {label} class={pc}", flush=True)
+    M.set_poison(False)
+    print(f"sanitize_small.py: {len(runs) - failures}/{len(runs)} ok in {time.time() - t0:.1f}s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
