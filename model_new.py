@@ -146,7 +146,8 @@ __device__ __forceinline__ int remap_index(int i, int n, int mode) {
 //   PREC_TF32   operands rounded to TF32 by cvt.rna, one mma
 //   PREC_3XTF32 each operand split into big + small TF32 parts, three mmas (small*big,
 //               big*small, big*big), which recovers fp32 accuracy on the TF32 units
-//   PREC_EXACT  operands already exact in TF32 (16-bit inputs, pre-rounded weights), one mma
+//   PREC_EXACT  operands passed as raw bits, one mma: exact for 16-bit inputs; for fp32 inputs the
+//               tensor cores then truncate to TF32 (what cuDNN does in some passes, see the rule)
 // B_READY: B was rounded to TF32 when the weights were packed (saves the cvt in the loop).
 // ---------------------------------------------------------------------------------------------
 enum Precision { PREC_TF32 = 0, PREC_3XTF32 = 1, PREC_EXACT = 2 };
@@ -169,12 +170,12 @@ __device__ __forceinline__ void to_tf32(float v, uint32_t& big, uint32_t& small)
     }
 }
 
-// One warp's 64 x 64 x (8 * KSTEPS) step.  a_at(i, half, k) returns A(row i*16 + g + 8*half,
+// One warp's 64 x (8 * NT) x (8 * KSTEPS) step.  a_at(i, half, k) returns A(row i*16 + g + 8*half,
 // column k + t) for this lane; b_pair(jp, k) returns B(k + t, column g) of n8 tiles 2*jp and 2*jp+1
 // (a float2, so a kernel whose layout puts those two side by side can fetch them with one
 // 64-bit load).  A_READY / B_READY: that operand is already a TF32 (or exact) value.
-template <int PREC, bool A_READY, bool B_READY, int KSTEPS, typename ALoad, typename BPairLoad>
-__device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], ALoad a_at, BPairLoad b_pair) {
+template <int PREC, bool A_READY, bool B_READY, int KSTEPS, int NT, typename ALoad, typename BPairLoad>
+__device__ __forceinline__ void warp_mma(float (&acc)[4][NT][4], ALoad a_at, BPairLoad b_pair) {
 #pragma unroll
     for (int ks = 0; ks < KSTEPS; ++ks) {
         const int kk = ks * 8;
@@ -187,7 +188,7 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], ALoad a_at, BPai
             to_tf32<PREC, A_READY>(a_at(i, 1, kk + 4), a_big[i][3], a_small[i][3]);
         }
 #pragma unroll
-        for (int jp = 0; jp < 4; ++jp) {
+        for (int jp = 0; jp < NT / 2; ++jp) {
             const float2 lo = b_pair(jp, kk), hi = b_pair(jp, kk + 4);
             uint32_t b_big[2][2], b_small[2][2];
             to_tf32<PREC, B_READY>(lo.x, b_big[0][0], b_small[0][0]);
@@ -217,7 +218,7 @@ __device__ __forceinline__ void warp_mma_tile(float (&acc)[4][8][4], const float
     const int g = lane >> 2, t = lane & 3;
     const float* a = As + g * A_SM + t * A_SK;
     const float* b = Bs + g * B_SN + t * B_SK;
-    warp_mma<PREC, false, B_READY, TILE_K / 8>(
+    warp_mma<PREC, false, B_READY, TILE_K / 8, 8>(
         acc,
         [&](int i, int half, int k) { return a[(i * 16 + half * 8) * A_SM + k * A_SK]; },
         [&](int jp, int k) {
@@ -419,6 +420,9 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 // Tiling: 128 output pixels as a tile_h x tile_w patch (tile_w = 8..128, a power of two chosen on
 //   the host to waste the fewest pixels and load the smallest halo), 128 output channels, the
 //   reduction in k-tiles of (one tap) x (16 channels): KT = slices * taps, tap-minor.
+// Warps: 8 in a 2 x 4 grid, each a 64 x 32 accumulator tile (64 floats per thread, about 128
+//   registers), so two blocks give 16 warps per SM: the first version, 4 warps of 64 x 64, left
+//   only 2 warps per scheduler and stalled on every dependent instruction (ncu: 0.5 IPC).
 // Shared memory: halo [2 slices][16][halo_cs] (channel stride = 8 mod 32, so the 8 rows x 4
 //   channels of a fragment load hit 32 banks), weights [3 stages][16][136].  Weight columns are
 //   read in pairs (tiles j and j+1 interleaved: physical column (j/2)*16 + 2*n + (j&1)) with one
@@ -427,17 +431,19 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 //   so it has taps - 1 k-tiles to land (the host uses this kernel for taps >= 2 only); weights run
 //   two k-tiles ahead.  Each cp.async group holds one k-tile's weights (plus a halo).
 constexpr int HALO_CK = 16;
+constexpr int HALO_THREADS = 256;
+constexpr int HALO_NT = 4;  // n8 tiles per warp
 constexpr int HALO_B_LD = TILE_N + 8;
 constexpr int HALO_B_STAGE = HALO_CK * HALO_B_LD;
 
 template <typename T, int PREC>
-__global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_halo_kernel(const ConvGemmParams p) {
+__global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_halo_kernel(const ConvGemmParams p) {
     extern __shared__ __align__(16) float smem[];
     float* halo_buf = smem;                                  // [2][HALO_CK][halo_cs]
     float* b_buf = smem + 2 * HALO_CK * p.halo_cs;           // [STAGES][HALO_CK][HALO_B_LD]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int wm = warp >> 1, wn = warp & 1;
+    const int wm = warp >> 2, wn = warp & 3;
     const int group = blockIdx.z, n0 = blockIdx.y * TILE_N;
     int bx = blockIdx.x;
     const int tq = bx % p.tiles_q; bx /= p.tiles_q;
@@ -464,11 +470,11 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_halo_kernel(const Co
             a_off[i][half] = pr * p.stride_h * HW + pc * p.stride_w + t * CS;
         }
 
-    // Halo elements this thread moves: e = tid + 128 j, walked as (channel, row, column) with a
+    // Halo elements this thread moves: e = tid + 256 j, walked as (channel, row, column) with a
     // precomputed carry step instead of a division per element.
     const int e_c = tid / halo_plane, e_rest = tid - e_c * halo_plane;
     const int e_r = e_rest / HW, e_w = e_rest - e_r * HW;
-    const int s_c = GEMM_THREADS / halo_plane, s_rest = GEMM_THREADS - s_c * halo_plane;
+    const int s_c = HALO_THREADS / halo_plane, s_rest = HALO_THREADS - s_c * halo_plane;
     const int s_r = s_rest / HW, s_w = s_rest - s_r * HW;
     constexpr bool kConvert = sizeof(T) == 4 && PREC == PREC_TF32;
     // action 0: load slice into buffer buf (cp.async for fp32, direct for 16-bit types);
@@ -477,7 +483,7 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_halo_kernel(const Co
         float* dst_base = halo_buf + buf * HALO_CK * CS;
         const int c_first = slice * HALO_CK;
         int c = e_c, r = e_r, w = e_w;
-        for (int e = tid; e < halo_elems; e += GEMM_THREADS) {
+        for (int e = tid; e < halo_elems; e += HALO_THREADS) {
             float* dst = dst_base + c * CS + r * HW + w;
             if (action == 1) {
                 *dst = __uint_as_float(tf32_rna(*dst));
@@ -509,18 +515,18 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_halo_kernel(const Co
         const float* src = w_group + ((long long)tap * p.Cpad + slice * HALO_CK) * p.Kpad;
         float* dst = b_buf + stage * HALO_B_STAGE;
 #pragma unroll
-        for (int i = 0; i < (HALO_CK * TILE_N / 4) / GEMM_THREADS; ++i) {
-            const int id = tid + i * GEMM_THREADS;
+        for (int i = 0; i < (HALO_CK * TILE_N / 4) / HALO_THREADS; ++i) {
+            const int id = tid + i * HALO_THREADS;
             const int row = id / (TILE_N / 4), col = (id % (TILE_N / 4)) * 4;
             cp_async_16(dst + row * HALO_B_LD + col, src + (long long)row * p.Kpad + col);
         }
     };
 
-    float acc[4][8][4];
+    float acc[4][HALO_NT][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < HALO_NT; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
@@ -542,8 +548,8 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_halo_kernel(const Co
 
         const float* a = halo_buf + (slice & 1) * HALO_CK * CS +
                          (th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo);
-        const float* b = b_buf + (kt % STAGES) * HALO_B_STAGE + wn * 64 + 2 * g + t * HALO_B_LD;
-        warp_mma<PREC, kConvert || sizeof(T) == 2, PREC != PREC_3XTF32, HALO_CK / 8>(
+        const float* b = b_buf + (kt % STAGES) * HALO_B_STAGE + wn * (HALO_NT * 8) + 2 * g + t * HALO_B_LD;
+        warp_mma<PREC, kConvert || sizeof(T) == 2, PREC != PREC_3XTF32, HALO_CK / 8, HALO_NT>(
             acc,
             [&](int i, int half, int k) { return a[a_off[i][half] + k * CS]; },
             [&](int jp, int k) { return *(const float2*)(b + jp * 16 + k * HALO_B_LD); });
@@ -564,10 +570,10 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_halo_kernel(const Co
             if (op >= p.P || oq >= p.Q) continue;
             T* y_pix = y + (long long)img * p.y_sn + (long long)op * p.y_sh + (long long)oq * p.y_sw;
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
+            for (int j = 0; j < HALO_NT; ++j) {
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-                    const int n = n0 + wn * 64 + (j >> 1) * 16 + 2 * (2 * t + e) + (j & 1);
+                    const int n = n0 + wn * (HALO_NT * 8) + (j >> 1) * 16 + 2 * (2 * t + e) + (j & 1);
                     if (n >= p.Kg) continue;
                     const long long channel = (long long)group * p.Kg + n;
                     float v = acc[i][j][half * 2 + e];
@@ -1125,9 +1131,9 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
                            w.options().dtype(at::kFloat));
     p.wpack = wpack.data_ptr<float>();
     if (taps > 0) launch_pack<T>(w, wpack, pp);
-    auto run = [&](auto kernel, const dim3& grid, int smem) {
+    auto run = [&](auto kernel, const dim3& grid, int smem, int threads) {
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-        kernel<<<grid, GEMM_THREADS, smem, stream>>>(p);
+        kernel<<<grid, threads, smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     if (hc.use) {
@@ -1139,10 +1145,11 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
         const dim3 grid((unsigned)blocks, (unsigned)(p.Kpad / TILE_N), (unsigned)groups);
         if constexpr (sizeof(T) == 2) {
-            run(conv_fwd_halo_kernel<T, PREC_EXACT>, grid, hc.smem);
+            run(conv_fwd_halo_kernel<T, PREC_EXACT>, grid, hc.smem, HALO_THREADS);
         } else if constexpr (sizeof(T) == 4) {
-            if (prec == PREC_TF32) run(conv_fwd_halo_kernel<float, PREC_TF32>, grid, hc.smem);
-            else run(conv_fwd_halo_kernel<float, PREC_3XTF32>, grid, hc.smem);
+            if (prec == PREC_TF32) run(conv_fwd_halo_kernel<float, PREC_TF32>, grid, hc.smem, HALO_THREADS);
+            else if (prec == PREC_EXACT) run(conv_fwd_halo_kernel<float, PREC_EXACT>, grid, hc.smem, HALO_THREADS);
+            else run(conv_fwd_halo_kernel<float, PREC_3XTF32>, grid, hc.smem, HALO_THREADS);
         } else {
             TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
         }
@@ -1151,10 +1158,11 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     TORCH_CHECK(ceil_div(p.M, TILE_M) < (int64_t)INT32_MAX, "too many output pixels");
     const dim3 grid((unsigned)ceil_div(p.M, TILE_M), (unsigned)(p.Kpad / TILE_N), (unsigned)groups);
     if constexpr (sizeof(T) == 2) {
-        run(conv_fwd_gemm_kernel<T, PREC_EXACT, true>, grid, FWD_SMEM_BYTES);
+        run(conv_fwd_gemm_kernel<T, PREC_EXACT, true>, grid, FWD_SMEM_BYTES, GEMM_THREADS);
     } else if constexpr (sizeof(T) == 4) {
-        if (prec == PREC_TF32) run(conv_fwd_gemm_kernel<float, PREC_TF32, true>, grid, FWD_SMEM_BYTES);
-        else run(conv_fwd_gemm_kernel<float, PREC_3XTF32, false>, grid, FWD_SMEM_BYTES);
+        if (prec == PREC_TF32) run(conv_fwd_gemm_kernel<float, PREC_TF32, true>, grid, FWD_SMEM_BYTES, GEMM_THREADS);
+        else if (prec == PREC_EXACT) run(conv_fwd_gemm_kernel<float, PREC_EXACT, true>, grid, FWD_SMEM_BYTES, GEMM_THREADS);
+        else run(conv_fwd_gemm_kernel<float, PREC_3XTF32, false>, grid, FWD_SMEM_BYTES, GEMM_THREADS);
     } else {
         TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
     }

@@ -1,0 +1,85 @@
+"""Which arithmetic does cuDNN use, per shape and per pass, with TF32 allowed?
+
+For each configuration this runs cuDNN's forward, grad-input and grad-weight (torch defaults,
+TF32 allowed) and our kernels in three arithmetics: TF32 with round-to-nearest-away operands
+(rna), TF32 with truncated operands (trunc: raw fp32 bits into the tensor cores) and
+IEEE-accurate 3xTF32 (fp32).  The variant nearest to cuDNN (relative L2) names cuDNN's class;
+model_new's precision rule is written from this table.
+
+    python3 tools/cudnn_rounding.py            (needs a CUDA GPU; prints one row per config)
+"""
+
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import model_new as M  # noqa: E402
+
+VARIANTS = (("rna", 0), ("trunc", 2), ("fp32", 1))
+
+# name, N, C, K, H, W, (kh, kw), stride, padding, dilation, groups
+CONFIGS = [
+    ("55-big", 8, 64, 128, 128, 256, (3, 3), 1, 0, 1, 1),
+    ("55-small", 2, 64, 128, 40, 72, (3, 3), 1, 0, 1, 1),
+    ("56-small", 2, 64, 128, 33, 29, (5, 7), 1, (2, 3), 1, 1),
+    ("56-big", 4, 64, 128, 128, 64, (5, 7), 1, 0, 1, 1),
+    ("c32-s2", 3, 32, 48, 31, 27, (3, 3), 2, 1, 1, 1),
+    ("c32-s2-big", 4, 32, 48, 128, 128, (3, 3), 2, 1, 1, 1),
+    ("c20-s32-d23", 2, 20, 36, 29, 35, (3, 5), (3, 2), (2, 1), (2, 3), 1),
+    ("g4", 2, 64, 64, 23, 19, (3, 3), 1, 1, 1, 4),
+    ("g4-big", 4, 64, 64, 128, 128, (3, 3), 1, 1, 1, 4),
+    ("1x1-96", 2, 96, 40, 17, 23, (1, 1), 1, 0, 1, 1),
+    ("1x1-big", 4, 64, 128, 128, 128, (1, 1), 1, 0, 1, 1),
+    ("c3-7x7", 2, 3, 64, 45, 39, (7, 7), 2, 3, 1, 1),
+    ("c33-k130", 3, 33, 130, 13, 11, (3, 3), 1, 1, 1, 1),
+    ("c33-big", 2, 33, 130, 96, 96, (3, 3), 1, 1, 1, 1),
+    ("c16-3x3", 2, 16, 32, 64, 64, (3, 3), 1, 1, 1, 1),
+    ("c28-3x3", 2, 28, 32, 64, 64, (3, 3), 1, 1, 1, 1),
+    ("c40-3x3", 2, 40, 32, 64, 64, (3, 3), 1, 1, 1, 1),
+    ("c256-3x3", 2, 256, 64, 32, 32, (3, 3), 1, 1, 1, 1),
+    ("c64-5x5-s1", 2, 64, 64, 48, 48, (5, 5), 1, 2, 1, 1),
+]
+
+
+def pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+
+
+def main():
+    if not torch.cuda.is_available():
+        print("cudnn_rounding.py: a CUDA GPU is needed")
+        return 4
+    ext = M._ext()
+    torch.manual_seed(0)
+    print(f"{'config':12s} {'pass':6s} " + " ".join(f"{n:>8s}" for n, _ in VARIANTS) + "  cuDNN~  ours-class")
+    for name, n, c, k, h, w, ks, st, pd, dl, gr in CONFIGS:
+        st, pd, dl = pair(st), pair(pd), pair(dl)
+        x = torch.randn(n, c, h, w, device="cuda")
+        wt = torch.randn(k, c // gr, *ks, device="cuda") * 0.1
+        y = torch.ops.aten.convolution(x, wt, None, list(st), list(pd), list(dl), False, [0, 0], gr)
+        gy = torch.randn_like(y)
+        dx, dw, _ = torch.ops.aten.convolution_backward(gy, x, wt, None, list(st), list(pd), list(dl), False,
+                                                        [0, 0], gr, [True, True, False])
+        geo = [st[0], st[1], pd[0], pd[0], pd[1], pd[1], dl[0], dl[1], gr, 0]
+        algo = 0 if (gr > 1 and gr == c and c // gr == 1) else 1
+        ours_class = M._precision_for(torch.float32, c, tuple(wt.shape), gr)
+        for pass_name, ref, fn in (
+            ("fwd", y, lambda prec: ext.conv2d_forward(x, wt, None, geo, algo, prec, False, False)),
+            ("dgrad", dx, lambda prec: ext.conv2d_backward_input(gy, wt, list(x.shape), geo, algo, prec, False, False)),
+            ("wgrad", dw, lambda prec: ext.conv2d_backward_weight(gy, x, list(wt.shape), geo, algo, prec, False)),
+        ):
+            errs = [rel(fn(prec), ref) for _, prec in VARIANTS]
+            best = VARIANTS[min(range(len(errs)), key=lambda i: errs[i])][0]
+            print(f"{name:12s} {pass_name:6s} " + " ".join(f"{e:8.1e}" for e in errs) + f"  {best:6s}  {ours_class}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
