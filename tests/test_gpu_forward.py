@@ -152,7 +152,7 @@ def test_forward_fp32(cfg, mode):
         x_before = x.clone()
         w = model.conv2d.weight
 
-        pc = M.precision_class(x, w, cfg.g)
+        pc = model.precision_class(x)
         if mode == "ieee":
             assert pc == "fp32", f"[{cfg}] IEEE mode but precision_class={pc!r}"
         else:
@@ -198,7 +198,7 @@ def test_ieee_accuracy_vs_cudnn(cfg_id):
     with U.precision_mode("ieee"):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg)
-        assert M.precision_class(x, model.conv2d.weight, cfg.g) == "fp32"
+        assert model.precision_class(x) == "fp32"
         out = model(x)
         exp = ref(x)
         truth = U.double_copy(ref)(x.double())
@@ -221,7 +221,7 @@ def test_forward_half(cfg_id, dtype):
     torch.manual_seed(U.seed_for("half", cfg.id, dtype))
     model, ref = U.make_models(M, cfg, dtype=dtype)
     x = U.make_input(cfg, dtype=dtype)
-    pc = M.precision_class(x, model.conv2d.weight, cfg.g)
+    pc = model.precision_class(x)
     assert pc == "half", f"[{cfg}] {dtype}: precision_class={pc!r}, expected 'half'"
     out = model(x)
     exp = ref(x)
@@ -242,7 +242,7 @@ def test_forward_fp64(cfg_id):
     torch.manual_seed(U.seed_for("fp64", cfg.id))
     model, ref = U.make_models(M, cfg, dtype=torch.float64)
     x = U.make_input(cfg, dtype=torch.float64)
-    pc = M.precision_class(x, model.conv2d.weight, cfg.g)
+    pc = model.precision_class(x)
     assert pc == "fp64", f"[{cfg}] float64: precision_class={pc!r}"
     out = model(x)
     exp = ref(x)

@@ -68,7 +68,7 @@ def main():
                                                         [0, 0], gr, [True, True, False])
         geo = [st[0], st[1], pd[0], pd[0], pd[1], pd[1], dl[0], dl[1], gr, 0]
         algo = 0 if (gr > 1 and gr == c and c // gr == 1) else 1
-        ours_class = M._precision_for(torch.float32, c, tuple(wt.shape), gr)
+        geom = M._Geometry(ks, st, pd, dl, gr, "zeros")
         for pass_name, ref, fn in (
             ("fwd", y, lambda prec: ext.conv2d_forward(x, wt, None, geo, algo, prec, False, False)),
             ("dgrad", dx, lambda prec: ext.conv2d_backward_input(gy, wt, list(x.shape), geo, algo, prec, False, False)),
@@ -76,7 +76,9 @@ def main():
         ):
             errs = [rel(fn(prec), ref) for _, prec in VARIANTS]
             best = VARIANTS[min(range(len(errs)), key=lambda i: errs[i])][0]
-            print(f"{name:12s} {pass_name:6s} " + " ".join(f"{e:8.1e}" for e in errs) + f"  {best:6s}  {ours_class}",
+            full = {"fwd": "forward", "dgrad": "grad_input", "wgrad": "grad_weight"}[pass_name]
+            ours = M._precision_of_call(full, tuple(x.shape), x.dtype, tuple(wt.shape), geom)
+            print(f"{name:12s} {pass_name:6s} " + " ".join(f"{e:8.1e}" for e in errs) + f"  {best:6s}  {ours}",
                   flush=True)
     return 0
 

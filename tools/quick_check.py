@@ -87,7 +87,7 @@ def check_all():
             bwd_ok = all(v <= gtol for v in gl2.values())
             ok = fwd_ok and bwd_ok
             ok_all &= ok
-            rows.append({"config": name, "mode": mode, "class": M.precision_class(x, new.conv2d.weight, new.geometry.groups),
+            rows.append({"config": name, "mode": mode, "class": new.precision_class(x),
                          "fwd_maxabs": (yn.double() - yr.double()).abs().max().item(),
                          "fwd_ok": fwd_ok, **{f"{k}_rel": v for k, v in gl2.items()}, "bwd_ok": bwd_ok})
             flag = "ok " if ok else "FAIL"
