@@ -249,7 +249,7 @@ struct ConvGemmParams {
     int taps_h, taps_w;
     int pad_mode;
     // halo kernel only: output tile (1 << tile_w_log2) wide and tile_h high, tiles_p x tiles_q of
-    // them per image; halo window halo_h x halo_w per channel, channel stride halo_cs floats;
+    // them per image; halo window halo_h x halo_w pixels, halo_cs floats per halo buffer;
     // tap_row_lo / tap_col_lo = the smallest tap offset (negative dilations in grad-input).
     int tile_w_log2, tile_h, tiles_p, tiles_q;
     int halo_h, halo_w, halo_cs, tap_row_lo, tap_col_lo;
@@ -423,14 +423,16 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 // Warps: 8 in a 2 x 4 grid, each a 64 x 32 accumulator tile (64 floats per thread, about 128
 //   registers), so two blocks give 16 warps per SM: the first version, 4 warps of 64 x 64, left
 //   only 2 warps per scheduler and stalled on every dependent instruction (ncu: 0.5 IPC).
-// Shared memory: halo [2 slices][16][halo_cs] (channel stride = 8 mod 32, so the 8 rows x 4
-//   channels of a fragment load hit 32 banks), weights [3 stages][16][136].  Weight columns are
+// Shared memory: halo [2 slices][halo pixel][16 channels + 4] (pixel-major: a fragment's channel
+//   offsets are then compile-time immediates, and the pixel stride of 20 words sends the 8 rows x
+//   4 channels of a fragment load to 32 different banks), weights [3 stages][16][136].  Weight columns are
 //   read in pairs (tiles j and j+1 interleaved: physical column (j/2)*16 + 2*n + (j&1)) with one
 //   64-bit load; the epilogue maps the columns back.
 // Pipeline: at the first tap of slice s the halo of slice s+1 is issued into the other buffer,
 //   so it has taps - 1 k-tiles to land (the host uses this kernel for taps >= 2 only); weights run
 //   two k-tiles ahead.  Each cp.async group holds one k-tile's weights (plus a halo).
 constexpr int HALO_CK = 16;
+constexpr int HALO_PS = HALO_CK + 4;  // floats per halo pixel
 constexpr int HALO_THREADS = 256;
 constexpr int HALO_NT = 4;  // n8 tiles per warp
 constexpr int HALO_B_LD = TILE_N + 8;
@@ -439,8 +441,8 @@ constexpr int HALO_B_STAGE = HALO_CK * HALO_B_LD;
 template <typename T, int PREC>
 __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_halo_kernel(const ConvGemmParams p) {
     extern __shared__ __align__(16) float smem[];
-    float* halo_buf = smem;                                  // [2][HALO_CK][halo_cs]
-    float* b_buf = smem + 2 * HALO_CK * p.halo_cs;           // [STAGES][HALO_CK][HALO_B_LD]
+    float* halo_buf = smem;                                  // [2][halo_h * halo_w][HALO_PS]
+    float* b_buf = smem + 2 * p.halo_cs;                      // [STAGES][HALO_CK][HALO_B_LD]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = warp >> 2, wn = warp & 3;
@@ -467,7 +469,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
         for (int half = 0; half < 2; ++half) {
             const int m = wm * 64 + i * 16 + g + half * 8;
             const int pr = m >> p.tile_w_log2, pc = m & (tile_w - 1);
-            a_off[i][half] = pr * p.stride_h * HW + pc * p.stride_w + t * CS;
+            a_off[i][half] = (pr * p.stride_h * HW + pc * p.stride_w) * HALO_PS + t;
         }
 
     // Halo elements this thread moves: e = tid + 256 j, walked as (channel, row, column) with a
@@ -481,7 +483,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     constexpr bool kConvert = sizeof(T) == 4 && PREC == PREC_TF32;
     // Load slice `slice` into halo buffer `buf` (cp.async for fp32, direct for 16-bit types).
     auto halo_load = [&](int slice, int buf) {
-        float* dst_base = halo_buf + buf * HALO_CK * CS;
+        float* dst_base = halo_buf + buf * CS;
         const int c_first = slice * HALO_CK;
         const int c_end = p.Cg - c_first;  // channels c < c_end exist
         int c = e_c, r = e_r, w = e_w;
@@ -497,7 +499,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
                 ok = c < c_end && h_in >= 0 && w_in >= 0;
             }
             const T* src = ok ? x_img + ((c_first + c) * xs_c + h_in * xs_h + w_in * xs_w) : x;
-            float* dst = dst_base + c * CS + r * HW + w;
+            float* dst = dst_base + (r * HW + w) * HALO_PS + c;
             if constexpr (sizeof(T) == 4) {
                 cp_async_4(dst, src, ok);
             } else {
@@ -510,10 +512,10 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     };
     // Round this thread's elements of buffer `buf` to TF32 in place (TF32 mode, fp32 input).
     auto halo_round = [&](int buf) {
-        float* dst_base = halo_buf + buf * HALO_CK * CS;
+        float* dst_base = halo_buf + buf * CS;
         int c = e_c, r = e_r, w = e_w;
         for (int e = tid; e < halo_elems; e += HALO_THREADS) {
-            float* dst = dst_base + c * CS + r * HW + w;
+            float* dst = dst_base + (r * HW + w) * HALO_PS + c;
             *dst = __uint_as_float(tf32_rna(*dst));
             w += s_w; r += s_r; c += s_c;
             if (w >= HW) { w -= HW; ++r; }
@@ -525,8 +527,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     const int slices = p.Cpad / HALO_CK;
     const int KT = taps * slices;
     const float* w_group = p.wpack + (long long)group * taps * p.Cpad * p.Kpad + n0;
-    auto load_b = [&](int stage, int kt) {
-        const int slice = kt / taps, tap = kt - slice * taps;
+    auto load_b = [&](int stage, int slice, int tap) {
         const float* src = w_group + ((long long)tap * p.Cpad + slice * HALO_CK) * p.Kpad;
         float* dst = b_buf + stage * HALO_B_STAGE;
 #pragma unroll
@@ -544,11 +545,36 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
         for (int j = 0; j < HALO_NT; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+    // IEEE mode: the tensor cores accumulate with truncation, so after every slice the registers
+    // are added (round-to-nearest) into acc_total and restarted (a 4480-term reduction missed
+    // cuDNN's fp32 by 3e-5 without this).
+    float acc_total[4][PREC == PREC_3XTF32 ? HALO_NT : 1][4];
+    auto fold_acc = [&](auto& into, auto& from) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < HALO_NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) { into[i][j][e] += from[i][j][e]; from[i][j][e] = 0.f; }
+    };
+    if constexpr (PREC == PREC_3XTF32) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < HALO_NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc_total[i][j][e] = 0.f;
+    }
 
-    if (KT > 0) { halo_load(0, 0); load_b(0, 0); }
+    // (b_slice, b_tap): the k-tile whose weights load next, two ahead of the one multiplied.
+    int b_slice = 0, b_tap = 0;
+    auto next_b = [&]() { if (++b_tap == taps) { b_tap = 0; ++b_slice; } };
+    if (KT > 0) { halo_load(0, 0); load_b(0, 0, 0); }
     cp_async_commit();
-    if (KT > 1) load_b(1, 1);
+    next_b();
+    if (KT > 1) load_b(1, b_slice, b_tap);
     cp_async_commit();
+    next_b();
     int slice = 0, tap = 0, th = 0, tw = 0;
     for (int kt = 0; kt < KT; ++kt) {
         cp_async_wait<1>();
@@ -557,22 +583,27 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
             halo_round(slice & 1);
             __syncthreads();
         }
-        if (kt + 2 < KT) load_b((kt + 2) % STAGES, kt + 2);
+        if (kt + 2 < KT) load_b((kt + 2) % STAGES, b_slice, b_tap);
+        next_b();
         if (tap == 0 && slice + 1 < slices) halo_load(slice + 1, (slice + 1) & 1);
         cp_async_commit();
 
-        const float* a = halo_buf + (slice & 1) * HALO_CK * CS +
-                         (th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo);
+        const float* a = halo_buf + (slice & 1) * CS +
+                         ((th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo)) * HALO_PS;
         const float* b = b_buf + (kt % STAGES) * HALO_B_STAGE + wn * (HALO_NT * 8) + 2 * g + t * HALO_B_LD;
         warp_mma<PREC, kConvert || sizeof(T) == 2, PREC != PREC_3XTF32, HALO_CK / 8, HALO_NT>(
             acc,
-            [&](int i, int half, int k) { return a[a_off[i][half] + k * CS]; },
+            [&](int i, int half, int k) { return a[a_off[i][half] + k]; },
             [&](int jp, int k) { return *(const float2*)(b + jp * 16 + k * HALO_B_LD); });
 
         if (++tw == p.taps_w) { tw = 0; if (++th == p.taps_h) th = 0; }
-        if (++tap == taps) { tap = 0; ++slice; }
+        if (++tap == taps) {
+            tap = 0; ++slice;
+            if constexpr (PREC == PREC_3XTF32) fold_acc(acc_total, acc);
+        }
     }
     cp_async_wait<0>();
+    if constexpr (PREC == PREC_3XTF32) fold_acc(acc, acc_total);  // acc = the round-to-nearest total
 
     T* y = (T*)p.y;
     const T* bias = (const T*)p.bias;
@@ -1111,8 +1142,8 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
             const int64_t hh = (int64_t)(th - 1) * stride_h + span_h + 1;
             const int64_t hw = (int64_t)(tw - 1) * stride_w + span_w + 1;
             const int64_t plane = hh * hw;
-            const int64_t cs = std::max<int64_t>(8, round_up(plane - 8, 32) + 8);  // = 8 (mod 32)
-            const int64_t smem = (2 * HALO_CK * cs + STAGES * HALO_B_STAGE) * 4;
+            const int64_t cs = plane * HALO_PS;  // floats per halo buffer
+            const int64_t smem = (2 * cs + STAGES * HALO_B_STAGE) * 4;
             if (smem > limit) continue;
             const int64_t tiles_p = ceil_div(P, th), tiles_q = ceil_div(Q, tw);
             const int64_t key1 = ceil_div(tiles_p * tiles_q * TILE_M * 100, (int64_t)P * Q);
