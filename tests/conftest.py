@@ -21,6 +21,7 @@ from gpu import requires_cuda  # noqa: E402  (re-exported for convenience)
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped elsewhere)")
+    config.addinivalue_line("markers", "slow: large GPU tests (more than 2^31-element outputs)")
 
 
 def pytest_collection_modifyitems(config, items):

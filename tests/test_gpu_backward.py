@@ -153,10 +153,36 @@ def test_backward_fp32(cfg, mode):
         out_n, _, grads_new = _run(model, cfg, base, g)
         U.sync()
         where = f"[{cfg}] mode={mode}"
+        expect = {"input", "weight"} | ({"bias"} if cfg.bias else set())
+        if mode == "tf32":
+            _xfail_on_class_mismatch(where, model, cfg, ref, base, g, grads_new, grads_ref, out_n, out_r)
         assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), (
             f"{where}: forward (with autograd) differs: " + U.diff_report(out_n, out_r))
-        expect = {"input", "weight"} | ({"bias"} if cfg.bias else set())
         _compare_grads(where, cfg, ref, base, g, grads_new, grads_ref, GRAD_TOL[mode], expect)
+
+
+def _xfail_on_class_mismatch(where, model, cfg, ref, base, g, grads_new, grads_ref, out_n, out_r):
+    """TF32 mode: each of the three GEMMs must be within its class's accuracy of float64; where
+    cuDNN's heuristics chose another class than our rule, the test is an expected failure."""
+    ref64 = U.double_copy(ref)
+    for prm in ref64.parameters():
+        prm.grad = None
+    out64, _, g64 = _run(ref64, cfg, base.double(), g.double())
+    x = base if base.dim() == 4 else base.unsqueeze(0)
+    with U.precision_mode("tf32"):
+        classes = {"output": model.precision_class(x, "forward", detailed=True),
+                   "input": model.precision_class(x, "grad_input", detailed=True),
+                   "weight": model.precision_class(x, "grad_weight", detailed=True)}
+    pairs = {"output": (out_n, out_r, out64)}
+    for k in ("input", "weight"):
+        if grads_new.get(k) is not None and g64.get(k) is not None:
+            pairs[k] = (grads_new[k], grads_ref[k], g64[k])
+    for k, (new, ref_t, truth) in pairs.items():
+        err_new, err_ref = U.rel_l2(new, truth), U.rel_l2(ref_t, truth)
+        bound = 2e-5 if classes[k] == "fp32" else 2e-3
+        assert err_new <= bound, f"{where}: {k} rel L2 vs float64 {err_new:.2e} > {bound:.0e} ({classes[k]})"
+    for k, (new, ref_t, truth) in pairs.items():
+        U.xfail_if_cudnn_class_differs(f"{where} {k}", classes[k], U.rel_l2(new, truth), U.rel_l2(ref_t, truth))
 
 
 # --------------------------------------------------------------------------

@@ -27,6 +27,37 @@ TARGETS = [
 ]
 
 
+# Template kernels compile only when instantiated, and the launchers that instantiate them are
+# not part of CUDA_KERNELS; so the guard instantiates every variant the launchers use.
+INSTANTIATIONS = {
+    "conv_fwd_halo_kernel": [
+        "template __global__ void conv_fwd_halo_kernel<{t}, {p}>(const ConvGemmParams);".format(t=t, p=p)
+        for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
+                     ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
+    "conv_fwd_gemm_kernel": [
+        "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
+        for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
+                        ("float", "PREC_EXACT", "true"), ("f16_t", "PREC_EXACT", "true"),
+                        ("bf16_t", "PREC_EXACT", "true"))],
+    "conv_wgrad_gemm_kernel": [
+        "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const WgradParams);".format(t=t, p=p)
+        for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
+                     ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
+    "conv_fwd_direct_kernel": [
+        f"template __global__ void conv_fwd_direct_kernel<{t}>(const DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "conv_dgrad_direct_kernel": [
+        f"template __global__ void conv_dgrad_direct_kernel<{t}>(const DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "pack_weights_kernel": [
+        f"template __global__ void pack_weights_kernel<{t}>(const {t}*, float*, const PackParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+}
+
+
+def with_instantiations(source: str) -> str:
+    lines = [line for name, insts in INSTANTIATIONS.items() if f"void {name}(" in source or f" {name}(" in source
+             for line in insts]
+    return source + ("\n// compile guard: explicit instantiations\n" + "\n".join(lines) + "\n" if lines else "")
+
+
 def cuda_kernels(path: Path):
     """CUDA_KERNELS from the file: read as a literal when it is one, so that
     neither torch nor a GPU is needed; otherwise exec() the source, which
@@ -65,7 +96,7 @@ def main(argv=None) -> int:
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         cu = Path(tmp) / "cuda_kernels.cu"
-        cu.write_text(source)
+        cu.write_text(with_instantiations(source))
         for name, gencode in TARGETS:
             command = [args.nvcc, "-std=c++17", gencode, "-c", "-o", "/dev/null", str(cu)]
             start = time.perf_counter()
