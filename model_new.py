@@ -100,6 +100,14 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&d)[4], const uint32_t (&
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// Four 8x8 matrices of 32-bit... read as b16 pairs: lane L supplies the row address of row L%8 of
+// matrix L/8 and receives, from matrix i, row (lane/4) word (lane%4).  With rows of 4 fp32 (16
+// bytes) that is exactly a TF32 mma fragment: one instruction instead of four 32-bit loads.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], unsigned smem_addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr));
+}
+
 // Asynchronous global->shared copies (sm_80+).  The 4-byte form zero-fills when !valid, which
 // is how padding, ragged tiles and out-of-range rows become zeros without a branch.
 __device__ __forceinline__ void cp_async_4(float* smem_dst, const void* gmem_src, bool valid) {
@@ -423,11 +431,10 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 // Warps: 8 in a 2 x 4 grid, each a 64 x 32 accumulator tile (64 floats per thread, about 128
 //   registers), so two blocks give 16 warps per SM: the first version, 4 warps of 64 x 64, left
 //   only 2 warps per scheduler and stalled on every dependent instruction (ncu: 0.5 IPC).
-// Shared memory: halo [2 slices][halo pixel][16 channels + 4] (pixel-major: a fragment's channel
-//   offsets are then compile-time immediates, and the pixel stride of 20 words sends the 8 rows x
-//   4 channels of a fragment load to 32 different banks), weights [3 stages][16][136].  Weight columns are
-//   read in pairs (tiles j and j+1 interleaved: physical column (j/2)*16 + 2*n + (j&1)) with one
-//   64-bit load; the epilogue maps the columns back.
+// Shared memory: halo [2 slices][halo pixel][16 channels + 4], weights [3 stages][128 n][16 + 4]:
+//   both operands reduction-contiguous, so every fragment comes from one ldmatrix.x4 (an A m16
+//   tile, or the B fragments of two n8 tiles).  Rows are 80 bytes apart: 16-byte aligned, and 8
+//   consecutive rows fall in 8 different 16-byte bank groups (conflict-free).
 // Pipeline: at the first tap of slice s the halo of slice s+1 is issued into the other buffer,
 //   so it has taps - 1 k-tiles to land (the host uses this kernel for taps >= 2 only); weights run
 //   two k-tiles ahead.  Each cp.async group holds one k-tile's weights (plus a halo).
@@ -435,14 +442,14 @@ constexpr int HALO_CK = 16;
 constexpr int HALO_PS = HALO_CK + 4;  // floats per halo pixel
 constexpr int HALO_THREADS = 256;
 constexpr int HALO_NT = 4;  // n8 tiles per warp
-constexpr int HALO_B_LD = TILE_N + 8;
-constexpr int HALO_B_STAGE = HALO_CK * HALO_B_LD;
+constexpr int HALO_B_LD = HALO_CK + 4;  // floats per weight row (one output channel)
+constexpr int HALO_B_STAGE = TILE_N * HALO_B_LD;
 
 template <typename T, int PREC>
 __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_halo_kernel(const ConvGemmParams p) {
     extern __shared__ __align__(16) float smem[];
     float* halo_buf = smem;                                  // [2][halo_h * halo_w][HALO_PS]
-    float* b_buf = smem + 2 * p.halo_cs;                      // [STAGES][HALO_CK][HALO_B_LD]
+    float* b_buf = smem + 2 * p.halo_cs;                      // [STAGES][TILE_N][HALO_B_LD]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = warp >> 2, wn = warp & 3;
@@ -461,16 +468,22 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     const int halo_plane = p.halo_h * HW;
     const int halo_elems = HALO_CK * halo_plane;
 
-    // This lane's 8 A rows as offsets into the halo (t selects the channel).
-    int a_off[4][2];
+    // ldmatrix row addresses (bytes, shared space) of this lane for each m16 tile: lane L feeds row
+    // L%8 of matrix L/8; matrices 0..3 = (rows 0-7, k 0-3), (rows 8-15, k 0-3), (0-7, k 4-7),
+    // (8-15, k 4-7), which land as a0..a3 of the fragment.
+    const unsigned halo_smem = (unsigned)__cvta_generic_to_shared(halo_buf);
+    unsigned a_row[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int m = wm * 64 + i * 16 + g + half * 8;
-            const int pr = m >> p.tile_w_log2, pc = m & (tile_w - 1);
-            a_off[i][half] = (pr * p.stride_h * HW + pc * p.stride_w) * HALO_PS + t;
-        }
+    for (int i = 0; i < 4; ++i) {
+        const int m = wm * 64 + i * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+        const int pr = m >> p.tile_w_log2, pc = m & (tile_w - 1);
+        a_row[i] = halo_smem + ((pr * p.stride_h * HW + pc * p.stride_w) * HALO_PS + 4 * (lane >> 4)) * 4;
+    }
+    // B: matrices (n 0-7, k 0-3), (n 0-7, k 4-7), (n 8-15, k 0-3), (n 8-15, k 4-7) of a 16-column
+    // pair = b0, b1 of n8 tile 2jp and b0, b1 of tile 2jp+1.
+    const unsigned b_smem = (unsigned)__cvta_generic_to_shared(b_buf);
+    const unsigned b_row = b_smem + ((wn * (HALO_NT * 8) + (lane & 7) + 8 * (lane >> 4)) * HALO_B_LD +
+                                     4 * ((lane >> 3) & 1)) * 4;
 
     // Halo elements this thread moves: e = tid + 256 j, walked as (channel, row, column) with a
     // precomputed carry step instead of a division per element.  Offsets are 32-bit: the host
@@ -527,14 +540,16 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     const int slices = p.Cpad / HALO_CK;
     const int KT = taps * slices;
     const float* w_group = p.wpack + (long long)group * taps * p.Cpad * p.Kpad + n0;
+    // packed weights here: [group][tap][Kpad columns][Cpad reduction] (col_major pack)
+    const float* w_cols = p.wpack + (long long)group * taps * p.Kpad * p.Cpad + (long long)n0 * p.Cpad;
     auto load_b = [&](int stage, int slice, int tap) {
-        const float* src = w_group + ((long long)tap * p.Cpad + slice * HALO_CK) * p.Kpad;
+        const float* src = w_cols + (long long)tap * p.Kpad * p.Cpad + slice * HALO_CK;
         float* dst = b_buf + stage * HALO_B_STAGE;
 #pragma unroll
         for (int i = 0; i < (HALO_CK * TILE_N / 4) / HALO_THREADS; ++i) {
             const int id = tid + i * HALO_THREADS;
-            const int row = id / (TILE_N / 4), col = (id % (TILE_N / 4)) * 4;
-            cp_async_16(dst + row * HALO_B_LD + col, src + (long long)row * p.Kpad + col);
+            const int n = id / (HALO_CK / 4), k4 = (id % (HALO_CK / 4)) * 4;
+            cp_async_16(dst + n * HALO_B_LD + k4, src + (long long)n * p.Cpad + k4);
         }
     };
 
@@ -589,13 +604,38 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
         if (tap == 0 && slice + 1 < slices) halo_load(slice + 1, (slice + 1) & 1);
         cp_async_commit();
 
-        const float* a = halo_buf + (slice & 1) * CS +
-                         ((th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo)) * HALO_PS;
-        const float* b = b_buf + (kt % STAGES) * HALO_B_STAGE + wn * (HALO_NT * 8) + 2 * g + t * HALO_B_LD;
-        warp_mma<PREC, kConvert || sizeof(T) == 2, PREC != PREC_3XTF32, HALO_CK / 8, HALO_NT>(
-            acc,
-            [&](int i, int half, int k) { return a[a_off[i][half] + k]; },
-            [&](int jp, int k) { return *(const float2*)(b + jp * 16 + k * HALO_B_LD); });
+        const unsigned a_shift = ((slice & 1) * CS +
+                                  ((th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo)) * HALO_PS) * 4;
+        const unsigned b_stage = b_row + (kt % STAGES) * HALO_B_STAGE * 4;
+        constexpr bool kAReady = kConvert || sizeof(T) == 2;
+        constexpr bool kBReady = PREC != PREC_3XTF32;
+#pragma unroll
+        for (int kk = 0; kk < HALO_CK; kk += 8) {
+            uint32_t a_raw[4][4], b_raw[HALO_NT / 2][4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) ldmatrix_x4(a_raw[i], a_row[i] + a_shift + kk * 4);
+#pragma unroll
+            for (int jp = 0; jp < HALO_NT / 2; ++jp) ldmatrix_x4(b_raw[jp], b_stage + (jp * 16 * HALO_B_LD + kk) * 4);
+            uint32_t a_big[4][4], a_small[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) to_tf32<PREC, kAReady>(__uint_as_float(a_raw[i][e]), a_big[i][e], a_small[i][e]);
+#pragma unroll
+            for (int j = 0; j < HALO_NT; ++j) {
+                uint32_t b_big[2], b_small[2];
+                to_tf32<PREC, kBReady>(__uint_as_float(b_raw[j >> 1][2 * (j & 1)]), b_big[0], b_small[0]);
+                to_tf32<PREC, kBReady>(__uint_as_float(b_raw[j >> 1][2 * (j & 1) + 1]), b_big[1], b_small[1]);
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    if (PREC == PREC_3XTF32) {
+                        mma_tf32_16x8x8(acc[i][j], a_small[i], b_big);
+                        mma_tf32_16x8x8(acc[i][j], a_big[i], b_small);
+                    }
+                    mma_tf32_16x8x8(acc[i][j], a_big[i], b_big);
+                }
+            }
+        }
 
         if constexpr (PREC == PREC_3XTF32) fold_acc(acc_total, acc);
         if (++tw == p.taps_w) { tw = 0; if (++th == p.taps_h) th = 0; }
@@ -618,7 +658,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
             for (int j = 0; j < HALO_NT; ++j) {
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-                    const int n = n0 + wn * (HALO_NT * 8) + (j >> 1) * 16 + 2 * (2 * t + e) + (j & 1);
+                    const int n = n0 + wn * (HALO_NT * 8) + j * 8 + 2 * t + e;
                     if (n >= p.Kg) continue;
                     const long long channel = (long long)group * p.Kg + n;
                     float v = acc[i][j][half * 2 + e];
@@ -684,13 +724,15 @@ __global__ void conv_fwd_direct_kernel(const DirectParams p) {
 //   of 128), zero-filled, fp32, rounded to TF32 when round_rna (then the main loop skips the cvt).
 //   Taps are a grid r = r0 + ti * r_step (ti < taps_h), s = s0 + tj * s_step (tj < taps_w).
 //   Forward: red = input channel, col = output channel.  Grad-input (transpose): red = output
-//   channel, col = input channel.  The weights are tiny next to the activations, so one thread
+//   channel, col = input channel.  col_major stores [group][tap][col][red] instead (the halo
+//   kernel reads weight fragments with ldmatrix, which wants the reduction contiguous).  The weights are tiny next to the activations, so one thread
 //   per element is plenty.
 struct PackParams {
     int groups, Kg, Cg, R, S;
     int red_n, col_n, red_pad, col_pad;
     int r0, r_step, taps_h, s0, s_step, taps_w;
     int transpose, round_rna;
+    int col_major;   // 1: out[group][tap][col][red] (reduction contiguous, for ldmatrix)
 };
 
 template <typename T>
@@ -700,8 +742,14 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, float* __restrict__
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
          idx += (long long)gridDim.x * blockDim.x) {
         long long rest = idx;
-        const int col = (int)(rest % p.col_pad); rest /= p.col_pad;
-        const int red = (int)(rest % p.red_pad); rest /= p.red_pad;
+        int col, red;
+        if (p.col_major) {
+            red = (int)(rest % p.red_pad); rest /= p.red_pad;
+            col = (int)(rest % p.col_pad); rest /= p.col_pad;
+        } else {
+            col = (int)(rest % p.col_pad); rest /= p.col_pad;
+            red = (int)(rest % p.red_pad); rest /= p.red_pad;
+        }
         const int tap = (int)(rest % taps);
         const int group = (int)(rest / taps);
         float v = 0.f;
@@ -1175,6 +1223,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
                                   : HaloChoice{};
     pp.red_pad = (int)round_up(pp.red_n, hc.use ? HALO_CK : TILE_K);
     pp.col_pad = (int)round_up(pp.col_n, TILE_N);
+    pp.col_major = hc.use ? 1 : 0;
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
     auto wpack = at::empty({std::max<int64_t>(1, (int64_t)groups * taps * p.Cpad * p.Kpad)},
                            w.options().dtype(at::kFloat));
