@@ -427,22 +427,25 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 //   TF32 once (in shared memory, right after it lands) rather than once per tap.
 // Tiling: 128 output pixels as a tile_h x tile_w patch (tile_w = 8..128, a power of two chosen on
 //   the host to waste the fewest pixels and load the smallest halo), 128 output channels, the
-//   reduction in k-tiles of (one tap) x (16 channels): KT = slices * taps, tap-minor.
+//   reduction in k-tiles of (two taps) x (16 channels): KT = slices * ceil(taps / 2), pair-minor.
+//   Two taps per k-tile give 4 k-steps (64 mma per warp) per barrier: with one tap, the barrier,
+//   the wait and the k-tile bookkeeping cost as much as the ldmatrix loads (ncu, v4).
 // Warps: 8 in a 2 x 4 grid, each a 64 x 32 accumulator tile (64 floats per thread, about 128
 //   registers), so two blocks give 16 warps per SM: the first version, 4 warps of 64 x 64, left
 //   only 2 warps per scheduler and stalled on every dependent instruction (ncu: 0.5 IPC).
-// Shared memory: halo [2 slices][halo pixel][16 channels + 4], weights [3 stages][128 n][16 + 4]:
+// Shared memory: halo [2 slices][halo pixel][16 channels + 4], weights [3 stages][128 n][2 x 16 + 4]:
 //   both operands reduction-contiguous, so every fragment comes from one ldmatrix.x4 (an A m16
 //   tile, or the B fragments of two n8 tiles).  Rows are 80 bytes apart: 16-byte aligned, and 8
-//   consecutive rows fall in 8 different 16-byte bank groups (conflict-free).
-// Pipeline: at the first tap of slice s the halo of slice s+1 is issued into the other buffer,
-//   so it has taps - 1 k-tiles to land (the host uses this kernel for taps >= 2 only); weights run
-//   two k-tiles ahead.  Each cp.async group holds one k-tile's weights (plus a halo).
+//   consecutive rows fall in 8 different 16-byte bank groups (conflict-free); weight rows are
+//   144 bytes apart, likewise conflict-free.
+// Pipeline: at the first k-tile of slice s the halo of slice s+1 is issued into the other buffer,
+//   so it has ceil(taps/2) - 1 k-tiles to land (the host uses this kernel for taps >= 3 only);
+//   weights run two k-tiles ahead.  Each cp.async group holds one k-tile's weights (plus a halo).
 constexpr int HALO_CK = 16;
 constexpr int HALO_PS = HALO_CK + 4;  // floats per halo pixel
 constexpr int HALO_THREADS = 256;
 constexpr int HALO_NT = 4;  // n8 tiles per warp
-constexpr int HALO_B_LD = HALO_CK + 4;  // floats per weight row (one output channel)
+constexpr int HALO_B_LD = 2 * HALO_CK + 4;  // floats per weight row: one output channel, two taps
 constexpr int HALO_B_STAGE = TILE_N * HALO_B_LD;
 
 template <typename T, int PREC>
@@ -537,19 +540,25 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     };
 
     const int taps = p.taps_h * p.taps_w;
+    const int pairs = (taps + 1) / 2;
     const int slices = p.Cpad / HALO_CK;
-    const int KT = taps * slices;
+    const int KT = pairs * slices;
     const float* w_group = p.wpack + (long long)group * taps * p.Cpad * p.Kpad + n0;
     // packed weights here: [group][tap][Kpad columns][Cpad reduction] (col_major pack)
     const float* w_cols = p.wpack + (long long)group * taps * p.Kpad * p.Cpad + (long long)n0 * p.Cpad;
-    auto load_b = [&](int stage, int slice, int tap) {
-        const float* src = w_cols + (long long)tap * p.Kpad * p.Cpad + slice * HALO_CK;
+    // weights of taps 2*pair and 2*pair + 1 (if it exists) for one 16-channel slice
+    auto load_b = [&](int stage, int slice, int pair) {
+        const float* src = w_cols + (long long)(2 * pair) * p.Kpad * p.Cpad + slice * HALO_CK;
+        const bool second = 2 * pair + 1 < taps;
         float* dst = b_buf + stage * HALO_B_STAGE;
 #pragma unroll
-        for (int i = 0; i < (HALO_CK * TILE_N / 4) / HALO_THREADS; ++i) {
+        for (int i = 0; i < (2 * HALO_CK * TILE_N / 4) / HALO_THREADS; ++i) {
             const int id = tid + i * HALO_THREADS;
-            const int n = id / (HALO_CK / 4), k4 = (id % (HALO_CK / 4)) * 4;
-            cp_async_16(dst + n * HALO_B_LD + k4, src + (long long)n * p.Cpad + k4);
+            const int n = id / (2 * HALO_CK / 4), c8 = id % (2 * HALO_CK / 4);  // c8 < 4: first tap
+            if (c8 < HALO_CK / 4 || second)
+                cp_async_16(dst + n * HALO_B_LD + c8 * 4,
+                            src + (c8 < HALO_CK / 4 ? 0 : (long long)p.Kpad * p.Cpad) + (long long)n * p.Cpad +
+                                (c8 % (HALO_CK / 4)) * 4);
         }
     };
 
@@ -582,38 +591,46 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
                 for (int e = 0; e < 4; ++e) acc_total[i][j][e] = 0.f;
     }
 
-    // (b_slice, b_tap): the k-tile whose weights load next, two ahead of the one multiplied.
+    // (b_slice, b_pair): the k-tile whose weights load next, two ahead of the one multiplied.
     int b_slice = 0, b_tap = 0;
-    auto next_b = [&]() { if (++b_tap == taps) { b_tap = 0; ++b_slice; } };
+    auto next_b = [&]() { if (++b_tap == pairs) { b_tap = 0; ++b_slice; } };
     if (KT > 0) { halo_load(0, 0); load_b(0, 0, 0); }
     cp_async_commit();
     next_b();
     if (KT > 1) load_b(1, b_slice, b_tap);
     cp_async_commit();
     next_b();
-    int slice = 0, tap = 0, th = 0, tw = 0;
+    int slice = 0, pair = 0, th = 0, tw = 0;  // (th, tw): the first tap of the pair
     for (int kt = 0; kt < KT; ++kt) {
         cp_async_wait<1>();
         __syncthreads();  // k-tile kt (and, at tap 0, its slice's halo) has landed
-        if (tap == 0 && kConvert) {
+        if (pair == 0 && kConvert) {
             halo_round(slice & 1);
             __syncthreads();
         }
         if (kt + 2 < KT) load_b((kt + 2) % STAGES, b_slice, b_tap);
         next_b();
-        if (tap == 0 && slice + 1 < slices) halo_load(slice + 1, (slice + 1) & 1);
+        if (pair == 0 && slice + 1 < slices) halo_load(slice + 1, (slice + 1) & 1);
         cp_async_commit();
 
-        const unsigned a_shift = ((slice & 1) * CS +
-                                  ((th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo)) * HALO_PS) * 4;
+        // the pair's second tap: (th, tw) advanced by one in row-major tap order
+        const bool second = 2 * pair + 1 < taps;
+        const int th2 = tw + 1 == p.taps_w ? th + 1 : th, tw2 = tw + 1 == p.taps_w ? 0 : tw + 1;
+        const unsigned buf_shift = (slice & 1) * CS * 4;
+        const unsigned a_shift0 = buf_shift +
+            ((th * p.dil_h - p.tap_row_lo) * HW + (tw * p.dil_w - p.tap_col_lo)) * HALO_PS * 4;
+        const unsigned a_shift1 = buf_shift +
+            ((th2 * p.dil_h - p.tap_row_lo) * HW + (tw2 * p.dil_w - p.tap_col_lo)) * HALO_PS * 4;
         const unsigned b_stage = b_row + (kt % STAGES) * HALO_B_STAGE * 4;
         constexpr bool kAReady = kConvert || sizeof(T) == 2;
         constexpr bool kBReady = PREC != PREC_3XTF32;
 #pragma unroll
-        for (int kk = 0; kk < HALO_CK; kk += 8) {
+        for (int kk = 0; kk < 2 * HALO_CK; kk += 8) {
+            if (kk >= HALO_CK && !second) break;  // odd tap count: the last pair has one tap
+            const unsigned a_shift = (kk < HALO_CK ? a_shift0 : a_shift1) + (kk % HALO_CK) * 4;
             uint32_t a_raw[4][4], b_raw[HALO_NT / 2][4];
 #pragma unroll
-            for (int i = 0; i < 4; ++i) ldmatrix_x4(a_raw[i], a_row[i] + a_shift + kk * 4);
+            for (int i = 0; i < 4; ++i) ldmatrix_x4(a_raw[i], a_row[i] + a_shift);
 #pragma unroll
             for (int jp = 0; jp < HALO_NT / 2; ++jp) ldmatrix_x4(b_raw[jp], b_stage + (jp * 16 * HALO_B_LD + kk) * 4);
             uint32_t a_big[4][4], a_small[4][4];
@@ -638,14 +655,33 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
         }
 
         if constexpr (PREC == PREC_3XTF32) fold_acc(acc_total, acc);
-        if (++tw == p.taps_w) { tw = 0; if (++th == p.taps_h) th = 0; }
-        if (++tap == taps) { tap = 0; ++slice; }
+        // advance (th, tw) by two taps, and the pair / slice counters
+        if (++pair == pairs) {
+            pair = 0; ++slice; th = 0; tw = 0;
+        } else {
+            th = th2; tw = tw2;
+            if (++tw == p.taps_w) { tw = 0; ++th; }
+        }
     }
     cp_async_wait<0>();
     if constexpr (PREC == PREC_3XTF32) fold_acc(acc, acc_total);  // acc = the round-to-nearest total
 
+    // Epilogue: column offsets and bias once per column, then 8 rows x 8 columns of stores.
     T* y = (T*)p.y;
     const T* bias = (const T*)p.bias;
+    long long col_off[HALO_NT][2];
+    float col_bias[HALO_NT][2];
+    bool col_ok[HALO_NT][2];
+#pragma unroll
+    for (int j = 0; j < HALO_NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int n = n0 + wn * (HALO_NT * 8) + j * 8 + 2 * t + e;
+            const long long channel = (long long)group * p.Kg + n;
+            col_ok[j][e] = n < p.Kg;
+            col_off[j][e] = channel * p.y_sc;
+            col_bias[j][e] = (bias && col_ok[j][e]) ? to_acc(bias[channel]) : 0.f;
+        }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
 #pragma unroll
@@ -655,17 +691,10 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
             if (op >= p.P || oq >= p.Q) continue;
             T* y_pix = y + (long long)img * p.y_sn + (long long)op * p.y_sh + (long long)oq * p.y_sw;
 #pragma unroll
-            for (int j = 0; j < HALO_NT; ++j) {
+            for (int j = 0; j < HALO_NT; ++j)
 #pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int n = n0 + wn * (HALO_NT * 8) + j * 8 + 2 * t + e;
-                    if (n >= p.Kg) continue;
-                    const long long channel = (long long)group * p.Kg + n;
-                    float v = acc[i][j][half * 2 + e];
-                    if (bias) v += to_acc(bias[channel]);
-                    y_pix[channel * p.y_sc] = from_acc<T>(v);
-                }
-            }
+                for (int e = 0; e < 2; ++e)
+                    if (col_ok[j][e]) y_pix[col_off[j][e]] = from_acc<T>(acc[i][j][half * 2 + e] + col_bias[j][e]);
         }
     }
 }
@@ -1168,7 +1197,8 @@ void launch_pack(const at::Tensor& w, at::Tensor& out, const PackParams& pp) {
 // Output tile and halo window for conv_fwd_halo_kernel.  Candidates are 128-pixel patches
 // tile_h x tile_w (tile_w = 8 .. 128); the choice computes the fewest padded pixels (to 1%), then
 // loads the smallest halo, and must fit two blocks per SM (else one).  use == false: the gather
-// kernel runs instead (1 x 1 kernels gain nothing from a halo; huge dilated windows do not fit).
+// kernel runs instead (kernels of 1 or 2 taps gain little from a halo and its pipeline needs 3;
+// huge dilated windows do not fit).
 struct HaloChoice {
     bool use = false;
     int tile_w_log2 = 0, tile_h = 0, tiles_p = 0, tiles_q = 0, halo_h = 0, halo_w = 0, halo_cs = 0, smem = 0;
@@ -1176,7 +1206,7 @@ struct HaloChoice {
 
 HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int dil_w, int taps_h, int taps_w) {
     HaloChoice best;
-    if (taps_h * taps_w < 2) return best;
+    if (taps_h * taps_w < 3) return best;  // the next slice's halo needs >= 2 k-tiles of tap pairs to land
     const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
     const int per_block = (int)prop->sharedMemPerBlockOptin;
     const int two_per_sm = (int)(prop->sharedMemPerMultiprocessor / 2 - prop->reservedSharedMemPerBlock);
