@@ -28,3 +28,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(requires_cuda)
+
+
+@pytest.fixture(scope="module")
+def built_and_poisoned():
+    """GPU test modules: build model_new's extension once, and NaN-poison every buffer its
+    kernels write while the module runs (an unwritten element then shows as NaN)."""
+    import _convtest_util as U
+    model_new = U.load_model_new()
+    info = model_new.build_extension()
+    print(f"\nbuild_extension() -> {info}")
+    model_new.set_poison(True)
+    yield
+    model_new.set_poison(False)

@@ -6,9 +6,7 @@ extension is built (the large-index tests allocate ~20 GB for a few seconds).
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,19 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def _load_util():
-    name = "_convtest_util"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent / "_convtest_util.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-U = _load_util()
+import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 if not torch.cuda.is_available():
     pytest.skip(U.GPU_SKIP_REASON, allow_module_level=True)
@@ -46,13 +32,7 @@ HALF_TOL = 1e-2               # fp16/bf16 allclose atol=rtol
 FP64_TOL = 1e-10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _built_and_poisoned():
-    info = M.build_extension()
-    print(f"\nbuild_extension() -> {info}")
-    M.set_poison(True)
-    yield
-    M.set_poison(False)
+pytestmark = pytest.mark.usefixtures("built_and_poisoned")  # conftest.py
 
 
 # --------------------------------------------------------------------------

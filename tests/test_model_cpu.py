@@ -4,28 +4,14 @@ Runs everywhere.  Skipped as a whole while model_new.py does not exist yet.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 
 
-def _load_util():
-    name = "_convtest_util"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent / "_convtest_util.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-U = _load_util()
+import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
 if not U.model_new_exists():
     pytest.skip(f"model_new.py not written yet (looked for {U.MODEL_NEW_PATH})",

@@ -18,7 +18,6 @@ Exit status: 0 all good, 1 a NaN / wrong result / exception, 4 no CUDA GPU.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ import torch.nn as nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 # (name, N, C, H, W, K, kernel, kwargs)
 CASES = [
@@ -49,24 +49,7 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64)]
 
 
-@contextlib.contextmanager
-def precision_mode(mode):
-    cudnn = torch.backends.cudnn
-    conv = getattr(cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        saved = conv.fp32_precision
-        conv.fp32_precision = "tf32" if mode == "tf32" else "ieee"
-        try:
-            yield
-        finally:
-            conv.fp32_precision = saved
-    else:
-        saved = cudnn.allow_tf32
-        cudnn.allow_tf32 = mode == "tf32"
-        try:
-            yield
-        finally:
-            cudnn.allow_tf32 = saved
+from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
 
 
 def rel_l2(a, b):
