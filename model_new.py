@@ -430,6 +430,8 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 //   reduction in k-tiles of (two taps) x (16 channels): KT = slices * ceil(taps / 2), pair-minor.
 //   Two taps per k-tile give 4 k-steps (64 mma per warp) per barrier: with one tap, the barrier,
 //   the wait and the k-tile bookkeeping cost as much as the ldmatrix loads (ncu, v4).
+// Block N: 128 output channels (NT = 4 n8 tiles per warp), or 64 (NT = 2) when the GEMM has 64
+//   or fewer columns, such as #55's grad-input (64 input channels), which a 128-wide tile pads 2x.
 // Warps: 8 in a 2 x 4 grid, each a 64 x 32 accumulator tile (64 floats per thread, about 128
 //   registers), so two blocks give 16 warps per SM: the first version, 4 warps of 64 x 64, left
 //   only 2 warps per scheduler and stalled on every dependent instruction (ncu: 0.5 IPC).
@@ -444,19 +446,20 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 constexpr int HALO_CK = 16;
 constexpr int HALO_PS = HALO_CK + 4;  // floats per halo pixel
 constexpr int HALO_THREADS = 256;
-constexpr int HALO_NT = 4;  // n8 tiles per warp
 constexpr int HALO_B_LD = 2 * HALO_CK + 4;  // floats per weight row: one output channel, two taps
-constexpr int HALO_B_STAGE = TILE_N * HALO_B_LD;
+__host__ __device__ constexpr int halo_b_stage(int block_n) { return block_n * HALO_B_LD; }  // floats per weight stage
 
-template <typename T, int PREC>
+template <typename T, int PREC, int HALO_NT>
 __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_halo_kernel(const ConvGemmParams p) {
+    constexpr int BLOCK_N = 4 * 8 * HALO_NT;  // 4 warps across n
+    constexpr int HALO_B_STAGE = halo_b_stage(BLOCK_N);
     extern __shared__ __align__(16) float smem[];
     float* halo_buf = smem;                                  // [2][halo_h * halo_w][HALO_PS]
-    float* b_buf = smem + 2 * p.halo_cs;                      // [STAGES][TILE_N][HALO_B_LD]
+    float* b_buf = smem + 2 * p.halo_cs;                      // [STAGES][BLOCK_N][HALO_B_LD]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = warp >> 2, wn = warp & 3;
-    const int group = blockIdx.z, n0 = blockIdx.y * TILE_N;
+    const int group = blockIdx.z, n0 = blockIdx.y * BLOCK_N;
     int bx = blockIdx.x;
     const int tq = bx % p.tiles_q; bx /= p.tiles_q;
     const int tp = bx % p.tiles_p;
@@ -552,7 +555,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
         const bool second = 2 * pair + 1 < taps;
         float* dst = b_buf + stage * HALO_B_STAGE;
 #pragma unroll
-        for (int i = 0; i < (2 * HALO_CK * TILE_N / 4) / HALO_THREADS; ++i) {
+        for (int i = 0; i < (2 * HALO_CK * BLOCK_N / 4) / HALO_THREADS; ++i) {
             const int id = tid + i * HALO_THREADS;
             const int n = id / (2 * HALO_CK / 4), c8 = id % (2 * HALO_CK / 4);  // c8 < 4: first tap
             if (c8 < HALO_CK / 4 || second)
@@ -1143,6 +1146,7 @@ CUDA_LAUNCHERS = r"""
 #include <c10/cuda/CUDAException.h>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -1204,7 +1208,8 @@ struct HaloChoice {
     int tile_w_log2 = 0, tile_h = 0, tiles_p = 0, tiles_q = 0, halo_h = 0, halo_w = 0, halo_cs = 0, smem = 0;
 };
 
-HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int dil_w, int taps_h, int taps_w) {
+HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int dil_w, int taps_h, int taps_w,
+                       int block_n) {
     HaloChoice best;
     if (taps_h * taps_w < 3) return best;  // the next slice's halo needs >= 2 k-tiles of tap pairs to land
     const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
@@ -1220,7 +1225,7 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
             const int64_t hw = (int64_t)(tw - 1) * stride_w + span_w + 1;
             const int64_t plane = hh * hw;
             const int64_t cs = plane * HALO_PS;  // floats per halo buffer
-            const int64_t smem = (2 * cs + STAGES * HALO_B_STAGE) * 4;
+            const int64_t smem = (2 * cs + STAGES * halo_b_stage(block_n)) * 4;
             if (smem > limit) continue;
             const int64_t tiles_p = ceil_div(P, th), tiles_q = ceil_div(Q, tw);
             const int64_t key1 = ceil_div(tiles_p * tiles_q * TILE_M * 100, (int64_t)P * Q);
@@ -1248,11 +1253,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const int64_t image_span = (int64_t)(p.Cg - 1) * std::abs(p.x_sc) + (int64_t)(p.H - 1) * std::abs(p.x_sh) +
                                (int64_t)(p.W - 1) * std::abs(p.x_sw);
     const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX;
+    const int block_n = pp.col_n <= 64 ? 64 : TILE_N;  // halo kernel: 64-wide tiles for narrow GEMMs
     const HaloChoice hc = halo_ok ? choose_halo(p.P, p.Q, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
-                                                p.taps_h, p.taps_w)
+                                                p.taps_h, p.taps_w, block_n)
                                   : HaloChoice{};
     pp.red_pad = (int)round_up(pp.red_n, hc.use ? HALO_CK : TILE_K);
-    pp.col_pad = (int)round_up(pp.col_n, TILE_N);
+    pp.col_pad = (int)round_up(pp.col_n, hc.use ? block_n : TILE_N);
     pp.col_major = hc.use ? 1 : 0;
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
     auto wpack = at::empty({std::max<int64_t>(1, (int64_t)groups * taps * p.Cpad * p.Kpad)},
@@ -1271,16 +1277,21 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
         const int64_t blocks = (int64_t)N * hc.tiles_p * hc.tiles_q;
         TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
-        const dim3 grid((unsigned)blocks, (unsigned)(p.Kpad / TILE_N), (unsigned)groups);
-        if constexpr (sizeof(T) == 2) {
-            run(conv_fwd_halo_kernel<T, PREC_EXACT>, grid, hc.smem, HALO_THREADS);
-        } else if constexpr (sizeof(T) == 4) {
-            if (prec == PREC_TF32) run(conv_fwd_halo_kernel<float, PREC_TF32>, grid, hc.smem, HALO_THREADS);
-            else if (prec == PREC_EXACT) run(conv_fwd_halo_kernel<float, PREC_EXACT>, grid, hc.smem, HALO_THREADS);
-            else run(conv_fwd_halo_kernel<float, PREC_3XTF32>, grid, hc.smem, HALO_THREADS);
-        } else {
-            TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
-        }
+        const dim3 grid((unsigned)blocks, (unsigned)(p.Kpad / block_n), (unsigned)groups);
+        auto halo = [&](auto nt_tag) {
+            constexpr int NT = decltype(nt_tag)::value;
+            if constexpr (sizeof(T) == 2) {
+                run(conv_fwd_halo_kernel<T, PREC_EXACT, NT>, grid, hc.smem, HALO_THREADS);
+            } else if constexpr (sizeof(T) == 4) {
+                if (prec == PREC_TF32) run(conv_fwd_halo_kernel<float, PREC_TF32, NT>, grid, hc.smem, HALO_THREADS);
+                else if (prec == PREC_EXACT) run(conv_fwd_halo_kernel<float, PREC_EXACT, NT>, grid, hc.smem, HALO_THREADS);
+                else run(conv_fwd_halo_kernel<float, PREC_3XTF32, NT>, grid, hc.smem, HALO_THREADS);
+            } else {
+                TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
+            }
+        };
+        if (block_n == 64) halo(std::integral_constant<int, 2>{});
+        else halo(std::integral_constant<int, 4>{});
         return;
     }
     TORCH_CHECK(ceil_div(p.M, TILE_M) < (int64_t)INT32_MAX, "too many output pixels");

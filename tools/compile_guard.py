@@ -31,9 +31,10 @@ TARGETS = [
 # not part of CUDA_KERNELS; so the guard instantiates every variant the launchers use.
 INSTANTIATIONS = {
     "conv_fwd_halo_kernel": [
-        "template __global__ void conv_fwd_halo_kernel<{t}, {p}>(const ConvGemmParams);".format(t=t, p=p)
+        "template __global__ void conv_fwd_halo_kernel<{t}, {p}, {n}>(const ConvGemmParams);".format(t=t, p=p, n=n)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
-                     ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
+                     ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
+        for n in (2, 4)],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
