@@ -4,26 +4,32 @@ One self-contained file.  Python hands torch tensors to C++ launchers that run o
 compiled once with torch.utils.cpp_extension.load_inline and cached under a hash of the sources.
 
 Kernels (in the order they appear in CUDA_KERNELS):
-  device helpers      16-bit float conversions, TF32 rounding, mma.sync and cp.async wrappers,
-                      padding-mode index remapping, the shared warp-level MMA step.
-  forward             conv_fwd_gemm_kernel     implicit GEMM on tensor cores (TF32 / 3xTF32 / 16-bit)
+  device helpers      16-bit float conversions, TF32 rounding, mma.sync, ldmatrix and cp.async
+                      wrappers, padding-mode index remapping, the shared warp-level MMA step.
+  forward             conv_fwd_gemm_kernel     implicit GEMM gathering A per tap (1 and 2 taps, huge
+                                               windows): TF32 / 3xTF32 / 16-bit on tensor cores
+                      conv_fwd_halo_kernel     implicit GEMM over a shared-memory halo window loaded
+                                               once per 16-channel slice, ldmatrix fragments (the
+                                               main path: #55, #56, every kernel of >= 3 taps)
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
-                      pack_weights_kernel      weights -> [group][tap][reduction][column] GEMM operand
-  grad-input          the same implicit-GEMM main loop run once per stride phase on packed,
-                      transposed weights (no multiplications by the zeros of a dilated gradient);
+                      pack_weights_kernel      weights -> the GEMM's B operand layout
+  grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
+                      weights (no multiplications by the zeros of a dilated gradient);
                       conv_dgrad_direct_kernel for float64 / depthwise;
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
   grad-weight         conv_wgrad_gemm_kernel   implicit GEMM split over N*Ho*Wo, fixed-order reduction
                       conv_wgrad_direct_kernel block reduction for float64 / depthwise, and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
 
-Precision contract (decided at every call, see precision_class()):
-  float32, TF32 allowed by torch's cuDNN flag -> do what cuDNN does for that shape:
-      TF32 with operands rounded by cvt.rna.tf32.f32 (round-to-nearest-away) and fp32 accumulation,
-      or exact fp32 where cuDNN itself computes in fp32 (depthwise, and ungrouped convolutions with
-      kh*kw > 1 and a reduction C*kh*kw < 256: measured 72, 144, 147 fp32; 363, 520 TF32).
-  float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big)
-      or plain fp32 FMA in the direct kernels.
+Precision contract (decided at every call and for each GEMM, see _cudnn_tf32_class()):
+  float32, TF32 allowed by torch's cuDNN flag -> do what cuDNN does for that shape and GEMM, as
+      measured (tools/cudnn_rounding.py, docs/cudnn-rounding-h200.txt): TF32 with operands rounded
+      by cvt.rna.tf32.f32 (round-to-nearest-away), TF32 with truncated operands (cuDNN's #55
+      weight gradient), or IEEE-accurate where cuDNN computes in fp32 (depthwise, short reductions,
+      small strided problems, ...); always fp32 accumulation.
+  float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big,
+      the registers folded into a round-to-nearest fp32 total every k-tile) or plain fp32 FMA in
+      the direct kernels.
   float16 / bfloat16 -> products exact in TF32 (every 16-bit value is a TF32 value), fp32 accumulation,
       output rounded once to the input dtype.
   float64 -> plain float64 arithmetic (direct kernels).
@@ -805,8 +811,9 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, float* __restrict__
 // into sh phases (likewise columns): in phase rho the rows h = h0 + sh*i read dY row
 //   p = i + base - t*dstep   for the taps r = r0 + t*r_step,
 // a stride-1 "convolution" of dY with a negative dilation over a subset of taps.  The host runs
-// conv_fwd_gemm_kernel once per phase with transposed, packed weights and dX's strides scaled by
-// the stride, so no multiply ever touches the zeros a dilated gradient would hold.
+// the forward GEMM (run_conv_gemm: halo or gather kernel) once per phase with transposed, packed
+// weights and dX's strides scaled by the stride, so no multiply ever touches the zeros a dilated
+// gradient would hold.
 
 // conv_dgrad_direct_kernel: one thread per dX element (float64 and depthwise), gathering the
 //   taps whose output position is on the stride grid.
