@@ -340,7 +340,9 @@ def xfail_if_cudnn_class_differs(where: str, ours: str, err_ours: float, err_cud
     """TF32 mode: when cuDNN's heuristics picked another arithmetic than our rule predicts, the
     grader's 1e-4 cannot hold; report it as an expected failure (with the numbers), not a pass."""
     cudnn = infer_class(err_cudnn)
-    if cudnn != ours:
+    # ties-to-even and ties-away TF32 have the same error vs float64: the allclose check that
+    # follows tells them apart
+    if cudnn != ours.replace("tf32-rne", "tf32-rna"):
         import pytest
         pytest.xfail(f"{where}: cuDNN computed this shape as {cudnn} (error vs float64 {err_cudnn:.1e}), "
                      f"our rule predicts {ours} (ours {err_ours:.1e}); see docs/cudnn-rounding-h200.txt")

@@ -38,6 +38,7 @@ INSTANTIATIONS = {
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
+                        ("float", "PREC_TF32_RNE", "true"),
                         ("float", "PREC_EXACT", "true"), ("f16_t", "PREC_EXACT", "true"),
                         ("bf16_t", "PREC_EXACT", "true"))],
     "conv_wgrad_gemm_kernel": [
