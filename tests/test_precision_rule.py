@@ -20,13 +20,14 @@ KNOWN_MISSES = {("g4", "wgrad"), ("c40-3x3", "wgrad"), ("c256-3x3", "wgrad")}
 
 
 def measured():
+    """{(config, pass): {variant: relative L2 error vs cuDNN}} from the measured table."""
     table = {}
+    names = [name for name, _ in VARIANTS]
     with open(TABLE) as f:
         for line in f:
             cols = line.split()
-            best = 2 + len(VARIANTS)  # config, pass, one error per variant, then the nearest variant
-            if len(cols) > best and cols[1] in PASSES:
-                table[(cols[0], cols[1])] = cols[best]
+            if len(cols) > 2 + len(names) and cols[1] in PASSES:
+                table[(cols[0], cols[1])] = {n: float(v) for n, v in zip(names, cols[2:2 + len(names)])}
     return table
 
 
@@ -46,17 +47,23 @@ def tf32_on(monkeypatch):
 def test_table_covers_every_config():
     table = measured()
     assert len(table) == 3 * len(CONFIGS)
+    assert all(len(errs) == len(VARIANTS) for errs in table.values())
 
 
 @pytest.mark.parametrize("pass_key", sorted(PASSES))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_rule_matches_cudnn(cfg, pass_key):
-    want = measured()[(cfg[0], pass_key)]
+    """The predicted arithmetic lands as near cuDNN as the best measured one: within 2e-5 (the
+    classes rna/rne vs trunc vs fp32 are ~3e-4 apart, rna vs rne within accumulation noise), and
+    exactly wherever some variant reproduced cuDNN bitwise."""
+    errs = measured()[(cfg[0], pass_key)]
     got = predicted(cfg, pass_key)
+    best = min(errs.values())
+    ok = errs[got] <= best + 2e-5 and (best > 0 or errs[got] == 0)
     if (cfg[0], pass_key) in KNOWN_MISSES:
-        assert got != want, "a known miss now matches: drop it from KNOWN_MISSES"
+        assert not ok, "a known miss now matches: drop it from KNOWN_MISSES"
     else:
-        assert got == want, f"{cfg[0]} {pass_key}: rule says {got}, cuDNN measured {want}"
+        assert ok, f"{cfg[0]} {pass_key}: rule says {got} ({errs[got]:.1e} from cuDNN), measured {errs}"
 
 
 def test_ieee_mode_is_always_fp32(monkeypatch):
