@@ -45,6 +45,17 @@ def model_new_exists() -> bool:
     return MODEL_NEW_PATH.is_file()
 
 
+def gpu_module_model_new():
+    """For GPU test modules: skip the whole module (with the reason) where there is no CUDA GPU or
+    no model_new.py; else return the shared model_new module."""
+    import pytest
+    if not torch.cuda.is_available():
+        pytest.skip(GPU_SKIP_REASON, allow_module_level=True)
+    if not model_new_exists():
+        pytest.skip(f"model_new.py not written yet (looked for {MODEL_NEW_PATH})", allow_module_level=True)
+    return load_model_new()
+
+
 def load_model_new():
     """Import model_new.py from the repo root (one shared module object)."""
     mod = sys.modules.get("model_new")

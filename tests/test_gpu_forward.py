@@ -16,13 +16,7 @@ import torch.nn.functional as F
 
 import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
 
-if not torch.cuda.is_available():
-    pytest.skip(U.GPU_SKIP_REASON, allow_module_level=True)
-if not U.model_new_exists():
-    pytest.skip(f"model_new.py not written yet (looked for {U.MODEL_NEW_PATH})",
-                allow_module_level=True)
-
-M = U.load_model_new()
+M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
 Cfg = U.Cfg
 CL = torch.channels_last
 
