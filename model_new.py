@@ -11,6 +11,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_fwd_halo_kernel     implicit GEMM over a shared-memory halo window loaded
                                                once per 16-channel slice, ldmatrix fragments (the
                                                main path: #55, #56, every kernel of >= 3 taps)
+                      conv_fwd_wgmma_kernel    sm_90a (H100/H200): the halo GEMM on warpgroup MMA, warp-
+                                               specialised (bulk-copy weights, halo loaders, two MMA
+                                               warpgroups), persistent; float32 in cuDNN's RNA-TF32 class
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
@@ -155,6 +158,121 @@ __device__ __forceinline__ int remap_index(int i, int n, int mode) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hopper (sm_90a) warpgroup MMA.  wgmma exists only in the sm_90a target (compute_90a), so its
+// wrappers compile to nothing elsewhere and the launcher uses conv_fwd_wgmma_kernel only where the
+// Python side built for sm_90a and the device is compute capability 9.0.
+// ---------------------------------------------------------------------------------------------
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define KB_HAVE_WGMMA 1
+#endif
+
+// Shared-memory matrix descriptor for a K-major operand in the no-swizzle ("interleaved")
+// canonical layout: core matrices of 8 rows x 16 bytes, each stored as 128 contiguous bytes;
+// element (row, k) at  (row % 8) * 16 + (row / 8) * sbo + (k % 4) * 4 + (k / 4) * lbo  bytes (tf32).
+// Bits 0-13: start address >> 4, 16-29: lbo >> 4, 32-45: sbo >> 4, swizzle bits 62-63 = 0.
+// The start address only needs 16-byte alignment, which is what lets a convolution tap pick its
+// A operand out of a halo window at a one-pixel (16-byte) offset.
+__device__ __forceinline__ uint64_t wgmma_desc_hi(unsigned lbo_bytes, unsigned sbo_bytes) {
+    return ((uint64_t)((lbo_bytes >> 4) & 0x3FFFu) << 16) | ((uint64_t)((sbo_bytes >> 4) & 0x3FFFu) << 32);
+}
+__device__ __forceinline__ uint64_t wgmma_desc(uint64_t hi, unsigned smem_addr) {
+    return hi | (uint64_t)((smem_addr >> 4) & 0x3FFFu);
+}
+
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory");
+#endif
+}
+// Ordinary (generic-proxy) shared-memory writes, cp.async included, become visible to the tensor
+// cores' async proxy only after this fence in the writing thread (then a barrier).
+__device__ __forceinline__ void fence_proxy_async_smem() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+// Barrier among `count` threads (whole warps) under id (1..15; 0 is __syncthreads).
+__device__ __forceinline__ void named_barrier_sync(int id, int count) {
+    asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(count) : "memory");
+}
+// Pins accumulator registers in program order around the asynchronous MMAs (an empty asm that
+// "reads and writes" them), so the compiler cannot move their reads above wgmma_wait.
+template <int N> __device__ __forceinline__ void wgmma_pin(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
+}
+
+// D(64 x 128, fp32 registers) (+)= A(64 x 8, tf32, shared) * B(8 x 128, tf32, shared), both
+// operands K-major.  accumulate == 0 overwrites D.  Register d[4j + 2h + e] of lane (g = lane/4,
+// t = lane%4) in warp w of the warpgroup holds D(16w + g + 8h, 8j + 2t + e).
+#define KB_ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
+                   "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+__device__ __forceinline__ void wgmma_m64n128k8_tf32(float (&d)[64], uint64_t a_desc, uint64_t b_desc,
+                                                     int accumulate) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1;\n}\n"
+        : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24), KB_ACC8(32), KB_ACC8(40), KB_ACC8(48), KB_ACC8(56)
+        : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+#endif
+}
+
+// 4-byte cp.async to a shared-space address (zero-fill when !valid).
+__device__ __forceinline__ void cp_async_4_to(unsigned smem_addr, const void* gmem_src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
+                 :: "r"(smem_addr), "l"(gmem_src), "r"(valid ? 4 : 0));
+}
+
+// mbarriers (sm_90 forms): a phase completes when its expected arrivals (and, with expect_tx,
+// transaction bytes) are in; waiters spin on the parity of the phase they need.
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(unsigned bar, unsigned bytes) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n"
+                 :: "r"(bar), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("{\n.reg .pred done;\nWAIT_AGAIN:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT_AGAIN;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+#endif
+}
+// Bulk copy engine: bytes (a multiple of 16) from global to shared, completing on mbarrier bar.
+__device__ __forceinline__ void bulk_copy_to_smem(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 :: "r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
 // The shared tensor-core step.  Block tile 128 x 128, reduction slice 32, 4 warps in a 2 x 2
 // grid, each warp owning a 64 x 64 accumulator tile (4 m16 tiles x 8 n8 tiles = 128 floats per
 // thread).  64 x 64 is the smallest warp tile whose fragment traffic (128 B of shared memory per
@@ -279,6 +397,18 @@ struct ConvGemmParams {
     // tap_row_lo / tap_col_lo = the smallest tap offset (negative dilations in grad-input).
     int tile_w_log2, tile_h, tiles_p, tiles_q;
     int halo_h, halo_w, halo_cs, tap_row_lo, tap_col_lo;
+    // wgmma kernel only: taps per k-tile, k-tiles per channel chunk, 128-column blocks, and the
+    // number of (group, image, tile row, tile column, column block) tiles its persistent grid walks.
+    int taps_per_kt, kt_per_chunk, n_blocks;
+    long long total_tiles;
+    // halo_vec: the input allows 16-byte loads of 4 consecutive pixels (zeros padding, W and every
+    // stride multiples of 4, 16-byte aligned); the halo window then starts halo_shift (0..3)
+    // columns left of the first tap column, at a multiple of 4.  halo_bufs: 2 or 3 halo buffers.
+    int halo_vec, halo_shift, halo_bufs;
+    // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
+    // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs.  Results are then wrong; only
+    // tools/wgmma_probe.py sets it, to take the kernel's time apart.
+    int profile_skip;
 };
 
 // conv_fwd_gemm_kernel: y = conv(x, w) as the GEMM  Y[m][k] = sum_{tap, c} X[m][tap, c] * W[tap, c][k]
@@ -720,6 +850,314 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     }
 }
 
+// conv_fwd_wgmma_kernel (sm_90a): the halo implicit GEMM on Hopper's warpgroup MMA, warp-specialised.
+//   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], TF32 operands (rounded
+//   to nearest-away in shared memory for PREC_TF32, raw bits = truncation for PREC_EXACT), fp32
+//   accumulators in registers.
+// Tile: 4 output rows x 64 output columns (256 pixels) x 128 output channels; stride_w must be 1
+//   (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of A is one output
+//   pixel: 64 consecutive columns of one output row, which for a tap (i, j) are 64 consecutive
+//   pixels of one halo row, so A needs no gather at all.
+// Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
+//   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
+//   warps 1-3     halo: 4-byte cp.async of each 16-channel chunk, then TF32 rounding in place
+//   warps 4-11    two consumer warpgroups: warpgroup c owns output rows 2c and 2c+1, one
+//                 m64n128 accumulator each (128 fp32 registers per thread); they only issue
+//                 wgmma and, per tile, write the output, while the producers already fill the
+//                 buffers for the next k-tiles and the next tile.
+//   Hand-offs go through mbarriers: full_b / empty_b per weight stage, full_h / empty_h per halo
+//   buffer; a consumer warp releases a buffer once wgmma_wait has retired the MMAs that read it.
+// Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
+//   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
+//   (halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
+//   halo_w + j*dil_w): a 16-byte offset per pixel, which the descriptor's start address allows.
+//   Copy lanes: 4 channels x 8 columns, so 32-byte global runs and 128 contiguous shared bytes.
+// Weights (B): packed [group][tap][Cpad/4][Kpad][4] (pack layout 2): one tap's 16 channels x 128
+//   output channels are 4 contiguous 2 KB runs, bulk-copied into [tap][channel group][128 n][4]
+//   (K-major, sbo = 128 B, lbo = 2 KB).  A k-tile is taps_per_kt taps of one chunk; 4 stages.
+constexpr int WG_THREADS = 384;
+constexpr int WG_HALO_THREADS = 96;               // warps 1-3
+constexpr int WG_CONSUMER_WARPS = 8;
+constexpr int WG_CK = 16;                         // input channels per halo chunk (4 groups of 4)
+constexpr int WG_BN = 128;                        // output channels per tile
+constexpr int WG_TC = 64;                         // output columns per tile (the wgmma M)
+constexpr int WG_TR = 4;                          // output rows per tile (2 per consumer warpgroup)
+constexpr int WG_STAGES = 4;                      // weight stages
+constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
+constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
+constexpr int WG_B_TAP_BYTES = WG_CK * WG_BN * 4; // one tap's weights for one chunk: 8 KB
+constexpr int WG_BAR_BYTES = 128;                 // the mbarriers, at the start of shared memory
+constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
+constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging buffer: 32 channels x 64 pixels
+
+template <int PREC>
+__global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const ConvGemmParams p) {
+#ifdef KB_HAVE_WGMMA
+    extern __shared__ __align__(128) unsigned char wg_smem[];
+    // The warp index through a shuffle: the compiler then knows it is warp-uniform, so the role
+    // branches below are not divergent paths (which would make it serialise the wgmma).
+    const int tid = threadIdx.x, warp = __shfl_sync(0xffffffffu, tid >> 5, 0), lane = tid & 31;
+    const unsigned smem0 = (unsigned)__cvta_generic_to_shared(wg_smem);
+    const unsigned full_b = smem0, empty_b = smem0 + 8 * WG_STAGES;
+    const int HB = p.halo_bufs;
+    const unsigned full_h = smem0 + 16 * WG_STAGES, empty_h = full_h + 8 * WG_MAX_HALO_BUFS;
+    const int HR = p.halo_h, HC = p.halo_w;
+    const unsigned kgs = (unsigned)(HR * HC * 16);   // bytes from one channel group to the next
+    const unsigned halo_bytes = 4 * kgs;
+    const unsigned h0 = smem0 + WG_BAR_BYTES;
+    const unsigned b0 = h0 + HB * halo_bytes;
+    const int taps = p.taps_h * p.taps_w, tpk = p.taps_per_kt, kpc = p.kt_per_chunk;
+    const unsigned b_stage_bytes = (unsigned)(tpk * WG_B_TAP_BYTES);
+    const int chunks = p.Cpad / WG_CK;
+    const int KT = chunks * kpc;
+    const int nimg = (int)(p.M / ((long long)p.P * p.Q));
+
+    if (tid == 0) {
+        for (int s = 0; s < WG_STAGES; ++s) { mbar_init(full_b + 8 * s, 1); mbar_init(empty_b + 8 * s, WG_CONSUMER_WARPS); }
+        for (int b = 0; b < HB; ++b) {
+            mbar_init(full_h + 8 * b, WG_HALO_THREADS); mbar_init(empty_h + 8 * b, WG_CONSUMER_WARPS);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    struct Tile { int group, img, p0, q0, n0, row0, col0; };
+    auto decode = [&](long long tile) {
+        Tile t;
+        const int nb = (int)(tile % p.n_blocks); tile /= p.n_blocks;
+        const int tq = (int)(tile % p.tiles_q); tile /= p.tiles_q;
+        const int tp = (int)(tile % p.tiles_p); tile /= p.tiles_p;
+        t.img = (int)(tile % nimg); t.group = (int)(tile / nimg);
+        t.p0 = tp * WG_TR; t.q0 = tq * WG_TC; t.n0 = nb * WG_BN;
+        t.row0 = t.p0 * p.stride_h + p.off_h + p.tap_row_lo;
+        t.col0 = t.q0 + p.off_w + p.tap_col_lo;
+        return t;
+    };
+
+    if (warp == 0) {
+        // ---- weights producer: one lane, bulk copies, 4 stages ahead of the consumers ----
+        if (lane == 0) {
+            unsigned kc = 0;  // k-tiles issued so far (all tiles): stage kc % 4, pass kc / 4
+            for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+                const Tile t = decode(tile);
+                for (int kt = 0; kt < KT; ++kt, ++kc) {
+                    const int s = kc % WG_STAGES;
+                    mbar_wait(empty_b + 8 * s, ((kc / WG_STAGES) & 1) ^ 1);
+                    const int chunk = kt / kpc, t0 = (kt - chunk * kpc) * tpk, nt = min(tpk, taps - t0);
+                    if (p.profile_skip & 4) { mbar_arrive(full_b + 8 * s); continue; }
+                    mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * WG_B_TAP_BYTES));
+                    const float* src = p.wpack + (((long long)t.group * taps + t0) * (p.Cpad / 4) + chunk * 4) * p.Kpad * 4 +
+                                       (long long)t.n0 * 4;
+                    for (int u = 0; u < nt; ++u)
+                        for (int kg = 0; kg < 4; ++kg)
+                            bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (WG_BN * 16),
+                                              src + ((long long)u * (p.Cpad / 4) + kg) * p.Kpad * 4, WG_BN * 16,
+                                              full_b + 8 * s);
+                }
+            }
+        }
+    } else if (warp < 4) {
+        // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
+        const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
+        const float* x = (const float*)p.x;
+        const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
+        unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % 2
+        for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+            const Tile t = decode(tile);
+            const float* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
+            for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
+                const int b = hcount % HB;
+                mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
+                if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
+                if (p.halo_vec) {
+                    // 16-byte path: a unit is 4 channels (one group) x 4 pixels; four float4 loads
+                    // along W, rounded in registers, written as four 16-byte pixels (a transpose
+                    // in registers).  Units are walked with a carry step of 96, four per batch.
+                    const int g4n = HC / 4, units = 4 * HR * g4n;
+                    const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
+                    int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
+                    const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
+                              s_g4 = WG_HALO_THREADS % g4n;
+                    const int col_a = t.col0 - p.halo_shift;  // a multiple of 4
+                    while (u < units) {
+                        float4 v[4][4];
+                        int off[4];
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) {
+                            const int h_in = t.row0 + hr, w_in = col_a + 4 * g4;
+                            const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
+                            off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
+#pragma unroll
+                            for (int ch = 0; ch < 4; ++ch) {
+                                const int c = chunk * WG_CK + 4 * kg + ch;
+                                v[k][ch] = (ok && c < p.Cg) ? __ldg((const float4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
+                                                            : make_float4(0.f, 0.f, 0.f, 0.f);
+                            }
+                            u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
+                            if (g4 >= g4n) { g4 -= g4n; ++hr; }
+                            if (hr >= HR) { hr -= HR; ++kg; }
+                        }
+#pragma unroll
+                        for (int k = 0; k < 4; ++k) {
+                            if (off[k] < 0) continue;
+                            float4* dst = (float4*)(dst_b + off[k]);
+                            auto r = [&](float f) { return PREC == PREC_TF32 ? __uint_as_float(tf32_rna(f)) : f; };
+                            dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
+                            dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
+                            dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
+                            dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                        }
+                    }
+                    fence_proxy_async_smem();
+                    mbar_arrive(full_h + 8 * b);
+                    continue;
+                }
+                // 4-byte path (any strides, padding modes): cp.async per element, rounded in place.
+                const unsigned dst_b = h0 + b * halo_bytes + cq * 4;
+                for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4) {
+                    int w_in = t.col0 + hc;
+                    if (p.pad_mode != PAD_ZEROS) w_in = remap_index(w_in, p.W, p.pad_mode);
+                    const bool w_ok = (unsigned)w_in < (unsigned)p.W;
+#pragma unroll
+                    for (int kg = 0; kg < 4; ++kg) {
+                        const int c = chunk * WG_CK + 4 * kg + cq;
+                        const bool cw_ok = w_ok && c < p.Cg;
+                        const float* src_c = x_img + (cw_ok ? c * xs_c + w_in * xs_w : 0);
+                        const unsigned dst_c = dst_b + kg * kgs + hc * 16;
+                        for (int hr = 0; hr < HR; ++hr) {
+                            int h_in = t.row0 + hr;
+                            if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
+                            const bool ok = cw_ok && (unsigned)h_in < (unsigned)p.H;
+                            cp_async_4_to(dst_c + hr * HC * 16, ok ? src_c + h_in * xs_h : x, ok);
+                        }
+                    }
+                }
+                cp_async_wait<0>();
+                // Each thread rounds only the elements it copied itself, which the wait made visible
+                // to it (compute-sanitizer's racecheck still warns, "invalid memcpy_async
+                // synchronization", with or without a warp or named barrier here; 0 errors).
+                if (PREC == PREC_TF32) {
+                    for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4)
+#pragma unroll
+                        for (int kg = 0; kg < 4; ++kg) {
+                            float* v = (float*)(wg_smem + (dst_b - smem0) + kg * kgs + hc * 16);
+                            for (int hr = 0; hr < HR; ++hr) v[hr * HC * 4] = __uint_as_float(tf32_rna(v[hr * HC * 4]));
+                        }
+                }
+                fence_proxy_async_smem();
+                mbar_arrive(full_h + 8 * b);
+            }
+        }
+    } else {
+        // ---- consumers: two warpgroups of MMAs, then the epilogue ----
+        const int cwg = (warp - 4) >> 2, wq = warp & 3;
+        const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
+        const uint64_t b_hi = wgmma_desc_hi(WG_BN * 16, 128);
+        float acc[2][64];
+        unsigned kc = 0, hcount = 0;
+        for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+            const Tile t = decode(tile);
+            int chunk = 0, kin = 0;
+            int prev_s = -1, prev_h = -1;  // buffers whose MMAs retire at the next wgmma_wait
+            for (int kt = 0; kt < KT; ++kt, ++kc) {
+                const int s = kc % WG_STAGES, b = hcount % HB;
+                if (kin == 0) mbar_wait(full_h + 8 * b, (hcount / HB) & 1);
+                mbar_wait(full_b + 8 * s, (kc / WG_STAGES) & 1);
+                const int t0 = kin * tpk, nt = min(tpk, taps - t0);
+                const unsigned halo_at = h0 + b * halo_bytes;
+                const unsigned b_at = b0 + s * b_stage_bytes;
+                wgmma_fence();
+                for (int u = 0; u < ((p.profile_skip & 8) ? 0 : nt); ++u) {
+                    const int tap = t0 + u, ti = tap / p.taps_w, tj = tap - ti * p.taps_w;
+                    const unsigned a_tap = halo_at +
+                        (unsigned)(((2 * cwg * p.stride_h + ti * p.dil_h - p.tap_row_lo) * HC + tj * p.dil_w - p.tap_col_lo +
+                                    p.halo_shift) * 16);
+#pragma unroll
+                    for (int ks = 0; ks < 2; ++ks) {
+                        const uint64_t bd = wgmma_desc(b_hi, b_at + (u * 4 + 2 * ks) * (WG_BN * 16));
+                        const int accumulate = (kt | u | ks) != 0;
+#pragma unroll
+                        for (int sg = 0; sg < 2; ++sg) {
+                            const uint64_t ad = wgmma_desc(a_hi, a_tap + 2 * ks * kgs + sg * p.stride_h * HC * 16);
+                            wgmma_m64n128k8_tf32(acc[sg], ad, bd, accumulate);
+                        }
+                    }
+                }
+                wgmma_commit();
+                wgmma_wait<1>();  // the previous k-tile's MMAs are done: release its buffers
+                if (lane == 0 && prev_s >= 0) mbar_arrive(empty_b + 8 * prev_s);
+                if (lane == 0 && prev_h >= 0) mbar_arrive(empty_h + 8 * prev_h);
+                prev_s = s;
+                prev_h = -1;
+                if (++kin == kpc) { kin = 0; ++chunk; ++hcount; prev_h = b; }
+            }
+            wgmma_wait<0>();
+            wgmma_pin(acc[0]);
+            wgmma_pin(acc[1]);
+            if (lane == 0 && prev_s >= 0) mbar_arrive(empty_b + 8 * prev_s);
+            if (lane == 0 && prev_h >= 0) mbar_arrive(empty_h + 8 * prev_h);
+
+            // Epilogue through shared memory: the fragments of 32 channels x 64 pixels (one output row)
+            // go to this warpgroup's staging buffer, then each warp writes 8 channels as runs of
+            // 32 consecutive pixels (128 bytes per store instruction).  Stored straight from the
+            // fragments, a warp store would be 4 channels x 8 pixels, 32-byte runs that straddle
+            // sectors of NCHW's unaligned rows: tools/store_pattern_probe.py measured 0.67 TB/s for
+            // that order against 1.54 TB/s for 128-byte runs on #55's output.
+            float* y = (float*)p.y;
+            const float* bias = (const float*)p.bias;
+            const int g = lane >> 2, t4 = lane & 3;
+            float* stage = (float*)(wg_smem + (b0 - smem0) + WG_STAGES * b_stage_bytes + cwg * WG_EPI_BYTES);
+            const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
+#pragma unroll
+            for (int sg = 0; sg < 2; ++sg) {
+                const int op = t.p0 + 2 * cwg + sg;
+                float* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh;
+#pragma unroll
+                for (int quarter = 0; quarter < 4; ++quarter) {
+                    named_barrier_sync(1 + cwg, 128);  // the previous round's reads are done
+#pragma unroll
+                    for (int jj = 0; jj < 4; ++jj)
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+#pragma unroll
+                            for (int e = 0; e < 2; ++e)
+                                stage[(8 * jj + 2 * t4 + e) * WG_EPI_LD + 16 * wq + g + 8 * h] =
+                                    acc[sg][4 * (4 * quarter + jj) + 2 * h + e];
+                    named_barrier_sync(1 + cwg, 128);
+                    if (op >= p.P || (p.profile_skip & 1)) continue;
+                    const int n_first = t.n0 + 32 * quarter;
+                    if (pixels_contiguous) {
+                        for (int cc = 0; cc < 8; ++cc) {
+                            const int c = 8 * wq + cc, n = n_first + c;
+                            if (n >= p.Kg) break;
+                            const long long channel = (long long)t.group * p.Kg + n;
+                            const float bv = bias ? bias[channel] : 0.f;
+#pragma unroll
+                            for (int half = 0; half < 2; ++half) {
+                                const int px = lane + 32 * half, oq = t.q0 + px;
+                                if (oq < p.Q) y_row[channel * p.y_sc + (long long)oq * p.y_sw] = stage[c * WG_EPI_LD + px] + bv;
+                            }
+                        }
+                    } else {
+                        const int n = n_first + lane;
+                        if (n < p.Kg) {
+                            const long long channel = (long long)t.group * p.Kg + n;
+                            const float bv = bias ? bias[channel] : 0.f;
+                            for (int px = 16 * wq; px < 16 * wq + 16; ++px) {
+                                const int oq = t.q0 + px;
+                                if (oq < p.Q) y_row[channel + (long long)oq * p.y_sw] = stage[lane * WG_EPI_LD + px] + bv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+#else
+    __trap();  // built without sm_90a: the launcher never selects this kernel then
+#endif
+}
+
 // Geometry of the direct kernels (float64 and depthwise).  Forward: input [N][C][H][W],
 // weight [K][Cg][R][S] contiguous, output [N][K][P][Q]; all activations through strides.
 struct DirectParams {
@@ -784,6 +1222,7 @@ struct PackParams {
     int r0, r_step, taps_h, s0, s_step, taps_w;
     int transpose, round_mode;
     int col_major;   // 1: out[group][tap][col][red] (reduction contiguous, for ldmatrix)
+                     // 2: out[group][tap][red / 4][col][red % 4] (wgmma's K-major core matrices)
 };
 
 template <typename T>
@@ -794,7 +1233,11 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, float* __restrict__
          idx += (long long)gridDim.x * blockDim.x) {
         long long rest = idx;
         int col, red;
-        if (p.col_major) {
+        if (p.col_major == 2) {
+            const int e4 = (int)(rest % 4); rest /= 4;
+            col = (int)(rest % p.col_pad); rest /= p.col_pad;
+            red = (int)(rest % (p.red_pad / 4)) * 4 + e4; rest /= p.red_pad / 4;
+        } else if (p.col_major) {
             red = (int)(rest % p.red_pad); rest /= p.red_pad;
             col = (int)(rest % p.col_pad); rest /= p.col_pad;
         } else {
@@ -1166,13 +1609,15 @@ CUDA_LAUNCHERS = r"""
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAException.h>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <type_traits>
 #include <vector>
 
 namespace {
 
-enum Algo { ALGO_DIRECT = 0, ALGO_GEMM = 1 };
+// ALGO_GEMM_SM90A: the GEMM path, and conv_fwd_wgmma_kernel is available (sm_90a build, CC 9.0).
+enum Algo { ALGO_DIRECT = 0, ALGO_GEMM = 1, ALGO_GEMM_SM90A = 2 };
 
 struct Geometry {  // nn.Conv2d's hyper-parameters, from the Python side
     int stride_h, stride_w, pad_t, pad_b, pad_l, pad_r, dil_h, dil_w, groups, pad_mode;
@@ -1262,17 +1707,90 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
     return best;
 }
 
+// Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
+// channel chunk, which the halo double-buffering needs) and the shared memory that takes.
+// use == false: the sm_80 kernels run instead (not sm_90a; anything but float32 with RNA-rounded TF32,
+// i.e. 16-bit dtypes, IEEE mode and the other rounding classes; stride_w > 1; a single tap; outputs
+// narrower than 32 columns; 64 or fewer GEMM columns; a halo that does not fit).
+struct WgmmaChoice {
+    bool use = false;
+    int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
+    int halo_vec = 0, halo_shift = 0, halo_bufs = 2;
+};
+
+WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n) {
+    WgmmaChoice c;
+    const int taps = p.taps_h * p.taps_w;
+    // 64 or fewer GEMM columns (e.g. #55's grad-input) would leave half of the 128-wide tile idle.
+    if (!hopper || prec != PREC_TF32 || p.stride_w != 1 || taps < 2 || p.Q < 32 ||
+        col_n <= 64)
+        return c;
+    const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    const int span_h = std::abs((p.taps_h - 1) * p.dil_h), span_w = std::abs((p.taps_w - 1) * p.dil_w);
+    const int tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
+    c.halo_vec = p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 4 == 0 && p.x_sh % 4 == 0 && p.x_sc % 4 == 0 &&
+                 p.x_sn % 4 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+    c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % 4 + 4) % 4) : 0;
+    const int64_t hh = (int64_t)(WG_TR - 1) * p.stride_h + span_h + 1;
+    int64_t hw = (int64_t)WG_TC + span_w + c.halo_shift;
+    if (c.halo_vec) hw = round_up(hw, 4);
+    const int64_t halo_bytes = 4 * hh * hw * 16;
+    if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
+    for (int tpk = std::min(WG_MAX_TPK, (taps + 1) / 2); tpk >= 1; --tpk) {
+        for (int bufs = WG_MAX_HALO_BUFS; bufs >= 2; --bufs) {
+            const int64_t smem = WG_BAR_BYTES + bufs * halo_bytes + (int64_t)WG_STAGES * tpk * WG_B_TAP_BYTES +
+                                 2 * WG_EPI_BYTES;
+            if (smem > per_block) continue;
+            c.use = true; c.halo_h = (int)hh; c.halo_w = (int)hw; c.taps_per_kt = tpk; c.halo_bufs = bufs;
+            c.kt_per_chunk = (int)ceil_div(taps, tpk); c.smem = (int)smem;
+            return c;
+        }
+    }
+    return c;
+}
+
 // One implicit-GEMM sweep (the forward, or one grad-input phase): packs the weights for the
 // kernel it picks (reduction padded to the kernel's slice), then launches it.  p carries the
-// geometry; pp the weight layout (its red_pad / col_pad are set here).
+// geometry; pp the weight layout (its red_pad / col_pad are set here).  hopper: the extension was
+// built for sm_90a and this is a compute capability 9.0 device, so conv_fwd_wgmma_kernel may run.
 template <typename T>
-void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N) {
+void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N,
+                   bool hopper) {
     TORCH_CHECK(groups <= 65535, "at most 65535 groups");
     auto stream = launch_stream();
     const int taps = p.taps_h * p.taps_w;
-    // The halo kernel addresses one image with 32-bit offsets.
+    // The halo kernels address one image with 32-bit offsets.
     const int64_t image_span = (int64_t)(p.Cg - 1) * std::abs(p.x_sc) + (int64_t)(p.H - 1) * std::abs(p.x_sh) +
                                (int64_t)(p.W - 1) * std::abs(p.x_sw);
+    const WgmmaChoice wc = (sizeof(T) == 4 && image_span < (int64_t)INT32_MAX) ? choose_wgmma(p, prec, hopper, pp.col_n)
+                                                                              : WgmmaChoice{};
+    if (wc.use) {
+        pp.round_mode = 1;
+        pp.red_pad = (int)round_up(pp.red_n, WG_CK);
+        pp.col_pad = (int)round_up(pp.col_n, WG_BN);
+        pp.col_major = 2;
+        p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
+        auto wpack = at::empty({(int64_t)groups * taps * p.Cpad * p.Kpad}, w.options().dtype(at::kFloat));
+        p.wpack = wpack.data_ptr<float>();
+        launch_pack<T>(w, wpack, pp);
+        p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
+        p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
+        p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
+        static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
+        p.profile_skip = profile_skip;
+        p.tap_row_lo = std::min(0, (p.taps_h - 1) * p.dil_h);
+        p.tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
+        p.tiles_p = (int)ceil_div(p.P, WG_TR); p.tiles_q = (int)ceil_div(p.Q, WG_TC);
+        p.n_blocks = p.Kpad / WG_BN;
+        p.total_tiles = (int64_t)groups * N * p.tiles_p * p.tiles_q * p.n_blocks;
+        const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+        const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
+        auto kernel = conv_fwd_wgmma_kernel<PREC_TF32>;
+        C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
+        kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        return;
+    }
     const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX && prec != PREC_TF32_RNE;
     const int block_n = pp.col_n <= 64 ? 64 : TILE_N;  // halo kernel: 64-wide tiles for narrow GEMMs
     const HaloChoice hc = halo_ok ? choose_halo(p.P, p.Q, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
@@ -1405,7 +1923,7 @@ torch::Tensor conv2d_forward(torch::Tensor x, torch::Tensor w, c10::optional<tor
     p.off_h = -g.pad_t; p.off_w = -g.pad_l; p.taps_h = R; p.taps_w = S; p.pad_mode = g.pad_mode;
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
         using T = decltype(tag);
-        run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N);
+        run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A);
     });
     return y;
 }
@@ -1492,7 +2010,7 @@ torch::Tensor conv2d_backward_input(torch::Tensor dy, torch::Tensor w, std::vect
                 p.pad_mode = PAD_ZEROS;
                 dispatch_dtype(dy.scalar_type(), [&](auto tag) {
                     using T = decltype(tag);
-                    run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N);
+                    run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A);
                 });
             }
         }
@@ -1659,13 +2177,16 @@ _NVCC_FLAGS = ["-O3", "-std=c++17", "-lineinfo"]
 # ----------------------------------------------------------------------------------------------
 # Python: building, the precision rule, validation, autograd, the module.
 # ----------------------------------------------------------------------------------------------
-_ALGO_DIRECT, _ALGO_GEMM = 0, 1
+_ALGO_DIRECT, _ALGO_GEMM, _ALGO_GEMM_SM90A = 0, 1, 2
 _PREC_TF32, _PREC_3XTF32, _PREC_EXACT = 0, 1, 2  # PREC_EXACT on fp32 = truncating TF32
 _PAD_MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 _SUPPORTED_DTYPES = (torch.float32, torch.float64) + _HALF_DTYPES
 
-_state = {"ext": None, "build": None, "poison": False}
+# hopper: use the sm_90a wgmma kernel where it applies (KB_CONV_WGMMA=0 in the environment, or
+# set_hopper(False), keeps the sm_80 kernels everywhere: tests and benchmarks compare the two).
+_state = {"ext": None, "build": None, "poison": False, "arch": None,
+          "hopper": os.environ.get("KB_CONV_WGMMA", "1") != "0", "sm90a_devices": {}}
 
 
 def _source_hash():
@@ -1676,28 +2197,62 @@ def _source_hash():
 EXTENSION_NAME = "kb_conv2d_igemm_" + _source_hash()
 
 
+def _arch_flags():
+    """nvcc targets: every visible GPU's own architecture; compute capability 9.0 as sm_90a, the
+    target that has wgmma (CUDA >= 12.0).  Naming the targets ourselves also stops torch from
+    adding its default list (it adds none once a flag mentions an arch)."""
+    caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+    cuda_major = int((torch.version.cuda or "0").split(".")[0])
+    flags, tags = [], []
+    for major, minor in caps:
+        arch = f"{major}{minor}" + ("a" if (major, minor) == (9, 0) and cuda_major >= 12 else "")
+        flags.append(f"-gencode=arch=compute_{arch},code=sm_{arch}")
+        tags.append("sm" + arch)
+    return flags, "_".join(tags) or "default"
+
+
 def build_extension():
     """Build (or load from the cache) the CUDA extension; returns {'name', 'seconds', 'cached'}."""
     if _state["ext"] is None:
         from torch.utils.cpp_extension import load_inline
 
+        arch_flags, arch_tag = _arch_flags()
+        name = EXTENSION_NAME + "_" + arch_tag
         root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
             os.path.expanduser("~"), ".cache", "torch_extensions")
-        build_dir = os.path.join(root, EXTENSION_NAME)
+        build_dir = os.path.join(root, name)
         os.makedirs(build_dir, exist_ok=True)
-        cached = os.path.exists(os.path.join(build_dir, EXTENSION_NAME + ".so"))
+        cached = os.path.exists(os.path.join(build_dir, name + ".so"))
         start = time.perf_counter()
         _state["ext"] = load_inline(
-            name=EXTENSION_NAME,
+            name=name,
             cpp_sources=CPP_DECLARATIONS,
             cuda_sources=CUDA_KERNELS + CUDA_LAUNCHERS,
             functions=_EXPORTED,
-            extra_cuda_cflags=_NVCC_FLAGS,
+            extra_cuda_cflags=_NVCC_FLAGS + arch_flags,
             build_directory=build_dir,
             verbose=False,
         )
-        _state["build"] = {"name": EXTENSION_NAME, "seconds": time.perf_counter() - start, "cached": cached}
+        _state["arch"] = arch_tag
+        _state["build"] = {"name": name, "seconds": time.perf_counter() - start, "cached": cached}
     return dict(_state["build"])
+
+
+def set_hopper(flag):
+    """Allow (True, the default) or forbid the sm_90a wgmma kernel; the sm_80 kernels run otherwise."""
+    _state["hopper"] = bool(flag)
+
+
+def _gemm_algo(device):
+    """_ALGO_GEMM_SM90A where the wgmma kernel can run on this device, else _ALGO_GEMM."""
+    if not _state["hopper"]:
+        return _ALGO_GEMM
+    _ext()
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    known = _state["sm90a_devices"]
+    if index not in known:
+        known[index] = "sm90a" in _state["arch"].split("_") and torch.cuda.get_device_capability(index) == (9, 0)
+    return _ALGO_GEMM_SM90A if known[index] else _ALGO_GEMM
 
 
 def _ext():
@@ -1801,12 +2356,13 @@ def _precision_of_call(pass_name, x_shape, dtype, w_shape, geo):
 _PREC_CODE = {"tf32-rna": 0, "fp32": 1, "tf32-trunc": 2, "half": 2, "tf32-rne": 3}
 
 
-def _algorithm(pass_name, x_shape, dtype, w_shape, geo):
-    """(algo, prec) for the launchers: direct kernels for float64 and depthwise, else the GEMM."""
+def _algorithm(pass_name, x_shape, dtype, w_shape, geo, device=None):
+    """(algo, prec) for the launchers: direct kernels for float64 and depthwise, else the GEMM
+    (with the sm_90a kernel allowed where device supports it)."""
     klass = _precision_of_call(pass_name, x_shape, dtype, w_shape, geo)
     if klass == "fp64" or _is_depthwise(x_shape[1], w_shape, geo.groups):
         return _ALGO_DIRECT, _PREC_3XTF32
-    return _ALGO_GEMM, _PREC_CODE[klass]
+    return (_ALGO_GEMM if device is None else _gemm_algo(device)), _PREC_CODE[klass]
 
 
 def _pair(value, name):
@@ -1921,7 +2477,7 @@ class _Conv2dFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo):
-        algo, prec = _algorithm("forward", tuple(x.shape), x.dtype, tuple(weight.shape), geo)
+        algo, prec = _algorithm("forward", tuple(x.shape), x.dtype, tuple(weight.shape), geo, x.device)
         channels_last = _suggest_channels_last(x, weight)
         y = _ext().conv2d_forward(x, weight, bias, geo.vector(), algo, prec, channels_last, _state["poison"])
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -1942,7 +2498,7 @@ class _Conv2dFunction(torch.autograd.Function):
         poison = _state["poison"]
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            algo, prec = _algorithm("grad_input", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo)
+            algo, prec = _algorithm("grad_input", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device)
             grad_x = _ext().conv2d_backward_input(grad_y, weight, list(ctx.x_shape), geo.vector(), algo, prec,
                                                   ctx.channels_last, poison)
         if ctx.needs_input_grad[1]:

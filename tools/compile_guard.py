@@ -35,6 +35,7 @@ INSTANTIATIONS = {
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
         for n in (2, 4)],
+    "conv_fwd_wgmma_kernel": ["template __global__ void conv_fwd_wgmma_kernel<PREC_TF32>(const ConvGemmParams);"],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),

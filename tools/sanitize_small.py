@@ -44,6 +44,9 @@ CASES = [
     ("channels_last_k3", 2, 32, 8, 8, 32, 3, dict(padding=1, bias=True)),
     ("medium_tc_path", 2, 64, 20, 24, 64, 3, dict(padding=1)),
     ("C65_K130", 1, 65, 6, 6, 130, 3, dict(padding=1)),
+    # sm_90a wgmma kernel (H100/H200): 16-byte and 4-byte halo loaders, two column blocks
+    ("wgmma_vec_K130", 1, 32, 16, 68, 130, 3, dict(padding=1, bias=True)),
+    ("wgmma_scalar_W67", 1, 48, 16, 67, 96, (2, 3), dict(padding=(1, 0))),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64)]
