@@ -851,8 +851,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 }
 
 // conv_fwd_wgmma_kernel (sm_90a): the halo implicit GEMM on Hopper's warpgroup MMA, warp-specialised.
-//   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], TF32 operands (rounded
-//   to nearest-away in shared memory for PREC_TF32, raw bits = truncation for PREC_EXACT), fp32
+//   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], TF32 operands rounded to
+//   nearest-away (cuDNN's class for these shapes; the host instantiates PREC_TF32 only), fp32
 //   accumulators in registers.
 // Tile: 4 output rows x 64 output columns (256 pixels) x 128 output channels; stride_w must be 1
 //   (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of A is one output

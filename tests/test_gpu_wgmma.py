@@ -12,6 +12,8 @@ Skipped without a CUDA GPU; the kernel tests skip on GPUs other than compute cap
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -47,11 +49,14 @@ CONFIGS = [
 ]
 
 
-def _run(model, x, hopper):
-    M.set_hopper(hopper)
-    out = model(x)
-    M.set_hopper(True)
-    return out
+@contextlib.contextmanager
+def hopper(flag):
+    """Run the block with the wgmma kernel allowed (True) or not; always restores the default."""
+    M.set_hopper(flag)
+    try:
+        yield
+    finally:
+        M.set_hopper(True)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
@@ -61,8 +66,9 @@ def test_wgmma_forward_tf32(cfg):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg)
         detailed = model.precision_class(x, detailed=True)
-        out = _run(model, x, True)
-        sm80 = _run(model, x, False)
+        out = model(x)
+        with hopper(False):
+            sm80 = model(x)
         exp = ref(x)
         U.sync()
     where = f"[{cfg}] class={detailed}"
@@ -88,12 +94,11 @@ def test_wgmma_grad_input_path(cfg):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg).requires_grad_(True)
         grads = []
-        for hopper in (True, False):
-            M.set_hopper(hopper)
-            y = model(x)
-            gy = torch.randn_like(y) if hopper else gy
-            grads.append(torch.autograd.grad(y, x, gy)[0])
-        M.set_hopper(True)
+        for flag in (True, False):
+            with hopper(flag):  # forward and backward both read the switch
+                y = model(x)
+                gy = torch.randn_like(y) if flag else gy
+                grads.append(torch.autograd.grad(y, x, gy)[0])
         y_ref = ref(x)
         (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
     gx, gx80 = grads
@@ -111,12 +116,10 @@ def test_wgmma_kernel_is_the_one_that_runs():
     model, _ = U.make_models(M, cfg)
     x = U.make_input(cfg)
 
-    def kernels(hopper):
-        M.set_hopper(hopper)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+    def kernels(flag):
+        with hopper(flag), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             model(x)
             U.sync()
-        M.set_hopper(True)
         return " ".join(e.key for e in prof.key_averages())
 
     with U.precision_mode("tf32"):
