@@ -205,6 +205,18 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 __device__ __forceinline__ void named_barrier_sync(int id, int count) {
     asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(count) : "memory");
 }
+// Register reallocation between warpgroups (sm_90a): every warp of a warpgroup executes the same
+// one; the producers hand registers back so that the consumers can hold accumulators without spills.
+template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(REGS));
+#endif
+}
+template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(REGS));
+#endif
+}
 // Pins accumulator registers in program order around the asynchronous MMAs (an empty asm that
 // "reads and writes" them), so the compiler cannot move their reads above wgmma_wait.
 template <int N> __device__ __forceinline__ void wgmma_pin(float (&d)[N]) {
@@ -404,10 +416,13 @@ struct ConvGemmParams {
     // halo_vec: the input allows 16-byte loads of 4 consecutive pixels (zeros padding, W and every
     // stride multiples of 4, 16-byte aligned); the halo window then starts halo_shift (0..3)
     // columns left of the first tap column, at a multiple of 4.  halo_bufs: 2 or 3 halo buffers.
-    int halo_vec, halo_shift, halo_bufs;
+    // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
+    // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
+    int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth;
     // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
-    // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs.  Results are then wrong; only
-    // tools/wgmma_probe.py sets it, to take the kernel's time apart.
+    // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs; bit 4 points every A operand
+    // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
+    // Results are then wrong; only tools/wgmma_probe.py sets it, to take the kernel's time apart.
     int profile_skip;
 };
 
@@ -860,13 +875,21 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   pixels of one halo row, so A needs no gather at all.
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
-//   warps 1-3     halo: 4-byte cp.async of each 16-channel chunk, then TF32 rounding in place
+//   warps 1-3     halo: each 16-channel chunk rounded to TF32 on its way in (16-byte loads and a
+//                 register transpose where the input allows, else 4-byte cp.async)
 //   warps 4-11    two consumer warpgroups: warpgroup c owns output rows 2c and 2c+1, one
-//                 m64n128 accumulator each (128 fp32 registers per thread); they only issue
-//                 wgmma and, per tile, write the output, while the producers already fill the
-//                 buffers for the next k-tiles and the next tile.
+//                 m64n128 accumulator each (128 fp32 registers per thread); they issue wgmma
+//                 and write the output, while the producers already fill the buffers for the
+//                 next k-tiles and the next tile.
 //   Hand-offs go through mbarriers: full_b / empty_b per weight stage, full_h / empty_h per halo
 //   buffer; a consumer warp releases a buffer once wgmma_wait has retired the MMAs that read it.
+//   setmaxnreg moves registers from the producers (104 each) to the consumers (200 each).
+// Consumer k-loop: kept lean, because the consumers' instruction latency, not the tensor cores,
+//   set the pace (Nsight Compute, docs/perf-log.md w5-w7): tap offsets advance without divisions,
+//   and each tap count has its own straight-line MMA sequence, so the commit needs no dummy MMA.
+//   The epilogue (32 channels at a time through shared memory, then 128-byte stores) follows the
+//   last k-tile; it is not overlapped with MMAs (a tile-sized staging buffer for that does not fit
+//   beside useful pipeline depths: w5).
 // Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
 //   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
 //   (halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
@@ -874,7 +897,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   Copy lanes: 4 channels x 8 columns, so 32-byte global runs and 128 contiguous shared bytes.
 // Weights (B): packed [group][tap][Cpad/4][Kpad][4] (pack layout 2): one tap's 16 channels x 128
 //   output channels are 4 contiguous 2 KB runs, bulk-copied into [tap][channel group][128 n][4]
-//   (K-major, sbo = 128 B, lbo = 2 KB).  A k-tile is taps_per_kt taps of one chunk; 4 stages.
+//   (K-major, sbo = 128 B, lbo = 2 KB).  A k-tile is taps_per_kt taps of one chunk; p.b_stages stages
+//   (the host's choose_wgmma picks taps per k-tile, stages and halo buffers).
 constexpr int WG_THREADS = 384;
 constexpr int WG_HALO_THREADS = 96;               // warps 1-3
 constexpr int WG_CONSUMER_WARPS = 8;
@@ -882,11 +906,11 @@ constexpr int WG_CK = 16;                         // input channels per halo chu
 constexpr int WG_BN = 128;                        // output channels per tile
 constexpr int WG_TC = 64;                         // output columns per tile (the wgmma M)
 constexpr int WG_TR = 4;                          // output rows per tile (2 per consumer warpgroup)
-constexpr int WG_STAGES = 4;                      // weight stages
+constexpr int WG_MAX_STAGES = 8;                  // weight stages at most (p.b_stages)
 constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
 constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
 constexpr int WG_B_TAP_BYTES = WG_CK * WG_BN * 4; // one tap's weights for one chunk: 8 KB
-constexpr int WG_BAR_BYTES = 128;                 // the mbarriers, at the start of shared memory
+constexpr int WG_BAR_BYTES = 256;                 // the mbarriers, at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging buffer: 32 channels x 64 pixels
 
@@ -898,9 +922,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
     // branches below are not divergent paths (which would make it serialise the wgmma).
     const int tid = threadIdx.x, warp = __shfl_sync(0xffffffffu, tid >> 5, 0), lane = tid & 31;
     const unsigned smem0 = (unsigned)__cvta_generic_to_shared(wg_smem);
-    const unsigned full_b = smem0, empty_b = smem0 + 8 * WG_STAGES;
-    const int HB = p.halo_bufs;
-    const unsigned full_h = smem0 + 16 * WG_STAGES, empty_h = full_h + 8 * WG_MAX_HALO_BUFS;
+    const unsigned full_b = smem0, empty_b = smem0 + 8 * WG_MAX_STAGES;
+    const int HB = p.halo_bufs, stages = p.b_stages;
+    const unsigned full_h = smem0 + 16 * WG_MAX_STAGES, empty_h = full_h + 8 * WG_MAX_HALO_BUFS;
     const int HR = p.halo_h, HC = p.halo_w;
     const unsigned kgs = (unsigned)(HR * HC * 16);   // bytes from one channel group to the next
     const unsigned halo_bytes = 4 * kgs;
@@ -913,7 +937,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
     const int nimg = (int)(p.M / ((long long)p.P * p.Q));
 
     if (tid == 0) {
-        for (int s = 0; s < WG_STAGES; ++s) { mbar_init(full_b + 8 * s, 1); mbar_init(empty_b + 8 * s, WG_CONSUMER_WARPS); }
+        for (int s = 0; s < stages; ++s) { mbar_init(full_b + 8 * s, 1); mbar_init(empty_b + 8 * s, WG_CONSUMER_WARPS); }
         for (int b = 0; b < HB; ++b) {
             mbar_init(full_h + 8 * b, WG_HALO_THREADS); mbar_init(empty_h + 8 * b, WG_CONSUMER_WARPS);
         }
@@ -934,180 +958,234 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         return t;
     };
 
-    if (warp == 0) {
-        // ---- weights producer: one lane, bulk copies, 4 stages ahead of the consumers ----
-        if (lane == 0) {
-            unsigned kc = 0;  // k-tiles issued so far (all tiles): stage kc % 4, pass kc / 4
-            for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
-                const Tile t = decode(tile);
-                for (int kt = 0; kt < KT; ++kt, ++kc) {
-                    const int s = kc % WG_STAGES;
-                    mbar_wait(empty_b + 8 * s, ((kc / WG_STAGES) & 1) ^ 1);
-                    const int chunk = kt / kpc, t0 = (kt - chunk * kpc) * tpk, nt = min(tpk, taps - t0);
-                    if (p.profile_skip & 4) { mbar_arrive(full_b + 8 * s); continue; }
-                    mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * WG_B_TAP_BYTES));
-                    const float* src = p.wpack + (((long long)t.group * taps + t0) * (p.Cpad / 4) + chunk * 4) * p.Kpad * 4 +
-                                       (long long)t.n0 * 4;
-                    for (int u = 0; u < nt; ++u)
-                        for (int kg = 0; kg < 4; ++kg)
-                            bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (WG_BN * 16),
-                                              src + ((long long)u * (p.Cpad / 4) + kg) * p.Kpad * 4, WG_BN * 16,
-                                              full_b + 8 * s);
+    // 65536 registers: 128 producer threads x 104 + 256 consumer threads x 200 (setmaxnreg sits
+    // inside each role's branch, so that the compiler allocates each role under its own limit).
+    if (warp < 4) {
+        setmaxnreg_dec<104>();
+        if (warp == 0) {
+            // ---- weights producer: one lane, bulk copies, p.b_stages stages ahead of the consumers ----
+            if (lane == 0) {
+                int s = 0;
+                unsigned phase = 0;  // stage s and the parity of its round over all k-tiles issued so far
+                for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+                    const Tile t = decode(tile);
+                    for (int kt = 0; kt < KT; ++kt) {
+                        mbar_wait(empty_b + 8 * s, phase ^ 1);
+                        const int chunk = kt / kpc, t0 = (kt - chunk * kpc) * tpk, nt = min(tpk, taps - t0);
+                        if (p.profile_skip & 4) {
+                            mbar_arrive(full_b + 8 * s);
+                        } else {
+                            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * WG_B_TAP_BYTES));
+                            const float* src = p.wpack + (((long long)t.group * taps + t0) * (p.Cpad / 4) + chunk * 4) * p.Kpad * 4 +
+                                               (long long)t.n0 * 4;
+                            for (int u = 0; u < nt; ++u)
+                                for (int kg = 0; kg < 4; ++kg)
+                                    bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (WG_BN * 16),
+                                                      src + ((long long)u * (p.Cpad / 4) + kg) * p.Kpad * 4, WG_BN * 16,
+                                                      full_b + 8 * s);
+                        }
+                        if (++s == stages) { s = 0; phase ^= 1; }
+                    }
                 }
             }
-        }
-    } else if (warp < 4) {
-        // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
-        const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
-        const float* x = (const float*)p.x;
-        const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
-        unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % 2
-        for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
-            const Tile t = decode(tile);
-            const float* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
-            for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
-                const int b = hcount % HB;
-                mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
-                if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
-                if (p.halo_vec) {
-                    // 16-byte path: a unit is 4 channels (one group) x 4 pixels; four float4 loads
-                    // along W, rounded in registers, written as four 16-byte pixels (a transpose
-                    // in registers).  Units are walked with a carry step of 96, four per batch.
-                    const int g4n = HC / 4, units = 4 * HR * g4n;
-                    const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
-                    int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
-                    const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
-                              s_g4 = WG_HALO_THREADS % g4n;
-                    const int col_a = t.col0 - p.halo_shift;  // a multiple of 4
-                    while (u < units) {
-                        float4 v[4][4];
-                        int off[4];
+        } else if (warp < 4) {
+            // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
+            const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
+            const float* x = (const float*)p.x;
+            const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
+            unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % 2
+            for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+                const Tile t = decode(tile);
+                const float* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
+                for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
+                    const int b = hcount % HB;
+                    mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
+                    if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
+                    if (p.halo_vec) {
+                        // 16-byte path: a unit is 4 channels (one group) x 4 pixels; four float4 loads
+                        // along W, rounded in registers, written as four 16-byte pixels (a transpose
+                        // in registers).  Units are walked with a carry step of 96, four per batch.
+                        const int g4n = HC / 4, units = 4 * HR * g4n;
+                        const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
+                        int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
+                        const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
+                                  s_g4 = WG_HALO_THREADS % g4n;
+                        const int col_a = t.col0 - p.halo_shift;  // a multiple of 4
+                        while (u < units) {
+                            float4 v[4][4];
+                            int off[4];
 #pragma unroll
-                        for (int k = 0; k < 4; ++k) {
-                            const int h_in = t.row0 + hr, w_in = col_a + 4 * g4;
-                            const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
-                            off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
+                            for (int k = 0; k < 4; ++k) {
+                                const int h_in = t.row0 + hr, w_in = col_a + 4 * g4;
+                                const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
+                                off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
 #pragma unroll
-                            for (int ch = 0; ch < 4; ++ch) {
-                                const int c = chunk * WG_CK + 4 * kg + ch;
-                                v[k][ch] = (ok && c < p.Cg) ? __ldg((const float4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
-                                                            : make_float4(0.f, 0.f, 0.f, 0.f);
+                                for (int ch = 0; ch < 4; ++ch) {
+                                    const int c = chunk * WG_CK + 4 * kg + ch;
+                                    v[k][ch] = (ok && c < p.Cg) ? __ldg((const float4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
+                                                                : make_float4(0.f, 0.f, 0.f, 0.f);
+                                }
+                                u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
+                                if (g4 >= g4n) { g4 -= g4n; ++hr; }
+                                if (hr >= HR) { hr -= HR; ++kg; }
                             }
-                            u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
-                            if (g4 >= g4n) { g4 -= g4n; ++hr; }
-                            if (hr >= HR) { hr -= HR; ++kg; }
-                        }
 #pragma unroll
-                        for (int k = 0; k < 4; ++k) {
-                            if (off[k] < 0) continue;
-                            float4* dst = (float4*)(dst_b + off[k]);
-                            auto r = [&](float f) { return PREC == PREC_TF32 ? __uint_as_float(tf32_rna(f)) : f; };
-                            dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
-                            dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
-                            dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
-                            dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                            for (int k = 0; k < 4; ++k) {
+                                if (off[k] < 0) continue;
+                                float4* dst = (float4*)(dst_b + off[k]);
+                                auto r = [&](float f) { return PREC == PREC_TF32 ? __uint_as_float(tf32_rna(f)) : f; };
+                                dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
+                                dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
+                                dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
+                                dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                            }
                         }
+                        fence_proxy_async_smem();
+                        mbar_arrive(full_h + 8 * b);
+                        continue;
+                    }
+                    // 4-byte path (any strides, padding modes): cp.async per element, rounded in place.
+                    const unsigned dst_b = h0 + b * halo_bytes + cq * 4;
+                    for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4) {
+                        int w_in = t.col0 + hc;
+                        if (p.pad_mode != PAD_ZEROS) w_in = remap_index(w_in, p.W, p.pad_mode);
+                        const bool w_ok = (unsigned)w_in < (unsigned)p.W;
+#pragma unroll
+                        for (int kg = 0; kg < 4; ++kg) {
+                            const int c = chunk * WG_CK + 4 * kg + cq;
+                            const bool cw_ok = w_ok && c < p.Cg;
+                            const float* src_c = x_img + (cw_ok ? c * xs_c + w_in * xs_w : 0);
+                            const unsigned dst_c = dst_b + kg * kgs + hc * 16;
+                            for (int hr = 0; hr < HR; ++hr) {
+                                int h_in = t.row0 + hr;
+                                if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
+                                const bool ok = cw_ok && (unsigned)h_in < (unsigned)p.H;
+                                cp_async_4_to(dst_c + hr * HC * 16, ok ? src_c + h_in * xs_h : x, ok);
+                            }
+                        }
+                    }
+                    cp_async_wait<0>();
+                    // Each thread rounds only the elements it copied itself, which the wait made visible
+                    // to it (compute-sanitizer's racecheck still warns, "invalid memcpy_async
+                    // synchronization", with or without a warp or named barrier here; 0 errors).
+                    if (PREC == PREC_TF32) {
+                        for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4)
+#pragma unroll
+                            for (int kg = 0; kg < 4; ++kg) {
+                                float* v = (float*)(wg_smem + (dst_b - smem0) + kg * kgs + hc * 16);
+                                for (int hr = 0; hr < HR; ++hr) v[hr * HC * 4] = __uint_as_float(tf32_rna(v[hr * HC * 4]));
+                            }
                     }
                     fence_proxy_async_smem();
                     mbar_arrive(full_h + 8 * b);
-                    continue;
                 }
-                // 4-byte path (any strides, padding modes): cp.async per element, rounded in place.
-                const unsigned dst_b = h0 + b * halo_bytes + cq * 4;
-                for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4) {
-                    int w_in = t.col0 + hc;
-                    if (p.pad_mode != PAD_ZEROS) w_in = remap_index(w_in, p.W, p.pad_mode);
-                    const bool w_ok = (unsigned)w_in < (unsigned)p.W;
-#pragma unroll
-                    for (int kg = 0; kg < 4; ++kg) {
-                        const int c = chunk * WG_CK + 4 * kg + cq;
-                        const bool cw_ok = w_ok && c < p.Cg;
-                        const float* src_c = x_img + (cw_ok ? c * xs_c + w_in * xs_w : 0);
-                        const unsigned dst_c = dst_b + kg * kgs + hc * 16;
-                        for (int hr = 0; hr < HR; ++hr) {
-                            int h_in = t.row0 + hr;
-                            if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
-                            const bool ok = cw_ok && (unsigned)h_in < (unsigned)p.H;
-                            cp_async_4_to(dst_c + hr * HC * 16, ok ? src_c + h_in * xs_h : x, ok);
-                        }
-                    }
-                }
-                cp_async_wait<0>();
-                // Each thread rounds only the elements it copied itself, which the wait made visible
-                // to it (compute-sanitizer's racecheck still warns, "invalid memcpy_async
-                // synchronization", with or without a warp or named barrier here; 0 errors).
-                if (PREC == PREC_TF32) {
-                    for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4)
-#pragma unroll
-                        for (int kg = 0; kg < 4; ++kg) {
-                            float* v = (float*)(wg_smem + (dst_b - smem0) + kg * kgs + hc * 16);
-                            for (int hr = 0; hr < HR; ++hr) v[hr * HC * 4] = __uint_as_float(tf32_rna(v[hr * HC * 4]));
-                        }
-                }
-                fence_proxy_async_smem();
-                mbar_arrive(full_h + 8 * b);
             }
         }
     } else {
-        // ---- consumers: two warpgroups of MMAs, then the epilogue ----
+        setmaxnreg_inc<200>();
+        // ---- consumers: two warpgroups of MMAs, and the epilogue ----
         const int cwg = (warp - 4) >> 2, wq = warp & 3;
         const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
         const uint64_t b_hi = wgmma_desc_hi(WG_BN * 16, 128);
         float acc[2][64];
-        unsigned kc = 0, hcount = 0;
+        int s = 0;
+        unsigned phase = 0;  // weight stage s and the parity of its round
+        float* y = (float*)p.y;
+        const float* bias = (const float*)p.bias;
+        const int g = lane >> 2, t4 = lane & 3;
+        float* stage = (float*)(wg_smem + (b0 - smem0) + stages * b_stage_bytes);
+        const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
+
+        // The A operand of tap (i, j) for output row 2 cwg (+ sg stride_h rows) starts at halo pixel
+        // ((2 cwg stride_h + i dil_h - tap_row_lo) HC + j dil_w - tap_col_lo + halo_shift): the
+        // offsets advance tap by tap without a division.
+        const unsigned a_origin = (unsigned)(((2 * cwg * p.stride_h - p.tap_row_lo) * HC - p.tap_col_lo + p.halo_shift) * 16);
+        const unsigned a_col_step = (unsigned)(p.dil_w * 16);
+        const unsigned a_row_step = (unsigned)((p.dil_h * HC - p.taps_w * p.dil_w) * 16);
+        const unsigned a_sg_step = (unsigned)(p.stride_h * HC * 16);
+        const bool deep = p.mma_depth >= 2;
+        int hb = 0;
+        unsigned hphase = 0;  // halo buffer hb and the parity of its round
         for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
             const Tile t = decode(tile);
-            int chunk = 0, kin = 0;
-            int prev_s = -1, prev_h = -1;  // buffers whose MMAs retire at the next wgmma_wait
-            for (int kt = 0; kt < KT; ++kt, ++kc) {
-                const int s = kc % WG_STAGES, b = hcount % HB;
-                if (kin == 0) mbar_wait(full_h + 8 * b, (hcount / HB) & 1);
-                mbar_wait(full_b + 8 * s, (kc / WG_STAGES) & 1);
-                const int t0 = kin * tpk, nt = min(tpk, taps - t0);
-                const unsigned halo_at = h0 + b * halo_bytes;
-                const unsigned b_at = b0 + s * b_stage_bytes;
-                wgmma_fence();
-                for (int u = 0; u < ((p.profile_skip & 8) ? 0 : nt); ++u) {
-                    const int tap = t0 + u, ti = tap / p.taps_w, tj = tap - ti * p.taps_w;
-                    const unsigned a_tap = halo_at +
-                        (unsigned)(((2 * cwg * p.stride_h + ti * p.dil_h - p.tap_row_lo) * HC + tj * p.dil_w - p.tap_col_lo +
-                                    p.halo_shift) * 16);
+            // Buffers of the k-tiles whose MMAs may still run, 1 and 2 k-tiles back (-1: none).  With
+            // mma_depth 2 two k-tiles' MMAs stay in flight (wgmma_wait<2>), else one.
+            int s_back1 = -1, h_back1 = -1, s_back2 = -1, h_back2 = -1;
+            int kt = 0;
+            for (int chunk = 0; chunk < chunks; ++chunk) {
+                mbar_wait(full_h + 8 * hb, hphase);
+                const unsigned halo_at = h0 + hb * halo_bytes + ((p.profile_skip & 16) ? 0u : a_origin);
+                unsigned a_off = 0;
+                int tj = 0;
+                for (int kin = 0; kin < kpc; ++kin, ++kt) {
+                    mbar_wait(full_b + 8 * s, phase);
+                    const int nt = (p.profile_skip & 8) ? 0 : min(tpk, taps - kin * tpk);
+                    const unsigned b_at = b0 + s * b_stage_bytes;
+                    // The k-tile's MMAs as straight-line code for each tap count (NT), so that the
+                    // commit closes a known instruction sequence: with a run-time trip count the
+                    // compiler adds a dummy MMA to mark the group's end, which stalled the issue.
+                    auto issue_taps = [&](auto nt_tag) {
+                        constexpr int NT = decltype(nt_tag)::value;
 #pragma unroll
-                    for (int ks = 0; ks < 2; ++ks) {
-                        const uint64_t bd = wgmma_desc(b_hi, b_at + (u * 4 + 2 * ks) * (WG_BN * 16));
-                        const int accumulate = (kt | u | ks) != 0;
+                        for (int u = 0; u < NT; ++u) {
+                            const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
 #pragma unroll
-                        for (int sg = 0; sg < 2; ++sg) {
-                            const uint64_t ad = wgmma_desc(a_hi, a_tap + 2 * ks * kgs + sg * p.stride_h * HC * 16);
-                            wgmma_m64n128k8_tf32(acc[sg], ad, bd, accumulate);
+                            for (int ks = 0; ks < 2; ++ks) {
+                                const uint64_t bd = wgmma_desc(b_hi, b_at + (u * 4 + 2 * ks) * (WG_BN * 16));
+                                const int accumulate = (kt | u | ks) != 0;
+#pragma unroll
+                                for (int sg = 0; sg < 2; ++sg) {
+                                    const unsigned a_row = (p.profile_skip & 16) ? 0u : sg * a_sg_step;
+                                    wgmma_m64n128k8_tf32(acc[sg], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row), bd,
+                                                         accumulate);
+                                }
+                            }
+                            a_off += a_col_step;
+                            if (++tj == p.taps_w) { tj = 0; a_off += a_row_step; }
                         }
+                        wgmma_commit();
+                    };
+                    wgmma_fence();
+                    switch (nt) {
+                        case 1: issue_taps(std::integral_constant<int, 1>{}); break;
+                        case 2: issue_taps(std::integral_constant<int, 2>{}); break;
+                        case 3: issue_taps(std::integral_constant<int, 3>{}); break;
+                        case 4: issue_taps(std::integral_constant<int, 4>{}); break;
+                        default: wgmma_commit(); break;  // profiling without MMAs: an empty group
                     }
+                    if (deep) {
+                        wgmma_wait<2>();  // the MMAs of 2 k-tiles back are done: release their buffers
+                        if (lane == 0 && s_back2 >= 0) mbar_arrive(empty_b + 8 * s_back2);
+                        if (lane == 0 && h_back2 >= 0) mbar_arrive(empty_h + 8 * h_back2);
+                        s_back2 = s_back1; h_back2 = h_back1;
+                    } else {
+                        wgmma_wait<1>();  // the previous k-tile's MMAs are done
+                        if (lane == 0 && s_back1 >= 0) mbar_arrive(empty_b + 8 * s_back1);
+                        if (lane == 0 && h_back1 >= 0) mbar_arrive(empty_h + 8 * h_back1);
+                    }
+                    s_back1 = s;
+                    h_back1 = kin + 1 == kpc ? hb : -1;  // the chunk's last k-tile releases the halo
+                    if (++s == stages) { s = 0; phase ^= 1; }
                 }
-                wgmma_commit();
-                wgmma_wait<1>();  // the previous k-tile's MMAs are done: release its buffers
-                if (lane == 0 && prev_s >= 0) mbar_arrive(empty_b + 8 * prev_s);
-                if (lane == 0 && prev_h >= 0) mbar_arrive(empty_h + 8 * prev_h);
-                prev_s = s;
-                prev_h = -1;
-                if (++kin == kpc) { kin = 0; ++chunk; ++hcount; prev_h = b; }
+                if (++hb == HB) { hb = 0; hphase ^= 1; }
             }
             wgmma_wait<0>();
             wgmma_pin(acc[0]);
             wgmma_pin(acc[1]);
-            if (lane == 0 && prev_s >= 0) mbar_arrive(empty_b + 8 * prev_s);
-            if (lane == 0 && prev_h >= 0) mbar_arrive(empty_h + 8 * prev_h);
+            if (lane == 0) {
+                if (s_back2 >= 0) mbar_arrive(empty_b + 8 * s_back2);
+                if (h_back2 >= 0) mbar_arrive(empty_h + 8 * h_back2);
+                if (s_back1 >= 0) mbar_arrive(empty_b + 8 * s_back1);
+                if (h_back1 >= 0) mbar_arrive(empty_h + 8 * h_back1);
+            }
 
-            // Epilogue through shared memory: the fragments of 32 channels x 64 pixels (one output row)
-            // go to this warpgroup's staging buffer, then each warp writes 8 channels as runs of
-            // 32 consecutive pixels (128 bytes per store instruction).  Stored straight from the
-            // fragments, a warp store would be 4 channels x 8 pixels, 32-byte runs that straddle
-            // sectors of NCHW's unaligned rows: tools/store_pattern_probe.py measured 0.67 TB/s for
-            // that order against 1.54 TB/s for 128-byte runs on #55's output.
-            float* y = (float*)p.y;
-            const float* bias = (const float*)p.bias;
-            const int g = lane >> 2, t4 = lane & 3;
-            float* stage = (float*)(wg_smem + (b0 - smem0) + WG_STAGES * b_stage_bytes + cwg * WG_EPI_BYTES);
-            const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
+            // In-line epilogue (the staging buffer is 32 channels x 64 pixels per warpgroup): the
+            // fragments of one output row's 32 channels go to shared memory, then each warp writes 8
+            // channels as runs of 32 consecutive pixels (128 bytes per store instruction).  Stored
+            // straight from the fragments, a warp store would be 4 channels x 8 pixels, 32-byte runs
+            // that straddle sectors of NCHW's unaligned rows: tools/store_pattern_probe.py measured
+            // 0.67 TB/s for that order against 1.54 TB/s for 128-byte runs on #55's output.
+            float* stage_wg = stage + cwg * (WG_EPI_BYTES / 4);
 #pragma unroll
             for (int sg = 0; sg < 2; ++sg) {
                 const int op = t.p0 + 2 * cwg + sg;
@@ -1121,7 +1199,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                         for (int h = 0; h < 2; ++h)
 #pragma unroll
                             for (int e = 0; e < 2; ++e)
-                                stage[(8 * jj + 2 * t4 + e) * WG_EPI_LD + 16 * wq + g + 8 * h] =
+                                stage_wg[(8 * jj + 2 * t4 + e) * WG_EPI_LD + 16 * wq + g + 8 * h] =
                                     acc[sg][4 * (4 * quarter + jj) + 2 * h + e];
                     named_barrier_sync(1 + cwg, 128);
                     if (op >= p.P || (p.profile_skip & 1)) continue;
@@ -1135,7 +1213,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
 #pragma unroll
                             for (int half = 0; half < 2; ++half) {
                                 const int px = lane + 32 * half, oq = t.q0 + px;
-                                if (oq < p.Q) y_row[channel * p.y_sc + (long long)oq * p.y_sw] = stage[c * WG_EPI_LD + px] + bv;
+                                if (oq < p.Q) y_row[channel * p.y_sc + (long long)oq * p.y_sw] = stage_wg[c * WG_EPI_LD + px] + bv;
                             }
                         }
                     } else {
@@ -1145,7 +1223,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                             const float bv = bias ? bias[channel] : 0.f;
                             for (int px = 16 * wq; px < 16 * wq + 16; ++px) {
                                 const int oq = t.q0 + px;
-                                if (oq < p.Q) y_row[channel + (long long)oq * p.y_sw] = stage[lane * WG_EPI_LD + px] + bv;
+                                if (oq < p.Q) y_row[channel + (long long)oq * p.y_sw] = stage_wg[lane * WG_EPI_LD + px] + bv;
                             }
                         }
                     }
@@ -1609,6 +1687,7 @@ CUDA_LAUNCHERS = r"""
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAException.h>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <type_traits>
@@ -1715,7 +1794,7 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
-    int halo_vec = 0, halo_shift = 0, halo_bufs = 2;
+    int halo_vec = 0, halo_shift = 0, halo_bufs = 2, b_stages = 2, mma_depth = 1;
 };
 
 WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n) {
@@ -1736,15 +1815,39 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     if (c.halo_vec) hw = round_up(hw, 4);
     const int64_t halo_bytes = 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
-    for (int tpk = std::min(WG_MAX_TPK, (taps + 1) / 2); tpk >= 1; --tpk) {
-        for (int bufs = WG_MAX_HALO_BUFS; bufs >= 2; --bufs) {
-            const int64_t smem = WG_BAR_BYTES + bufs * halo_bytes + (int64_t)WG_STAGES * tpk * WG_B_TAP_BYTES +
-                                 2 * WG_EPI_BYTES;
-            if (smem > per_block) continue;
-            c.use = true; c.halo_h = (int)hh; c.halo_w = (int)hw; c.taps_per_kt = tpk; c.halo_bufs = bufs;
-            c.kt_per_chunk = (int)ceil_div(taps, tpk); c.smem = (int)smem;
+    auto fits = [&](int tpk, int stages, int bufs) {
+        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * WG_B_TAP_BYTES + 2 * WG_EPI_BYTES <= per_block;
+    };
+    auto take = [&](int tpk, int stages, int bufs, int depth) {
+        c.use = true; c.halo_h = (int)hh; c.halo_w = (int)hw; c.taps_per_kt = tpk; c.halo_bufs = bufs;
+        c.b_stages = stages; c.mma_depth = depth; c.kt_per_chunk = (int)ceil_div(taps, tpk);
+        c.smem = (int)(WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * WG_B_TAP_BYTES + 2 * WG_EPI_BYTES);
+    };
+    // Experiments (tools/wgmma_probe.py): KB_CONV_WGMMA_CFG="tpk,stages,bufs,depth" picks the
+    // tiling when it fits and is valid.
+    if (const char* cfg = std::getenv("KB_CONV_WGMMA_CFG")) {
+        int tpk = 0, stages = 0, bufs = 0, depth = 0;
+        if (std::sscanf(cfg, "%d,%d,%d,%d", &tpk, &stages, &bufs, &depth) == 4 && tpk >= 1 && tpk <= WG_MAX_TPK &&
+            2 * tpk <= taps + 1 && stages >= 2 && stages <= WG_MAX_STAGES && bufs >= 2 && bufs <= WG_MAX_HALO_BUFS &&
+            depth >= 1 && depth <= 2 && stages >= 2 * depth && fits(tpk, stages, bufs)) {
+            take(tpk, stages, bufs, depth);
             return c;
         }
+    }
+    // Default, from tools/wgmma_probe.py's sweep on #55 and #56 (docs/perf-log.md, w7): 3 taps per
+    // k-tile (fewer when the chunk has fewer than 6 taps: at least two k-tiles per chunk), 3 halo
+    // buffers when 5 weight stages fit beside them, else 2 halo buffers; then as many stages as fit
+    // (at most 8); one k-tile of MMAs in flight.  #55: 3 taps, 5 stages, 3 buffers (2.72 ms against
+    // 2.87 for 4 taps, 4 stages, 3 buffers); #56: 3 taps, 5 stages, 2 buffers (1.88 against 1.96).
+    auto most_stages = [&](int tpk, int bufs) {
+        int stages = WG_MAX_STAGES;
+        while (stages >= 2 && !fits(tpk, stages, bufs)) --stages;
+        return stages;
+    };
+    for (int tpk = std::min(3, (taps + 1) / 2); tpk >= 1; --tpk) {
+        const int with3 = most_stages(tpk, 3), with2 = most_stages(tpk, 2);
+        if (with3 >= 5) { take(tpk, with3, 3, 1); return c; }
+        if (with2 >= 2) { take(tpk, with2, 2, 1); return c; }
     }
     return c;
 }
@@ -1776,6 +1879,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
+        p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
         p.profile_skip = profile_skip;
         p.tap_row_lo = std::min(0, (p.taps_h - 1) * p.dil_h);

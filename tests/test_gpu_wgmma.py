@@ -46,6 +46,10 @@ CONFIGS = [
     Cfg("channels_last_in", 2, 64, 24, 70, 128, 3, layout="cl"),
     Cfg("sliced_in", 2, 32, 20, 72, 128, 3, layout="sliced"),
     Cfg("long_reduction", 1, 256, 20, 64, 128, 3, p=1),               # 16 channel chunks
+    # More tiles than SMs: several per persistent block, so buffers and barrier phases carry over
+    # from tile to tile.
+    Cfg("many_tiles", 4, 32, 130, 260, 128, 3, bias=True),             # 640 tiles, NCHW output
+    Cfg("many_tiles_cl", 3, 32, 98, 200, 130, 3, p=1, layout="cl"),    # channels_last output, 2 column blocks
 ]
 
 
@@ -59,8 +63,17 @@ def hopper(flag):
         M.set_hopper(True)
 
 
+# Tilings: the launcher's default, and 2 taps per k-tile over 6 weight stages and 2 halo buffers
+# with two k-tiles of MMAs in flight (KB_CONV_WGMMA_CFG, read at every call; a tiling that does not
+# fit a configuration falls back to the default).
+TILINGS = {"default": None, "tpk2_st6_hb2_d2": "2,6,2,2"}
+
+
+@pytest.mark.parametrize("tiling", list(TILINGS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
-def test_wgmma_forward_tf32(cfg):
+def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
+    if TILINGS[tiling]:
+        monkeypatch.setenv("KB_CONV_WGMMA_CFG", TILINGS[tiling])
     torch.manual_seed(U.seed_for("wgmma", cfg.id))
     with U.precision_mode("tf32"):
         model, ref = U.make_models(M, cfg)
