@@ -245,12 +245,6 @@ __device__ __forceinline__ void wgmma_m64n128k8_tf32(float (&d)[64], uint64_t a_
 #endif
 }
 
-// 4-byte cp.async to a shared-space address (zero-fill when !valid).
-__device__ __forceinline__ void cp_async_4_to(unsigned smem_addr, const void* gmem_src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
-                 :: "r"(smem_addr), "l"(gmem_src), "r"(valid ? 4 : 0));
-}
-
 // mbarriers (sm_90 forms): a phase completes when its expected arrivals (and, with expect_tx,
 // transaction bytes) are in; waiters spin on the parity of the phase they need.
 __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
@@ -876,7 +870,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
 //   warps 1-3     halo: each 16-channel chunk rounded to TF32 on its way in (16-byte loads and a
-//                 register transpose where the input allows, else 4-byte cp.async)
+//                 register transpose where the input allows, else 4-byte loads)
 //   warps 4-11    two consumer warpgroups: warpgroup c owns output rows 2c and 2c+1, one
 //                 m64n128 accumulator each (128 fp32 registers per thread); they issue wgmma
 //                 and write the output, while the producers already fill the buffers for the
@@ -1044,8 +1038,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                         mbar_arrive(full_h + 8 * b);
                         continue;
                     }
-                    // 4-byte path (any strides, padding modes): cp.async per element, rounded in place.
-                    const unsigned dst_b = h0 + b * halo_bytes + cq * 4;
+                    // 4-byte path (any strides, padding modes): plain loads, four rows at a time so that
+                    // their latencies overlap, rounded in registers and stored once.  (cp.async would
+                    // need a second, in-place rounding pass, which compute-sanitizer's racecheck flags
+                    // as "invalid memcpy_async synchronization".)
+                    float* dst_b = (float*)(wg_smem + (h0 - smem0) + b * halo_bytes) + cq;
                     for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4) {
                         int w_in = t.col0 + hc;
                         if (p.pad_mode != PAD_ZEROS) w_in = remap_index(w_in, p.W, p.pad_mode);
@@ -1055,26 +1052,22 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                             const int c = chunk * WG_CK + 4 * kg + cq;
                             const bool cw_ok = w_ok && c < p.Cg;
                             const float* src_c = x_img + (cw_ok ? c * xs_c + w_in * xs_w : 0);
-                            const unsigned dst_c = dst_b + kg * kgs + hc * 16;
-                            for (int hr = 0; hr < HR; ++hr) {
-                                int h_in = t.row0 + hr;
-                                if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
-                                const bool ok = cw_ok && (unsigned)h_in < (unsigned)p.H;
-                                cp_async_4_to(dst_c + hr * HC * 16, ok ? src_c + h_in * xs_h : x, ok);
+                            float* dst_c = dst_b + (kg * kgs + hc * 16) / 4;
+                            for (int hr0 = 0; hr0 < HR; hr0 += 4) {
+                                float v[4];
+#pragma unroll
+                                for (int i = 0; i < 4; ++i) {
+                                    int h_in = t.row0 + hr0 + i;
+                                    if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
+                                    const bool ok = cw_ok && hr0 + i < HR && (unsigned)h_in < (unsigned)p.H;
+                                    v[i] = ok ? __ldg(src_c + h_in * xs_h) : 0.f;
+                                }
+#pragma unroll
+                                for (int i = 0; i < 4; ++i)
+                                    if (hr0 + i < HR)
+                                        dst_c[(hr0 + i) * HC * 4] = PREC == PREC_TF32 ? __uint_as_float(tf32_rna(v[i])) : v[i];
                             }
                         }
-                    }
-                    cp_async_wait<0>();
-                    // Each thread rounds only the elements it copied itself, which the wait made visible
-                    // to it (compute-sanitizer's racecheck still warns, "invalid memcpy_async
-                    // synchronization", with or without a warp or named barrier here; 0 errors).
-                    if (PREC == PREC_TF32) {
-                        for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4)
-#pragma unroll
-                            for (int kg = 0; kg < 4; ++kg) {
-                                float* v = (float*)(wg_smem + (dst_b - smem0) + kg * kgs + hc * 16);
-                                for (int hr = 0; hr < HR; ++hr) v[hr * HC * 4] = __uint_as_float(tf32_rna(v[hr * HC * 4]));
-                            }
                     }
                     fence_proxy_async_smem();
                     mbar_arrive(full_h + 8 * b);
