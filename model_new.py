@@ -904,7 +904,7 @@ constexpr int WG_MAX_STAGES = 8;                  // weight stages at most (p.b_
 constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
 constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
 constexpr int WG_B_TAP_BYTES = WG_CK * WG_BN * 4; // one tap's weights for one chunk: 8 KB
-constexpr int WG_BAR_BYTES = 256;                 // the mbarriers, at the start of shared memory
+constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging buffer: 32 channels x 64 pixels
 
@@ -987,7 +987,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
             const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
             const float* x = (const float*)p.x;
             const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
-            unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % 2
+            unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
             for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
                 const Tile t = decode(tile);
                 const float* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
@@ -1808,13 +1808,14 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     if (c.halo_vec) hw = round_up(hw, 4);
     const int64_t halo_bytes = 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
-    auto fits = [&](int tpk, int stages, int bufs) {
-        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * WG_B_TAP_BYTES + 2 * WG_EPI_BYTES <= per_block;
+    auto smem_for = [&](int tpk, int stages, int bufs) {
+        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * WG_B_TAP_BYTES + 2 * WG_EPI_BYTES;
     };
+    auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
     auto take = [&](int tpk, int stages, int bufs, int depth) {
         c.use = true; c.halo_h = (int)hh; c.halo_w = (int)hw; c.taps_per_kt = tpk; c.halo_bufs = bufs;
         c.b_stages = stages; c.mma_depth = depth; c.kt_per_chunk = (int)ceil_div(taps, tpk);
-        c.smem = (int)(WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * WG_B_TAP_BYTES + 2 * WG_EPI_BYTES);
+        c.smem = (int)smem_for(tpk, stages, bufs);
     };
     // Experiments (tools/wgmma_probe.py): KB_CONV_WGMMA_CFG="tpk,stages,bufs,depth" picks the
     // tiling when it fits and is valid.
