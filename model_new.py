@@ -138,6 +138,15 @@ __device__ __forceinline__ void cp_async_16(float* smem_dst, const void* gmem_sr
     unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst), "l"(gmem_src));
 }
+// 8- and 16-byte copies that zero-fill when !valid (gmem_src must then still be a valid address).
+__device__ __forceinline__ void cp_async_8z(float* smem_dst, const void* gmem_src, bool valid) {
+    unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" :: "r"(dst), "l"(gmem_src), "r"(valid ? 8 : 0));
+}
+__device__ __forceinline__ void cp_async_16z(float* smem_dst, const void* gmem_src, bool valid) {
+    unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
@@ -243,6 +252,26 @@ __device__ __forceinline__ void wgmma_m64n128k8_tf32(float (&d)[64], uint64_t a_
         : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24), KB_ACC8(32), KB_ACC8(40), KB_ACC8(48), KB_ACC8(56)
         : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 #endif
+}
+
+// The same with a 64-wide B (and D): 32 accumulator registers.
+__device__ __forceinline__ void wgmma_m64n64k8_tf32(float (&d)[32], uint64_t a_desc, uint64_t b_desc,
+                                                    int accumulate) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1;\n}\n"
+        : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24)
+        : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+#endif
+}
+template <int BN> __device__ __forceinline__ void wgmma_tf32(float (&d)[BN / 2], uint64_t a_desc, uint64_t b_desc,
+                                                         int accumulate) {
+    if constexpr (BN == 128) wgmma_m64n128k8_tf32(d, a_desc, b_desc, accumulate);
+    else wgmma_m64n64k8_tf32(d, a_desc, b_desc, accumulate);
 }
 
 // mbarriers (sm_90 forms): a phase completes when its expected arrivals (and, with expect_tx,
@@ -407,9 +436,10 @@ struct ConvGemmParams {
     // number of (group, image, tile row, tile column, column block) tiles its persistent grid walks.
     int taps_per_kt, kt_per_chunk, n_blocks;
     long long total_tiles;
-    // halo_vec: the input allows 16-byte loads of 4 consecutive pixels (zeros padding, W and every
-    // stride multiples of 4, 16-byte aligned); the halo window then starts halo_shift (0..3)
-    // columns left of the first tap column, at a multiple of 4.  halo_bufs: 2 or 3 halo buffers.
+    // halo_vec: 4 = the input allows 16-byte loads of 4 consecutive pixels (zeros padding, W and
+    // every stride multiples of 4, 16-byte aligned); 2 = 8-byte loads of 2 (all of that even); 0 =
+    // neither.  With 2 or 4 the halo window starts halo_shift (0..3) columns left of the first tap
+    // column, at a multiple of 4.  halo_bufs: 2 or 3 halo buffers.
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
     int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth;
@@ -863,16 +893,21 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], TF32 operands rounded to
 //   nearest-away (cuDNN's class for these shapes; the host instantiates PREC_TF32 only), fp32
 //   accumulators in registers.
-// Tile: 4 output rows x 64 output columns (256 pixels) x 128 output channels; stride_w must be 1
-//   (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of A is one output
-//   pixel: 64 consecutive columns of one output row, which for a tap (i, j) are 64 consecutive
-//   pixels of one halo row, so A needs no gather at all.
+// Tile: TR output rows x 64 output columns x BN output channels, in two variants:
+//   wide    BN = 128, TR = 4 (256 pixels): GEMMs of more than 64 columns (#55's and #56's forward);
+//   narrow  BN = 64,  TR = 8 (512 pixels): GEMMs of at most 64 columns (#55's and #56's grad-input,
+//           64 input channels), so that no MMA works on padding; the taller tile also loads fewer
+//           halo rows per output row (10 for 8, against 6 for 4), which matters because the halo
+//           loaders, not the MMAs, bound these GEMMs (grad-input reduces over 128 channels).
+//   stride_w must be 1 (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of
+//   A is one output pixel: 64 consecutive columns of one output row, which for a tap (i, j) are 64
+//   consecutive pixels of one halo row, so A needs no gather at all.
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
-//   warps 1-3     halo: each 16-channel chunk rounded to TF32 on its way in (16-byte loads and a
-//                 register transpose where the input allows, else 4-byte loads)
-//   warps 4-11    two consumer warpgroups: warpgroup c owns output rows 2c and 2c+1, one
-//                 m64n128 accumulator each (128 fp32 registers per thread); they issue wgmma
+//   warps 1-3     halo: each 16-channel chunk rounded to TF32 on its way in (16- or 8-byte loads
+//                 and a register transpose where the input allows, else 4-byte loads)
+//   warps 4-11    two consumer warpgroups: warpgroup c owns output rows TR/2 c .. TR/2 c + TR/2 - 1,
+//                 one m64nBN accumulator each (128 fp32 registers per thread); they issue wgmma
 //                 and write the output, while the producers already fill the buffers for the
 //                 next k-tiles and the next tile.
 //   Hand-offs go through mbarriers: full_b / empty_b per weight stage, full_h / empty_h per halo
@@ -889,27 +924,29 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   (halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
 //   halo_w + j*dil_w): a 16-byte offset per pixel, which the descriptor's start address allows.
 //   Copy lanes: 4 channels x 8 columns, so 32-byte global runs and 128 contiguous shared bytes.
-// Weights (B): packed [group][tap][Cpad/4][Kpad][4] (pack layout 2): one tap's 16 channels x 128
-//   output channels are 4 contiguous 2 KB runs, bulk-copied into [tap][channel group][128 n][4]
-//   (K-major, sbo = 128 B, lbo = 2 KB).  A k-tile is taps_per_kt taps of one chunk; p.b_stages stages
+// Weights (B): packed [group][tap][Cpad/4][Kpad][4] (pack layout 2): one tap's 16 channels x BN
+//   output channels are 4 contiguous runs of BN x 16 bytes, bulk-copied into [tap][channel group]
+//   [BN n][4] (K-major, sbo = 128 B, lbo = BN x 16 B).  A k-tile is taps_per_kt taps of one chunk; p.b_stages stages
 //   (the host's choose_wgmma picks taps per k-tile, stages and halo buffers).
 constexpr int WG_THREADS = 384;
 constexpr int WG_HALO_THREADS = 96;               // warps 1-3
 constexpr int WG_CONSUMER_WARPS = 8;
 constexpr int WG_CK = 16;                         // input channels per halo chunk (4 groups of 4)
-constexpr int WG_BN = 128;                        // output channels per tile
+constexpr int WG_BN = 128;                        // output channels per tile (wide variant; narrow: 64)
 constexpr int WG_TC = 64;                         // output columns per tile (the wgmma M)
-constexpr int WG_TR = 4;                          // output rows per tile (2 per consumer warpgroup)
+constexpr int WG_TR = 4;                          // output rows per tile (wide variant; narrow: 8)
 constexpr int WG_MAX_STAGES = 8;                  // weight stages at most (p.b_stages)
 constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
 constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
-constexpr int WG_B_TAP_BYTES = WG_CK * WG_BN * 4; // one tap's weights for one chunk: 8 KB
+__host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128
 constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging buffer: 32 channels x 64 pixels
 
-template <int PREC>
+template <int PREC, int BN, int TR>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const ConvGemmParams p) {
+    static_assert((BN == 128 && TR == 4) || (BN == 64 && TR == 8), "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles");
+    constexpr int SG = TR / 2;  // output rows per consumer warpgroup
 #ifdef KB_HAVE_WGMMA
     extern __shared__ __align__(128) unsigned char wg_smem[];
     // The warp index through a shuffle: the compiler then knows it is warp-uniform, so the role
@@ -925,7 +962,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
     const unsigned h0 = smem0 + WG_BAR_BYTES;
     const unsigned b0 = h0 + HB * halo_bytes;
     const int taps = p.taps_h * p.taps_w, tpk = p.taps_per_kt, kpc = p.kt_per_chunk;
-    const unsigned b_stage_bytes = (unsigned)(tpk * WG_B_TAP_BYTES);
+    const unsigned b_stage_bytes = (unsigned)(tpk * wg_b_tap_bytes(BN));
     const int chunks = p.Cpad / WG_CK;
     const int KT = chunks * kpc;
     const int nimg = (int)(p.M / ((long long)p.P * p.Q));
@@ -946,7 +983,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         const int tq = (int)(tile % p.tiles_q); tile /= p.tiles_q;
         const int tp = (int)(tile % p.tiles_p); tile /= p.tiles_p;
         t.img = (int)(tile % nimg); t.group = (int)(tile / nimg);
-        t.p0 = tp * WG_TR; t.q0 = tq * WG_TC; t.n0 = nb * WG_BN;
+        t.p0 = tp * TR; t.q0 = tq * WG_TC; t.n0 = nb * BN;
         t.row0 = t.p0 * p.stride_h + p.off_h + p.tap_row_lo;
         t.col0 = t.q0 + p.off_w + p.tap_col_lo;
         return t;
@@ -969,13 +1006,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                         if (p.profile_skip & 4) {
                             mbar_arrive(full_b + 8 * s);
                         } else {
-                            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * WG_B_TAP_BYTES));
+                            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * wg_b_tap_bytes(BN)));
                             const float* src = p.wpack + (((long long)t.group * taps + t0) * (p.Cpad / 4) + chunk * 4) * p.Kpad * 4 +
                                                (long long)t.n0 * 4;
                             for (int u = 0; u < nt; ++u)
                                 for (int kg = 0; kg < 4; ++kg)
-                                    bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (WG_BN * 16),
-                                                      src + ((long long)u * (p.Cpad / 4) + kg) * p.Kpad * 4, WG_BN * 16,
+                                    bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (BN * 16),
+                                                      src + ((long long)u * (p.Cpad / 4) + kg) * p.Kpad * 4, BN * 16,
                                                       full_b + 8 * s);
                         }
                         if (++s == stages) { s = 0; phase ^= 1; }
@@ -996,9 +1033,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                     mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
                     if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
                     if (p.halo_vec) {
-                        // 16-byte path: a unit is 4 channels (one group) x 4 pixels; four float4 loads
-                        // along W, rounded in registers, written as four 16-byte pixels (a transpose
-                        // in registers).  Units are walked with a carry step of 96, four per batch.
+                        // Vector path: a unit is 4 channels (one group) x 4 pixels; four float4 loads
+                        // along W (or eight float2 ones, halo_vec 2), rounded in registers, written as
+                        // four 16-byte pixels (a transpose in registers).  Units are walked with a carry
+                        // step of 96, four per batch.
                         const int g4n = HC / 4, units = 4 * HR * g4n;
                         const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
                         int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
@@ -1016,8 +1054,16 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
 #pragma unroll
                                 for (int ch = 0; ch < 4; ++ch) {
                                     const int c = chunk * WG_CK + 4 * kg + ch;
-                                    v[k][ch] = (ok && c < p.Cg) ? __ldg((const float4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
-                                                                : make_float4(0.f, 0.f, 0.f, 0.f);
+                                    const float* src = x_img + (c * xs_c + h_in * xs_h + w_in);
+                                    const bool c_ok = ok && c < p.Cg;
+                                    if (p.halo_vec == 4) {
+                                        v[k][ch] = c_ok ? __ldg((const float4*)src) : make_float4(0.f, 0.f, 0.f, 0.f);
+                                    } else {  // 8-byte loads: W even; the pair (w_in + 2, w_in + 3) may lie past W
+                                        const float2 lo = c_ok ? __ldg((const float2*)src) : make_float2(0.f, 0.f);
+                                        const float2 hi = (c_ok && w_in + 2 < p.W) ? __ldg((const float2*)(src + 2))
+                                                                                    : make_float2(0.f, 0.f);
+                                        v[k][ch] = make_float4(lo.x, lo.y, hi.x, hi.y);
+                                    }
                                 }
                                 u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
                                 if (g4 >= g4n) { g4 -= g4n; ++hr; }
@@ -1038,35 +1084,47 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                         mbar_arrive(full_h + 8 * b);
                         continue;
                     }
-                    // 4-byte path (any strides, padding modes): plain loads, four rows at a time so that
-                    // their latencies overlap, rounded in registers and stored once.  (cp.async would
-                    // need a second, in-place rounding pass, which compute-sanitizer's racecheck flags
-                    // as "invalid memcpy_async synchronization".)
+                    // 4-byte path (any strides, padding modes): plain loads, 4 channels x 8 rows (32 loads)
+                    // in flight per thread, since this loader is latency-bound; rounded in registers and
+                    // stored once.  (cp.async would need a second, in-place rounding pass, which
+                    // compute-sanitizer's racecheck flags as "invalid memcpy_async synchronization".)
                     float* dst_b = (float*)(wg_smem + (h0 - smem0) + b * halo_bytes) + cq;
                     for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4) {
                         int w_in = t.col0 + hc;
                         if (p.pad_mode != PAD_ZEROS) w_in = remap_index(w_in, p.W, p.pad_mode);
                         const bool w_ok = (unsigned)w_in < (unsigned)p.W;
+                        const float* src_c[4];
+                        bool cw_ok[4];
 #pragma unroll
                         for (int kg = 0; kg < 4; ++kg) {
                             const int c = chunk * WG_CK + 4 * kg + cq;
-                            const bool cw_ok = w_ok && c < p.Cg;
-                            const float* src_c = x_img + (cw_ok ? c * xs_c + w_in * xs_w : 0);
-                            float* dst_c = dst_b + (kg * kgs + hc * 16) / 4;
-                            for (int hr0 = 0; hr0 < HR; hr0 += 4) {
-                                float v[4];
+                            cw_ok[kg] = w_ok && c < p.Cg;
+                            src_c[kg] = x_img + (cw_ok[kg] ? c * xs_c + w_in * xs_w : 0);
+                        }
+                        float* dst_c = dst_b + hc * 4;
+                        for (int hr0 = 0; hr0 < HR; hr0 += 8) {
+                            int h_off[8];
+                            bool h_ok[8];
 #pragma unroll
-                                for (int i = 0; i < 4; ++i) {
-                                    int h_in = t.row0 + hr0 + i;
-                                    if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
-                                    const bool ok = cw_ok && hr0 + i < HR && (unsigned)h_in < (unsigned)p.H;
-                                    v[i] = ok ? __ldg(src_c + h_in * xs_h) : 0.f;
-                                }
-#pragma unroll
-                                for (int i = 0; i < 4; ++i)
-                                    if (hr0 + i < HR)
-                                        dst_c[(hr0 + i) * HC * 4] = PREC == PREC_TF32 ? __uint_as_float(tf32_rna(v[i])) : v[i];
+                            for (int i = 0; i < 8; ++i) {
+                                int h_in = t.row0 + hr0 + i;
+                                if (p.pad_mode != PAD_ZEROS) h_in = remap_index(h_in, p.H, p.pad_mode);
+                                h_ok[i] = hr0 + i < HR && (unsigned)h_in < (unsigned)p.H;
+                                h_off[i] = h_in * xs_h;
                             }
+                            float v[4][8];
+#pragma unroll
+                            for (int kg = 0; kg < 4; ++kg)
+#pragma unroll
+                                for (int i = 0; i < 8; ++i)
+                                    v[kg][i] = (cw_ok[kg] && h_ok[i]) ? __ldg(src_c[kg] + h_off[i]) : 0.f;
+#pragma unroll
+                            for (int kg = 0; kg < 4; ++kg)
+#pragma unroll
+                                for (int i = 0; i < 8; ++i)
+                                    if (hr0 + i < HR)
+                                        dst_c[(kg * kgs) / 4 + (hr0 + i) * HC * 4] =
+                                            PREC == PREC_TF32 ? __uint_as_float(tf32_rna(v[kg][i])) : v[kg][i];
                         }
                     }
                     fence_proxy_async_smem();
@@ -1079,8 +1137,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         // ---- consumers: two warpgroups of MMAs, and the epilogue ----
         const int cwg = (warp - 4) >> 2, wq = warp & 3;
         const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
-        const uint64_t b_hi = wgmma_desc_hi(WG_BN * 16, 128);
-        float acc[2][64];
+        const uint64_t b_hi = wgmma_desc_hi(BN * 16, 128);
+        float acc[SG][BN / 2];
         int s = 0;
         unsigned phase = 0;  // weight stage s and the parity of its round
         float* y = (float*)p.y;
@@ -1092,7 +1150,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         // The A operand of tap (i, j) for output row 2 cwg (+ sg stride_h rows) starts at halo pixel
         // ((2 cwg stride_h + i dil_h - tap_row_lo) HC + j dil_w - tap_col_lo + halo_shift): the
         // offsets advance tap by tap without a division.
-        const unsigned a_origin = (unsigned)(((2 * cwg * p.stride_h - p.tap_row_lo) * HC - p.tap_col_lo + p.halo_shift) * 16);
+        const unsigned a_origin = (unsigned)(((SG * cwg * p.stride_h - p.tap_row_lo) * HC - p.tap_col_lo + p.halo_shift) * 16);
         const unsigned a_col_step = (unsigned)(p.dil_w * 16);
         const unsigned a_row_step = (unsigned)((p.dil_h * HC - p.taps_w * p.dil_w) * 16);
         const unsigned a_sg_step = (unsigned)(p.stride_h * HC * 16);
@@ -1124,13 +1182,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                             const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
 #pragma unroll
                             for (int ks = 0; ks < 2; ++ks) {
-                                const uint64_t bd = wgmma_desc(b_hi, b_at + (u * 4 + 2 * ks) * (WG_BN * 16));
+                                const uint64_t bd = wgmma_desc(b_hi, b_at + (u * 4 + 2 * ks) * (BN * 16));
                                 const int accumulate = (kt | u | ks) != 0;
 #pragma unroll
-                                for (int sg = 0; sg < 2; ++sg) {
+                                for (int sg = 0; sg < SG; ++sg) {
                                     const unsigned a_row = (p.profile_skip & 16) ? 0u : sg * a_sg_step;
-                                    wgmma_m64n128k8_tf32(acc[sg], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row), bd,
-                                                         accumulate);
+                                    wgmma_tf32<BN>(acc[sg], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row), bd, accumulate);
                                 }
                             }
                             a_off += a_col_step;
@@ -1163,8 +1220,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                 if (++hb == HB) { hb = 0; hphase ^= 1; }
             }
             wgmma_wait<0>();
-            wgmma_pin(acc[0]);
-            wgmma_pin(acc[1]);
+#pragma unroll
+            for (int sg = 0; sg < SG; ++sg) wgmma_pin(acc[sg]);
             if (lane == 0) {
                 if (s_back2 >= 0) mbar_arrive(empty_b + 8 * s_back2);
                 if (h_back2 >= 0) mbar_arrive(empty_h + 8 * h_back2);
@@ -1180,11 +1237,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
             // 0.67 TB/s for that order against 1.54 TB/s for 128-byte runs on #55's output.
             float* stage_wg = stage + cwg * (WG_EPI_BYTES / 4);
 #pragma unroll
-            for (int sg = 0; sg < 2; ++sg) {
-                const int op = t.p0 + 2 * cwg + sg;
+            for (int sg = 0; sg < SG; ++sg) {
+                const int op = t.p0 + SG * cwg + sg;
                 float* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh;
 #pragma unroll
-                for (int quarter = 0; quarter < 4; ++quarter) {
+                for (int quarter = 0; quarter < BN / 32; ++quarter) {
                     named_barrier_sync(1 + cwg, 128);  // the previous round's reads are done
 #pragma unroll
                     for (int jj = 0; jj < 4; ++jj)
@@ -1431,6 +1488,15 @@ struct WgradParams {
     int stride_h, stride_w, dil_h, dil_w, pad_t, pad_l;
     int pad_mode;
     int flush_every;                    // k-tiles between adding the accumulators into ws (0: at the end)
+    // conv_wgrad_window_kernel only: octets per column block, kernel rows per column block, the
+    // window's width and channel stride (floats), row blocks per channel block, 32-column tiles per
+    // output row, and the reduction in k-tiles: in all, and per split.
+    int ww_ob, ww_rb, ww_wwin, ww_ldc, ww_rblocks, q_tiles;
+    // and its copy widths: dY rows in units of ww_yvec floats (1, 2 or 4), X window rows in units of
+    // ww_xvec (1 or 4; with 4 the window starts ww_shift columns early, at a multiple of 4, and
+    // ww_wwin counts those columns too).
+    int ww_yvec, ww_xvec, ww_shift;
+    long long kt_total, kt_chunk;
 };
 
 // conv_wgrad_gemm_kernel: dW[k][(c, r, s)] = sum_l dY[k][l] * X[l][(c, r, s)], l = (n, p, q).
@@ -1604,6 +1670,296 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_wgrad_gemm_kernel(const 
     }
     cp_async_wait<0>();
     flush();
+}
+
+// conv_wgrad_window_kernel: the weight gradient as an implicit GEMM whose X operand is read out of
+//   a shared-memory window of input rows, so that each input value is fetched once per k-tile for
+//   all taps (conv_wgrad_gemm_kernel fetches it once per tap and column).
+//     dW[k][(c, r, s)] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
+//   GEMM rows: output channels k, TILE_M = 128 per block (grid.y).  Reduction: output pixels in
+//   k-tiles of 32 consecutive columns q0..q0+31 of one output row (n, p); a split walks a contiguous
+//   range of k-tiles in (n, p, q-tile) order (grid.z = group * splits).
+//   Columns (grid.x): up to WW_TILES = 36 n8 tiles per block, each one octet of input channels at
+//   one tap (r, s): the host picks ww_ob octets x ww_rb kernel rows x all S kernel columns
+//   (ob * rb * S <= 36).  #55: 4 octets x 3 x 3 (32 channels, 9 taps); #56: 1 octet x 5 x 7.
+// Shared memory, per stage:
+//   A  dY[k 128][q 32], rows of WW_A_LD = 36 floats: an ldmatrix reads 8 rows x 16 bytes, which
+//      start 4 banks apart (conflict-free), and one ldmatrix.x4 is a whole TF32 A fragment.
+//   B  the X window [channel 8 ob][kernel row rb][ww_wwin], ww_wwin = 31 sw + (S-1) dw + 1 input
+//      columns from q0 sw - pl (with 16-byte copies: from ww_shift columns earlier, at a multiple of
+//      4, and rounded up to 4); channels ww_ldc floats apart, an odd multiple of 4, so that a B
+//      fragment's 8 channels x 4 columns hit 32 different banks.  Tap (r, s) at column q is
+//      B[c][r][q sw + s dw]: a one-element shift per tap, which mma.sync's per-lane loads take for
+//      free (wgmma's shared-memory descriptors need 16-byte steps, hence no wgmma kernel here).
+// Warps: 8 = 2 (64 output channels each) x 4 (9 column tiles each): 4 m16 x 9 n8 fp32 accumulators
+//   (144 registers) per thread; per k8 step and warp 4 ldmatrix.x4 and 18 32-bit loads feed 36 MMAs.
+// Loads: cp.async with zero fill (fp32; 16-byte window copies and 8/16-byte dY copies where the
+//   strides allow, else 4-byte) or register-staged (16-bit), WW_STAGES stages.  In a
+//   k-tile that runs past the output row (q >= Q) both dY and the B fragments of those columns are
+//   zero, so non-finite inputs outside a tap's reach cannot leak into it (0 * inf).
+// Accumulation as in conv_wgrad_gemm_kernel: every flush_every k-tiles the registers are added into
+//   this block's fp32 tile of ws (fire-and-forget reductions: each address has one writer thread, so
+//   the order is fixed), then reduce_splits_kernel sums the splits in order: bitwise reproducible.
+constexpr int WW_THREADS = 256;
+constexpr int WW_TILES = 36;            // n8 column tiles per block
+constexpr int WW_WARP_TILES = 9;        // per column warp (4 of them)
+constexpr int WW_A_LD = TILE_K + 4;
+constexpr int WW_A_FLOATS = TILE_M * WW_A_LD;
+constexpr int WW_STAGES = 4;
+constexpr int WW_MAX_ROWS = 8 * WW_TILES;  // window rows (channel, kernel row) per block at most
+
+struct WwRow {            // one window row: channel c (of the block), kernel row r (of the block)
+    long long base;       // (group*Cg + c) * x_sc + h_off * x_sh: add the output row's and column's offsets
+    int h_off;            // input row = p * stride_h + h_off; WW_NO_ROW for a channel beyond Cg (zeros)
+    int s_off;            // its first float in the stage's B window
+};
+constexpr int WW_NO_ROW = -(1 << 30);
+
+template <typename T, int PREC>
+__global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const WgradParams p) {
+    extern __shared__ __align__(16) float smem[];
+    __shared__ WwRow rows[WW_MAX_ROWS];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int group = blockIdx.z / p.splits, split = blockIdx.z - group * p.splits;
+    const int cblk = blockIdx.x / p.ww_rblocks, rblk = blockIdx.x - cblk * p.ww_rblocks;
+    const int c_base = cblk * 8 * p.ww_ob, r_base = rblk * p.ww_rb;
+    const int rb = min(p.ww_rb, p.R - r_base);   // kernel rows of this block
+    const int k0 = blockIdx.y * TILE_M;
+    const int wwin = p.ww_wwin, ldc = p.ww_ldc;
+    const int n_rows = 8 * p.ww_ob * rb;
+    const int stage_floats = WW_A_FLOATS + 8 * p.ww_ob * ldc;
+    for (int i = tid; i < n_rows; i += WW_THREADS) {
+        const int c = i / rb, r = i - c * rb, ch = c_base + c;
+        WwRow e;
+        e.h_off = ch < p.Cg ? (r_base + r) * p.dil_h - p.pad_t : WW_NO_ROW;
+        e.base = ch < p.Cg ? ((long long)group * p.Cg + ch) * p.x_sc + (long long)e.h_off * p.x_sh : 0;
+        e.s_off = c * ldc + r * wwin;
+        rows[i] = e;
+    }
+    __syncthreads();
+
+    const long long kt_begin = (long long)split * p.kt_chunk;
+    const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
+    const int KT = kt_end > kt_begin ? (int)(kt_end - kt_begin) : 0;
+    const T* dy = (const T*)p.dy;
+    const T* x = (const T*)p.x;
+    const T* dy_block = dy + ((long long)group * p.Kg + k0) * p.dy_sc;  // the block's first dY row
+    // (img, op, qt): the next k-tile to load; (c_op, c_qt) only for the partial-tile test below.
+    int qt = (int)(kt_begin % p.q_tiles), op, img;
+    {
+        const long long rest = kt_begin / p.q_tiles;
+        op = (int)(rest % p.P); img = (int)(rest / p.P);
+    }
+    int c_qt = qt;
+    // This thread's window copies e = tid + 256 i (units of ww_xvec floats), walked as (row, unit)
+    // without divisions.
+    const int xv = p.ww_xvec, units = wwin / xv, n_units = n_rows * units;
+    const int row_first = tid / units, col_first = tid - row_first * units;
+    const int row_step = WW_THREADS / units, col_step = WW_THREADS - row_step * units;
+    // dY copies: units of ww_yvec floats, 32 / yvec per row of the tile; this thread's are column
+    // a_col of rows a_row0 + a_row_step i, so everything but the row test is fixed per k-tile.
+    const int yv = p.ww_yvec, y_log = yv == 4 ? 3 : yv == 2 ? 4 : 5;
+    const int a_row0 = tid >> y_log, a_col = (tid & ((1 << y_log) - 1)) * yv;
+    const int a_row_step = WW_THREADS >> y_log, a_copies = TILE_M / a_row_step;
+    const int a_rows_valid = p.Kg - k0;  // rows at or past it load zeros
+    const long long a_src_step = (long long)a_row_step * p.dy_sc;
+
+    auto load_tiles = [&](int stage) {
+        float* a_dst = smem + stage * stage_floats;
+        float* b_dst = a_dst + WW_A_FLOATS;
+        const int q0 = qt * TILE_K;
+        {   // A: dY[k0 + a_row0 + a_row_step i][q0 + a_col .. + yv - 1]
+            const int q = q0 + a_col;
+            const bool q_ok = q < p.Q;
+            const T* src = dy_block + img * p.dy_sn + (long long)op * p.dy_sh + (long long)a_row0 * p.dy_sc +
+                           (long long)q * p.dy_sw;
+            float* dst = a_dst + a_row0 * WW_A_LD + a_col;
+            auto copies = [&](auto copy) {
+                for (int i = 0; i < a_copies; ++i) {
+                    const bool ok = q_ok && a_row0 + i * a_row_step < a_rows_valid;
+                    copy(dst + i * a_row_step * WW_A_LD, ok ? src : dy, ok);
+                    src += a_src_step;
+                }
+            };
+            if constexpr (sizeof(T) == 4) {
+                if (yv == 4) copies([](float* d, const T* s, bool ok) { cp_async_16z(d, s, ok); });
+                else if (yv == 2) copies([](float* d, const T* s, bool ok) { cp_async_8z(d, s, ok); });
+                else copies([](float* d, const T* s, bool ok) { cp_async_4(d, s, ok); });
+            } else {
+                copies([](float* d, const T* s, bool ok) { *d = ok ? bits_to_float(*(const unsigned short*)s, T{}) : 0.f; });
+            }
+        }
+        {   // B: the window, from input column q0 sw - pl - ww_shift
+            const int h_base = op * p.stride_h, w_base = q0 * p.stride_w - p.pad_l - p.ww_shift;
+            const T* x_img = x + img * p.x_sn;
+            const T* x_rows = x_img + (long long)h_base * p.x_sh;  // + row base + column offset
+            int row = row_first, unit = col_first;
+            for (int e = tid; e < n_units; e += WW_THREADS) {
+                const WwRow rw = rows[row];
+                const int col = unit * xv;
+                int h = h_base + rw.h_off, w = w_base + col;
+                const T* src;
+                bool ok;
+                if (p.pad_mode == PAD_ZEROS) {  // with xvec 4, W % 4 == 0: a unit is all in or all out
+                    ok = (unsigned)h < (unsigned)p.H && (unsigned)w < (unsigned)p.W;  // WW_NO_ROW fails
+                    src = ok ? x_rows + rw.base + (long long)w * p.x_sw : x;
+                } else {
+                    const bool c_ok = rw.h_off != WW_NO_ROW;
+                    h = remap_index(h, p.H, p.pad_mode);
+                    w = remap_index(w, p.W, p.pad_mode);
+                    ok = c_ok && h >= 0 && w >= 0;
+                    src = ok ? x_img + (rw.base - (long long)rw.h_off * p.x_sh) + (long long)h * p.x_sh + (long long)w * p.x_sw : x;
+                }
+                if constexpr (sizeof(T) == 4) {
+                    if (xv == 4) cp_async_16z(b_dst + rw.s_off + col, src, ok);
+                    else cp_async_4(b_dst + rw.s_off + col, src, ok);
+                } else {
+                    b_dst[rw.s_off + col] = ok ? bits_to_float(*(const unsigned short*)src, T{}) : 0.f;
+                }
+                row += row_step; unit += col_step;
+                if (unit >= units) { unit -= units; ++row; }
+            }
+        }
+        if (++qt == p.q_tiles) {
+            qt = 0;
+            if (++op == p.P) { op = 0; ++img; }
+        }
+    };
+
+    // Fragments: warp (wm, wn) owns output channels k0 + 64 wm.. and column tiles 9 wn..9 wn + 8.
+    const int wm = warp >> 2, wn = warp & 3;
+    const int g = lane >> 2, t = lane & 3;
+    const int tiles = p.ww_ob * rb * p.S;
+    const int my_tiles = max(0, min(WW_WARP_TILES, tiles - WW_WARP_TILES * wn));
+    int b_off[WW_WARP_TILES];  // this lane's B element (k = t) of each column tile
+#pragma unroll
+    for (int jt = 0; jt < WW_WARP_TILES; ++jt) {
+        const int J = min(WW_WARP_TILES * wn + jt, tiles - 1), per_octet = rb * p.S;
+        const int o = J / per_octet, rs = J - o * per_octet, r = rs / p.S, s = rs - r * p.S;
+        b_off[jt] = (8 * o + g) * ldc + r * wwin + p.ww_shift + s * p.dil_w + t * p.stride_w;
+    }
+    const int b_kstep = 4 * p.stride_w;  // B elements from reduction index k to k + 4
+    // ldmatrix: lane L addresses row (L % 8) + 8 ((L / 8) % 2), column 4 (L / 16) of each m16 tile
+    const unsigned a_lane = (unsigned)(((wm * 64 + (lane & 7) + 8 * ((lane >> 3) & 1)) * WW_A_LD + 4 * (lane >> 4)) * 4);
+    const unsigned smem_u = (unsigned)__cvta_generic_to_shared(smem);
+
+    float acc[4][WW_WARP_TILES][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < WW_WARP_TILES; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+    // One k-tile's MMAs.  PARTIAL: the tile runs past the output row; B fragments of the columns
+    // q >= Q (k >= nq) are zeroed as well as A's.
+    auto compute = [&](int stage, auto partial_tag, int nq) {
+        constexpr bool PARTIAL = decltype(partial_tag)::value;
+        const float* bs = smem + stage * stage_floats + WW_A_FLOATS;
+        const unsigned a_stage = smem_u + (unsigned)(stage * stage_floats * 4) + a_lane;
+#pragma unroll
+        for (int kk = 0; kk < TILE_K; kk += 8) {
+            uint32_t a_raw[4][4], a_big[4][4], a_small[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) ldmatrix_x4(a_raw[i], a_stage + (i * 16 * WW_A_LD + kk) * 4);
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    to_tf32<PREC, (sizeof(T) == 2)>(__uint_as_float(a_raw[i][e]), a_big[i][e], a_small[i][e]);
+            // Every tile of the warp, my_tiles or not (b_off is a valid address for all nine; the
+            // accumulators of tiles past my_tiles are never stored): without a branch per tile the
+            // compiler issues a group's B loads ahead of its MMAs.  With a branch it sank each tile's
+            // two loads next to its four MMAs, which then waited for their latency.  Groups: all nine
+            // tiles, or three at a time in 3xTF32 (whose split operands would otherwise spill).
+            constexpr int GROUP = PREC == PREC_3XTF32 ? 3 : WW_WARP_TILES;
+            const int k_lo = (kk / 4) * b_kstep, k_hi = k_lo + b_kstep;
+#pragma unroll
+            for (int j0 = 0; j0 < WW_WARP_TILES; j0 += GROUP) {
+                float bv[GROUP][2];
+#pragma unroll
+                for (int u = 0; u < GROUP; ++u) {
+                    bv[u][0] = bs[b_off[j0 + u] + k_lo];
+                    bv[u][1] = bs[b_off[j0 + u] + k_hi];
+                    if (PARTIAL) {
+                        if (kk + t >= nq) bv[u][0] = 0.f;
+                        if (kk + t + 4 >= nq) bv[u][1] = 0.f;
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < GROUP; ++u) {
+                    const int jt = j0 + u;
+                    uint32_t b_big[2], b_small[2];
+                    to_tf32<PREC, (sizeof(T) == 2)>(bv[u][0], b_big[0], b_small[0]);
+                    to_tf32<PREC, (sizeof(T) == 2)>(bv[u][1], b_big[1], b_small[1]);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        if (PREC == PREC_3XTF32) {
+                            mma_tf32_16x8x8(acc[i][jt], a_small[i], b_big);
+                            mma_tf32_16x8x8(acc[i][jt], a_big[i], b_small);
+                        }
+                        mma_tf32_16x8x8(acc[i][jt], a_big[i], b_big);
+                    }
+                }
+            }
+        }
+    };
+
+    float* ws = p.ws + ((long long)split * p.Ktot + (long long)group * p.Kg) * p.CRS;
+    bool first_flush = true;
+    auto flush = [&]() {  // ws tile (+)= acc; acc = 0
+#pragma unroll
+        for (int jt = 0; jt < WW_WARP_TILES; ++jt) {
+            if (jt >= my_tiles) break;
+            const int J = WW_WARP_TILES * wn + jt, per_octet = rb * p.S;
+            const int o = J / per_octet, rs = J - o * per_octet, r = rs / p.S, s = rs - r * p.S;
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int c = c_base + 8 * o + 2 * t + e;
+                if (c >= p.Cg) continue;
+                const long long col = ((long long)c * p.R + r_base + r) * p.S + s;
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int half = 0; half < 2; ++half) {
+                        const int k = k0 + wm * 64 + i * 16 + g + half * 8;
+                        float& v = acc[i][jt][half * 2 + e];
+                        if (k < p.Kg) {
+                            float* dst = ws + (long long)k * p.CRS + col;
+                            if (first_flush) *dst = v;
+                            else atomicAdd(dst, v);  // result unused: a RED; one writer per address
+                        }
+                        v = 0.f;
+                    }
+            }
+        }
+        first_flush = false;
+    };
+
+#pragma unroll
+    for (int s = 0; s < WW_STAGES - 1; ++s) {
+        if (s < KT) load_tiles(s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; ++kt) {
+        cp_async_wait<WW_STAGES - 2>();
+        __syncthreads();
+        const int next = kt + WW_STAGES - 1;
+        if (next < KT) load_tiles(next % WW_STAGES);
+        cp_async_commit();
+        const int nq = p.Q - c_qt * TILE_K;
+        if (my_tiles == 0) {
+            // this warp has no column tile in this block (blocks of fewer than 28 tiles)
+        } else if (nq >= TILE_K) {
+            compute(kt % WW_STAGES, std::false_type{}, nq);
+        } else {
+            compute(kt % WW_STAGES, std::true_type{}, nq);
+        }
+        if (++c_qt == p.q_tiles) c_qt = 0;
+        if (p.flush_every > 0 && (kt + 1) % p.flush_every == 0 && kt + 1 < KT) flush();
+    }
+    cp_async_wait<0>();
+    flush();  // also when this split got no k-tile: its ws tile must still be written (zeros)
 }
 
 // conv_wgrad_direct_kernel: one block per (weight element, split) reduces its chunk of N*P*Q with
@@ -1783,33 +2139,40 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; anything but float32 with RNA-rounded TF32,
 // i.e. 16-bit dtypes, IEEE mode and the other rounding classes; stride_w > 1; a single tap; outputs
-// narrower than 32 columns; 64 or fewer GEMM columns; a halo that does not fit).
+// narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4
+// rows for GEMMs of more than 64 columns, else 64 x 8 rows.
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
     int halo_vec = 0, halo_shift = 0, halo_bufs = 2, b_stages = 2, mma_depth = 1;
+    int bn = WG_BN, tr = WG_TR;
 };
 
 WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n) {
     WgmmaChoice c;
     const int taps = p.taps_h * p.taps_w;
-    // 64 or fewer GEMM columns (e.g. #55's grad-input) would leave half of the 128-wide tile idle.
-    if (!hopper || prec != PREC_TF32 || p.stride_w != 1 || taps < 2 || p.Q < 32 ||
-        col_n <= 64)
-        return c;
+    if (!hopper || prec != PREC_TF32 || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
+    // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
+    // half of the 128-wide tile.
+    if (col_n <= 64) { c.bn = 64; c.tr = 8; }
     const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
     const int span_h = std::abs((p.taps_h - 1) * p.dil_h), span_w = std::abs((p.taps_w - 1) * p.dil_w);
     const int tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
-    c.halo_vec = p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 4 == 0 && p.x_sh % 4 == 0 && p.x_sc % 4 == 0 &&
-                 p.x_sn % 4 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+    // 16-byte loads where W and the strides are multiples of 4 floats, 8-byte ones where they are even
+    // (#55's grad-input: rows of 1022), else the 4-byte loader.
+    const bool vec2 = p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 2 == 0 && p.x_sh % 2 == 0 && p.x_sc % 2 == 0 &&
+                      p.x_sn % 2 == 0 && reinterpret_cast<uintptr_t>(p.x) % 8 == 0;
+    const bool vec4 = vec2 && p.W % 4 == 0 && p.x_sh % 4 == 0 && p.x_sc % 4 == 0 && p.x_sn % 4 == 0 &&
+                      reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+    c.halo_vec = vec4 ? 4 : vec2 ? 2 : 0;
     c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % 4 + 4) % 4) : 0;
-    const int64_t hh = (int64_t)(WG_TR - 1) * p.stride_h + span_h + 1;
+    const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)WG_TC + span_w + c.halo_shift;
     if (c.halo_vec) hw = round_up(hw, 4);
     const int64_t halo_bytes = 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
     auto smem_for = [&](int tpk, int stages, int bufs) {
-        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * WG_B_TAP_BYTES + 2 * WG_EPI_BYTES;
+        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * wg_b_tap_bytes(c.bn) + 2 * WG_EPI_BYTES;
     };
     auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
     auto take = [&](int tpk, int stages, int bufs, int depth) {
@@ -1864,7 +2227,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     if (wc.use) {
         pp.round_mode = 1;
         pp.red_pad = (int)round_up(pp.red_n, WG_CK);
-        pp.col_pad = (int)round_up(pp.col_n, WG_BN);
+        pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;
         p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
         auto wpack = at::empty({(int64_t)groups * taps * p.Cpad * p.Kpad}, w.options().dtype(at::kFloat));
@@ -1878,12 +2241,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.profile_skip = profile_skip;
         p.tap_row_lo = std::min(0, (p.taps_h - 1) * p.dil_h);
         p.tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
-        p.tiles_p = (int)ceil_div(p.P, WG_TR); p.tiles_q = (int)ceil_div(p.Q, WG_TC);
-        p.n_blocks = p.Kpad / WG_BN;
+        p.tiles_p = (int)ceil_div(p.P, wc.tr); p.tiles_q = (int)ceil_div(p.Q, WG_TC);
+        p.n_blocks = p.Kpad / wc.bn;
         p.total_tiles = (int64_t)groups * N * p.tiles_p * p.tiles_q * p.n_blocks;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
         const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
-        auto kernel = conv_fwd_wgmma_kernel<PREC_TF32>;
+        auto kernel = wc.bn == WG_BN ? conv_fwd_wgmma_kernel<PREC_TF32, WG_BN, WG_TR> : conv_fwd_wgmma_kernel<PREC_TF32, 64, 8>;
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -2156,6 +2519,110 @@ void choose_splits(WgradParams& p, int64_t tiles, int64_t max_splits) {
     p.splits = (int)ceil_div(p.L, p.chunk);
 }
 
+// conv_wgrad_window_kernel's column blocking: kernel rows per block rb (as many as fit 36 n8
+// tiles with all S kernel columns), channel octets per block ob (as many as fit beside them and in
+// shared memory), both evened out over their blocks.  use == false (the gather kernel runs
+// instead): a kernel row wider than 36 columns, or a window that does not fit in shared memory.
+struct WindowChoice {
+    bool use = false;
+    int ob = 0, rb = 0, wwin = 0, ldc = 0, rblocks = 0, cblocks = 0, smem = 0;
+    int xvec = 1, yvec = 1, shift = 0;
+};
+
+WindowChoice choose_window(const WgradParams& p, bool fp32) {
+    WindowChoice c;
+    if (p.S > WW_TILES || p.R < 1 || p.Cg < 1 || p.P < 1 || p.Q < 1) return c;
+    int64_t wwin = (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(p.S - 1) * p.dil_w + 1;
+    if (wwin > 4096) return c;
+    // Copy widths (float32 only; 16-bit inputs go through registers): 16-byte window copies where
+    // the input's rows are 16-byte aligned and W % 4 == 0 (zeros padding: a copy is then all inside
+    // or all outside); dY copies of 4 or 2 floats where Q and dY's strides allow (#55: Q = 1022, 2).
+    const auto aligned = [](const void* ptr, long long sn, long long sc, long long sh, int v) {
+        return reinterpret_cast<uintptr_t>(ptr) % (4 * v) == 0 && sn % v == 0 && sc % v == 0 && sh % v == 0;
+    };
+    if (fp32 && p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 4 == 0 && aligned(p.x, p.x_sn, p.x_sc, p.x_sh, 4)) {
+        c.xvec = 4;
+        c.shift = (4 - p.pad_l % 4) % 4;  // the window's first column q0 sw - pl is shift past a multiple of 4
+        wwin = round_up(wwin + c.shift, 4);
+    }
+    for (int v = 4; v >= 2 && fp32 && p.dy_sw == 1; v /= 2)
+        if (p.Q % v == 0 && aligned(p.dy, p.dy_sn, p.dy_sc, p.dy_sh, v)) { c.yvec = v; break; }
+    c.rblocks = (int)ceil_div(p.R, std::min(p.R, WW_TILES / p.S));
+    c.rb = (int)ceil_div(p.R, c.rblocks);
+    int64_t ldc = round_up((int64_t)c.rb * wwin, 4);
+    if ((ldc / 4) % 2 == 0) ldc += 4;  // an odd multiple of 4 floats: conflict-free B fragments
+    const int octets = (int)ceil_div(p.Cg, 8);
+    const int64_t limit = (int64_t)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin -
+                          (int64_t)sizeof(WwRow) * WW_MAX_ROWS;
+    int ob = std::min(octets, WW_TILES / (c.rb * p.S));
+    auto smem_for = [&](int o) { return (int64_t)WW_STAGES * (WW_A_FLOATS + 8 * o * ldc) * 4; };
+    while (ob > 1 && smem_for(ob) > limit) --ob;
+    if (ob < 1 || smem_for(ob) > limit) return c;
+    c.cblocks = (int)ceil_div(octets, ob);
+    c.ob = (int)ceil_div(octets, c.cblocks);
+    c.wwin = (int)wwin; c.ldc = (int)ldc; c.smem = (int)smem_for(c.ob);
+    c.use = true;
+    return c;
+}
+
+// Launch conv_wgrad_window_kernel and the split reduction into dw.  Splits: as many as keep one
+// wave of blocks on the GPU (one block per SM), each at least 4 k-tiles.
+void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
+                      int64_t prec, bool poison) {
+    auto stream = launch_stream();
+    p.ww_ob = wc.ob; p.ww_rb = wc.rb; p.ww_wwin = wc.wwin; p.ww_ldc = wc.ldc; p.ww_rblocks = wc.rblocks;
+    p.ww_xvec = wc.xvec; p.ww_yvec = wc.yvec; p.ww_shift = wc.shift;
+    p.q_tiles = (int)ceil_div(p.Q, TILE_K);
+    p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t blocks = (int64_t)wc.cblocks * wc.rblocks * ceil_div(p.Kg, TILE_M) * g.groups;
+    int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(blocks, 1));
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, p.kt_total / 4));
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / g.groups));
+    p.kt_chunk = ceil_div(p.kt_total, splits);
+    p.splits = (int)ceil_div(p.kt_total, p.kt_chunk);
+    TORCH_CHECK((int64_t)g.groups * p.splits <= 65535, "too many groups for the weight-gradient kernel");
+    TORCH_CHECK((int64_t)wc.cblocks * wc.rblocks < 65536 && ceil_div(p.Kg, TILE_M) < 65536,
+                "too many weight-gradient blocks");
+    auto ws = at::empty({(int64_t)p.splits * K * p.CRS}, dw.options().dtype(at::kFloat));
+    if (poison) ws.fill_(NAN);
+    p.ws = ws.data_ptr<float>();
+    // The registers go into ws every 16 k-tiles (512 reduction terms: see conv_wgrad_gemm_kernel) in
+    // IEEE mode (#55: 3.6e-6 from float64; 1.4e-5 at 64, 4.5e-4 without flushes), every 128 otherwise:
+    // on #55 the flushes' reductions into L2 cost 4.6 ms of 9.6 at 16 and 0.7 of 5.6 at 128, while
+    // TF32's operand rounding sets the error (7.6e-4 from float64 at 16, 64 or 128; 8.8e-4 without
+    // flushes; cuDNN 1.4e-3): tools/bwd_probe.py --accuracy, docs/perf-log.md.
+    // KB_CONV_WGRAD_FLUSH overrides it for experiments (0: only at the end).
+    p.flush_every = prec == PREC_3XTF32 ? 16 : 128;
+    if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) p.flush_every = std::max(0, std::atoi(f));
+    const dim3 grid((unsigned)(wc.cblocks * wc.rblocks), (unsigned)ceil_div(p.Kg, TILE_M), (unsigned)(g.groups * p.splits));
+    auto run = [&](auto kernel) {
+        C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
+        kernel<<<grid, WW_THREADS, wc.smem, stream>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    TORCH_CHECK(prec != PREC_TF32_RNE, "the weight-gradient kernel has no ties-to-even TF32 mode");
+    switch (dw.scalar_type()) {
+        case at::kFloat:
+            if (prec == PREC_TF32) run(conv_wgrad_window_kernel<float, PREC_TF32>);
+            else if (prec == PREC_EXACT) run(conv_wgrad_window_kernel<float, PREC_EXACT>);  // truncating TF32
+            else run(conv_wgrad_window_kernel<float, PREC_3XTF32>);
+            break;
+        case at::kHalf: run(conv_wgrad_window_kernel<f16_t, PREC_EXACT>); break;
+        case at::kBFloat16: run(conv_wgrad_window_kernel<bf16_t, PREC_EXACT>); break;
+        default: TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
+    }
+    const int64_t count = (int64_t)K * p.CRS;
+    dispatch_dtype(dw.scalar_type(), [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (sizeof(T) != 8) {
+            reduce_splits_kernel<T><<<grid_for(count, 256), 256, 0, stream>>>(
+                ws.data_ptr<float>(), (T*)dw.data_ptr(), count, p.splits);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+    });
+}
+
 template <typename T>
 void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t elements, bool bias_only, bool poison) {
     using Acc = typename AccumOf<T>::type;
@@ -2197,6 +2664,14 @@ torch::Tensor conv2d_backward_weight(torch::Tensor dy, torch::Tensor x, std::vec
             launch_direct_reduction<T>(p, dw, (int64_t)K * Cg * R * S, false, poison);
         });
         return dw;
+    }
+    if (dy.scalar_type() != at::kDouble) {
+        const WindowChoice wc = choose_window(p, dy.scalar_type() == at::kFloat);
+        const char* force = std::getenv("KB_CONV_WGRAD_KERNEL");  // tests and experiments: "gather"
+        if (wc.use && !(force && std::string(force) == "gather")) {
+            run_wgrad_window(p, wc, dw, g, K, prec, poison);
+            return dw;
+        }
     }
     const int64_t tiles = g.groups * ceil_div(p.Kg, TILE_M) * ceil_div(p.CRS, TILE_N);
     choose_splits(p, tiles, std::max<int64_t>(1, 65535 / g.groups));

@@ -541,8 +541,52 @@ def backward_step(reference, new, get_inputs, precision, dtype, tf32, trials, fl
                               trials, flush_buf, progress, f"{key} fwd+bwd", before)
             result[f"timing_{key}"] = {**summarize(times), "times_ms": times}
         result["speedup"] = speedup(result["timing_reference"], result["timing_new"])
+        # Each backward pass alone: one forward with only that operand requiring grad, then the
+        # timed torch.autograd.grad calls reuse its graph (retain_graph).
+        result["passes"] = {}
+        for pass_name in ("grad_input", "grad_weight"):
+            entry = {}
+            for key, model, xs in (("reference", reference, x_ref), ("new", new, x_new)):
+                times = time_backward_pass(model, xs, upstream, pass_name, trials, flush_buf, progress,
+                                           f"{key} {pass_name}")
+                if times is not None:
+                    entry[key] = summarize(times)
+            if "reference" in entry and "new" in entry:
+                entry["speedup"] = speedup(entry["reference"], entry["new"])
+                result["passes"][pass_name] = entry
     progress.clear()
     return result
+
+
+def time_backward_pass(model, xs, upstream, pass_name, trials, flush_buf, progress, label):
+    """CUDA-event times of one backward pass (grad_input: the first tensor input's gradient;
+    grad_weight: the parameters' gradients) on a graph built once; None when there is no such
+    operand.  Restores every requires_grad flag it changes."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    tensor_inputs = [x for x in xs if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    if pass_name == "grad_input":
+        if not tensor_inputs:
+            return None
+        wrt = [tensor_inputs[0].detach().requires_grad_(True)]
+        call_xs = [wrt[0] if x is tensor_inputs[0] else x for x in xs]
+        frozen = params
+    else:
+        if not params:
+            return None
+        wrt = params
+        call_xs = [x.detach() if isinstance(x, torch.Tensor) else x for x in xs]
+        frozen = []
+    for p in frozen:
+        p.requires_grad_(False)
+    out = model(*call_xs)
+    times = time_cuda(lambda: torch.autograd.grad(out, wrt, upstream, retain_graph=True),
+                      trials, flush_buf, progress, label)
+    for p in frozen:
+        p.requires_grad_(True)
+    del out
+    return times
 
 
 class BuildFailure(Exception):
@@ -725,6 +769,9 @@ def _print_backward(backward: Dict[str, Any], trials: int) -> None:
     if "speedup" in backward:
         _print_timing(f"timing fwd+bwd, ms ({trials} trials)", backward["timing_reference"],
                       backward["timing_new"], backward["speedup"])
+    for pass_name, entry in backward.get("passes", {}).items():
+        _print_timing(f"timing {pass_name} alone, ms ({trials} trials)", entry["reference"], entry["new"],
+                      entry["speedup"])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

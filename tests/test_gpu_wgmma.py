@@ -50,7 +50,13 @@ CONFIGS = [
     # from tile to tile.
     Cfg("many_tiles", 4, 32, 130, 260, 128, 3, bias=True),             # 640 tiles, NCHW output
     Cfg("many_tiles_cl", 3, 32, 98, 200, 130, 3, p=1, layout="cl"),    # channels_last output, 2 column blocks
+    # Narrow GEMMs (at most 64 columns) take the 64-wide, 8-row variant.
+    Cfg("narrow_k64", 2, 64, 36, 130, 64, 3),
+    Cfg("narrow_k40_bias_pad", 3, 48, 23, 70, 40, 3, p=1, bias=True),  # P % 8 != 0
+    Cfg("narrow_k24_dilated_odd", 2, 32, 30, 91, 24, 3, d=(2, 3), p=(2, 3)),  # W % 4 != 0: 4-byte loader
+    Cfg("narrow_many_tiles_cl", 3, 32, 98, 200, 48, 3, p=1, layout="cl"),
 ]
+NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
 
 
 @contextlib.contextmanager
@@ -99,9 +105,13 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
     assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[:4], ids=[c.id for c in CONFIGS[:4]])
+DGRAD = CONFIGS[:4] + NARROW[:2]
+
+
+@pytest.mark.parametrize("cfg", DGRAD, ids=[c.id for c in DGRAD])
 def test_wgmma_grad_input_path(cfg):
-    """grad-input phases go through the same launcher: gradients agree with nn.Conv2d's."""
+    """grad-input phases go through the same launcher: gradients agree with nn.Conv2d's.  The first
+    four have 64 or fewer input channels, so their grad-input GEMMs take the narrow variant."""
     torch.manual_seed(U.seed_for("wgmma-dgrad", cfg.id))
     with U.precision_mode("tf32"):
         model, ref = U.make_models(M, cfg)
@@ -139,3 +149,18 @@ def test_wgmma_kernel_is_the_one_that_runs():
         on, off = kernels(True), kernels(False)
     assert "conv_fwd_wgmma_kernel" in on, on
     assert "conv_fwd_wgmma_kernel" not in off and "conv_fwd_halo_kernel" in off, off
+
+
+def test_wgmma_narrow_variant_runs_grad_input():
+    """#55's grad-input (64 columns) launches the narrow (64-wide, 8-row) instance."""
+    cfg = CONFIGS[0]
+    model, _ = U.make_models(M, cfg)
+    x = U.make_input(cfg).requires_grad_(True)
+    with U.precision_mode("tf32"):
+        y = model(x)
+        g = torch.randn_like(y)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            torch.autograd.grad(y, x, g)
+            U.sync()
+    keys = [e.key for e in prof.key_averages()]
+    assert any("conv_fwd_wgmma_kernel" in k and "64, 8>" in k for k in keys), keys

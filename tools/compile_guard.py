@@ -35,7 +35,9 @@ INSTANTIATIONS = {
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
         for n in (2, 4)],
-    "conv_fwd_wgmma_kernel": ["template __global__ void conv_fwd_wgmma_kernel<PREC_TF32>(const ConvGemmParams);"],
+    "conv_fwd_wgmma_kernel": [
+        "template __global__ void conv_fwd_wgmma_kernel<PREC_TF32, 128, 4>(const ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<PREC_TF32, 64, 8>(const ConvGemmParams);"],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
@@ -44,6 +46,10 @@ INSTANTIATIONS = {
                         ("bf16_t", "PREC_EXACT", "true"))],
     "conv_wgrad_gemm_kernel": [
         "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const WgradParams);".format(t=t, p=p)
+        for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
+                     ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
+    "conv_wgrad_window_kernel": [
+        "template __global__ void conv_wgrad_window_kernel<{t}, {p}>(const WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
     "conv_fwd_direct_kernel": [

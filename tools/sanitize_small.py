@@ -47,6 +47,10 @@ CASES = [
     # sm_90a wgmma kernel (H100/H200): 16-byte and 4-byte halo loaders, two column blocks
     ("wgmma_vec_K130", 1, 32, 16, 68, 130, 3, dict(padding=1, bias=True)),
     ("wgmma_scalar_W67", 1, 48, 16, 67, 96, (2, 3), dict(padding=(1, 0))),
+    # the narrow (64-wide, 8-row) wgmma variant: forward of 48 channels, grad-input of 32
+    ("wgmma_narrow_K48", 1, 32, 19, 70, 48, 3, dict(padding=1)),
+    # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet
+    ("wgrad_window_Q70", 2, 20, 5, 72, 40, 3, dict(bias=True)),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64)]

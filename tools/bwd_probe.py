@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Times the two backward passes of #55's layer, ours against cuDNN's, in one run, with the
+experiment switches the launchers read (cold L2, CUDA events, mean and median):
+
+    python3 tools/bwd_probe.py [--batch 8] [--trials 10]
+    python3 tools/bwd_probe.py --once grad_weight --batch 1     # one call of each, for ncu
+
+grad_weight: conv_wgrad_window_kernel with the default flush interval (64 k-tiles in TF32 mode),
+KB_CONV_WGRAD_FLUSH = 16 and 0 (only at the end), and the gather kernel (KB_CONV_WGRAD_KERNEL=gather).  grad_input: the sm_90a wgmma path
+(narrow variant) and the sm_80 halo kernel (model_new.set_hopper(False)).  TF32 mode throughout.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import model_new as M  # noqa: E402
+
+
+def timed(fn, trials, flush):
+    for _ in range(2):
+        fn()
+    torch.cuda.synchronize()
+    out = []
+    for _ in range(trials):
+        flush.zero_()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        out.append(a.elapsed_time(b))
+    return statistics.mean(out), statistics.median(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--once", choices=["grad_weight", "grad_input"])
+    ap.add_argument("--accuracy", action="store_true", help="also each flush interval's error from float64")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    new = M.ModelNew(64, 128, 3).cuda()
+    ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
+    with torch.no_grad():
+        ref.weight.copy_(new.conv2d.weight)
+    x = torch.rand(args.batch, 64, 512, 1024, device="cuda")
+    g = torch.randn(args.batch, 128, 510, 1022, device="cuda")
+    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+
+    def wgrad(model):
+        w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        y = model(x)
+        return lambda: torch.autograd.grad(y, [w], g, retain_graph=True)
+
+    def dgrad(model):
+        xi = x.detach().requires_grad_(True)
+        w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        w.requires_grad_(False)
+        y = model(xi)
+        w.requires_grad_(True)
+        return lambda: torch.autograd.grad(y, [xi], g, retain_graph=True)
+
+    if args.once:
+        fn = (wgrad if args.once == "grad_weight" else dgrad)(new)
+        fn()
+        torch.cuda.synchronize()
+        return
+    rows = []
+
+    def row(name, fn, env=None):
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        mean, median = timed(fn, args.trials, flush)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        rows.append((name, mean, median))
+        print(f"{name:44s} mean {mean:8.3f} ms  median {median:8.3f} ms", flush=True)
+
+    row("cuDNN grad_weight", wgrad(ref))
+    w_new = wgrad(new)
+    row("ours grad_weight (window, default flush)", w_new)
+    row("ours grad_weight (window, flush 16)", w_new, {"KB_CONV_WGRAD_FLUSH": "16"})
+    row("ours grad_weight (window, flush 128)", w_new, {"KB_CONV_WGRAD_FLUSH": "128"})
+    row("ours grad_weight (window, flush at end)", w_new, {"KB_CONV_WGRAD_FLUSH": "0"})
+    row("ours grad_weight (gather kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "gather"})
+    row("cuDNN grad_input", dgrad(ref))
+    row("ours grad_input (wgmma narrow)", dgrad(new))
+    M.set_hopper(False)
+    row("ours grad_input (sm_80 halo)", dgrad(new))
+    M.set_hopper(True)
+    flops = 2 * args.batch * 128 * 510 * 1022 * 64 * 9
+    for name, mean, _ in rows:
+        print(f"  {name:44s} {flops / mean / 1e9:7.1f} TFLOP/s")
+    if args.accuracy:
+        accuracy(new, ref, x, g)
+
+
+def set_tf32(enabled):
+    cudnn = torch.backends.cudnn
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):
+        cudnn.conv.fp32_precision = "tf32" if enabled else "ieee"
+    else:
+        cudnn.allow_tf32 = enabled
+
+
+def accuracy(new, ref, x, g):
+    """Weight-gradient error from float64 for each flush interval, TF32 and IEEE mode."""
+    def wg(model, xx, gg):
+        w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        return torch.autograd.grad(model(xx), [w], gg)[0]
+
+    ref64 = nn.Conv2d(64, 128, 3, bias=False).cuda().double()
+    with torch.no_grad():
+        ref64.weight.copy_(ref.weight)
+    truth = wg(ref64, x.double(), g.double())
+
+    def rel(a):
+        return ((a.double() - truth).norm() / truth.norm()).item()
+
+    for mode in ("tf32", "ieee"):
+        set_tf32(mode == "tf32")
+        print(f"{mode}: cuDNN {rel(wg(ref, x, g)):.2e} from float64", flush=True)
+        for flush in ("0", "16", "64", "128"):
+            os.environ["KB_CONV_WGRAD_FLUSH"] = flush
+            print(f"{mode}: ours, flush every {flush:>2} k-tiles (0: at the end) {rel(wg(new, x, g)):.2e}", flush=True)
+        os.environ.pop("KB_CONV_WGRAD_FLUSH")
+    set_tf32(True)
+
+
+if __name__ == "__main__":
+    main()
