@@ -1043,6 +1043,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                         const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
                                   s_g4 = WG_HALO_THREADS % g4n;
                         const int col_a = t.col0 - p.halo_shift;  // a multiple of 4
+                        // One loop per load width, so that no branch separates a batch's loads (with
+                        // a run-time width test inside, #55's forward went from 2.86 to 4.53 ms).
+                        auto batches = [&](auto vec_tag) {
+                        constexpr int VEC = decltype(vec_tag)::value;
                         while (u < units) {
                             float4 v[4][4];
                             int off[4];
@@ -1056,7 +1060,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                                     const int c = chunk * WG_CK + 4 * kg + ch;
                                     const float* src = x_img + (c * xs_c + h_in * xs_h + w_in);
                                     const bool c_ok = ok && c < p.Cg;
-                                    if (p.halo_vec == 4) {
+                                    if constexpr (VEC == 4) {
                                         v[k][ch] = c_ok ? __ldg((const float4*)src) : make_float4(0.f, 0.f, 0.f, 0.f);
                                     } else {  // 8-byte loads: W even; the pair (w_in + 2, w_in + 3) may lie past W
                                         const float2 lo = c_ok ? __ldg((const float2*)src) : make_float2(0.f, 0.f);
@@ -1080,6 +1084,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                                 dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
                             }
                         }
+                        };
+                        if (p.halo_vec == 4) batches(std::integral_constant<int, 4>{});
+                        else batches(std::integral_constant<int, 2>{});
                         fence_proxy_async_smem();
                         mbar_arrive(full_h + 8 * b);
                         continue;
