@@ -13,14 +13,18 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                main path: #55, #56, every kernel of >= 3 taps)
                       conv_fwd_wgmma_kernel    sm_90a (H100/H200): the halo GEMM on warpgroup MMA, warp-
                                                specialised (bulk-copy weights, halo loaders, two MMA
-                                               warpgroups), persistent; float32 in cuDNN's RNA-TF32 class
+                                               warpgroups), persistent; float32 in cuDNN's RNA-TF32 class;
+                                               128-wide tiles, or 64-wide x 8 rows for narrow GEMMs
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
                       weights (no multiplications by the zeros of a dilated gradient);
                       conv_dgrad_direct_kernel for float64 / depthwise;
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
-  grad-weight         conv_wgrad_gemm_kernel   implicit GEMM split over N*Ho*Wo, fixed-order reduction
+  grad-weight         conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
+                                               (each input value loaded once for all taps), split over
+                                               N*Ho*Wo, fixed-order reduction (the main path)
+                      conv_wgrad_gemm_kernel   the same GEMM gathering X per tap (kernel rows wider than 36)
                       conv_wgrad_direct_kernel block reduction for float64 / depthwise, and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
 
