@@ -1755,7 +1755,7 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
     const T* dy = (const T*)p.dy;
     const T* x = (const T*)p.x;
     const T* dy_block = dy + ((long long)group * p.Kg + k0) * p.dy_sc;  // the block's first dY row
-    // (img, op, qt): the next k-tile to load; (c_op, c_qt) only for the partial-tile test below.
+    // (img, op, qt): the next k-tile to load; c_qt: the computed k-tile's (for the partial-tile test).
     int qt = (int)(kt_begin % p.q_tiles), op, img;
     {
         const long long rest = kt_begin / p.q_tiles;
@@ -2530,6 +2530,45 @@ void choose_splits(WgradParams& p, int64_t tiles, int64_t max_splits) {
     p.splits = (int)ceil_div(p.L, p.chunk);
 }
 
+// The tensor-core weight-gradient kernels' instantiations: f(T{}, PREC as an integral_constant).
+template <typename F>
+void dispatch_wgrad(at::ScalarType st, int64_t prec, F&& f) {
+    TORCH_CHECK(prec != PREC_TF32_RNE, "the weight-gradient kernel has no ties-to-even TF32 mode");
+    using Tf32 = std::integral_constant<int, PREC_TF32>;
+    using Exact = std::integral_constant<int, PREC_EXACT>;  // raw bits: truncating TF32 for float32
+    using Split3 = std::integral_constant<int, PREC_3XTF32>;
+    switch (st) {
+        case at::kFloat:
+            if (prec == PREC_TF32) f(float{}, Tf32{});
+            else if (prec == PREC_EXACT) f(float{}, Exact{});
+            else f(float{}, Split3{});
+            break;
+        case at::kHalf: f(f16_t{}, Exact{}); break;
+        case at::kBFloat16: f(bf16_t{}, Exact{}); break;
+        default: TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
+    }
+}
+
+// The fp32 workspace of split partials ([splits][K][C/g*R*S]), NaN-poisoned on request, and its
+// fixed-order sum into dw.
+at::Tensor wgrad_workspace(WgradParams& p, const at::Tensor& dw, int K, bool poison) {
+    auto ws = at::empty({(int64_t)p.splits * K * p.CRS}, dw.options().dtype(at::kFloat));
+    if (poison) ws.fill_(NAN);
+    p.ws = ws.data_ptr<float>();
+    return ws;
+}
+void reduce_wgrad_splits(const at::Tensor& ws, const at::Tensor& dw, int splits) {
+    const int64_t count = dw.numel();
+    dispatch_dtype(dw.scalar_type(), [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (sizeof(T) != 8) {
+            reduce_splits_kernel<T><<<grid_for(count, 256), 256, 0, launch_stream()>>>(
+                ws.data_ptr<float>(), (T*)dw.data_ptr(), count, splits);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+    });
+}
+
 // conv_wgrad_window_kernel's column blocking: kernel rows per block rb (as many as fit 36 n8
 // tiles with all S kernel columns), channel octets per block ob (as many as fit beside them and in
 // shared memory), both evened out over their blocks.  use == false (the gather kernel runs
@@ -2595,9 +2634,7 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
     TORCH_CHECK((int64_t)g.groups * p.splits <= 65535, "too many groups for the weight-gradient kernel");
     TORCH_CHECK((int64_t)wc.cblocks * wc.rblocks < 65536 && ceil_div(p.Kg, TILE_M) < 65536,
                 "too many weight-gradient blocks");
-    auto ws = at::empty({(int64_t)p.splits * K * p.CRS}, dw.options().dtype(at::kFloat));
-    if (poison) ws.fill_(NAN);
-    p.ws = ws.data_ptr<float>();
+    const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
     // The registers go into ws every 16 k-tiles (512 reduction terms: see conv_wgrad_gemm_kernel) in
     // IEEE mode (#55: 3.6e-6 from float64; 1.4e-5 at 64, 4.5e-4 without flushes), every 128 otherwise:
     // on #55 the flushes' reductions into L2 cost 4.6 ms of 9.6 at 16 and 0.7 of 5.6 at 128, while
@@ -2607,31 +2644,13 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
     p.flush_every = prec == PREC_3XTF32 ? 16 : 128;
     if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) p.flush_every = std::max(0, std::atoi(f));
     const dim3 grid((unsigned)(wc.cblocks * wc.rblocks), (unsigned)ceil_div(p.Kg, TILE_M), (unsigned)(g.groups * p.splits));
-    auto run = [&](auto kernel) {
+    dispatch_wgrad(dw.scalar_type(), prec, [&](auto t_tag, auto prec_tag) {
+        auto kernel = conv_wgrad_window_kernel<decltype(t_tag), decltype(prec_tag)::value>;
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
         kernel<<<grid, WW_THREADS, wc.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-    };
-    TORCH_CHECK(prec != PREC_TF32_RNE, "the weight-gradient kernel has no ties-to-even TF32 mode");
-    switch (dw.scalar_type()) {
-        case at::kFloat:
-            if (prec == PREC_TF32) run(conv_wgrad_window_kernel<float, PREC_TF32>);
-            else if (prec == PREC_EXACT) run(conv_wgrad_window_kernel<float, PREC_EXACT>);  // truncating TF32
-            else run(conv_wgrad_window_kernel<float, PREC_3XTF32>);
-            break;
-        case at::kHalf: run(conv_wgrad_window_kernel<f16_t, PREC_EXACT>); break;
-        case at::kBFloat16: run(conv_wgrad_window_kernel<bf16_t, PREC_EXACT>); break;
-        default: TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
-    }
-    const int64_t count = (int64_t)K * p.CRS;
-    dispatch_dtype(dw.scalar_type(), [&](auto tag) {
-        using T = decltype(tag);
-        if constexpr (sizeof(T) != 8) {
-            reduce_splits_kernel<T><<<grid_for(count, 256), 256, 0, stream>>>(
-                ws.data_ptr<float>(), (T*)dw.data_ptr(), count, p.splits);
-            C10_CUDA_KERNEL_LAUNCH_CHECK();
-        }
     });
+    reduce_wgrad_splits(ws, dw, p.splits);
 }
 
 template <typename T>
@@ -2687,40 +2706,20 @@ torch::Tensor conv2d_backward_weight(torch::Tensor dy, torch::Tensor x, std::vec
     const int64_t tiles = g.groups * ceil_div(p.Kg, TILE_M) * ceil_div(p.CRS, TILE_N);
     choose_splits(p, tiles, std::max<int64_t>(1, 65535 / g.groups));
     TORCH_CHECK((int64_t)g.groups * p.splits <= 65535, "too many groups for the weight-gradient kernel");
-    auto ws = at::empty({(int64_t)p.splits * K * p.CRS}, dy.options().dtype(at::kFloat));
-    if (poison) ws.fill_(NAN);
-    p.ws = ws.data_ptr<float>();
+    const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
     // 512 reduction elements per register accumulation (see the kernel).  cuDNN's TF32 weight
     // gradient for #55 carries more accumulation bias (1.4e-3 from float64) than ours with (7.4e-4)
     // or without (8.1e-4) flushing, so neither matches it at 1e-4; we keep the accurate one.
     p.flush_every = 16;
     const dim3 grid((unsigned)ceil_div(p.CRS, TILE_N), (unsigned)ceil_div(p.Kg, TILE_M),
                     (unsigned)(g.groups * p.splits));
-    auto run = [&](auto kernel) {
+    dispatch_wgrad(dy.scalar_type(), prec, [&](auto t_tag, auto prec_tag) {
+        auto kernel = conv_wgrad_gemm_kernel<decltype(t_tag), decltype(prec_tag)::value>;
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM_BYTES));
         kernel<<<grid, GEMM_THREADS, WG_SMEM_BYTES, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-    };
-    TORCH_CHECK(prec != PREC_TF32_RNE, "the weight-gradient kernel has no ties-to-even TF32 mode");
-    switch (dy.scalar_type()) {
-        case at::kFloat:
-            if (prec == PREC_TF32) run(conv_wgrad_gemm_kernel<float, PREC_TF32>);
-            else if (prec == PREC_EXACT) run(conv_wgrad_gemm_kernel<float, PREC_EXACT>);  // raw bits: truncating TF32
-            else run(conv_wgrad_gemm_kernel<float, PREC_3XTF32>);
-            break;
-        case at::kHalf: run(conv_wgrad_gemm_kernel<f16_t, PREC_EXACT>); break;
-        case at::kBFloat16: run(conv_wgrad_gemm_kernel<bf16_t, PREC_EXACT>); break;
-        default: TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
-    }
-    const int64_t count = (int64_t)K * p.CRS;
-    dispatch_dtype(dy.scalar_type(), [&](auto tag) {
-        using T = decltype(tag);
-        if constexpr (sizeof(T) != 8) {
-            reduce_splits_kernel<T><<<grid_for(count, 256), 256, 0, stream>>>(
-                ws.data_ptr<float>(), (T*)dw.data_ptr(), count, p.splits);
-            C10_CUDA_KERNEL_LAUNCH_CHECK();
-        }
     });
+    reduce_wgrad_splits(ws, dw, p.splits);
     return dw;
 }
 

@@ -65,7 +65,7 @@ def _grads(cfg, dtype, mode, monkeypatch):
         monkeypatch.delenv("KB_CONV_WGRAD_KERNEL")
         cudnn = _weight_grad(ref, x, g)
         truth = _weight_grad(U.double_copy(ref), x.double(), g.double())
-        klass = model.precision_class(x if x.dim() == 4 else x.unsqueeze(0), "grad_weight", detailed=True)
+        klass = model.precision_class(x, "grad_weight", detailed=True)
         U.sync()
     return window, gather, cudnn, truth, klass
 

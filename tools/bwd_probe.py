@@ -5,7 +5,7 @@ experiment switches the launchers read (cold L2, CUDA events, mean and median):
     python3 tools/bwd_probe.py [--batch 8] [--trials 10]
     python3 tools/bwd_probe.py --once grad_weight --batch 1     # one call of each, for ncu
 
-grad_weight: conv_wgrad_window_kernel with the default flush interval (64 k-tiles in TF32 mode),
+grad_weight: conv_wgrad_window_kernel with the default flush interval (128 k-tiles in TF32 mode),
 KB_CONV_WGRAD_FLUSH = 16 and 0 (only at the end), and the gather kernel (KB_CONV_WGRAD_KERNEL=gather).  grad_input: the sm_90a wgmma path
 (narrow variant) and the sm_80 halo kernel (model_new.set_hopper(False)).  TF32 mode throughout.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 import torch
@@ -21,22 +20,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
-
-
-def timed(fn, trials, flush):
-    for _ in range(2):
-        fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(trials):
-        flush.zero_()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.mean(out), statistics.median(out)
+from tools.quick_check import cold_time, set_tf32  # noqa: E402
 
 
 def main():
@@ -53,7 +37,6 @@ def main():
         ref.weight.copy_(new.conv2d.weight)
     x = torch.rand(args.batch, 64, 512, 1024, device="cuda")
     g = torch.randn(args.batch, 128, 510, 1022, device="cuda")
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
 
     def wgrad(model):
         w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
@@ -78,7 +61,7 @@ def main():
     def row(name, fn, env=None):
         saved = {k: os.environ.get(k) for k in (env or {})}
         os.environ.update(env or {})
-        mean, median = timed(fn, args.trials, flush)
+        mean, median = cold_time(fn, args.trials, warmup=2)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -104,14 +87,6 @@ def main():
         print(f"  {name:44s} {flops / mean / 1e9:7.1f} TFLOP/s")
     if args.accuracy:
         accuracy(new, ref, x, g)
-
-
-def set_tf32(enabled):
-    cudnn = torch.backends.cudnn
-    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):
-        cudnn.conv.fp32_precision = "tf32" if enabled else "ieee"
-    else:
-        cudnn.allow_tf32 = enabled
 
 
 def accuracy(new, ref, x, g):
