@@ -50,13 +50,28 @@ CONFIGS = [
     # from tile to tile.
     Cfg("many_tiles", 4, 32, 130, 260, 128, 3, bias=True),             # 640 tiles, NCHW output
     Cfg("many_tiles_cl", 3, 32, 98, 200, 130, 3, p=1, layout="cl"),    # channels_last output, 2 column blocks
+    # NCHW output through the bulk-copy epilogue: 2 column blocks with biases swapped in tile by tile,
+    # odd row length (rows start at every offset mod 16 bytes), a ragged last column tile.
+    Cfg("many_tiles_2blocks_bias", 3, 32, 98, 203, 130, 3, p=1, bias=True),
     # Narrow GEMMs (at most 64 columns) take the 64-wide, 8-row variant.
     Cfg("narrow_k64", 2, 64, 36, 130, 64, 3),
     Cfg("narrow_k40_bias_pad", 3, 48, 23, 70, 40, 3, p=1, bias=True),  # P % 8 != 0
     Cfg("narrow_k24_dilated_odd", 2, 32, 30, 91, 24, 3, d=(2, 3), p=(2, 3)),  # W % 4 != 0: 4-byte loader
     Cfg("narrow_many_tiles_cl", 3, 32, 98, 200, 48, 3, p=1, layout="cl"),
+    # Rows of 4k + 2 floats and an even height: 16-byte halo loads with odd rows shifted (halo_vec 3),
+    # here in the forward; ODD_ROWS below take it in grad-input (dY rows of 4k + 2).
+    Cfg("odd_rows_fwd_bias", 2, 64, 34, 130, 128, 3, p=1, bias=True),
 ]
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
+# grad-input with dY rows of 4k + 2 floats and an even dY height (as #55's: 510 x 1022), so that the
+# narrow variant loads dY with halo_vec 3: odd tap-row dilation (parity flips per tap row), even
+# dilation (it does not), padding, a ragged last column tile, many tiles per block.
+ODD_ROWS = [
+    Cfg("odd_rows_l55", 2, 64, 36, 132, 128, 3),                       # dY 34 x 130
+    Cfg("odd_rows_pad_dil", 2, 48, 30, 94, 130, 3, p=(1, 2), d=(1, 2), bias=True),  # dY 30 x 94
+    Cfg("odd_rows_dil_h2", 2, 40, 30, 94, 96, 3, p=(2, 1), d=(2, 1)),  # dY 30 x 94, tap rows 2 apart
+    Cfg("odd_rows_many_tiles", 3, 32, 100, 264, 128, 3),              # dY 98 x 262
+]
 
 
 @contextlib.contextmanager
@@ -105,7 +120,7 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
     assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
 
 
-DGRAD = CONFIGS[:4] + NARROW[:2]
+DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS
 
 
 @pytest.mark.parametrize("cfg", DGRAD, ids=[c.id for c in DGRAD])
@@ -164,3 +179,26 @@ def test_wgmma_narrow_variant_runs_grad_input():
             U.sync()
     keys = [e.key for e in prof.key_averages()]
     assert any("conv_fwd_wgmma_kernel" in k and "64, 8>" in k for k in keys), keys
+
+
+@pytest.mark.parametrize("cfg", ODD_ROWS + [CONFIGS[-1]], ids=[c.id for c in ODD_ROWS + [CONFIGS[-1]]])
+def test_wgmma_odd_row_loads_match_8_byte_loads(cfg, monkeypatch):
+    """halo_vec 3 (16-byte loads, odd rows shifted 2 columns in the halo and read 2 pixels further
+    right) feeds the MMAs exactly the operands the 8-byte loader does: results are bitwise equal
+    (KB_CONV_NO_HALO_VEC3, read at every call, turns it off)."""
+    torch.manual_seed(U.seed_for("wgmma-odd-rows", cfg.id))
+    with U.precision_mode("tf32"):
+        model, _ = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        results = []
+        for off in (False, True):
+            if off:
+                monkeypatch.setenv("KB_CONV_NO_HALO_VEC3", "1")
+            y = model(x)
+            g = torch.randn_like(y) if not off else g
+            results.append((y.detach(), torch.autograd.grad(y, x, g)[0]))
+        U.sync()
+    (y3, gx3), (y2, gx2) = results
+    assert not torch.isnan(gx3).any() and not torch.isnan(y3).any(), f"[{cfg}] NaN (unwritten elements under poison?)"
+    assert torch.equal(y3, y2), f"[{cfg}] forward: " + U.diff_report(y3, y2)
+    assert torch.equal(gx3, gx2), f"[{cfg}] grad-input: " + U.diff_report(gx3, gx2)

@@ -5,8 +5,8 @@ experiment switches the launchers read (cold L2, CUDA events, mean and median):
     python3 tools/bwd_probe.py [--batch 8] [--trials 10]
     python3 tools/bwd_probe.py --once grad_weight --batch 1     # one call of each, for ncu
 
-grad_weight: conv_wgrad_window_kernel with the default flush interval (128 k-tiles in TF32 mode),
-KB_CONV_WGRAD_FLUSH = 16 and 0 (only at the end), and the gather kernel (KB_CONV_WGRAD_KERNEL=gather).  grad_input: the sm_90a wgmma path
+grad_weight: conv_wgrad_window_kernel with the default flush interval (512 k-tiles in TF32 mode),
+KB_CONV_WGRAD_FLUSH = 16, 128, 512 and 0 (only at the end), and the gather kernel (KB_CONV_WGRAD_KERNEL=gather).  grad_input: the sm_90a wgmma path
 (narrow variant) and the sm_80 halo kernel (model_new.set_hopper(False)).  TF32 mode throughout.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--once", choices=["grad_weight", "grad_input"])
+    ap.add_argument("--passes", default="grad_weight,grad_input", help="which passes to time (comma-separated)")
     ap.add_argument("--accuracy", action="store_true", help="also each flush interval's error from float64")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -70,18 +71,22 @@ def main():
         rows.append((name, mean, median))
         print(f"{name:44s} mean {mean:8.3f} ms  median {median:8.3f} ms", flush=True)
 
-    row("cuDNN grad_weight", wgrad(ref))
-    w_new = wgrad(new)
-    row("ours grad_weight (window, default flush)", w_new)
-    row("ours grad_weight (window, flush 16)", w_new, {"KB_CONV_WGRAD_FLUSH": "16"})
-    row("ours grad_weight (window, flush 128)", w_new, {"KB_CONV_WGRAD_FLUSH": "128"})
-    row("ours grad_weight (window, flush at end)", w_new, {"KB_CONV_WGRAD_FLUSH": "0"})
-    row("ours grad_weight (gather kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "gather"})
-    row("cuDNN grad_input", dgrad(ref))
-    row("ours grad_input (wgmma narrow)", dgrad(new))
-    M.set_hopper(False)
-    row("ours grad_input (sm_80 halo)", dgrad(new))
-    M.set_hopper(True)
+    passes = args.passes.split(",")
+    if "grad_weight" in passes:
+        row("cuDNN grad_weight", wgrad(ref))
+        w_new = wgrad(new)
+        row("ours grad_weight (window, default flush)", w_new)
+        row("ours grad_weight (window, flush 16)", w_new, {"KB_CONV_WGRAD_FLUSH": "16"})
+        row("ours grad_weight (window, flush 128)", w_new, {"KB_CONV_WGRAD_FLUSH": "128"})
+        row("ours grad_weight (window, flush 512)", w_new, {"KB_CONV_WGRAD_FLUSH": "512"})
+        row("ours grad_weight (window, flush at end)", w_new, {"KB_CONV_WGRAD_FLUSH": "0"})
+        row("ours grad_weight (gather kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "gather"})
+    if "grad_input" in passes:
+        row("cuDNN grad_input", dgrad(ref))
+        row("ours grad_input (wgmma narrow)", dgrad(new))
+        M.set_hopper(False)
+        row("ours grad_input (sm_80 halo)", dgrad(new))
+        M.set_hopper(True)
     flops = 2 * args.batch * 128 * 510 * 1022 * 64 * 9
     for name, mean, _ in rows:
         print(f"  {name:44s} {flops / mean / 1e9:7.1f} TFLOP/s")
@@ -106,7 +111,7 @@ def accuracy(new, ref, x, g):
     for mode in ("tf32", "ieee"):
         set_tf32(mode == "tf32")
         print(f"{mode}: cuDNN {rel(wg(ref, x, g)):.2e} from float64", flush=True)
-        for flush in ("0", "16", "64", "128"):
+        for flush in ("0", "16", "64", "128", "512"):
             os.environ["KB_CONV_WGRAD_FLUSH"] = flush
             print(f"{mode}: ours, flush every {flush:>2} k-tiles (0: at the end) {rel(wg(new, x, g)):.2e}", flush=True)
         os.environ.pop("KB_CONV_WGRAD_FLUSH")

@@ -6,7 +6,8 @@ TF32 allowed) and our kernels in four arithmetics: TF32 with round-to-nearest-aw
 (trunc: raw fp32 bits into the tensor cores) and IEEE-accurate 3xTF32 (fp32).  The variant nearest to cuDNN (relative L2) names cuDNN's class;
 model_new's precision rule is written from this table.
 
-    python3 tools/cudnn_rounding.py            (needs a CUDA GPU; prints one row per config)
+    python3 tools/cudnn_rounding.py [NAME ...]   (needs a CUDA GPU; one row per config and pass;
+                                                 NAMEs pick configs)
 """
 
 import os
@@ -40,6 +41,12 @@ CONFIGS = [
     ("c40-3x3", 2, 40, 32, 64, 64, (3, 3), 1, 1, 1, 1),
     ("c256-3x3", 2, 256, 64, 32, 32, (3, 3), 1, 1, 1, 1),
     ("c64-5x5-s1", 2, 64, 64, 48, 48, (5, 5), 1, 2, 1, 1),
+    # grouped, 32 to 128 channels per group (bench.py's "grouped": 128 -> 128, groups 4)
+    ("g4-c128", 4, 128, 128, 128, 128, (3, 3), 1, 1, 1, 4),
+    ("g8-c256", 2, 256, 256, 64, 64, (3, 3), 1, 1, 1, 8),
+    ("g2-c128", 2, 128, 128, 64, 64, (3, 3), 1, 1, 1, 2),
+    ("g2-c256", 2, 256, 256, 64, 64, (3, 3), 1, 1, 1, 2),
+    ("g4-c128-5x5", 2, 128, 128, 64, 64, (5, 5), 1, 2, 1, 4),
 ]
 
 
@@ -58,7 +65,10 @@ def main():
     ext = M._ext()
     torch.manual_seed(0)
     print(f"{'config':12s} {'pass':6s} " + " ".join(f"{n:>8s}" for n, _ in VARIANTS) + "  cuDNN~  ours-class")
+    only = set(sys.argv[1:])  # config names to run (default: all)
     for name, n, c, k, h, w, ks, st, pd, dl, gr in CONFIGS:
+        if only and name not in only:
+            continue
         st, pd, dl = pair(st), pair(pd), pair(dl)
         x = torch.randn(n, c, h, w, device="cuda")
         wt = torch.randn(k, c // gr, *ks, device="cuda") * 0.1

@@ -49,6 +49,8 @@ CASES = [
     ("wgmma_scalar_W67", 1, 48, 16, 67, 96, (2, 3), dict(padding=(1, 0))),
     # the narrow (64-wide, 8-row) wgmma variant: forward of 48 channels, grad-input of 32
     ("wgmma_narrow_K48", 1, 32, 19, 70, 48, 3, dict(padding=1)),
+    # grad-input from dY rows of 70 floats (4k + 2), height 16: 16-byte loads with odd rows shifted
+    ("wgmma_odd_rows_dgrad", 1, 32, 18, 72, 96, 3, dict()),
     # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet
     ("wgrad_window_Q70", 2, 20, 5, 72, 40, 3, dict(bias=True)),
 ]

@@ -56,7 +56,7 @@ void run(torch::Tensor y, int64_t mode, int64_t tile_rows) {
 """
 ext = load_inline("store_pattern_probe", cpp_sources="void run(torch::Tensor y, int64_t mode, int64_t tile_rows);",
                   cuda_sources=SRC, functions=["run"], extra_cuda_cflags=["-O3"])
-for shape in ((8, 128, 510, 1022), (8, 128, 508, 250)):
+for shape in ((8, 128, 510, 1022), (8, 128, 510, 1024), (8, 128, 508, 250), (8, 128, 508, 256)):
     y = torch.empty(shape, device="cuda")
     gb = y.numel() * 4 / 1e9
     a = cold_time(lambda: ext.run(y, 0, 4), trials=10)[0]

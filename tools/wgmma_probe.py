@@ -18,12 +18,14 @@ import model_new as M  # noqa: E402
 from tools.quick_check import cold_time  # noqa: E402
 
 SKIPS = {0: "full", 1: "no stores", 2: "no halo", 4: "no weights", 6: "no loads", 8: "no MMA",
-         7: "MMA only", 23: "MMA only, A aligned", 14: "stores only", 9: "loads only"}
+         7: "MMA only", 23: "MMA only, A aligned", 14: "stores only", 9: "loads only",
+         32: "in-line epilogue", 64: "4-unit halo batches", 96: "both earlier versions",
+         65: "no stores, 4-unit batches", 73: "loads only, 4-unit batches", 46: "in-line stores only"}
 
 
-def one(label, w, shape, algo=2, prec=0, trials=10):
+def one(label, w, shape, algo=2, prec=0, trials=10, pad=0):
     ext = M._ext()
-    geo = [1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
+    geo = [1, 1, pad, pad, pad, pad, 1, 1, 1, 0]
     x = torch.rand(*shape, device="cuda")
     return cold_time(lambda: ext.conv2d_forward(x, w, None, geo, algo, prec, False, False), trials=trials)[0]
 
@@ -33,6 +35,9 @@ def main():
     ap.add_argument("--ncu-shot", action="store_true")
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--skip", type=int)
+    ap.add_argument("--cases", default="#55,#56", help="with --parts: shapes (#55,#56,#55-pad1,dgrad,dgrad-aligned,dgrad-c64)")
+    ap.add_argument("--batches", action="store_true", help="#55's layer at batch 1..8: ours and cuDNN (NCHW)")
+    ap.add_argument("--only", help="with --parts: comma-separated KB_CONV_PROFILE_SKIP values to run")
     args = ap.parse_args()
     torch.manual_seed(0)
     w55 = torch.randn(128, 64, 3, 3, device="cuda") * 0.05
@@ -43,16 +48,35 @@ def main():
             M._ext().conv2d_forward(x, w55, None, [1, 1, 0, 0, 0, 0, 1, 1, 1, 0], 2, 0, False, False)
         torch.cuda.synchronize()
         return
+    # #55's grad-input as the launcher runs it: dY (rows of 1022) against the transposed weights,
+    # padding 2, 64 output channels: the narrow variant with 8-byte halo loads; "dgrad-aligned" the
+    # same with rows of 1024 (16-byte loads), "dgrad-c64" with 64 input channels (half the chunks).
+    # "#55-pad1": #55 with padding 1, output rows of 1024 floats (whole 32-byte sectors).
+    w55_t = w55.transpose(0, 1).flip(2, 3).contiguous()
+    cases = {"#55": (w55, (8, 64, 512, 1024), 0), "#56": (w56, (8, 64, 512, 256), 0),
+             "#55-pad1": (w55, (8, 64, 512, 1024), 1), "dgrad": (w55_t, (8, 128, 510, 1022), 2),
+             "dgrad-aligned": (w55_t, (8, 128, 510, 1024), 2),
+             "dgrad-c64": (w55_t[:, :64].contiguous(), (8, 64, 510, 1022), 2)}
     if args.skip is not None:  # child of --parts
-        a = one("#55", w55, (8, 64, 512, 1024))
-        b = one("#56", w56, (8, 64, 512, 256))
-        print(f"{args.skip:3d} {SKIPS.get(args.skip, '?'):20s} #55 {a:.3f} ms  #56 {b:.3f} ms", flush=True)
+        names = args.cases.split(",")
+        times = [f"{n} {one(n, cases[n][0], cases[n][1], pad=cases[n][2]):.3f} ms" for n in names]
+        print(f"{args.skip:3d} {SKIPS.get(args.skip, '?'):20s} " + "  ".join(times), flush=True)
+        return
+    if args.batches:
+        from tools.quick_check import pair_models
+        ref, new = pair_models(64, 128, 3)
+        for n in range(1, 9):
+            x = torch.rand(n, 64, 512, 1024, device="cuda")
+            with torch.no_grad():
+                r, o = cold_time(lambda: ref(x), trials=20), cold_time(lambda: new(x), trials=20)
+            print(f"#55 N={n}: cuDNN {r[0]:.3f} / {r[1]:.3f} ms  ours {o[0]:.3f} / {o[1]:.3f} ms  "
+                  f"ours per image {o[0] / n:.3f} ms  speedup {r[0] / o[0]:.2f}x", flush=True)
         return
     if args.parts:
         M._ext()
-        for s in SKIPS:
+        for s in ([int(v) for v in args.only.split(",")] if args.only else SKIPS):
             env = dict(os.environ, KB_CONV_PROFILE_SKIP=str(s))
-            subprocess.run([sys.executable, __file__, "--skip", str(s)], env=env, check=False)
+            subprocess.run([sys.executable, __file__, "--skip", str(s), "--cases", args.cases], env=env, check=False)
         return
     # Tilings of the sm_90a kernel (KB_CONV_WGMMA_CFG = taps per k-tile, weight stages, halo
     # buffers, k-tiles of MMAs in flight), each timed against the sm_80 kernel in the same run.
