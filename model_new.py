@@ -3034,8 +3034,8 @@ def _is_depthwise(in_channels, w_shape, groups):
 # the forward rule reproduces all 24 measured shapes, grad-input 24/24, grad-weight 21/24.
 # Grouped convolutions (7 shapes: 2, 4 and 8 groups) follow cuDNN's kernel choices rather than the
 # reduction length: with 4 groups forward and grad-input were fp32 at 16 and 32 channels per group,
-# 3x3 and 5x5; with 2 or 8 groups TF32 with ties to even (bitwise equal once), 32 to 128 channels
-# per group.  Their
+# 3x3 and 5x5; with 2 or 8 groups TF32, 32 to 128 channels per group (rna with 2 groups, within
+# 7e-6 of cuDNN's rne, which keeps the fast kernels; rne with 8, where it was bitwise equal).  Their
 # grad-weight was fp32 with 2 groups and with the 5x5 kernel, TF32 (rna) otherwise.
 def _cudnn_tf32_class(pass_name, n, c, k, w_shape, groups, stride, in_hw, out_hw):
     kh, kw = w_shape[2], w_shape[3]
@@ -3051,7 +3051,7 @@ def _cudnn_tf32_class(pass_name, n, c, k, w_shape, groups, stride, in_hw, out_hw
         return "fp32"
     if pass_name == "forward":
         reduction = cg * kh * kw
-        if one_by_one or grouped:
+        if one_by_one or (grouped and groups >= 8):
             return "rne"
         if reduction < 250 or (strided and reduction < 512) or n * out_hw[0] * out_hw[1] < 1024:
             return "fp32"
