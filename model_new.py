@@ -470,7 +470,8 @@ struct ConvGemmParams {
     // every stride multiples of 4, 16-byte aligned); 3 = 16-byte loads too, with rows of 4k + 2
     // floats whose odd rows the halo holds 2 columns further left; 2 = 8-byte loads of 2 (all of
     // that even); 0 = none of these.  With 2, 3 or 4 the halo window starts halo_shift (0..3)
-    // columns left of the first tap column, at a multiple of 4 (odd rows under 3: 2 more).  halo_bufs: 2 or 3 halo buffers.
+    // columns left of the first tap column, at a multiple of 4 (odd rows under 3: 2 more).
+    // halo_bufs: 2 or 3 halo buffers.
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
     int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth;
@@ -1032,8 +1033,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         return t;
     };
 
-    // 65536 registers: 128 producer threads x 104 + 256 consumer threads x 200 (setmaxnreg sits
-    // inside each role's branch, so that the compiler allocates each role under its own limit).
+    // Registers: 128 producer threads x PRODUCER_REGS + 256 consumer threads x CONSUMER_REGS (setmaxnreg
+    // sits inside each role's branch, so that the compiler allocates each role under its own limit).
     if (warp < 4) {
         setmaxnreg_dec<PRODUCER_REGS>();
         if (warp == 0) {
@@ -1325,12 +1326,6 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                 if (h_back1 >= 0) mbar_arrive(empty_h + 8 * h_back1);
             }
 
-            // In-line epilogue (the staging buffer is 32 channels x 64 pixels per warpgroup): the
-            // fragments of one output row's 32 channels go to shared memory, then each warp writes 8
-            // channels as runs of 32 consecutive pixels (128 bytes per store instruction).  Stored
-            // straight from the fragments, a warp store would be 4 channels x 8 pixels, 32-byte runs
-            // that straddle sectors of NCHW's unaligned rows: tools/store_pattern_probe.py measured
-            // 0.67 TB/s for that order against 1.54 TB/s for 128-byte runs on #55's output.
             float* stage_wg = stage + cwg * (WG_EPI_BYTES / 4);
             if (bulk_out) {
                 // Bulk epilogue: rounds of 16 channels x 64 pixels through two staging buffers per
@@ -1392,6 +1387,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                 }
                 continue;
             }
+            // In-line epilogue (other layouts, or KB_CONV_PROFILE_SKIP bit 5; the staging buffer is 32
+            // channels x 64 pixels per warpgroup): the fragments of one output row's 32 channels go to
+            // shared memory, then each warp writes 8 channels as runs of 32 consecutive pixels (128
+            // bytes per store instruction).  Stored straight from the fragments, a warp store would be
+            // 4 channels x 8 pixels, 32-byte runs that straddle sectors of NCHW's unaligned rows:
+            // tools/store_pattern_probe.py measured 0.67 TB/s for that order against 1.54 TB/s for
+            // 128-byte runs on #55's output.
 #pragma unroll
             for (int sg = 0; sg < SG; ++sg) {
                 const int op = t.p0 + SG * cwg + sg;
