@@ -13,7 +13,8 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                main path: #55, #56, every kernel of >= 3 taps)
                       conv_fwd_wgmma_kernel    sm_90a (H100/H200): the halo GEMM on warpgroup MMA, warp-
                                                specialised (bulk-copy weights, halo loaders, two MMA
-                                               warpgroups), persistent; float32 in cuDNN's RNA-TF32 class;
+                                               warpgroups), persistent; float32 in cuDNN's RNA-TF32 class
+                                               (k8) and fp16 / bf16 (k16, 128-wide tiles only);
                                                128-wide tiles, or 64-wide x 8 rows for narrow GEMMs
                                                (#55's grad-input); NCHW output through bulk copies
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
@@ -38,8 +39,8 @@ Precision contract (decided at every call and for each GEMM, see _cudnn_tf32_cla
   float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big,
       the registers folded into a round-to-nearest fp32 total every k-tile) or plain fp32 FMA in
       the direct kernels.
-  float16 / bfloat16 -> products exact in TF32 (every 16-bit value is a TF32 value), fp32 accumulation,
-      output rounded once to the input dtype.
+  float16 / bfloat16 -> exact products (16-bit MMAs on sm_90a; TF32 on the sm_80 kernels, where every
+      16-bit value is a TF32 value), fp32 accumulation, output rounded once to the input dtype.
   float64 -> plain float64 arithmetic (direct kernels).
 
 Run:  python run_check.py            (grades this file like the KernelBench grader)
@@ -61,6 +62,7 @@ from torch.autograd.function import once_differentiable
 # ----------------------------------------------------------------------------------------------
 CUDA_KERNELS = r"""
 #include <cstdint>
+#include <type_traits>
 
 // =============================================================================================
 // Device helpers
@@ -108,6 +110,11 @@ __device__ __forceinline__ uint32_t tf32_rne(float v) {
     const uint32_t b = __float_as_uint(v);
     if ((b & 0x7f800000u) == 0x7f800000u) return b;
     return (b + 0xfffu + ((b >> 13) & 1u)) & 0xffffe000u;
+}
+
+// Word i of a uint4 (i a compile-time constant after unrolling: no local memory).
+__device__ __forceinline__ unsigned u4_word(const uint4& v, int i) {
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
 // D += A * B with A 16x8 (row), B 8x8 (col), TF32 inputs, fp32 accumulators.
@@ -273,10 +280,42 @@ __device__ __forceinline__ void wgmma_m64n64k8_tf32(float (&d)[32], uint64_t a_d
         : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 #endif
 }
-template <int BN> __device__ __forceinline__ void wgmma_tf32(float (&d)[BN / 2], uint64_t a_desc, uint64_t b_desc,
-                                                         int accumulate) {
-    if constexpr (BN == 128) wgmma_m64n128k8_tf32(d, a_desc, b_desc, accumulate);
-    else wgmma_m64n64k8_tf32(d, a_desc, b_desc, accumulate);
+// D(64 x 128, fp32) (+)= A(64 x 16) * B(16 x 128), fp16 or bf16 operands (DT = "f16" / "bf16"),
+// both K-major (the transpose immediates 0).  The same register layout as the TF32 form; the
+// operands' shared-memory layout is byte for byte the TF32 one, with 8 channels per 16-byte core
+// matrix row instead of 4, so one k16 step reads what one k8 TF32 step reads.
+#define KB_WGMMA_M64N128K16(NAME, DT)                                                                    \
+    __device__ __forceinline__ void NAME(float (&d)[64], uint64_t a_desc, uint64_t b_desc, int accumulate) { \
+        asm volatile(                                                                                    \
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                   \
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32." DT "." DT " "                                 \
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "            \
+            "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "            \
+            "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "           \
+            "%64, %65, p, 1, 1, 0, 0;\n}\n"                                                               \
+            : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24), KB_ACC8(32), KB_ACC8(40), KB_ACC8(48),   \
+              KB_ACC8(56)                                                                                \
+            : "l"(a_desc), "l"(b_desc), "r"(accumulate));                                                \
+    }
+#ifdef KB_HAVE_WGMMA
+KB_WGMMA_M64N128K16(wgmma_m64n128k16_f16, "f16")
+KB_WGMMA_M64N128K16(wgmma_m64n128k16_bf16, "bf16")
+#endif
+
+// One k-step of the wgmma kernel for element type T: k8 in TF32 (float), k16 in fp16 / bf16.
+template <typename T, int BN> __device__ __forceinline__ void wgmma_step(float (&d)[BN / 2], uint64_t a_desc,
+                                                                     uint64_t b_desc, int accumulate) {
+    if constexpr (std::is_same<T, float>::value) {
+        if constexpr (BN == 128) wgmma_m64n128k8_tf32(d, a_desc, b_desc, accumulate);
+        else wgmma_m64n64k8_tf32(d, a_desc, b_desc, accumulate);
+    } else {
+        static_assert(BN == 128, "16-bit wgmma: the wide variant only");
+#ifdef KB_HAVE_WGMMA
+        if constexpr (std::is_same<T, f16_t>::value) wgmma_m64n128k16_f16(d, a_desc, b_desc, accumulate);
+        else wgmma_m64n128k16_bf16(d, a_desc, b_desc, accumulate);
+#endif
+    }
 }
 
 // mbarriers (sm_90 forms): a phase completes when its expected arrivals (and, with expect_tx,
@@ -480,7 +519,9 @@ struct ConvGemmParams {
     // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
     // Results are then wrong; only tools/wgmma_probe.py sets it, to take the kernel's time apart.
     // Bits 5 and 6 switch back to earlier versions (results stay right): 32 the in-line epilogue
-    // instead of the bulk-copy one, 64 four-unit halo batches instead of five.
+    // instead of the bulk-copy one, 64 four-unit halo batches instead of five.  Bulk epilogue parts
+    // (results wrong): 256 no proxy fence, 512 no global writes, 1024 no staging (shared-memory
+    // writes, fence and barriers).
     int profile_skip;
 };
 
@@ -924,9 +965,12 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 }
 
 // conv_fwd_wgmma_kernel (sm_90a): the halo implicit GEMM on Hopper's warpgroup MMA, warp-specialised.
-//   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], TF32 operands rounded to
-//   nearest-away (cuDNN's class for these shapes; the host instantiates PREC_TF32 only), fp32
-//   accumulators in registers.
+//   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], fp32 accumulators in
+//   registers.  T = float: TF32 operands rounded to nearest-away (cuDNN's class for these shapes;
+//   the host instantiates PREC_TF32 only), k8 MMAs.  T = f16_t / bf16_t (wide variant only): the
+//   16-bit operands as they are (exact products), k16 MMAs.  Every 16 bytes of shared memory hold
+//   CPG = 4 fp32 or 8 16-bit channels, so the layouts below are the same bytes in both: a chunk is
+//   16 fp32 or 32 16-bit channels, and one k-step reads the same two core matrices either way.
 // Tile: TR output rows x 64 output columns x BN output channels, in two variants:
 //   wide    BN = 128, TR = 4 (256 pixels): GEMMs of more than 64 columns (#55's and #56's forward);
 //   narrow  BN = 64,  TR = 8 (512 pixels): GEMMs of at most 64 columns (#55's and #56's grad-input,
@@ -938,9 +982,11 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   consecutive pixels of one halo row, so A needs no gather at all.
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
-//   warps 1-3     halo: each 16-channel chunk rounded to TF32 on its way in (16-byte loads and a
-//                 register transpose where the input allows, also for rows of 4k + 2 floats such
-//                 as #55's and #56's dY; else 8-byte or 4-byte loads)
+//   warps 1-3     halo: each chunk rounded to TF32 on its way in (16-byte loads and a register
+//                 transpose where the input allows, also for rows of 4k + 2 floats such as #55's
+//                 and #56's dY; else 8-byte or 4-byte loads); 16-bit: 16-byte loads of 8 pixels
+//                 and a byte-permute transpose where W and the strides are multiples of 8, else
+//                 scalar loads of channel pairs
 //   warps 4-11    two consumer warpgroups: warpgroup c owns output rows TR/2 c .. TR/2 c + TR/2 - 1,
 //                 one m64nBN accumulator each (128 fp32 registers per thread); they issue wgmma
 //                 and write the output, while the producers already fill the buffers for the
@@ -970,23 +1016,28 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 constexpr int WG_THREADS = 384;
 constexpr int WG_HALO_THREADS = 96;               // warps 1-3
 constexpr int WG_CONSUMER_WARPS = 8;
-constexpr int WG_CK = 16;                         // input channels per halo chunk (4 groups of 4)
+constexpr int WG_CK = 16;                         // input channels per halo chunk (4 groups of 4; 16-bit: 32, 4 of 8)
 constexpr int WG_BN = 128;                        // output channels per tile (wide variant; narrow: 64)
 constexpr int WG_TC = 64;                         // output columns per tile (the wgmma M)
 constexpr int WG_TR = 4;                          // output rows per tile (wide variant; narrow: 8)
 constexpr int WG_MAX_STAGES = 8;                  // weight stages at most (p.b_stages)
 constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
 constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
-__host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128
+__host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128 (any dtype)
 constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging: 32 channels x 64 pixels (or 2 x 16)
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
-template <int PREC, int BN, int TR>
+template <typename T, int PREC, int BN, int TR>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const ConvGemmParams p) {
     static_assert((BN == 128 && TR == 4) || (BN == 64 && TR == 8), "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles");
+    static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 : PREC == PREC_EXACT && BN == 128,
+                  "float32 in RNA-TF32, or 16-bit (exact products) in the wide variant");
     constexpr int SG = TR / 2;  // output rows per consumer warpgroup
+    // Elements: EB bytes each; CPG of them (channels of a pixel, or pixels of a channel row) fill the
+    // 16 bytes of a core-matrix row, so a chunk (4 channel groups) holds CK = 4 CPG channels.
+    constexpr int EB = (int)sizeof(T), CPG = 16 / EB, CK = 4 * CPG;
     // Registers after setmaxnreg (128 producer + 256 consumer threads within the 384 x 168 the
     // launch gets): the wide variant gives its halo loaders 112 for 5-unit batches (below), the
     // narrow one keeps 200 for its consumers' 4-row epilogue.
@@ -1007,7 +1058,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
     const unsigned b0 = h0 + HB * halo_bytes;
     const int taps = p.taps_h * p.taps_w, tpk = p.taps_per_kt, kpc = p.kt_per_chunk;
     const unsigned b_stage_bytes = (unsigned)(tpk * wg_b_tap_bytes(BN));
-    const int chunks = p.Cpad / WG_CK;
+    const int chunks = p.Cpad / CK;
     const int KT = chunks * kpc;
     const int nimg = (int)(p.M / ((long long)p.P * p.Q));
 
@@ -1051,12 +1102,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                             mbar_arrive(full_b + 8 * s);
                         } else {
                             mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * wg_b_tap_bytes(BN)));
-                            const float* src = p.wpack + (((long long)t.group * taps + t0) * (p.Cpad / 4) + chunk * 4) * p.Kpad * 4 +
-                                               (long long)t.n0 * 4;
+                            // pack [group][tap][Cpad / CPG][Kpad][CPG] elements of T (fp32 for float)
+                            const T* src = (const T*)p.wpack +
+                                           ((((long long)t.group * taps + t0) * (p.Cpad / CPG) + chunk * 4) * p.Kpad + t.n0) * CPG;
                             for (int u = 0; u < nt; ++u)
                                 for (int kg = 0; kg < 4; ++kg)
                                     bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (BN * 16),
-                                                      src + ((long long)u * (p.Cpad / 4) + kg) * p.Kpad * 4, BN * 16,
+                                                      src + ((long long)u * (p.Cpad / CPG) + kg) * p.Kpad * CPG, BN * 16,
                                                       full_b + 8 * s);
                         }
                         if (++s == stages) { s = 0; phase ^= 1; }
@@ -1066,111 +1118,157 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         } else if (warp < 4) {
             // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
             const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
-            const float* x = (const float*)p.x;
+            const T* x = (const T*)p.x;
             const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
             unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
             for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
                 const Tile t = decode(tile);
-                const float* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
+                const T* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
                 for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
                     const int b = hcount % HB;
                     mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
                     if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
                     if (p.halo_vec) {
-                        // Vector path: a unit is 4 channels (one group) x 4 pixels; four float4 loads
-                        // along W (or eight float2 ones, halo_vec 2), rounded in registers, written as
-                        // four 16-byte pixels (a transpose in registers).  Units are walked with a carry
-                        // step of 96, four or five per batch.  halo_vec 3: rows of 4k + 2 floats, so odd
-                        // input rows start 8 bytes off a 16-byte boundary; their units start 2 columns
-                        // further left (16-byte aligned again), the consumers read them 2 pixels further
+                        // Vector path: a unit is CPG channels (one group) x CPG pixels.  float32: four
+                        // float4 loads along W (or eight float2 ones, halo_vec 2), rounded in registers,
+                        // written as four 16-byte pixels (a transpose in registers).  16-bit: eight
+                        // 16-byte loads of 8 pixels, transposed by byte permutes into eight 16-byte
+                        // pixels of 8 channels.  Units are walked with a carry step of 96, a few per
+                        // batch.  halo_vec 3 (float32 only): rows of 4k + 2 floats, so odd input rows
+                        // start 8 bytes off a 16-byte boundary; their units start 2 columns further
+                        // left (16-byte aligned again), the consumers read them 2 pixels further
                         // right, and the pairs outside [0, W) are zeroed after the load.
-                        const int g4n = HC / 4, units = 4 * HR * g4n;
+                        const int g4n = HC / CPG, units = 4 * HR * g4n;
                         const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
                         int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
                         const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
                                   s_g4 = WG_HALO_THREADS % g4n;
-                        const int col_a = t.col0 - p.halo_shift;  // a multiple of 4
-                        // One loop per load width, so that no branch separates a batch's loads (with
-                        // a run-time width test inside, #55's forward went from 2.86 to 4.53 ms).
-                        auto batches = [&](auto vec_tag, auto units_tag) {
-                        constexpr int VEC = decltype(vec_tag)::value, UNITS = decltype(units_tag)::value;
-                        while (u < units) {
-                            float4 v[UNITS][4];
-                            int off[UNITS];
+                        const int col_a = t.col0 - p.halo_shift;  // a multiple of CPG
+                        if constexpr (EB == 2) {
+                            // 16-bit units: pixel 2i (2i + 1) of the output takes the low (high) halves
+                            // of word i of each channel's load, channels 2j and 2j + 1 paired into word j.
+                            while (u < units) {
+                                constexpr int UNITS = 2;  // 2 x 8 x 16 bytes in flight within 112 registers
+                                uint4 v[UNITS][8];
+                                int off[UNITS];
 #pragma unroll
-                            for (int k = 0; k < UNITS; ++k) {
-                                const int h_in = t.row0 + hr, w_in = col_a + 4 * g4 - (VEC == 3 ? 2 * (h_in & 1) : 0);
-                                // VEC 3: pixels (w_in, w_in + 1) and (w_in + 2, w_in + 3) each in [0, W) or not
-                                const bool lo_ok = (unsigned)w_in < (unsigned)p.W, hi_ok = (unsigned)(w_in + 2) < (unsigned)p.W;
-                                const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (VEC == 3 ? lo_ok || hi_ok : lo_ok);
-                                off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
+                                for (int k = 0; k < UNITS; ++k) {
+                                    const int h_in = t.row0 + hr, w_in = col_a + 8 * g4;
+                                    const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
+                                    off[k] = u < units ? (int)(kg * kgs + (hr * HC + 8 * g4) * 16) : -1;
 #pragma unroll
-                                for (int ch = 0; ch < 4; ++ch) {
-                                    const int c = chunk * WG_CK + 4 * kg + ch;
-                                    const float* src = x_img + (c * xs_c + h_in * xs_h + w_in);
-                                    const bool c_ok = ok && c < p.Cg;
-                                    if constexpr (VEC == 4) {
-                                        v[k][ch] = c_ok ? __ldg((const float4*)src) : make_float4(0.f, 0.f, 0.f, 0.f);
-                                    } else if constexpr (VEC == 3) {
-                                        // The load may reach 2 floats into the previous or next row (the
-                                        // host checks that these exist); those pairs are padding.
-                                        float4 f = c_ok ? __ldg((const float4*)src) : make_float4(0.f, 0.f, 0.f, 0.f);
-                                        if (!lo_ok) { f.x = 0.f; f.y = 0.f; }
-                                        if (!hi_ok) { f.z = 0.f; f.w = 0.f; }
-                                        v[k][ch] = f;
-                                    } else {  // 8-byte loads: W even; the pair (w_in + 2, w_in + 3) may lie past W
-                                        const float2 lo = c_ok ? __ldg((const float2*)src) : make_float2(0.f, 0.f);
-                                        const float2 hi = (c_ok && w_in + 2 < p.W) ? __ldg((const float2*)(src + 2))
-                                                                                    : make_float2(0.f, 0.f);
-                                        v[k][ch] = make_float4(lo.x, lo.y, hi.x, hi.y);
+                                    for (int ch = 0; ch < 8; ++ch) {
+                                        const int c = chunk * CK + 8 * kg + ch;
+                                        v[k][ch] = (ok && c < p.Cg) ? __ldg((const uint4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
+                                                                    : make_uint4(0u, 0u, 0u, 0u);
+                                    }
+                                    u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
+                                    if (g4 >= g4n) { g4 -= g4n; ++hr; }
+                                    if (hr >= HR) { hr -= HR; ++kg; }
+                                }
+#pragma unroll
+                                for (int k = 0; k < UNITS; ++k) {
+                                    if (off[k] < 0) continue;
+                                    uint4* dst = (uint4*)(dst_b + off[k]);
+#pragma unroll
+                                    for (int i = 0; i < 4; ++i) {
+                                        unsigned lo[4], hi[4];
+#pragma unroll
+                                        for (int j = 0; j < 4; ++j) {
+                                            const unsigned a = u4_word(v[k][2 * j], i), b = u4_word(v[k][2 * j + 1], i);
+                                            lo[j] = __byte_perm(a, b, 0x5410);  // (pixel 2i: channel 2j, 2j + 1)
+                                            hi[j] = __byte_perm(a, b, 0x7632);  // (pixel 2i + 1: ...)
+                                        }
+                                        dst[2 * i] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+                                        dst[2 * i + 1] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
                                     }
                                 }
-                                u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
-                                if (g4 >= g4n) { g4 -= g4n; ++hr; }
-                                if (hr >= HR) { hr -= HR; ++kg; }
                             }
+                        } else {
+                            // One loop per load width, so that no branch separates a batch's loads (with
+                            // a run-time width test inside, #55's forward went from 2.86 to 4.53 ms).
+                            auto batches = [&](auto vec_tag, auto units_tag) {
+                            constexpr int VEC = decltype(vec_tag)::value, UNITS = decltype(units_tag)::value;
+                            while (u < units) {
+                                float4 v[UNITS][4];
+                                int off[UNITS];
 #pragma unroll
-                            for (int k = 0; k < UNITS; ++k) {
-                                if (off[k] < 0) continue;
-                                float4* dst = (float4*)(dst_b + off[k]);
-                                auto r = [&](float f) { return PREC == PREC_TF32 ? __uint_as_float(tf32_rna(f)) : f; };
-                                dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
-                                dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
-                                dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
-                                dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                                for (int k = 0; k < UNITS; ++k) {
+                                    const int h_in = t.row0 + hr, w_in = col_a + 4 * g4 - (VEC == 3 ? 2 * (h_in & 1) : 0);
+                                    // VEC 3: pixels (w_in, w_in + 1) and (w_in + 2, w_in + 3) each in [0, W) or not
+                                    const bool lo_ok = (unsigned)w_in < (unsigned)p.W, hi_ok = (unsigned)(w_in + 2) < (unsigned)p.W;
+                                    const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (VEC == 3 ? lo_ok || hi_ok : lo_ok);
+                                    off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
+#pragma unroll
+                                    for (int ch = 0; ch < 4; ++ch) {
+                                        const int c = chunk * CK + 4 * kg + ch;
+                                        const float* src = x_img + (c * xs_c + h_in * xs_h + w_in);
+                                        const bool c_ok = ok && c < p.Cg;
+                                        if constexpr (VEC == 4) {
+                                            v[k][ch] = c_ok ? __ldg((const float4*)src) : make_float4(0.f, 0.f, 0.f, 0.f);
+                                        } else if constexpr (VEC == 3) {
+                                            // The load may reach 2 floats into the previous or next row (the
+                                            // host checks that these exist); those pairs are padding.
+                                            float4 f = c_ok ? __ldg((const float4*)src) : make_float4(0.f, 0.f, 0.f, 0.f);
+                                            if (!lo_ok) { f.x = 0.f; f.y = 0.f; }
+                                            if (!hi_ok) { f.z = 0.f; f.w = 0.f; }
+                                            v[k][ch] = f;
+                                        } else {  // 8-byte loads: W even; the pair (w_in + 2, w_in + 3) may lie past W
+                                            const float2 lo = c_ok ? __ldg((const float2*)src) : make_float2(0.f, 0.f);
+                                            const float2 hi = (c_ok && w_in + 2 < p.W) ? __ldg((const float2*)(src + 2))
+                                                                                        : make_float2(0.f, 0.f);
+                                            v[k][ch] = make_float4(lo.x, lo.y, hi.x, hi.y);
+                                        }
+                                    }
+                                    u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
+                                    if (g4 >= g4n) { g4 -= g4n; ++hr; }
+                                    if (hr >= HR) { hr -= HR; ++kg; }
+                                }
+#pragma unroll
+                                for (int k = 0; k < UNITS; ++k) {
+                                    if (off[k] < 0) continue;
+                                    float4* dst = (float4*)(dst_b + off[k]);
+                                    auto r = [&](float f) { return PREC == PREC_TF32 ? __uint_as_float(tf32_rna(f)) : f; };
+                                    dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
+                                    dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
+                                    dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
+                                    dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                                }
                             }
+                            };
+                            // Units per batch: 5 where that takes a chunk in one round trip (#55's forward:
+                            // 408 units), else 4 (a fifth unit would not save a round trip there).
+                            if (BN == 128 && p.halo_vec == 4 && units <= 5 * WG_HALO_THREADS && units > 4 * WG_HALO_THREADS &&
+                                !(p.profile_skip & 64))
+                                batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 5>{});
+                            else if (p.halo_vec == 4) batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 4>{});
+                            else if (p.halo_vec == 3) batches(std::integral_constant<int, 3>{}, std::integral_constant<int, 4>{});
+                            else batches(std::integral_constant<int, 2>{}, std::integral_constant<int, 4>{});
                         }
-                        };
-                        // Units per batch: 5 where that takes a chunk in one round trip (#55's forward:
-                        // 408 units), else 4 (a fifth unit would not save a round trip there).
-                        if (BN == 128 && p.halo_vec == 4 && units <= 5 * WG_HALO_THREADS && units > 4 * WG_HALO_THREADS &&
-                            !(p.profile_skip & 64))
-                            batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 5>{});
-                        else if (p.halo_vec == 4) batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 4>{});
-                        else if (p.halo_vec == 3) batches(std::integral_constant<int, 3>{}, std::integral_constant<int, 4>{});
-                        else batches(std::integral_constant<int, 2>{}, std::integral_constant<int, 4>{});
                         fence_proxy_async_smem();
                         mbar_arrive(full_h + 8 * b);
                         continue;
                     }
-                    // 4-byte path (any strides, padding modes): plain loads, 4 channels x 8 rows (32 loads)
-                    // in flight per thread, since this loader is latency-bound; rounded in registers and
-                    // stored once.  (cp.async would need a second, in-place rounding pass, which
-                    // compute-sanitizer's racecheck flags as "invalid memcpy_async synchronization".)
-                    float* dst_b = (float*)(wg_smem + (h0 - smem0) + b * halo_bytes) + cq;
+                    // Scalar path (any strides, padding modes): plain loads, one 32-bit word of 4 groups x
+                    // 8 rows in flight per thread (float32: channel 4 kg + cq; 16-bit: channels 8 kg + 2 cq
+                    // and the next, two loads), since this loader is latency-bound; rounded (TF32) in
+                    // registers and stored once.  (cp.async would need a second, in-place rounding pass,
+                    // which compute-sanitizer's racecheck flags as "invalid memcpy_async synchronization".)
+                    unsigned* dst_b = (unsigned*)(wg_smem + (h0 - smem0) + b * halo_bytes) + cq;
                     for (int hc = cl; hc < HC; hc += WG_HALO_THREADS / 4) {
                         int w_in = t.col0 + hc;
                         if (p.pad_mode != PAD_ZEROS) w_in = remap_index(w_in, p.W, p.pad_mode);
                         const bool w_ok = (unsigned)w_in < (unsigned)p.W;
-                        const float* src_c[4];
-                        bool cw_ok[4];
+                        const T* src_c[4];
+                        bool cw_ok[4], cw_ok_hi[4];
 #pragma unroll
                         for (int kg = 0; kg < 4; ++kg) {
-                            const int c = chunk * WG_CK + 4 * kg + cq;
+                            const int c = chunk * CK + CPG * kg + (EB == 2 ? 2 : 1) * cq;
                             cw_ok[kg] = w_ok && c < p.Cg;
+                            cw_ok_hi[kg] = w_ok && c + 1 < p.Cg;  // 16-bit: the word's second channel
                             src_c[kg] = x_img + (cw_ok[kg] ? c * xs_c + w_in * xs_w : 0);
                         }
-                        float* dst_c = dst_b + hc * 4;
+                        unsigned* dst_c = dst_b + hc * 4;
                         for (int hr0 = 0; hr0 < HR; hr0 += 8) {
                             int h_off[8];
                             bool h_ok[8];
@@ -1181,19 +1279,27 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                                 h_ok[i] = hr0 + i < HR && (unsigned)h_in < (unsigned)p.H;
                                 h_off[i] = h_in * xs_h;
                             }
-                            float v[4][8];
+                            unsigned v[4][8];  // float32: the value's bits; 16-bit: channel pair (low, high)
 #pragma unroll
                             for (int kg = 0; kg < 4; ++kg)
 #pragma unroll
-                                for (int i = 0; i < 8; ++i)
-                                    v[kg][i] = (cw_ok[kg] && h_ok[i]) ? __ldg(src_c[kg] + h_off[i]) : 0.f;
+                                for (int i = 0; i < 8; ++i) {
+                                    if constexpr (EB == 2) {
+                                        const unsigned short* s16 = (const unsigned short*)src_c[kg] + h_off[i];
+                                        const unsigned lo = (cw_ok[kg] && h_ok[i]) ? (unsigned)__ldg(s16) : 0u;
+                                        const unsigned hi = (cw_ok_hi[kg] && h_ok[i]) ? (unsigned)__ldg(s16 + xs_c) : 0u;
+                                        v[kg][i] = lo | (hi << 16);
+                                    } else {
+                                        v[kg][i] = __float_as_uint((cw_ok[kg] && h_ok[i]) ? __ldg(src_c[kg] + h_off[i]) : 0.f);
+                                    }
+                                }
 #pragma unroll
                             for (int kg = 0; kg < 4; ++kg)
 #pragma unroll
                                 for (int i = 0; i < 8; ++i)
                                     if (hr0 + i < HR)
                                         dst_c[(kg * kgs) / 4 + (hr0 + i) * HC * 4] =
-                                            PREC == PREC_TF32 ? __uint_as_float(tf32_rna(v[kg][i])) : v[kg][i];
+                                            PREC == PREC_TF32 ? tf32_rna(__uint_as_float(v[kg][i])) : v[kg][i];
                         }
                     }
                     fence_proxy_async_smem();
@@ -1210,8 +1316,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
         float acc[SG][BN / 2];
         int s = 0;
         unsigned phase = 0;  // weight stage s and the parity of its round
-        float* y = (float*)p.y;
-        const float* bias = (const float*)p.bias;
+        T* y = (T*)p.y;
+        const T* bias = (const T*)p.bias;
         const int g = lane >> 2, t4 = lane & 3;
         float* stage = (float*)(wg_smem + (b0 - smem0) + stages * b_stage_bytes);
         const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
@@ -1245,7 +1351,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                 // thread has passed; the first barrier of this tile's epilogue publishes the writes.
                 bias_group = t.group; bias_n0 = t.n0;
                 if (wg_tid < BN)
-                    bias_wg[wg_tid] = (bias && t.n0 + wg_tid < p.Kg) ? bias[(long long)t.group * p.Kg + t.n0 + wg_tid] : 0.f;
+                    bias_wg[wg_tid] = (bias && t.n0 + wg_tid < p.Kg) ? to_acc(bias[(long long)t.group * p.Kg + t.n0 + wg_tid]) : 0.f;
             }
             // Buffers of the k-tiles whose MMAs may still run, 1 and 2 k-tiles back (-1: none).  With
             // mma_depth 2 two k-tiles' MMAs stay in flight (wgmma_wait<2>), else one.
@@ -1281,7 +1387,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                                 const int accumulate = (kt | u | ks) != 0;
 #pragma unroll
                                 for (int sg = 0; sg < SG; ++sg)
-                                    wgmma_tf32<BN>(acc[sg], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row[sg]), bd, accumulate);
+                                    wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row[sg]), bd, accumulate);
                             }
                             a_off += a_col_step;
                             if (++tj == p.taps_w) {
@@ -1329,13 +1435,19 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
             float* stage_wg = stage + cwg * (WG_EPI_BYTES / 4);
             if (bulk_out) {
                 // Bulk epilogue: rounds of 16 channels x 64 pixels through two staging buffers per
-                // warpgroup.  The fragments (plus bias) go to shared memory, each row shifted by its
-                // global address mod 16 bytes; then per channel row one lane hands the 16-byte-aligned
-                // body to the bulk copy engine and three more store the unaligned ends (#55's rows of
-                // 1022 floats start 8 bytes off every other row).  The consumers go on to the next
-                // tile's MMAs while the copies drain, so the output write overlaps the next mainloop;
-                // a buffer is refilled only once its copies have read it (bulk_wait_read, two rounds on).
+                // warpgroup.  The fragments (plus bias, rounded once to T) go to shared memory, each row
+                // shifted by its global address mod 16 bytes; then per channel row one lane hands the
+                // 16-byte-aligned body to the bulk copy engine and up to seven more store the unaligned
+                // ends (#55's rows of 1022 floats start 8 bytes off every other row).  The consumers go
+                // on to the next tile's MMAs while the copies drain, so the output write overlaps the
+                // next mainloop; a buffer is refilled only once its copies have read it (bulk_wait_read,
+                // two rounds on).
                 if (p.profile_skip & 1) continue;
+                // Staging rows (elements): fp32 68 (64 pixels + up to 3 of shift + 1: conflict-free
+                // fragment stores), 16-bit 72 (64 + up to 7, 144 bytes: conflict-free too).  A third
+                // 16-bit buffer (they fit) changed nothing: the rounds' latency, not the wait for the
+                // copies to read a buffer, sets the pace (docs/perf-log.md, w10).
+                constexpr int LOG_EB = EB == 4 ? 2 : 1, LD = EB == 4 ? WG_EPI_LD : 72;
                 const int cr = 4 * wq + (lane >> 3), role = lane & 7;  // channel row and job of this lane
                 const long long chan0 = (long long)t.group * p.Kg + t.n0;
                 const int len = min(WG_TC, p.Q - t.q0);
@@ -1344,42 +1456,46 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                 for (int sg = 0; sg < SG; ++sg) {
                     const int op = t.p0 + SG * cwg + sg;
                     if (op >= p.P) continue;
-                    float* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh + t.q0;
+                    T* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh + t.q0;
                     // A row's offset mod 16 bytes is the same in every round (16 channels on).
-                    const unsigned row_f = (unsigned)((uintptr_t)(y_row + chan0 * p.y_sc) >> 2);
+                    const unsigned row_e = (unsigned)((uintptr_t)(y_row + chan0 * p.y_sc) >> LOG_EB);
                     int frag_sh[2][2];
 #pragma unroll
                     for (int jj = 0; jj < 2; ++jj)
 #pragma unroll
-                        for (int e = 0; e < 2; ++e) frag_sh[jj][e] = (int)((row_f + (unsigned)(8 * jj + 2 * t4 + e) * (unsigned)p.y_sc) & 3u);
-                    float* dst = y_row + (chan0 + cr) * p.y_sc;  // this lane's channel row, round 0
-                    const int sh = (int)(((uintptr_t)dst >> 2) & 3u);
-                    const int lead = min((4 - sh) & 3, len), body = (len - lead) & ~3, tail = len - lead - body;
+                        for (int e = 0; e < 2; ++e)
+                            frag_sh[jj][e] = (int)((row_e + (unsigned)(8 * jj + 2 * t4 + e) * (unsigned)p.y_sc) & (CPG - 1u));
+                    T* dst = y_row + (chan0 + cr) * p.y_sc;  // this lane's channel row, round 0
+                    const int sh = (int)(((uintptr_t)dst >> LOG_EB) & (CPG - 1u));
+                    const int lead = min((CPG - sh) & (CPG - 1), len), body = (len - lead) & ~(CPG - 1),
+                              tail = len - lead - body;
 #pragma unroll
                     for (int rr = 0; rr < BN / 16; ++rr, ++rounds, dst += round_step) {
-                        float* buf = stage_wg + (rounds & 1) * (16 * WG_EPI_LD);
+                        T* buf = (T*)stage_wg + (rounds & 1) * (16 * LD);
                         if (role == 0) bulk_wait_read<1>();  // this buffer's copies of two rounds ago
-                        named_barrier_sync(1 + cwg, 128);
+                        if (!(p.profile_skip & 1024)) {
+                            named_barrier_sync(1 + cwg, 128);
 #pragma unroll
-                        for (int jj = 0; jj < 2; ++jj)
+                            for (int jj = 0; jj < 2; ++jj)
 #pragma unroll
-                            for (int e = 0; e < 2; ++e) {
-                                const int cl = 8 * jj + 2 * t4 + e;
-                                const float bv = bias_wg[16 * rr + cl];
+                                for (int e = 0; e < 2; ++e) {
+                                    const int cl = 8 * jj + 2 * t4 + e;
+                                    const float bv = bias_wg[16 * rr + cl];
 #pragma unroll
-                                for (int h = 0; h < 2; ++h)
-                                    buf[cl * WG_EPI_LD + frag_sh[jj][e] + 16 * wq + g + 8 * h] = acc[sg][4 * (2 * rr + jj) + 2 * h + e] + bv;
-                            }
-                        fence_proxy_async_smem();
-                        named_barrier_sync(1 + cwg, 128);
-                        if (t.n0 + 16 * rr + cr < p.Kg) {
-                            const float* src = buf + cr * WG_EPI_LD + sh;
+                                    for (int h = 0; h < 2; ++h)
+                                        buf[cl * LD + frag_sh[jj][e] + 16 * wq + g + 8 * h] =
+                                            from_acc<T>(acc[sg][4 * (2 * rr + jj) + 2 * h + e] + bv);
+                                }
+                            if (!(p.profile_skip & 256)) fence_proxy_async_smem();
+                            named_barrier_sync(1 + cwg, 128);
+                        }
+                        if (t.n0 + 16 * rr + cr < p.Kg && !(p.profile_skip & 512)) {
+                            const T* src = buf + cr * LD + sh;
                             if (role == 0) {
-                                if (body > 0) bulk_store_to_global(dst + lead, (unsigned)__cvta_generic_to_shared(src + lead), (unsigned)body * 4u);
-                            } else if (role < 4) {
+                                if (body > 0) bulk_store_to_global(dst + lead, (unsigned)__cvta_generic_to_shared(src + lead), (unsigned)(body * EB));
+                            } else {
                                 if (role - 1 < lead) dst[role - 1] = src[role - 1];
-                            } else if (role < 7) {
-                                if (role - 4 < tail) dst[lead + body + role - 4] = src[lead + body + role - 4];
+                                if (role - 1 < tail) dst[lead + body + role - 1] = src[lead + body + role - 1];
                             }
                         }
                         if (role == 0) bulk_commit();
@@ -1397,7 +1513,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
 #pragma unroll
             for (int sg = 0; sg < SG; ++sg) {
                 const int op = t.p0 + SG * cwg + sg;
-                float* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh;
+                T* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh;
 #pragma unroll
                 for (int quarter = 0; quarter < BN / 32; ++quarter) {
                     named_barrier_sync(1 + cwg, 128);  // the previous round's reads are done
@@ -1417,21 +1533,21 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                             const int c = 8 * wq + cc, n = n_first + c;
                             if (n >= p.Kg) break;
                             const long long channel = (long long)t.group * p.Kg + n;
-                            const float bv = bias ? bias[channel] : 0.f;
+                            const float bv = bias ? to_acc(bias[channel]) : 0.f;
 #pragma unroll
                             for (int half = 0; half < 2; ++half) {
                                 const int px = lane + 32 * half, oq = t.q0 + px;
-                                if (oq < p.Q) y_row[channel * p.y_sc + (long long)oq * p.y_sw] = stage_wg[c * WG_EPI_LD + px] + bv;
+                                if (oq < p.Q) y_row[channel * p.y_sc + (long long)oq * p.y_sw] = from_acc<T>(stage_wg[c * WG_EPI_LD + px] + bv);
                             }
                         }
                     } else {
                         const int n = n_first + lane;
                         if (n < p.Kg) {
                             const long long channel = (long long)t.group * p.Kg + n;
-                            const float bv = bias ? bias[channel] : 0.f;
+                            const float bv = bias ? to_acc(bias[channel]) : 0.f;
                             for (int px = 16 * wq; px < 16 * wq + 16; ++px) {
                                 const int oq = t.q0 + px;
-                                if (oq < p.Q) y_row[channel + (long long)oq * p.y_sw] = stage_wg[lane * WG_EPI_LD + px] + bv;
+                                if (oq < p.Q) y_row[channel + (long long)oq * p.y_sw] = from_acc<T>(stage_wg[lane * WG_EPI_LD + px] + bv);
                             }
                         }
                     }
@@ -1509,11 +1625,13 @@ struct PackParams {
     int r0, r_step, taps_h, s0, s_step, taps_w;
     int transpose, round_mode;
     int col_major;   // 1: out[group][tap][col][red] (reduction contiguous, for ldmatrix)
-                     // 2: out[group][tap][red / 4][col][red % 4] (wgmma's K-major core matrices)
+                     // 2: out[group][tap][red / V][col][red % V] (wgmma's K-major core matrices,
+                     //    V = 16 bytes / sizeof(OutT): 4 fp32 or 8 16-bit values)
 };
 
-template <typename T>
-__global__ void pack_weights_kernel(const T* __restrict__ w, float* __restrict__ out, const PackParams p) {
+template <typename T, typename OutT>
+__global__ void pack_weights_kernel(const T* __restrict__ w, OutT* __restrict__ out, const PackParams p) {
+    constexpr int V = 16 / (int)sizeof(OutT);
     const int taps = p.taps_h * p.taps_w;
     const long long total = (long long)p.groups * taps * p.red_pad * p.col_pad;
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
@@ -1521,9 +1639,9 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, float* __restrict__
         long long rest = idx;
         int col, red;
         if (p.col_major == 2) {
-            const int e4 = (int)(rest % 4); rest /= 4;
+            const int ev = (int)(rest % V); rest /= V;
             col = (int)(rest % p.col_pad); rest /= p.col_pad;
-            red = (int)(rest % (p.red_pad / 4)) * 4 + e4; rest /= p.red_pad / 4;
+            red = (int)(rest % (p.red_pad / V)) * V + ev; rest /= p.red_pad / V;
         } else if (p.col_major) {
             red = (int)(rest % p.red_pad); rest /= p.red_pad;
             col = (int)(rest % p.col_pad); rest /= p.col_pad;
@@ -1543,7 +1661,7 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, float* __restrict__
             if (p.round_mode == 1) v = __uint_as_float(tf32_rna(v));
             if (p.round_mode == 2) v = __uint_as_float(tf32_rne(v));
         }
-        out[idx] = v;
+        out[idx] = from_acc<OutT>(v);  // 16-bit packs hold 16-bit weights: exact
     }
 }
 
@@ -2243,11 +2361,11 @@ void dispatch_dtype(at::ScalarType st, F&& f) {
     }
 }
 
-template <typename T>
+template <typename T, typename OutT = float>
 void launch_pack(const at::Tensor& w, at::Tensor& out, const PackParams& pp) {
     const int64_t total = (int64_t)pp.groups * pp.taps_h * pp.taps_w * pp.red_pad * pp.col_pad;
-    pack_weights_kernel<T><<<grid_for(total, 256), 256, 0, launch_stream()>>>(
-        (const T*)w.data_ptr(), out.data_ptr<float>(), pp);
+    pack_weights_kernel<T, OutT><<<grid_for(total, 256), 256, 0, launch_stream()>>>(
+        (const T*)w.data_ptr(), (OutT*)out.data_ptr(), pp);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -2296,10 +2414,10 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 
 // Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
-// use == false: the sm_80 kernels run instead (not sm_90a; anything but float32 with RNA-rounded TF32,
-// i.e. 16-bit dtypes, IEEE mode and the other rounding classes; stride_w > 1; a single tap; outputs
-// narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4
-// rows for GEMMs of more than 64 columns, else 64 x 8 rows.
+// use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32, i.e.
+// IEEE mode and the other rounding classes; 16-bit GEMMs of at most 64 columns; stride_w > 1; a
+// single tap; outputs narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel
+// variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8 rows (float32 only).
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
@@ -2307,13 +2425,18 @@ struct WgmmaChoice {
     int bn = WG_BN, tr = WG_TR;
 };
 
-WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n) {
+WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
     WgmmaChoice c;
     const int taps = p.taps_h * p.taps_w;
-    if (!hopper || prec != PREC_TF32 || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
+    const bool sixteen = elem_bytes == 2;  // fp16 / bf16: exact products, whatever prec says
+    if (!hopper || (!sixteen && prec != PREC_TF32) || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
-    // half of the 128-wide tile.
-    if (col_n <= 64) { c.bn = 64; c.tr = 8; }
+    // half of the 128-wide tile (float32 only: 16-bit narrow GEMMs go to the sm_80 kernels).
+    if (col_n <= 64) {
+        if (sixteen) return c;
+        c.bn = 64; c.tr = 8;
+    }
+    const int cpg = 16 / elem_bytes;  // elements per 16 bytes
     const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
     const int span_h = std::abs((p.taps_h - 1) * p.dil_h), span_w = std::abs((p.taps_w - 1) * p.dil_w);
     const int tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
@@ -2331,11 +2454,15 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const bool vec4_odd_rows = !vec4 && vec2 && p.W % 4 == 2 && p.x_sh % 4 == 2 && p.x_sc % 4 == 0 &&
                                p.x_sn % 4 == 0 && p.H % 2 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
                                !std::getenv("KB_CONV_NO_HALO_VEC3");
-    c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
-    c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % 4 + 4) % 4) : 0;
+    // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, else scalar loads.
+    const bool vec8_16bit = p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 8 == 0 && p.x_sh % 8 == 0 &&
+                            p.x_sc % 8 == 0 && p.x_sn % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+    if (sixteen) c.halo_vec = vec8_16bit ? 4 : 0;
+    else c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
+    c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)WG_TC + span_w + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
-    if (c.halo_vec) hw = round_up(hw, 4);
+    if (c.halo_vec) hw = round_up(hw, cpg);
     const int64_t halo_bytes = 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
     auto smem_for = [&](int tpk, int stages, int bufs) {
@@ -2390,17 +2517,20 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // The halo kernels address one image with 32-bit offsets.
     const int64_t image_span = (int64_t)(p.Cg - 1) * std::abs(p.x_sc) + (int64_t)(p.H - 1) * std::abs(p.x_sh) +
                                (int64_t)(p.W - 1) * std::abs(p.x_sw);
-    const WgmmaChoice wc = (sizeof(T) == 4 && image_span < (int64_t)INT32_MAX) ? choose_wgmma(p, prec, hopper, pp.col_n)
-                                                                              : WgmmaChoice{};
+    constexpr bool sixteen = sizeof(T) == 2;
+    const WgmmaChoice wc = ((sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX)
+                               ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
     if (wc.use) {
-        pp.round_mode = 1;
-        pp.red_pad = (int)round_up(pp.red_n, WG_CK);
+        // float32: TF32 (RNA) weights in fp32; 16-bit: the weights as they are, 8 per 16 bytes.
+        pp.round_mode = sixteen ? 0 : 1;
+        pp.red_pad = (int)round_up(pp.red_n, sixteen ? 2 * WG_CK : WG_CK);
         pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;
         p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
-        auto wpack = at::empty({(int64_t)groups * taps * p.Cpad * p.Kpad}, w.options().dtype(at::kFloat));
-        p.wpack = wpack.data_ptr<float>();
-        launch_pack<T>(w, wpack, pp);
+        auto wpack = at::empty({(int64_t)groups * taps * p.Cpad * p.Kpad}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
+        p.wpack = (const float*)wpack.data_ptr();  // 16-bit packs: the kernel reads them as T
+        if constexpr (sixteen) launch_pack<T, T>(w, wpack, pp);
+        else launch_pack<T>(w, wpack, pp);
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
@@ -2414,7 +2544,10 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.total_tiles = (int64_t)groups * N * p.tiles_p * p.tiles_q * p.n_blocks;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
         const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
-        auto kernel = wc.bn == WG_BN ? conv_fwd_wgmma_kernel<PREC_TF32, WG_BN, WG_TR> : conv_fwd_wgmma_kernel<PREC_TF32, 64, 8>;
+        void (*kernel)(const ConvGemmParams) = nullptr;
+        if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR>;
+        else kernel = wc.bn == WG_BN ? conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR>
+                                     : conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>;
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -205,3 +205,102 @@ def test_wgmma_odd_row_loads_match_8_byte_loads(cfg, monkeypatch):
     assert not torch.isnan(gx3).any() and not torch.isnan(y3).any(), f"[{cfg}] NaN (unwritten elements under poison?)"
     assert torch.equal(y3, y2), f"[{cfg}] forward: " + U.diff_report(y3, y2)
     assert torch.equal(gx3, gx2), f"[{cfg}] grad-input: " + U.diff_report(gx3, gx2)
+
+
+# fp16 / bf16 on the wide variant (conv_fwd_wgmma_kernel<f16_t / bf16_t, ...>, k16 MMAs): 16-byte
+# loads of 8 pixels where W and the strides are multiples of 8, scalar loads (channel pairs) else.
+# Each against float64 truth computed from the same 16-bit values, against our sm_80 kernels (the
+# same exact products and fp32 accumulation: only the summation order and the final rounding to
+# 16 bits differ) and against nn.Conv2d at the grader's 1e-2.
+HALF_CONFIGS = [
+    Cfg("h_l55_like", 2, 64, 36, 136, 128, 3),                        # 16-byte loads, ragged last column tile
+    Cfg("h_bias_pad", 3, 64, 23, 72, 128, 3, p=1, bias=True),         # halo shift 7, P % 4 != 0
+    Cfg("h_c40_k200", 2, 40, 19, 64, 200, 3, p=(2, 1), bias=True),    # C % 32 != 0, 2 column blocks
+    Cfg("h_l56_like", 2, 64, 30, 96, 128, (5, 7)),
+    Cfg("h_dilated", 2, 32, 30, 96, 130, 3, d=(2, 3), p=(2, 3)),
+    Cfg("h_stride_h2", 2, 64, 30, 80, 96, 3, s=(2, 1), p=1),
+    Cfg("h_groups2", 2, 64, 20, 72, 256, 3, g=2, p=1, bias=True),
+    Cfg("h_many_tiles", 4, 32, 130, 264, 128, 3, bias=True),          # several tiles per block
+    Cfg("h_c35_odd_width", 2, 35, 20, 67, 128, 3, p=1, bias=True),    # scalar loads, odd channel pair
+    Cfg("h_reflect", 2, 32, 20, 72, 128, 3, p=1, pm="reflect"),       # scalar loads (padding mode)
+    Cfg("h_channels_last", 2, 64, 24, 72, 128, 3, layout="cl"),       # scalar loads, in-line epilogue
+    Cfg("h_odd_rows_out", 3, 64, 34, 130, 128, 3, p=1),               # rows of 130 halves: every offset
+]
+HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@pytest.mark.parametrize("dname", list(HALF_DTYPES))
+@pytest.mark.parametrize("cfg", HALF_CONFIGS, ids=[c.id for c in HALF_CONFIGS])
+def test_wgmma_forward_16bit(cfg, dname):
+    dtype = HALF_DTYPES[dname]
+    torch.manual_seed(U.seed_for("wgmma-16bit", cfg.id, dname))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    out = model(x)
+    with hopper(False):
+        sm80 = model(x)
+    exp = ref(x)
+    U.sync()
+    where = f"[{cfg}] {dname}"
+    assert out.dtype == dtype and out.shape == exp.shape, f"{where}: {out.dtype} {tuple(out.shape)}"
+    assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
+    truth = U.double_copy(ref)(x.double())
+    err, err_sm80 = U.rel_l2(out.double(), truth), U.rel_l2(sm80.double(), truth)
+    # Both round an fp32 sum once to 16 bits: at most half an ulp per element, relative (2^-11 in
+    # fp16, 2^-8 in bf16), plus a little for the fp32 summation.
+    half_ulp = 2.0 ** -11 if dtype == torch.float16 else 2.0 ** -8
+    assert err <= 1.05 * half_ulp, f"{where}: rel L2 from float64 {err:.3e} (half an ulp: {half_ulp:.3e})"
+    assert err <= 1.2 * err_sm80 + 1e-6, f"{where}: wgmma error {err:.3e} vs sm_80 kernel {err_sm80:.3e}"
+    assert torch.allclose(out.float(), exp.float(), atol=1e-2, rtol=1e-2), (
+        f"{where}: vs nn.Conv2d: " + U.diff_report(out.float(), exp.float()))
+
+
+@pytest.mark.parametrize("dname", list(HALF_DTYPES))
+def test_wgmma_16bit_kernel_is_the_one_that_runs(dname):
+    """#55's layer at a reduced size in fp16 / bf16 launches the 16-bit wgmma instance."""
+    cfg = HALF_CONFIGS[0]
+    dtype = HALF_DTYPES[dname]
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        model(x)
+        U.sync()
+    keys = " ".join(e.key for e in prof.key_averages())
+    want = "f16_t" if dtype == torch.float16 else "bf16_t"
+    assert "conv_fwd_wgmma_kernel<" + want in keys, keys
+
+
+# grad-input GEMMs with more than 64 columns (input channels) take the 16-bit wide instance too.
+HALF_DGRAD = [
+    Cfg("h_dgrad_c128", 2, 128, 20, 72, 64, 3, p=1),       # dY rows of 72: 16-byte loads
+    Cfg("h_dgrad_c96_odd", 2, 96, 19, 69, 40, 3),           # dY rows of 67: scalar loads
+]
+
+
+@pytest.mark.parametrize("dname", list(HALF_DTYPES))
+@pytest.mark.parametrize("cfg", HALF_DGRAD, ids=[c.id for c in HALF_DGRAD])
+def test_wgmma_grad_input_16bit(cfg, dname):
+    dtype = HALF_DTYPES[dname]
+    torch.manual_seed(U.seed_for("wgmma-dgrad-16bit", cfg.id, dname))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+    grads = []
+    for flag in (True, False):
+        with hopper(flag):
+            y = model(x)
+            gy = torch.randn_like(y) if flag else gy
+            grads.append(torch.autograd.grad(y, x, gy)[0])
+    (gx_ref,) = torch.autograd.grad(ref(x), x, gy)
+    x64 = x.detach().double().requires_grad_(True)
+    (truth,) = torch.autograd.grad(U.double_copy(ref)(x64), x64, gy.double())
+    gx, gx80 = grads
+    where = f"[{cfg}] {dname} grad-input"
+    assert not torch.isnan(gx).any(), f"{where}: NaN"
+    # an fp32 sum of exact products, rounded once to 16 bits: within half an ulp, relative
+    half_ulp = 2.0 ** -11 if dtype == torch.float16 else 2.0 ** -8
+    err = U.rel_l2(gx.double(), truth)
+    assert err <= 1.05 * half_ulp, f"{where}: rel L2 from float64 {err:.3e} (half an ulp: {half_ulp:.3e})"
+    assert U.rel_l2(gx.double(), gx80.double()) <= 2.5 * half_ulp, (
+        f"{where}: wgmma vs sm_80 kernels rel L2 {U.rel_l2(gx.double(), gx80.double()):.2e}")
+    assert torch.allclose(gx.float(), gx_ref.float(), atol=1e-2, rtol=1e-2), (
+        f"{where}: vs nn.Conv2d: " + U.diff_report(gx.float(), gx_ref.float()))

@@ -36,8 +36,10 @@ INSTANTIATIONS = {
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
         for n in (2, 4)],
     "conv_fwd_wgmma_kernel": [
-        "template __global__ void conv_fwd_wgmma_kernel<PREC_TF32, 128, 4>(const ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<PREC_TF32, 64, 8>(const ConvGemmParams);"],
+        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 128, 4>(const ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>(const ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<f16_t, PREC_EXACT, 128, 4>(const ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<bf16_t, PREC_EXACT, 128, 4>(const ConvGemmParams);"],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
@@ -56,8 +58,9 @@ INSTANTIATIONS = {
         f"template __global__ void conv_fwd_direct_kernel<{t}>(const DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_dgrad_direct_kernel": [
         f"template __global__ void conv_dgrad_direct_kernel<{t}>(const DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
-    "pack_weights_kernel": [
-        f"template __global__ void pack_weights_kernel<{t}>(const {t}*, float*, const PackParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "pack_weights_kernel": (
+        [f"template __global__ void pack_weights_kernel<{t}, float>(const {t}*, float*, const PackParams);" for t in ("float", "double", "f16_t", "bf16_t")]
+        + [f"template __global__ void pack_weights_kernel<{t}, {t}>(const {t}*, {t}*, const PackParams);" for t in ("f16_t", "bf16_t")]),
 }
 
 

@@ -51,11 +51,17 @@ CASES = [
     ("wgmma_narrow_K48", 1, 32, 19, 70, 48, 3, dict(padding=1)),
     # grad-input from dY rows of 70 floats (4k + 2), height 16: 16-byte loads with odd rows shifted
     ("wgmma_odd_rows_dgrad", 1, 32, 18, 72, 96, 3, dict()),
+    # the 16-bit wgmma instances' 16-byte loader (W % 8 == 0; run in bf16 only, see EXTRA_DTYPES)
+    ("wgmma16_vec_W72", 1, 40, 16, 72, 130, 3, dict(padding=1, bias=True)),
     # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet
     ("wgrad_window_Q70", 2, 20, 5, 72, 40, 3, dict(bias=True)),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
-                ("k5x7_s21_p23_d12", torch.float64)]
+                ("k5x7_s21_p23_d12", torch.float64),
+                # the 16-bit wgmma instances: the first two take its scalar loader (W of 68 and 67
+                # are not multiples of 8), the third its 16-byte one
+                ("wgmma_vec_K130", torch.float16), ("wgmma_scalar_W67", torch.bfloat16),
+                ("wgmma16_vec_W72", torch.bfloat16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)

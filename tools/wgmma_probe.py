@@ -20,13 +20,17 @@ from tools.quick_check import cold_time  # noqa: E402
 SKIPS = {0: "full", 1: "no stores", 2: "no halo", 4: "no weights", 6: "no loads", 8: "no MMA",
          7: "MMA only", 23: "MMA only, A aligned", 14: "stores only", 9: "loads only",
          32: "in-line epilogue", 64: "4-unit halo batches", 96: "both earlier versions",
-         65: "no stores, 4-unit batches", 73: "loads only, 4-unit batches", 46: "in-line stores only"}
+         65: "no stores, 4-unit batches", 73: "loads only, 4-unit batches", 46: "in-line stores only",
+         15: "skeleton (nothing)",
+         270: "stores only, no fence", 526: "stores only, no writes", 1038: "stores only, no staging",
+         1550: "stores only, neither", 256: "no epilogue fence", 1024: "no staging"}
 
 
-def one(label, w, shape, algo=2, prec=0, trials=10, pad=0):
+def one(label, w, shape, algo=2, prec=0, trials=10, pad=0, dtype=torch.float32):
     ext = M._ext()
     geo = [1, 1, pad, pad, pad, pad, 1, 1, 1, 0]
-    x = torch.rand(*shape, device="cuda")
+    x = torch.rand(*shape, device="cuda").to(dtype)
+    w = w.to(dtype)
     return cold_time(lambda: ext.conv2d_forward(x, w, None, geo, algo, prec, False, False), trials=trials)[0]
 
 
@@ -35,7 +39,8 @@ def main():
     ap.add_argument("--ncu-shot", action="store_true")
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--skip", type=int)
-    ap.add_argument("--cases", default="#55,#56", help="with --parts: shapes (#55,#56,#55-pad1,dgrad,dgrad-aligned,dgrad-c64)")
+    ap.add_argument("--cases", default="#55,#56",
+                    help="with --parts: shapes (#55,#56,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,#55-fp16,#55-bf16)")
     ap.add_argument("--batches", action="store_true", help="#55's layer at batch 1..8: ours and cuDNN (NCHW)")
     ap.add_argument("--only", help="with --parts: comma-separated KB_CONV_PROFILE_SKIP values to run")
     args = ap.parse_args()
@@ -56,10 +61,13 @@ def main():
     cases = {"#55": (w55, (8, 64, 512, 1024), 0), "#56": (w56, (8, 64, 512, 256), 0),
              "#55-pad1": (w55, (8, 64, 512, 1024), 1), "dgrad": (w55_t, (8, 128, 510, 1022), 2),
              "dgrad-aligned": (w55_t, (8, 128, 510, 1024), 2),
-             "dgrad-c64": (w55_t[:, :64].contiguous(), (8, 64, 510, 1022), 2)}
+             "dgrad-c64": (w55_t[:, :64].contiguous(), (8, 64, 510, 1022), 2),
+             "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
+             "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16)}
     if args.skip is not None:  # child of --parts
         names = args.cases.split(",")
-        times = [f"{n} {one(n, cases[n][0], cases[n][1], pad=cases[n][2]):.3f} ms" for n in names]
+        times = [f"{n} {one(n, *cases[n][:2], pad=cases[n][2], dtype=(cases[n] + (torch.float32,))[3]):.3f} ms"
+                 for n in names]
         print(f"{args.skip:3d} {SKIPS.get(args.skip, '?'):20s} " + "  ".join(times), flush=True)
         return
     if args.batches:
