@@ -485,7 +485,8 @@ __device__ __forceinline__ void warp_mma_tile(float (&acc)[4][8][4], const float
 // channels_last and arbitrary views are read in place.
 struct ConvGemmParams {
     const void* x;            // activations [N][groups*Cg][H][W], strides x_s*
-    const float* wpack;       // packed weights [groups][taps][Cpad][Kpad] fp32
+    const void* wpack;        // packed weights [groups][taps][Cpad][Kpad]: fp32 (the wgmma kernel's
+                              // 16-bit instances: the input dtype)
     const void* bias;         // [groups*Kg] or nullptr
     void* y;                  // output [N][groups*Kg][P][Q], strides y_s*
     long long x_sn, x_sc, x_sh, x_sw;
@@ -564,7 +565,7 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const Co
 
     const int slices = p.Cpad / TILE_K;
     const int KT = p.taps_h * p.taps_w * slices;
-    const float* w_group = p.wpack + (long long)group * p.taps_h * p.taps_w * p.Cpad * p.Kpad + n0;
+    const float* w_group = (const float*)p.wpack + (long long)group * p.taps_h * p.taps_w * p.Cpad * p.Kpad + n0;
 
     // Where slice kt of this thread's A row starts, and how many of its 32 channels are real.
     auto a_source = [&](int kt, int& valid_channels) -> const T* {
@@ -808,9 +809,9 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
     const int pairs = (taps + 1) / 2;
     const int slices = p.Cpad / HALO_CK;
     const int KT = pairs * slices;
-    const float* w_group = p.wpack + (long long)group * taps * p.Cpad * p.Kpad + n0;
+    const float* w_group = (const float*)p.wpack + (long long)group * taps * p.Cpad * p.Kpad + n0;
     // packed weights here: [group][tap][Kpad columns][Cpad reduction] (col_major pack)
-    const float* w_cols = p.wpack + (long long)group * taps * p.Kpad * p.Cpad + (long long)n0 * p.Cpad;
+    const float* w_cols = (const float*)p.wpack + (long long)group * taps * p.Kpad * p.Cpad + (long long)n0 * p.Cpad;
     // weights of taps 2*pair and 2*pair + 1 (if it exists) for one 16-channel slice
     auto load_b = [&](int stage, int slice, int pair) {
         const float* src = w_cols + (long long)(2 * pair) * p.Kpad * p.Cpad + slice * HALO_CK;
@@ -1144,6 +1145,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                         const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
                                   s_g4 = WG_HALO_THREADS % g4n;
                         const int col_a = t.col0 - p.halo_shift;  // a multiple of CPG
+                        auto next_unit = [&]() {  // this thread's next unit: 96 on, carried through (g4, hr, kg)
+                            u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
+                            if (g4 >= g4n) { g4 -= g4n; ++hr; }
+                            if (hr >= HR) { hr -= HR; ++kg; }
+                        };
                         if constexpr (EB == 2) {
                             // 16-bit units: pixel 2i (2i + 1) of the output takes the low (high) halves
                             // of word i of each channel's load, channels 2j and 2j + 1 paired into word j.
@@ -1162,9 +1168,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                                         v[k][ch] = (ok && c < p.Cg) ? __ldg((const uint4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
                                                                     : make_uint4(0u, 0u, 0u, 0u);
                                     }
-                                    u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
-                                    if (g4 >= g4n) { g4 -= g4n; ++hr; }
-                                    if (hr >= HR) { hr -= HR; ++kg; }
+                                    next_unit();
                                 }
 #pragma unroll
                                 for (int k = 0; k < UNITS; ++k) {
@@ -1220,9 +1224,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const Con
                                             v[k][ch] = make_float4(lo.x, lo.y, hi.x, hi.y);
                                         }
                                     }
-                                    u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
-                                    if (g4 >= g4n) { g4 -= g4n; ++hr; }
-                                    if (hr >= HR) { hr -= HR; ++kg; }
+                                    next_unit();
                                 }
 #pragma unroll
                                 for (int k = 0; k < UNITS; ++k) {
@@ -2442,10 +2444,13 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const int tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
     // 16-byte loads where W and the strides are multiples of 4 floats, 8-byte ones where they are even
     // (#55's grad-input: rows of 1022), else the 4-byte loader.
-    const bool vec2 = p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 2 == 0 && p.x_sh % 2 == 0 && p.x_sc % 2 == 0 &&
-                      p.x_sn % 2 == 0 && reinterpret_cast<uintptr_t>(p.x) % 8 == 0;
-    const bool vec4 = vec2 && p.W % 4 == 0 && p.x_sh % 4 == 0 && p.x_sc % 4 == 0 && p.x_sn % 4 == 0 &&
-                      reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+    // runs_of(m, align): zero padding, unit pixel stride, W and every stride multiples of m elements,
+    // the base address a multiple of align bytes.
+    auto runs_of = [&](int m, uintptr_t align) {
+        return p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % m == 0 && p.x_sh % m == 0 && p.x_sc % m == 0 &&
+               p.x_sn % m == 0 && reinterpret_cast<uintptr_t>(p.x) % align == 0;
+    };
+    const bool vec2 = runs_of(2, 8), vec4 = runs_of(4, 16);
     // 16-byte loads also where rows are 4k + 2 floats long and channel planes stay 16-byte aligned
     // (#55's and #56's grad-input: dY rows of 1022 and 250): odd rows then start 8 bytes off, and
     // the loader starts their units 2 columns early (halo_vec 3).  Those loads reach 2 floats into
@@ -2455,9 +2460,7 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
                                p.x_sn % 4 == 0 && p.H % 2 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
                                !std::getenv("KB_CONV_NO_HALO_VEC3");
     // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, else scalar loads.
-    const bool vec8_16bit = p.pad_mode == PAD_ZEROS && p.x_sw == 1 && p.W % 8 == 0 && p.x_sh % 8 == 0 &&
-                            p.x_sc % 8 == 0 && p.x_sn % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
-    if (sixteen) c.halo_vec = vec8_16bit ? 4 : 0;
+    if (sixteen) c.halo_vec = runs_of(8, 16) ? 4 : 0;
     else c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
@@ -2528,7 +2531,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         pp.col_major = 2;
         p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
         auto wpack = at::empty({(int64_t)groups * taps * p.Cpad * p.Kpad}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
-        p.wpack = (const float*)wpack.data_ptr();  // 16-bit packs: the kernel reads them as T
+        p.wpack = wpack.data_ptr();
         if constexpr (sixteen) launch_pack<T, T>(w, wpack, pp);
         else launch_pack<T>(w, wpack, pp);
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
@@ -2565,7 +2568,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
     auto wpack = at::empty({std::max<int64_t>(1, (int64_t)groups * taps * p.Cpad * p.Kpad)},
                            w.options().dtype(at::kFloat));
-    p.wpack = wpack.data_ptr<float>();
+    p.wpack = wpack.data_ptr();
     if (taps > 0) launch_pack<T>(w, wpack, pp);
     auto run = [&](auto kernel, const dim3& grid, int smem, int threads) {
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

@@ -84,6 +84,28 @@ def hopper(flag):
         M.set_hopper(True)
 
 
+def ours_sm80_ref(model, ref, x):
+    """(ModelNew on the wgmma kernel, ModelNew on the sm_80 kernels, nn.Conv2d) on x, synchronised."""
+    out = model(x)
+    with hopper(False):
+        sm80 = model(x)
+    exp = ref(x)
+    U.sync()
+    return out, sm80, exp
+
+
+def grad_inputs_both(model, x):
+    """(grad-input through the wgmma kernel, through the sm_80 kernels, the dY used) for one random dY;
+    the forward and the backward both read the switch."""
+    grads = []
+    for flag in (True, False):
+        with hopper(flag):
+            y = model(x)
+            gy = torch.randn_like(y) if flag else gy
+            grads.append(torch.autograd.grad(y, x, gy)[0])
+    return grads[0], grads[1], gy
+
+
 # Tilings: the launcher's default, and 2 taps per k-tile over 6 weight stages and 2 halo buffers
 # with two k-tiles of MMAs in flight (KB_CONV_WGMMA_CFG, read at every call; a tiling that does not
 # fit a configuration falls back to the default).
@@ -100,11 +122,7 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg)
         detailed = model.precision_class(x, detailed=True)
-        out = model(x)
-        with hopper(False):
-            sm80 = model(x)
-        exp = ref(x)
-        U.sync()
+        out, sm80, exp = ours_sm80_ref(model, ref, x)
     where = f"[{cfg}] class={detailed}"
     assert detailed == "tf32-rna", f"{where}: the configuration must be in the class the wgmma kernel computes"
     assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
@@ -131,15 +149,8 @@ def test_wgmma_grad_input_path(cfg):
     with U.precision_mode("tf32"):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg).requires_grad_(True)
-        grads = []
-        for flag in (True, False):
-            with hopper(flag):  # forward and backward both read the switch
-                y = model(x)
-                gy = torch.randn_like(y) if flag else gy
-                grads.append(torch.autograd.grad(y, x, gy)[0])
-        y_ref = ref(x)
-        (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
-    gx, gx80 = grads
+        gx, gx80, gy = grad_inputs_both(model, x)
+        (gx_ref,) = torch.autograd.grad(ref(x), x, gy)
     where = f"[{cfg}] grad-input"
     assert U.rel_l2(gx, gx80) <= 1e-5, f"{where}: wgmma vs sm_80 kernels rel L2 {U.rel_l2(gx, gx80):.2e}"
     if U.rel_l2(gx, gx_ref) > 1e-4 and U.rel_l2(gx80, gx_ref) > 1e-4:
@@ -236,11 +247,7 @@ def test_wgmma_forward_16bit(cfg, dname):
     torch.manual_seed(U.seed_for("wgmma-16bit", cfg.id, dname))
     model, ref = U.make_models(M, cfg, dtype=dtype)
     x = U.make_input(cfg, dtype=dtype)
-    out = model(x)
-    with hopper(False):
-        sm80 = model(x)
-    exp = ref(x)
-    U.sync()
+    out, sm80, exp = ours_sm80_ref(model, ref, x)
     where = f"[{cfg}] {dname}"
     assert out.dtype == dtype and out.shape == exp.shape, f"{where}: {out.dtype} {tuple(out.shape)}"
     assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
@@ -284,16 +291,10 @@ def test_wgmma_grad_input_16bit(cfg, dname):
     torch.manual_seed(U.seed_for("wgmma-dgrad-16bit", cfg.id, dname))
     model, ref = U.make_models(M, cfg, dtype=dtype)
     x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
-    grads = []
-    for flag in (True, False):
-        with hopper(flag):
-            y = model(x)
-            gy = torch.randn_like(y) if flag else gy
-            grads.append(torch.autograd.grad(y, x, gy)[0])
+    gx, gx80, gy = grad_inputs_both(model, x)
     (gx_ref,) = torch.autograd.grad(ref(x), x, gy)
     x64 = x.detach().double().requires_grad_(True)
     (truth,) = torch.autograd.grad(U.double_copy(ref)(x64), x64, gy.double())
-    gx, gx80 = grads
     where = f"[{cfg}] {dname} grad-input"
     assert not torch.isnan(gx).any(), f"{where}: NaN"
     # an fp32 sum of exact products, rounded once to 16 bits: within half an ulp, relative
