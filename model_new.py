@@ -178,6 +178,16 @@ __device__ __forceinline__ int remap_index(int i, int n, int mode) {
     return mode == PAD_ZEROS ? -1 : remap_outside(i, n, mode);
 }
 
+// Parameter structs are read where they are used.  The big kernels pass their __grid_constant__
+// parameter struct's address to an empty asm statement, so that the compiler must treat the struct as
+// memory: it then loads each field from the constant bank where the code uses it, instead of loading
+// the fields it needs at entry and holding them in registers for the whole kernel.  In the wgmma
+// kernel that held set spilled 28 (wide) to 156 (narrow) bytes per thread and cost 5-16% of its time
+// (docs/perf-log.md, w13).  (Without __grid_constant__ the address would make a local copy instead.)
+template <typename Params> __device__ __forceinline__ void read_params_in_place(const Params& params) {
+    asm volatile("" :: "l"(reinterpret_cast<uint64_t>(&params)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hopper (sm_90a) warpgroup MMA.  wgmma exists only in the sm_90a target (compute_90a), so its
 // wrappers compile to nothing elsewhere and the launcher uses conv_fwd_wgmma_kernel only where the
@@ -483,6 +493,8 @@ __device__ __forceinline__ void warp_mma_tile(float (&acc)[4][8][4], const float
 // The forward uses off = -pad; the grad-input phases use stride 1, a negative dil and their own
 // offsets (see the grad-input section).  All tensor strides are in elements, so NCHW,
 // channels_last and arbitrary views are read in place.
+// Every kernel takes its parameter struct as `const __grid_constant__`, so that its address is one in
+// the constant bank (read_params_in_place, above, takes it).
 struct ConvGemmParams {
     const void* x;            // activations [N][groups*Cg][H][W], strides x_s*
     const void* wpack;        // packed weights [groups][taps][Cpad][Kpad]: fp32 (the wgmma kernel's
@@ -544,7 +556,8 @@ constexpr int FWD_STAGE_FLOATS = TILE_K * FWD_A_LD + TILE_K * FWD_B_LD;
 constexpr int FWD_SMEM_BYTES = STAGES * FWD_STAGE_FLOATS * 4;
 
 template <typename T, int PREC, bool B_READY>
-__global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const ConvGemmParams p) {
+__global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __grid_constant__ ConvGemmParams p) {
+    read_params_in_place(p);
     extern __shared__ __align__(16) float smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int group = blockIdx.z;
@@ -713,7 +726,8 @@ constexpr int HALO_B_LD = 2 * HALO_CK + 4;  // floats per weight row: one output
 __host__ __device__ constexpr int halo_b_stage(int block_n) { return block_n * HALO_B_LD; }  // floats per weight stage
 
 template <typename T, int PREC, int HALO_NT>
-__global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_halo_kernel(const ConvGemmParams p) {
+__global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_halo_kernel(const __grid_constant__ ConvGemmParams p) {
+    read_params_in_place(p);
     constexpr int BLOCK_N = 4 * 8 * HALO_NT;  // 4 warps across n
     constexpr int HALO_B_STAGE = halo_b_stage(BLOCK_N);
     extern __shared__ __align__(16) float smem[];
@@ -1031,7 +1045,8 @@ constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging: 32
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
 template <typename T, int PREC, int BN, int TR>
-__global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const ConvGemmParams p) {
+__global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __grid_constant__ ConvGemmParams p) {
+    read_params_in_place(p);
     static_assert((BN == 128 && TR == 4) || (BN == 64 && TR == 8), "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles");
     static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 : PREC == PREC_EXACT && BN == 128,
                   "float32 in RNA-TF32, or 16-bit (exact products) in the wide variant");
@@ -1579,7 +1594,7 @@ struct DirectParams {
 //   or cannot be used: float64 (exact float64 arithmetic) and depthwise convolutions (Cg == 1, a
 //   reduction of only R*S, which cuDNN also computes in plain fp32).
 template <typename T>
-__global__ void conv_fwd_direct_kernel(const DirectParams p) {
+__global__ void conv_fwd_direct_kernel(const __grid_constant__ DirectParams p) {
     using Acc = typename AccumOf<T>::type;
     const T* x = (const T*)p.x; const T* w = (const T*)p.w; const T* bias = (const T*)p.bias;
     T* y = (T*)p.y;
@@ -1682,7 +1697,7 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, OutT* __restrict__ 
 // conv_dgrad_direct_kernel: one thread per dX element (float64 and depthwise), gathering the
 //   taps whose output position is on the stride grid.
 template <typename T>
-__global__ void conv_dgrad_direct_kernel(const DirectParams p) {
+__global__ void conv_dgrad_direct_kernel(const __grid_constant__ DirectParams p) {
     // p.x = dY [N][K][P][Q] (x strides), p.w = weights, p.y = dX [N][C][H][W] (y strides)
     using Acc = typename AccumOf<T>::type;
     const T* dy = (const T*)p.x; const T* w = (const T*)p.w; T* dx = (T*)p.y;
@@ -1803,7 +1818,8 @@ struct WgradColumn {      // one column (c, r, s) of the weight-gradient tile
 };
 
 template <typename T, int PREC>
-__global__ void __launch_bounds__(GEMM_THREADS, 2) conv_wgrad_gemm_kernel(const WgradParams p) {
+__global__ void __launch_bounds__(GEMM_THREADS, 2) conv_wgrad_gemm_kernel(const __grid_constant__ WgradParams p) {
+    read_params_in_place(p);
     extern __shared__ __align__(16) float smem[];
     __shared__ WgradColumn cols[TILE_N];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1995,7 +2011,8 @@ struct WwRow {            // one window row: channel c (of the block), kernel ro
 constexpr int WW_NO_ROW = -(1 << 30);
 
 template <typename T, int PREC>
-__global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const WgradParams p) {
+__global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const __grid_constant__ WgradParams p) {
+    read_params_in_place(p);
     extern __shared__ __align__(16) float smem[];
     __shared__ WwRow rows[WW_MAX_ROWS];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -61,6 +61,8 @@ CONFIGS = [
     # Rows of 4k + 2 floats and an even height: 16-byte halo loads with odd rows shifted (halo_vec 3),
     # here in the forward; ODD_ROWS below take it in grad-input (dY rows of 4k + 2).
     Cfg("odd_rows_fwd_bias", 2, 64, 34, 130, 128, 3, p=1, bias=True),
+    # 2 column blocks, a ragged last column tile of 24 pixels, biases, NCHW output
+    Cfg("k256_2blocks_ragged", 2, 32, 22, 90, 256, 3, bias=True),
 ]
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
 # grad-input with dY rows of 4k + 2 floats and an even dY height (as #55's: 510 x 1022), so that the
@@ -236,6 +238,7 @@ HALF_CONFIGS = [
     Cfg("h_reflect", 2, 32, 20, 72, 128, 3, p=1, pm="reflect"),       # scalar loads (padding mode)
     Cfg("h_channels_last", 2, 64, 24, 72, 128, 3, layout="cl"),       # scalar loads, in-line epilogue
     Cfg("h_odd_rows_out", 3, 64, 34, 130, 128, 3, p=1),               # rows of 130 halves: every offset
+    Cfg("h_k256_2blocks", 2, 32, 22, 90, 256, 3, bias=True),          # 2 column blocks, ragged last tile
 ]
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -31,33 +31,33 @@ TARGETS = [
 # not part of CUDA_KERNELS; so the guard instantiates every variant the launchers use.
 INSTANTIATIONS = {
     "conv_fwd_halo_kernel": [
-        "template __global__ void conv_fwd_halo_kernel<{t}, {p}, {n}>(const ConvGemmParams);".format(t=t, p=p, n=n)
+        "template __global__ void conv_fwd_halo_kernel<{t}, {p}, {n}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p, n=n)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
         for n in (2, 4)],
     "conv_fwd_wgmma_kernel": [
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 128, 4>(const ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>(const ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<f16_t, PREC_EXACT, 128, 4>(const ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<bf16_t, PREC_EXACT, 128, 4>(const ConvGemmParams);"],
+        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 128, 4>(const __grid_constant__ ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>(const __grid_constant__ ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<f16_t, PREC_EXACT, 128, 4>(const __grid_constant__ ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<bf16_t, PREC_EXACT, 128, 4>(const __grid_constant__ ConvGemmParams);"],
     "conv_fwd_gemm_kernel": [
-        "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const ConvGemmParams);".format(t=t, p=p, r=r)
+        "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
                         ("float", "PREC_TF32_RNE", "true"),
                         ("float", "PREC_EXACT", "true"), ("f16_t", "PREC_EXACT", "true"),
                         ("bf16_t", "PREC_EXACT", "true"))],
     "conv_wgrad_gemm_kernel": [
-        "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const WgradParams);".format(t=t, p=p)
+        "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const __grid_constant__ WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
     "conv_wgrad_window_kernel": [
-        "template __global__ void conv_wgrad_window_kernel<{t}, {p}>(const WgradParams);".format(t=t, p=p)
+        "template __global__ void conv_wgrad_window_kernel<{t}, {p}>(const __grid_constant__ WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
     "conv_fwd_direct_kernel": [
-        f"template __global__ void conv_fwd_direct_kernel<{t}>(const DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+        f"template __global__ void conv_fwd_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_dgrad_direct_kernel": [
-        f"template __global__ void conv_dgrad_direct_kernel<{t}>(const DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+        f"template __global__ void conv_dgrad_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "pack_weights_kernel": (
         [f"template __global__ void pack_weights_kernel<{t}, float>(const {t}*, float*, const PackParams);" for t in ("float", "double", "f16_t", "bf16_t")]
         + [f"template __global__ void pack_weights_kernel<{t}, {t}>(const {t}*, {t}*, const PackParams);" for t in ("f16_t", "bf16_t")]),

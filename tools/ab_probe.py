@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Versions of model_new.py timed against each other in one process (cold L2, CUDA events; per
+case the best round's mean and median, ms), interleaved A, B, ..., A, B, ... so that clock drift
+falls on all of them:
+
+    python3 tools/ab_probe.py model_new.py /tmp/ab/model_new.py [...] [--trials 10] [--rounds 2]
+
+Each file builds its own extension (the build name hashes the sources).  Cases: #55 and #56 forward
+in TF32 mode, #55 forward in fp16, and #55's two backward passes (grad-input alone: the weight
+needs no gradient; grad-weight alone: the input needs none).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.quick_check import cold_time, set_tf32  # noqa: E402
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.abspath(path))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.build_extension()
+    return mod
+
+
+def cases(mod):
+    """{case: (callable to time)} for one module; inputs made once per case."""
+    out = {}
+    for label, cin, cout, k, hw in (("#55 fwd", 64, 128, 3, (512, 1024)), ("#56 fwd", 64, 128, (5, 7), (512, 256))):
+        torch.manual_seed(0)
+        model = mod.ModelNew(cin, cout, k).cuda()
+        x = torch.rand(8, cin, *hw, device="cuda")
+        out[label] = (lambda m=model, x=x: m(x))
+    torch.manual_seed(0)
+    m16 = mod.ModelNew(64, 128, 3).cuda().half()
+    x16 = torch.rand(8, 64, 512, 1024, device="cuda").half()
+    out["#55 fwd fp16"] = lambda: m16(x16)
+    torch.manual_seed(0)
+    model = mod.ModelNew(64, 128, 3).cuda()
+    x = torch.rand(8, 64, 512, 1024, device="cuda")
+    g = torch.randn(8, 128, 510, 1022, device="cuda")
+
+    def grad_input():
+        model.conv2d.weight.requires_grad_(False)
+        xg = x.requires_grad_(True)
+        y = model(xg)
+        return torch.autograd.grad(y, xg, g)
+
+    def grad_weight():
+        model.conv2d.weight.requires_grad_(True)
+        y = model(x.detach())
+        return torch.autograd.grad(y, model.conv2d.weight, g)
+
+    out["#55 fwd+grad-input"] = grad_input
+    out["#55 fwd+grad-weight"] = grad_weight
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", help="model_new.py versions; the first is the baseline (A)")
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    set_tf32(True)
+    keys = [chr(ord("A") + i) for i in range(len(args.files))]
+    mods = {k: load(f, "model_" + k) for k, f in zip(keys, args.files)}
+    fns = {k: cases(m) for k, m in mods.items()}
+    results = {}
+    for _ in range(args.rounds):
+        for case in fns["A"]:
+            for k in keys:
+                grad = "grad" in case
+                with torch.set_grad_enabled(grad):
+                    t = cold_time(fns[k][case], trials=args.trials)
+                results.setdefault((case, k), []).append(t)
+    for k, f in zip(keys, args.files):
+        print(f"{k} = {f}")
+    for case in fns["A"]:
+        best = {k: (min(t[0] for t in results[(case, k)]), min(t[1] for t in results[(case, k)])) for k in keys}
+        row = [f"{k} {best[k][0]:.3f} / {best[k][1]:.3f}" + (f" ({best[k][0] / best['A'][0]:.3f})" if k != "A" else "")
+               for k in keys]
+        print(f"{case:22s} " + "   ".join(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
