@@ -182,8 +182,8 @@ __device__ __forceinline__ int remap_index(int i, int n, int mode) {
 // parameter struct's address to an empty asm statement, so that the compiler must treat the struct as
 // memory: it then loads each field from the constant bank where the code uses it, instead of loading
 // the fields it needs at entry and holding them in registers for the whole kernel.  In the wgmma
-// kernel that held set spilled 28 (wide) to 156 (narrow) bytes per thread and cost 5-16% of its time
-// (docs/perf-log.md, w13).  (Without __grid_constant__ the address would make a local copy instead.)
+// kernel that held set spilled 28 (wide) to 156 (narrow) bytes per thread and cost 3% (#55) to 15%
+// (#56) of its time (docs/perf-log.md, w13).  (Without __grid_constant__ the address would make a local copy instead.)
 template <typename Params> __device__ __forceinline__ void read_params_in_place(const Params& params) {
     asm volatile("" :: "l"(reinterpret_cast<uint64_t>(&params)));
 }
@@ -493,8 +493,8 @@ __device__ __forceinline__ void warp_mma_tile(float (&acc)[4][8][4], const float
 // The forward uses off = -pad; the grad-input phases use stride 1, a negative dil and their own
 // offsets (see the grad-input section).  All tensor strides are in elements, so NCHW,
 // channels_last and arbitrary views are read in place.
-// Every kernel takes its parameter struct as `const __grid_constant__`, so that its address is one in
-// the constant bank (read_params_in_place, above, takes it).
+// The kernels take ConvGemmParams (and WgradParams, DirectParams) as `const __grid_constant__`, so
+// that the struct's address is one in the constant bank (read_params_in_place, above, takes it).
 struct ConvGemmParams {
     const void* x;            // activations [N][groups*Cg][H][W], strides x_s*
     const void* wpack;        // packed weights [groups][taps][Cpad][Kpad]: fp32 (the wgmma kernel's
