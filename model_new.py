@@ -1016,9 +1016,9 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   The epilogue follows the last k-tile: NCHW rows go out 16 channels at a time through two
 //   staging buffers per warpgroup and the bulk copy engine (w8), other layouts 32 channels at a
 //   time through shared memory and 128-byte stores.  Either way it overlaps the next tile's MMAs
-//   only as far as two staging buffers reach: the output's write rate (about 1.4 TB/s for these
-//   row segments) then holds the consumers, and a tile-sized staging buffer does not fit beside
-//   useful pipeline depths (w5).
+//   only as far as two staging buffers reach: the rounds' fixed costs (barriers, fence, one bulk
+//   copy per channel row), not the output's bytes, then hold the consumers (w10: fp16 output takes
+//   as long as fp32), and a tile-sized staging buffer does not fit beside useful pipeline depths (w5).
 // Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
 //   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
 //   (halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
@@ -1131,7 +1131,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     }
                 }
             }
-        } else if (warp < 4) {
+        } else {
             // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
             const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
             const T* x = (const T*)p.x;
@@ -2127,11 +2127,18 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
     const int g = lane >> 2, t = lane & 3;
     const int tiles = p.ww_ob * rb * p.S;
     const int my_tiles = max(0, min(WW_WARP_TILES, tiles - WW_WARP_TILES * wn));
+    // Column tile J of the block: channel octet o, kernel row r (of the block), kernel column s.
+    auto tile_ors = [&](int J, int& o, int& r, int& s) {
+        const int per_octet = rb * p.S;
+        o = J / per_octet;
+        const int rs = J - o * per_octet;
+        r = rs / p.S; s = rs - r * p.S;
+    };
     int b_off[WW_WARP_TILES];  // this lane's B element (k = t) of each column tile
 #pragma unroll
     for (int jt = 0; jt < WW_WARP_TILES; ++jt) {
-        const int J = min(WW_WARP_TILES * wn + jt, tiles - 1), per_octet = rb * p.S;
-        const int o = J / per_octet, rs = J - o * per_octet, r = rs / p.S, s = rs - r * p.S;
+        int o, r, s;
+        tile_ors(min(WW_WARP_TILES * wn + jt, tiles - 1), o, r, s);
         b_off[jt] = (8 * o + g) * ldc + r * wwin + p.ww_shift + s * p.dil_w + t * p.stride_w;
     }
     const int b_kstep = 4 * p.stride_w;  // B elements from reduction index k to k + 4
@@ -2207,8 +2214,8 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 #pragma unroll
         for (int jt = 0; jt < WW_WARP_TILES; ++jt) {
             if (jt >= my_tiles) break;
-            const int J = WW_WARP_TILES * wn + jt, per_octet = rb * p.S;
-            const int o = J / per_octet, rs = J - o * per_octet, r = rs / p.S, s = rs - r * p.S;
+            int o, r, s;
+            tile_ors(WW_WARP_TILES * wn + jt, o, r, s);
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int c = c_base + 8 * o + 2 * t + e;
@@ -2244,12 +2251,9 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
         if (next < KT) load_tiles(next % WW_STAGES);
         cp_async_commit();
         const int nq = p.Q - c_qt * TILE_K;
-        if (my_tiles == 0) {
-            // this warp has no column tile in this block (blocks of fewer than 28 tiles)
-        } else if (nq >= TILE_K) {
-            compute(kt % WW_STAGES, std::false_type{}, nq);
-        } else {
-            compute(kt % WW_STAGES, std::true_type{}, nq);
+        if (my_tiles > 0) {  // else this warp has no column tile in this block (blocks of fewer than 28 tiles)
+            if (nq >= TILE_K) compute(kt % WW_STAGES, std::false_type{}, nq);
+            else compute(kt % WW_STAGES, std::true_type{}, nq);
         }
         if (++c_qt == p.q_tiles) c_qt = 0;
         if (p.flush_every > 0 && (kt + 1) % p.flush_every == 0 && kt + 1 < KT) flush();

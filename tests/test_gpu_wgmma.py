@@ -241,6 +241,8 @@ HALF_CONFIGS = [
     Cfg("h_k256_2blocks", 2, 32, 22, 90, 256, 3, bias=True),          # 2 column blocks, ragged last tile
 ]
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+# half an ulp, relative: the error bound of one rounding to the dtype
+HALF_ULP = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
 
 
 @pytest.mark.parametrize("dname", list(HALF_DTYPES))
@@ -258,7 +260,7 @@ def test_wgmma_forward_16bit(cfg, dname):
     err, err_sm80 = U.rel_l2(out.double(), truth), U.rel_l2(sm80.double(), truth)
     # Both round an fp32 sum once to 16 bits: at most half an ulp per element, relative (2^-11 in
     # fp16, 2^-8 in bf16), plus a little for the fp32 summation.
-    half_ulp = 2.0 ** -11 if dtype == torch.float16 else 2.0 ** -8
+    half_ulp = HALF_ULP[dtype]
     assert err <= 1.05 * half_ulp, f"{where}: rel L2 from float64 {err:.3e} (half an ulp: {half_ulp:.3e})"
     assert err <= 1.2 * err_sm80 + 1e-6, f"{where}: wgmma error {err:.3e} vs sm_80 kernel {err_sm80:.3e}"
     assert torch.allclose(out.float(), exp.float(), atol=1e-2, rtol=1e-2), (
@@ -301,7 +303,7 @@ def test_wgmma_grad_input_16bit(cfg, dname):
     where = f"[{cfg}] {dname} grad-input"
     assert not torch.isnan(gx).any(), f"{where}: NaN"
     # an fp32 sum of exact products, rounded once to 16 bits: within half an ulp, relative
-    half_ulp = 2.0 ** -11 if dtype == torch.float16 else 2.0 ** -8
+    half_ulp = HALF_ULP[dtype]
     err = U.rel_l2(gx.double(), truth)
     assert err <= 1.05 * half_ulp, f"{where}: rel L2 from float64 {err:.3e} (half an ulp: {half_ulp:.3e})"
     assert U.rel_l2(gx.double(), gx80.double()) <= 2.5 * half_ulp, (
