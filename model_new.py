@@ -48,6 +48,7 @@ Run:  python run_check.py            (grades this file like the KernelBench grad
 """
 
 import hashlib
+import importlib.util
 import math
 import os
 import time
@@ -499,6 +500,8 @@ struct ConvGemmParams {
     const void* x;            // activations [N][groups*Cg][H][W], strides x_s*
     const void* wpack;        // packed weights [groups][taps][Cpad][Kpad]: fp32 (the wgmma kernel's
                               // 16-bit instances: the input dtype)
+    const void* wpack_lo;     // the wgmma kernel's 3xTF32 instances: the weights' small TF32 parts,
+                              // laid out as wpack (which holds the big parts); else unused
     const void* bias;         // [groups*Kg] or nullptr
     void* y;                  // output [N][groups*Kg][P][Q], strides y_s*
     long long x_sn, x_sc, x_sh, x_sw;
@@ -981,13 +984,21 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 
 // conv_fwd_wgmma_kernel (sm_90a): the halo implicit GEMM on Hopper's warpgroup MMA, warp-specialised.
 //   Y[pixel][k] = sum_{tap, c} X[pixel shifted by tap][c] * W[tap][c][k], fp32 accumulators in
-//   registers.  T = float: TF32 operands rounded to nearest-away (cuDNN's class for these shapes;
-//   the host instantiates PREC_TF32 only), k8 MMAs.  T = f16_t / bf16_t (wide variant only): the
-//   16-bit operands as they are (exact products), k16 MMAs.  Every 16 bytes of shared memory hold
+//   registers.  T = float, PREC_TF32: TF32 operands rounded to nearest-away (cuDNN's class for these
+//   shapes), k8 MMAs.  T = float, PREC_3XTF32 (IEEE mode, and the shapes cuDNN computes in fp32):
+//   each operand is split into big = rna(v) and small = rna(v - big), both held in shared memory
+//   (the small parts 4 channel groups after the big ones, in the halo and in each weight tap), and
+//   every k8 step issues small x big, big x small and big x big: fp32 accuracy at 3x the MMAs, with
+//   the same loads and epilogue, on 2-row tiles whose partial sums are folded (below).  T = f16_t /
+//   bf16_t (wide variant only): the 16-bit operands as they are (exact products), k16 MMAs.
+//   Every 16 bytes of shared memory hold
 //   CPG = 4 fp32 or 8 16-bit channels, so the layouts below are the same bytes in both: a chunk is
 //   16 fp32 or 32 16-bit channels, and one k-step reads the same two core matrices either way.
-// Tile: TR output rows x 64 output columns x BN output channels, in two variants:
+// Tile: TR output rows x 64 output columns x BN output channels, in three variants:
 //   wide    BN = 128, TR = 4 (256 pixels): GEMMs of more than 64 columns (#55's and #56's forward);
+//   3xTF32  BN = 128, TR = 2 (128 pixels): one m64n128 accumulator per consumer thread, so that a
+//           second set (acc_total) fits beside it: the k-tiles' partial sums are folded into it with
+//           round-to-nearest adds every WG_FOLD k-tiles (the tensor cores' accumulation truncates);
 //   narrow  BN = 64,  TR = 8 (512 pixels): GEMMs of at most 64 columns (#55's and #56's grad-input,
 //           64 input channels), so that no MMA works on padding; the taller tile also loads fewer
 //           halo rows per output row (10 for 8, against 6 for 4), which matters because the halo
@@ -1038,6 +1049,7 @@ constexpr int WG_TR = 4;                          // output rows per tile (wide 
 constexpr int WG_MAX_STAGES = 8;                  // weight stages at most (p.b_stages)
 constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
 constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
+constexpr int WG_FOLD = 2;                        // 3xTF32: k-tiles per partial sum (see the consumers)
 __host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128 (any dtype)
 constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
@@ -1047,9 +1059,15 @@ constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's c
 template <typename T, int PREC, int BN, int TR>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
-    static_assert((BN == 128 && TR == 4) || (BN == 64 && TR == 8), "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles");
-    static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 : PREC == PREC_EXACT && BN == 128,
-                  "float32 in RNA-TF32, or 16-bit (exact products) in the wide variant");
+    // 3xTF32: every operand is held twice, its big and its small TF32 part (PARTS = 2).
+    constexpr bool SPLIT = PREC == PREC_3XTF32;
+    constexpr int PARTS = SPLIT ? 2 : 1;
+    static_assert(SPLIT ? (std::is_same<T, float>::value && BN == 128 && TR == 2)
+                        : ((BN == 128 && TR == 4) || (BN == 64 && TR == 8)),
+                  "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles; 3xTF32: 128 x 2 rows");
+    static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 || PREC == PREC_3XTF32
+                                                : PREC == PREC_EXACT && BN == 128,
+                  "float32 in RNA-TF32 or 3xTF32, or 16-bit (exact products) in the wide variant");
     constexpr int SG = TR / 2;  // output rows per consumer warpgroup
     // Elements: EB bytes each; CPG of them (channels of a pixel, or pixels of a channel row) fill the
     // 16 bytes of a core-matrix row, so a chunk (4 channel groups) holds CK = 4 CPG channels.
@@ -1069,11 +1087,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     const unsigned full_h = smem0 + 16 * WG_MAX_STAGES, empty_h = full_h + 8 * WG_MAX_HALO_BUFS;
     const int HR = p.halo_h, HC = p.halo_w;
     const unsigned kgs = (unsigned)(HR * HC * 16);   // bytes from one channel group to the next
-    const unsigned halo_bytes = 4 * kgs;
+    const unsigned halo_bytes = PARTS * 4 * kgs;     // 3xTF32: the small parts' 4 groups follow
     const unsigned h0 = smem0 + WG_BAR_BYTES;
     const unsigned b0 = h0 + HB * halo_bytes;
     const int taps = p.taps_h * p.taps_w, tpk = p.taps_per_kt, kpc = p.kt_per_chunk;
-    const unsigned b_stage_bytes = (unsigned)(tpk * wg_b_tap_bytes(BN));
+    const unsigned b_stage_bytes = (unsigned)(tpk * PARTS * wg_b_tap_bytes(BN));
     const int chunks = p.Cpad / CK;
     const int KT = chunks * kpc;
     const int nimg = (int)(p.M / ((long long)p.P * p.Q));
@@ -1117,15 +1135,18 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         if (p.profile_skip & 4) {
                             mbar_arrive(full_b + 8 * s);
                         } else {
-                            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * wg_b_tap_bytes(BN)));
-                            // pack [group][tap][Cpad / CPG][Kpad][CPG] elements of T (fp32 for float)
-                            const T* src = (const T*)p.wpack +
-                                           ((((long long)t.group * taps + t0) * (p.Cpad / CPG) + chunk * 4) * p.Kpad + t.n0) * CPG;
+                            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * PARTS * wg_b_tap_bytes(BN)));
+                            // pack [group][tap][Cpad / CPG][Kpad][CPG] elements of T (fp32 for float);
+                            // stage [tap][part][channel group][BN][CPG]
+                            const long long at = (((long long)t.group * taps + t0) * (p.Cpad / CPG) + chunk * 4) * p.Kpad + t.n0;
                             for (int u = 0; u < nt; ++u)
-                                for (int kg = 0; kg < 4; ++kg)
-                                    bulk_copy_to_smem(b0 + s * b_stage_bytes + (u * 4 + kg) * (BN * 16),
-                                                      src + ((long long)u * (p.Cpad / CPG) + kg) * p.Kpad * CPG, BN * 16,
-                                                      full_b + 8 * s);
+                                for (int part = 0; part < PARTS; ++part) {
+                                    const T* src = (const T*)(part ? p.wpack_lo : p.wpack) + at * CPG;
+                                    for (int kg = 0; kg < 4; ++kg)
+                                        bulk_copy_to_smem(b0 + s * b_stage_bytes + ((u * PARTS + part) * 4 + kg) * (BN * 16),
+                                                          src + ((long long)u * (p.Cpad / CPG) + kg) * p.Kpad * CPG, BN * 16,
+                                                          full_b + 8 * s);
+                                }
                         }
                         if (++s == stages) { s = 0; phase ^= 1; }
                     }
@@ -1245,11 +1266,21 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                 for (int k = 0; k < UNITS; ++k) {
                                     if (off[k] < 0) continue;
                                     float4* dst = (float4*)(dst_b + off[k]);
-                                    auto r = [&](float f) { return PREC == PREC_TF32 ? __uint_as_float(tf32_rna(f)) : f; };
+                                    // the big parts (TF32, ties away), and under 3xTF32 the small ones
+                                    // 4 channel groups further on
+                                    auto r = [&](float f) { return __uint_as_float(tf32_rna(f)); };
+                                    auto rs = [&](float f) { return r(f - r(f)); };
                                     dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
                                     dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
                                     dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
                                     dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                                    if constexpr (SPLIT) {
+                                        float4* lo = (float4*)(dst_b + off[k] + 4 * kgs);
+                                        lo[0] = make_float4(rs(v[k][0].x), rs(v[k][1].x), rs(v[k][2].x), rs(v[k][3].x));
+                                        lo[1] = make_float4(rs(v[k][0].y), rs(v[k][1].y), rs(v[k][2].y), rs(v[k][3].y));
+                                        lo[2] = make_float4(rs(v[k][0].z), rs(v[k][1].z), rs(v[k][2].z), rs(v[k][3].z));
+                                        lo[3] = make_float4(rs(v[k][0].w), rs(v[k][1].w), rs(v[k][2].w), rs(v[k][3].w));
+                                    }
                                 }
                             }
                             };
@@ -1314,9 +1345,17 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             for (int kg = 0; kg < 4; ++kg)
 #pragma unroll
                                 for (int i = 0; i < 8; ++i)
-                                    if (hr0 + i < HR)
-                                        dst_c[(kg * kgs) / 4 + (hr0 + i) * HC * 4] =
-                                            PREC == PREC_TF32 ? tf32_rna(__uint_as_float(v[kg][i])) : v[kg][i];
+                                    if (hr0 + i < HR) {
+                                        unsigned* d = dst_c + (kg * kgs) / 4 + (hr0 + i) * HC * 4;
+                                        if constexpr (EB == 2) {
+                                            *d = v[kg][i];
+                                        } else {
+                                            const float f = __uint_as_float(v[kg][i]);
+                                            const unsigned big = tf32_rna(f);
+                                            *d = big;
+                                            if constexpr (SPLIT) d[kgs] = tf32_rna(f - __uint_as_float(big));  // + 4 groups
+                                        }
+                                    }
                         }
                     }
                     fence_proxy_async_smem();
@@ -1331,6 +1370,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
         const uint64_t b_hi = wgmma_desc_hi(BN * 16, 128);
         float acc[SG][BN / 2];
+        // 3xTF32 (SG == 1): each k-tile's MMAs start from zero and its sum is added into acc_total
+        // with an ordinary (round-to-nearest) fp32 add once they are done.  The tensor cores' own
+        // accumulation truncates; over a whole reduction in one accumulator that left #55's layer
+        // at 4e-6 relative L2 from float64 and #56's at 1.6e-5 (cuDNN's IEEE kernels: 4e-7).
+        float acc_total[SPLIT ? BN / 2 : 1];
         int s = 0;
         unsigned phase = 0;  // weight stage s and the parity of its round
         T* y = (T*)p.y;
@@ -1358,7 +1402,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         // multiple of 64 bytes, so the shift is bit 5 and flips with an xor.)
         const bool row_shift = p.halo_vec == 3 && !(p.profile_skip & 16);
         const unsigned row_flip = (row_shift && (p.dil_h & 1)) ? 32u : 0u;
-        const bool deep = p.mma_depth >= 2;
+        const bool deep = !SPLIT && p.mma_depth >= 2;  // 3xTF32 keeps one k-tile in flight between folds
         int hb = 0;
         unsigned hphase = 0;  // halo buffer hb and the parity of its round
         for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
@@ -1374,6 +1418,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             // mma_depth 2 two k-tiles' MMAs stay in flight (wgmma_wait<2>), else one.
             int s_back1 = -1, h_back1 = -1, s_back2 = -1, h_back2 = -1;
             int kt = 0;
+            bool fresh = true;        // 3xTF32: the next k-tile starts a new partial sum (the last one was folded)
+            bool have_total = false;  // 3xTF32: acc_total holds this tile's first fold
             // input row of output row sg at tap row 0, less tap_row_lo: its parity picks the shift
             const int row_base = t.row0 - p.tap_row_lo + SG * cwg * p.stride_h;
             for (int chunk = 0; chunk < chunks; ++chunk) {
@@ -1400,11 +1446,24 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
 #pragma unroll
                             for (int ks = 0; ks < 2; ++ks) {
-                                const uint64_t bd = wgmma_desc(b_hi, b_at + (u * 4 + 2 * ks) * (BN * 16));
-                                const int accumulate = (kt | u | ks) != 0;
+                                const unsigned b_ks = b_at + (u * PARTS * 4 + 2 * ks) * (BN * 16);
+                                const uint64_t bd = wgmma_desc(b_hi, b_ks);
+                                // 3xTF32: a partial sum starts after each fold (below)
+                                const int accumulate = (SPLIT ? (!fresh || (u | ks)) : (kt | u | ks)) != 0;
 #pragma unroll
-                                for (int sg = 0; sg < SG; ++sg)
-                                    wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row[sg]), bd, accumulate);
+                                for (int sg = 0; sg < SG; ++sg) {
+                                    const unsigned a_ks = a_tap + 2 * ks * kgs + a_row[sg];
+                                    if constexpr (SPLIT) {
+                                        // small x big, big x small, then big x big (the small terms
+                                        // first, as in the sm_80 kernels); the small parts sit 4
+                                        // channel groups after the big ones, in A and in B
+                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks + 4 * kgs), bd, accumulate);
+                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), wgmma_desc(b_hi, b_ks + 4 * (BN * 16)), 1);
+                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, 1);
+                                    } else {
+                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, accumulate);
+                                    }
+                                }
                             }
                             a_off += a_col_step;
                             if (++tj == p.taps_w) {
@@ -1422,6 +1481,29 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         case 3: issue_taps(std::integral_constant<int, 3>{}); break;
                         case 4: issue_taps(std::integral_constant<int, 4>{}); break;
                         default: wgmma_commit(); break;  // profiling without MMAs: an empty group
+                    }
+                    if constexpr (SPLIT) {
+                        // Fold every WG_FOLD k-tiles (and after the tile's last): wait for all MMAs,
+                        // release the buffers, add the partial sum.  Warpgroup 1 folds half a period
+                        // after warpgroup 0, so that one's MMAs keep the tensor cores busy while the
+                        // other drains (folding both at once cost ~0.08 ms per fold per tile on #55).
+                        fresh = kt + 1 == KT || (kt + 1 + cwg * (WG_FOLD / 2)) % WG_FOLD == 0;
+                        if (fresh) {
+                            wgmma_wait<0>();
+                            if (lane == 0) {
+                                if (s_back1 >= 0) mbar_arrive(empty_b + 8 * s_back1);
+                                if (h_back1 >= 0) mbar_arrive(empty_h + 8 * h_back1);
+                                mbar_arrive(empty_b + 8 * s);
+                                if (kin + 1 == kpc) mbar_arrive(empty_h + 8 * hb);
+                            }
+                            s_back1 = -1; h_back1 = -1;
+                            wgmma_pin(acc[0]);
+#pragma unroll
+                            for (int i = 0; i < BN / 2; ++i) acc_total[i] = have_total ? acc_total[i] + acc[0][i] : acc[0][i];
+                            have_total = true;
+                            if (++s == stages) { s = 0; phase ^= 1; }
+                            continue;
+                        }
                     }
                     if (deep) {
                         wgmma_wait<2>();  // the MMAs of 2 k-tiles back are done: release their buffers
@@ -1442,6 +1524,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             wgmma_wait<0>();
 #pragma unroll
             for (int sg = 0; sg < SG; ++sg) wgmma_pin(acc[sg]);
+            if constexpr (SPLIT) {
+#pragma unroll
+                for (int i = 0; i < BN / 2; ++i) acc[0][i] = acc_total[i];
+            }
             if (lane == 0) {
                 if (s_back2 >= 0) mbar_arrive(empty_b + 8 * s_back2);
                 if (h_back2 >= 0) mbar_arrive(empty_h + 8 * h_back2);
@@ -1630,7 +1716,9 @@ __global__ void conv_fwd_direct_kernel(const __grid_constant__ DirectParams p) {
 // pack_weights_kernel: weights [groups*Kg][Cg][R][S] -> the GEMM's B operand
 //   out[group][tap][red][col], red padded to red_pad (multiple of 32), col to col_pad (multiple
 //   of 128), zero-filled, fp32, rounded to TF32 when round_mode is 1 (ties away) or 2 (ties to
-//   even); the main loop then skips the conversion.
+//   even); the main loop then skips the conversion.  round_mode 3: the small part of the 3xTF32
+//   split, rna(v - rna(v)) (the wgmma kernel's 3xTF32 instances take the big parts, mode 1, and
+//   these from two packs).
 //   Taps are a grid r = r0 + ti * r_step (ti < taps_h), s = s0 + tj * s_step (tj < taps_w).
 //   Forward: red = input channel, col = output channel.  Grad-input (transpose): red = output
 //   channel, col = input channel.  col_major stores [group][tap][col][red] instead (the halo
@@ -1677,6 +1765,7 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, OutT* __restrict__ 
             v = (float)to_acc(w[(((long long)k * p.Cg + c) * p.R + r) * p.S + s]);
             if (p.round_mode == 1) v = __uint_as_float(tf32_rna(v));
             if (p.round_mode == 2) v = __uint_as_float(tf32_rne(v));
+            if (p.round_mode == 3) v = __uint_as_float(tf32_rna(v - __uint_as_float(tf32_rna(v))));
         }
         out[idx] = from_acc<OutT>(v);  // 16-bit packs hold 16-bit weights: exact
     }
@@ -2437,8 +2526,9 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 
 // Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
-// use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32, i.e.
-// IEEE mode and the other rounding classes; 16-bit GEMMs of at most 64 columns; stride_w > 1; a
+// use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
+// 3xTF32, i.e. the truncating and ties-to-even classes; 3xTF32 GEMMs of at most 64 columns;
+// 16-bit GEMMs of at most 64 columns; stride_w > 1; a
 // single tap; outputs narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel
 // variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8 rows (float32 only).
 struct WgmmaChoice {
@@ -2452,13 +2542,16 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     WgmmaChoice c;
     const int taps = p.taps_h * p.taps_w;
     const bool sixteen = elem_bytes == 2;  // fp16 / bf16: exact products, whatever prec says
-    if (!hopper || (!sixteen && prec != PREC_TF32) || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
+    const bool split = !sixteen && prec == PREC_3XTF32;  // big and small parts of every operand
+    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
-    // half of the 128-wide tile (float32 only: 16-bit narrow GEMMs go to the sm_80 kernels).
+    // half of the 128-wide tile (RNA-TF32 only: 16-bit and 3xTF32 narrow GEMMs go to the sm_80 kernels).
     if (col_n <= 64) {
-        if (sixteen) return c;
+        if (sixteen || split) return c;
         c.bn = 64; c.tr = 8;
     }
+    const int parts = split ? 2 : 1;
+    if (split) c.tr = 2;  // 3xTF32: 2-row tiles, whose accumulators leave registers for the fold
     const int cpg = 16 / elem_bytes;  // elements per 16 bytes
     const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
     const int span_h = std::abs((p.taps_h - 1) * p.dil_h), span_w = std::abs((p.taps_w - 1) * p.dil_w);
@@ -2487,10 +2580,10 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)WG_TC + span_w + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
     if (c.halo_vec) hw = round_up(hw, cpg);
-    const int64_t halo_bytes = 4 * hh * hw * 16;
+    const int64_t halo_bytes = parts * 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
     auto smem_for = [&](int tpk, int stages, int bufs) {
-        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * wg_b_tap_bytes(c.bn) + 2 * WG_EPI_BYTES +
+        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) + 2 * WG_EPI_BYTES +
                WG_BIAS_BYTES;
     };
     auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
@@ -2520,6 +2613,17 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
         while (stages >= 2 && !fits(tpk, stages, bufs)) --stages;
         return stages;
     };
+    // 3xTF32 (tools/wgmma_probe.py --ieee): 2 taps per k-tile with at least 3 weight stages beside 2
+    // halo buffers, else 1 tap.  #55: 2 taps x 4 stages 6.2-6.6 ms, 3 x 2 8.5 (the warpgroups, folding
+    // at different k-tiles, run a k-tile apart, which two stages do not allow), 1 x 8 7.4; #56: 2 x 3
+    // 5.2-5.4, 1 x 6 6.0.
+    if (split) {
+        for (int tpk = std::min(2, (taps + 1) / 2); tpk >= 1; --tpk) {
+            const int stages = most_stages(tpk, 2);
+            if (stages >= 3 || (tpk == 1 && stages >= 2)) { take(tpk, stages, 2, 1); return c; }
+        }
+        return c;
+    }
     for (int tpk = std::min(3, (taps + 1) / 2); tpk >= 1; --tpk) {
         const int with3 = most_stages(tpk, 3), with2 = most_stages(tpk, 2);
         if (with3 >= 5) { take(tpk, with3, 3, 1); return c; }
@@ -2545,16 +2649,28 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const WgmmaChoice wc = ((sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX)
                                ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
     if (wc.use) {
-        // float32: TF32 (RNA) weights in fp32; 16-bit: the weights as they are, 8 per 16 bytes.
+        // float32: TF32 (RNA) weights in fp32, and under 3xTF32 their small parts in a second pack;
+        // 16-bit: the weights as they are, 8 per 16 bytes.
+        const bool split = !sixteen && prec == PREC_3XTF32;
         pp.round_mode = sixteen ? 0 : 1;
         pp.red_pad = (int)round_up(pp.red_n, sixteen ? 2 * WG_CK : WG_CK);
         pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;
         p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
-        auto wpack = at::empty({(int64_t)groups * taps * p.Cpad * p.Kpad}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
+        const int64_t pack_elems = (int64_t)groups * taps * p.Cpad * p.Kpad;
+        auto wpack = at::empty({(split ? 2 : 1) * pack_elems}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
         p.wpack = wpack.data_ptr();
-        if constexpr (sixteen) launch_pack<T, T>(w, wpack, pp);
-        else launch_pack<T>(w, wpack, pp);
+        if constexpr (sixteen) {
+            launch_pack<T, T>(w, wpack, pp);
+        } else {
+            launch_pack<T>(w, wpack, pp);
+            if (split) {
+                auto small = wpack.narrow(0, pack_elems, pack_elems);
+                pp.round_mode = 3;
+                launch_pack<T>(w, small, pp);
+                p.wpack_lo = small.data_ptr();
+            }
+        }
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
@@ -2570,6 +2686,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
         void (*kernel)(const ConvGemmParams) = nullptr;
         if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR>;
+        else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2>;
         else kernel = wc.bn == WG_BN ? conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR>
                                      : conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>;
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
@@ -3087,7 +3204,10 @@ _state = {"ext": None, "build": None, "poison": False, "arch": None,
 
 
 def _source_hash():
-    text = "\n".join([CUDA_KERNELS, CUDA_LAUNCHERS, CPP_DECLARATIONS] + _NVCC_FLAGS)
+    # torch's and CUDA's versions too: a cached library is loaded without asking ninja (below), so
+    # one built against another torch must not match
+    text = "\n".join([CUDA_KERNELS, CUDA_LAUNCHERS, CPP_DECLARATIONS] + _NVCC_FLAGS +
+                     [torch.__version__, str(torch.version.cuda)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -3109,29 +3229,44 @@ def _arch_flags():
 
 
 def build_extension():
-    """Build (or load from the cache) the CUDA extension; returns {'name', 'seconds', 'cached'}."""
+    """Build (or load from the cache) the CUDA extension; returns {"name", "seconds", "cached",
+    "direct_import"}."""
     if _state["ext"] is None:
-        from torch.utils.cpp_extension import load_inline
-
         arch_flags, arch_tag = _arch_flags()
         name = EXTENSION_NAME + "_" + arch_tag
         root = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
             os.path.expanduser("~"), ".cache", "torch_extensions")
         build_dir = os.path.join(root, name)
         os.makedirs(build_dir, exist_ok=True)
-        cached = os.path.exists(os.path.join(build_dir, name + ".so"))
+        library = os.path.join(build_dir, name + ".so")
+        cached = os.path.exists(library)
         start = time.perf_counter()
-        _state["ext"] = load_inline(
-            name=name,
-            cpp_sources=CPP_DECLARATIONS,
-            cuda_sources=CUDA_KERNELS + CUDA_LAUNCHERS,
-            functions=_EXPORTED,
-            extra_cuda_cflags=_NVCC_FLAGS + arch_flags,
-            build_directory=build_dir,
-            verbose=False,
-        )
+        # A finished build of these very sources (the name holds their hash, torch's and CUDA's
+        # versions and the targets): import the library directly, as load_inline does after its
+        # ninja check, without that check (about a second; KB_CONV_FAST_LOAD=0 turns this off).
+        fast = cached and os.environ.get("KB_CONV_FAST_LOAD", "1") != "0" and all(
+            os.path.exists(src) and os.path.getmtime(src) <= os.path.getmtime(library)
+            for src in (os.path.join(build_dir, "main.cpp"), os.path.join(build_dir, "cuda.cu")))
+        if fast:
+            spec = importlib.util.spec_from_file_location(name, library)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _state["ext"] = module
+        else:
+            from torch.utils.cpp_extension import load_inline
+
+            _state["ext"] = load_inline(
+                name=name,
+                cpp_sources=CPP_DECLARATIONS,
+                cuda_sources=CUDA_KERNELS + CUDA_LAUNCHERS,
+                functions=_EXPORTED,
+                extra_cuda_cflags=_NVCC_FLAGS + arch_flags,
+                build_directory=build_dir,
+                verbose=False,
+            )
         _state["arch"] = arch_tag
-        _state["build"] = {"name": name, "seconds": time.perf_counter() - start, "cached": cached}
+        _state["build"] = {"name": name, "seconds": time.perf_counter() - start, "cached": cached,
+                           "direct_import": fast}
     return dict(_state["build"])
 
 

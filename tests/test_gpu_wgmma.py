@@ -140,6 +140,48 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
     assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
 
 
+# IEEE mode on the wide variant: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 4> (big and small TF32
+# parts of both operands, three MMAs per k-step).  Narrow GEMMs stay on the sm_80 kernels in this mode.
+WIDE = [c for c in CONFIGS if not c.id.startswith("narrow")]
+IEEE_TILINGS = {"default": None, "tpk1_st4_hb2": "1,4,2,1"}
+
+
+@pytest.mark.parametrize("tiling", list(IEEE_TILINGS))
+@pytest.mark.parametrize("cfg", WIDE, ids=[c.id for c in WIDE])
+def test_wgmma_forward_ieee(cfg, tiling, monkeypatch):
+    if IEEE_TILINGS[tiling]:
+        monkeypatch.setenv("KB_CONV_WGMMA_CFG", IEEE_TILINGS[tiling])
+    torch.manual_seed(U.seed_for("wgmma-ieee", cfg.id))
+    with U.precision_mode("ieee"):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg)
+        detailed = model.precision_class(x, detailed=True)
+        out, sm80, exp = ours_sm80_ref(model, ref, x)
+    where = f"[{cfg}] ieee"
+    assert detailed == "fp32", f"{where}: class {detailed}"
+    assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
+    truth = U.double_copy(ref)(x.double())
+    err, err_sm80, err_cudnn = U.rel_l2(out, truth), U.rel_l2(sm80, truth), U.rel_l2(exp, truth)
+    # fp32-level accuracy: one TF32 pass would be ~3e-4 here, the 3xTF32 split ~1e-7
+    assert err <= 1e-6, f"{where}: rel L2 from float64 {err:.3e}"
+    assert err <= 3 * max(err_sm80, err_cudnn) + 1e-7, (
+        f"{where}: wgmma error {err:.3e} vs sm_80 kernel {err_sm80:.3e}, cuDNN {err_cudnn:.3e}")
+    assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
+    assert torch.allclose(out, sm80, atol=1e-4, rtol=1e-4), f"{where}: vs sm_80: " + U.diff_report(out, sm80)
+
+
+def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
+    """#55's layer at a reduced size in IEEE mode launches the 3xTF32 instance (PREC_3XTF32 = 1)."""
+    cfg = CONFIGS[0]
+    model, _ = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    with U.precision_mode("ieee"), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        model(x)
+        U.sync()
+    keys = " ".join(e.key for e in prof.key_averages())
+    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2>" in keys, keys
+
+
 DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS
 
 

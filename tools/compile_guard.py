@@ -38,6 +38,7 @@ INSTANTIATIONS = {
     "conv_fwd_wgmma_kernel": [
         "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 128, 4>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>(const __grid_constant__ ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<f16_t, PREC_EXACT, 128, 4>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<bf16_t, PREC_EXACT, 128, 4>(const __grid_constant__ ConvGemmParams);"],
     "conv_fwd_gemm_kernel": [

@@ -43,6 +43,11 @@ def main():
                     help="with --parts: shapes (#55,#56,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,#55-fp16,#55-bf16)")
     ap.add_argument("--batches", action="store_true", help="#55's layer at batch 1..8: ours and cuDNN (NCHW)")
     ap.add_argument("--only", help="with --parts: comma-separated KB_CONV_PROFILE_SKIP values to run")
+    ap.add_argument("--overhead", action="store_true",
+                    help="#55 / #56 (TF32): ModelNew's forward against the bare launcher call, and the kernels one forward runs")
+    ap.add_argument("--ieee", action="store_true",
+                    help="#55 / #56 in IEEE mode: sm_80 3xTF32 kernel vs the wgmma 3xTF32 instance's tilings, "
+                         "and the default's agreement with cuDNN (IEEE)")
     args = ap.parse_args()
     torch.manual_seed(0)
     w55 = torch.randn(128, 64, 3, 3, device="cuda") * 0.05
@@ -80,6 +85,12 @@ def main():
             print(f"#55 N={n}: cuDNN {r[0]:.3f} / {r[1]:.3f} ms  ours {o[0]:.3f} / {o[1]:.3f} ms  "
                   f"ours per image {o[0] / n:.3f} ms  speedup {r[0] / o[0]:.2f}x", flush=True)
         return
+    if args.ieee:
+        ieee_sweep(w55, w56)
+        return
+    if args.overhead:
+        overhead()
+        return
     if args.parts:
         M._ext()
         for s in ([int(v) for v in args.only.split(",")] if args.only else SKIPS):
@@ -100,6 +111,58 @@ def main():
                 os.environ.pop("KB_CONV_WGMMA_CFG")
             row.append(f"wgmma-trunc {one(label, w, (n, 64) + hw, 2, 2):.3f}")
             print(f"{label} N={n}: " + "  ".join(row) + " ms", flush=True)
+
+def overhead():
+    """Where a ModelNew call's time goes beyond the GEMM kernel: the module call (autograd.Function,
+    precision rule, allocation, weight pack) against the extension's forward alone, and the kernels
+    (with their device time) that one call launches."""
+    from tools.quick_check import pair_models
+    for label, k, hw in (("#55", 3, (512, 1024)), ("#56", (5, 7), (512, 256))):
+        _, new = pair_models(64, 128, k)
+        x = torch.rand(8, 64, *hw, device="cuda")
+        w = new.conv2d.weight.detach()
+        geo = [1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
+        with torch.no_grad():
+            mod = cold_time(lambda: new(x), trials=30)
+            bare = cold_time(lambda: M._ext().conv2d_forward(x, w, None, geo, 2, 0, False, False), trials=30)
+        print(f"{label}: ModelNew {mod[0]:.3f} / {mod[1]:.3f} ms  bare launcher {bare[0]:.3f} / {bare[1]:.3f} ms "
+              f"(mean / median)", flush=True)
+        with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            new(x)
+            torch.cuda.synchronize()
+        for e in prof.key_averages():
+            print(f"    {e.count} x {e.key[:90]:90s} {e.device_time_total / 1000:.3f} ms", flush=True)
+
+
+def ieee_sweep(w55, w56):
+    """3xTF32 (prec 1): the sm_80 halo kernel, the wgmma instance's default tiling and others that
+    fit (KB_CONV_WGMMA_CFG), then the default's output against cuDNN with TF32 off."""
+    cfgs = {"#55": ["2,4,2,1", "3,2,2,1", "3,2,3,1", "2,3,3,1", "1,8,2,1"],
+            "#56": ["2,3,2,1", "3,2,2,1", "1,6,2,1"]}
+    for label, w, hw in (("#55", w55, (512, 1024)), ("#56", w56, (512, 256))):
+        shape = (8, 64) + hw
+        row = [f"sm80-3x {one(label, w, shape, 1, 1):.3f}", f"wgmma-3x-default {one(label, w, shape, 2, 1):.3f}"]
+        for cfg in cfgs[label]:
+            os.environ["KB_CONV_WGMMA_CFG"] = cfg
+            row.append(f"[{cfg}] {one(label, w, shape, 2, 1):.3f}")
+            os.environ.pop("KB_CONV_WGMMA_CFG")
+        print(f"{label} IEEE N=8: " + "  ".join(row) + " ms", flush=True)
+        x = torch.rand(*shape, device="cuda")
+        geo = [1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
+        ours = M._ext().conv2d_forward(x, w, None, geo, 2, 1, False, False)
+        saved = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        ref = torch.conv2d(x, w)
+        torch.backends.cudnn.allow_tf32 = saved
+        diff = (ours - ref).abs()
+        worst = (diff / (1e-4 + 1e-4 * ref.abs())).max().item()  # allclose passes while this is <= 1
+        truth = torch.conv2d(x[:1].double(), w.double())
+        err64 = ((ours[:1].double() - truth).norm() / truth.norm()).item()
+        ref64 = ((ref[:1].double() - truth).norm() / truth.norm()).item()
+        print(f"{label} IEEE vs cuDNN: allclose(1e-4) {torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)}  "
+              f"max abs {diff.max().item():.3e}  worst |d| / tol {worst:.3f}  rel L2 {(diff.norm() / ref.norm()).item():.3e}; "
+              f"from float64 (image 0): ours {err64:.3e}, cuDNN {ref64:.3e}", flush=True)
+
 
 if __name__ == "__main__":
     main()
