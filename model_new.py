@@ -530,6 +530,9 @@ struct ConvGemmParams {
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
     int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth;
+    // 3xTF32 instance: k-tiles per partial sum, folded into a second fp32 set (WG_FOLD, or
+    // KB_CONV_WGMMA_FOLD in the environment for experiments)
+    int fold;
     // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
     // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs; bit 4 points every A operand
     // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
@@ -998,7 +1001,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   wide    BN = 128, TR = 4 (256 pixels): GEMMs of more than 64 columns (#55's and #56's forward);
 //   3xTF32  BN = 128, TR = 2 (128 pixels): one m64n128 accumulator per consumer thread, so that a
 //           second set (acc_total) fits beside it: the k-tiles' partial sums are folded into it with
-//           round-to-nearest adds every WG_FOLD k-tiles (the tensor cores' accumulation truncates);
+//           round-to-nearest adds every p.fold k-tiles (the tensor cores' accumulation truncates);
 //   narrow  BN = 64,  TR = 8 (512 pixels): GEMMs of at most 64 columns (#55's and #56's grad-input,
 //           64 input channels), so that no MMA works on padding; the taller tile also loads fewer
 //           halo rows per output row (10 for 8, against 6 for 4), which matters because the halo
@@ -1049,7 +1052,7 @@ constexpr int WG_TR = 4;                          // output rows per tile (wide 
 constexpr int WG_MAX_STAGES = 8;                  // weight stages at most (p.b_stages)
 constexpr int WG_MAX_HALO_BUFS = 3;               // halo buffers (2 or 3: p.halo_bufs)
 constexpr int WG_MAX_TPK = 4;                     // taps per k-tile at most
-constexpr int WG_FOLD = 2;                        // 3xTF32: k-tiles per partial sum (see the consumers)
+constexpr int WG_FOLD = 2;                        // 3xTF32: k-tiles per partial sum, default (p.fold)
 __host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128 (any dtype)
 constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
@@ -1419,6 +1422,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             int s_back1 = -1, h_back1 = -1, s_back2 = -1, h_back2 = -1;
             int kt = 0;
             bool fresh = true;        // 3xTF32: the next k-tile starts a new partial sum (the last one was folded)
+            int since_fold = cwg * (p.fold / 2);  // 3xTF32: k-tiles in the partial sum (warpgroup 1 starts half a period on)
             bool have_total = false;  // 3xTF32: acc_total holds this tile's first fold
             // input row of output row sg at tap row 0, less tap_row_lo: its parity picks the shift
             const int row_base = t.row0 - p.tap_row_lo + SG * cwg * p.stride_h;
@@ -1483,12 +1487,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         default: wgmma_commit(); break;  // profiling without MMAs: an empty group
                     }
                     if constexpr (SPLIT) {
-                        // Fold every WG_FOLD k-tiles (and after the tile's last): wait for all MMAs,
+                        // Fold every p.fold k-tiles (and after the tile's last): wait for all MMAs,
                         // release the buffers, add the partial sum.  Warpgroup 1 folds half a period
                         // after warpgroup 0, so that one's MMAs keep the tensor cores busy while the
-                        // other drains (folding both at once cost ~0.08 ms per fold per tile on #55).
-                        fresh = kt + 1 == KT || (kt + 1 + cwg * (WG_FOLD / 2)) % WG_FOLD == 0;
+                        // other drains.
+                        fresh = kt + 1 == KT || ++since_fold == p.fold;
                         if (fresh) {
+                            since_fold = 0;
                             wgmma_wait<0>();
                             if (lane == 0) {
                                 if (s_back1 >= 0) mbar_arrive(empty_b + 8 * s_back1);
@@ -2675,6 +2680,8 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
         p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth;
+        const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
+        p.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
         p.profile_skip = profile_skip;
         p.tap_row_lo = std::min(0, (p.taps_h - 1) * p.dil_h);

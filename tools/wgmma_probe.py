@@ -136,9 +136,10 @@ def overhead():
 
 def ieee_sweep(w55, w56):
     """3xTF32 (prec 1): the sm_80 halo kernel, the wgmma instance's default tiling and others that
-    fit (KB_CONV_WGMMA_CFG), then the default's output against cuDNN with TF32 off."""
-    cfgs = {"#55": ["2,4,2,1", "3,2,2,1", "3,2,3,1", "2,3,3,1", "1,8,2,1"],
-            "#56": ["2,3,2,1", "3,2,2,1", "1,6,2,1"]}
+    fit (KB_CONV_WGMMA_CFG), then partial sums of 1 to 6 k-tiles (KB_CONV_WGMMA_FOLD): the time,
+    and the output against cuDNN with TF32 off and against float64 (image 0)."""
+    cfgs = {"#55": ["2,3,3,1", "1,8,2,1"], "#56": ["1,6,2,1"]}
+    geo = [1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
     for label, w, hw in (("#55", w55, (512, 1024)), ("#56", w56, (512, 256))):
         shape = (8, 64) + hw
         row = [f"sm80-3x {one(label, w, shape, 1, 1):.3f}", f"wgmma-3x-default {one(label, w, shape, 2, 1):.3f}"]
@@ -148,20 +149,24 @@ def ieee_sweep(w55, w56):
             os.environ.pop("KB_CONV_WGMMA_CFG")
         print(f"{label} IEEE N=8: " + "  ".join(row) + " ms", flush=True)
         x = torch.rand(*shape, device="cuda")
-        geo = [1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
-        ours = M._ext().conv2d_forward(x, w, None, geo, 2, 1, False, False)
         saved = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = False
         ref = torch.conv2d(x, w)
         torch.backends.cudnn.allow_tf32 = saved
-        diff = (ours - ref).abs()
-        worst = (diff / (1e-4 + 1e-4 * ref.abs())).max().item()  # allclose passes while this is <= 1
         truth = torch.conv2d(x[:1].double(), w.double())
-        err64 = ((ours[:1].double() - truth).norm() / truth.norm()).item()
         ref64 = ((ref[:1].double() - truth).norm() / truth.norm()).item()
-        print(f"{label} IEEE vs cuDNN: allclose(1e-4) {torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)}  "
-              f"max abs {diff.max().item():.3e}  worst |d| / tol {worst:.3f}  rel L2 {(diff.norm() / ref.norm()).item():.3e}; "
-              f"from float64 (image 0): ours {err64:.3e}, cuDNN {ref64:.3e}", flush=True)
+        for fold in ("1", "2", "3", "4", "6"):
+            os.environ["KB_CONV_WGMMA_FOLD"] = fold  # read by the launcher at every call
+            ms = one(label, w, shape, 2, 1)
+            ours = M._ext().conv2d_forward(x, w, None, geo, 2, 1, False, False)
+            os.environ.pop("KB_CONV_WGMMA_FOLD")
+            diff = (ours - ref).abs()
+            worst = (diff / (1e-4 + 1e-4 * ref.abs())).max().item()  # allclose passes while this is <= 1
+            err64 = ((ours[:1].double() - truth).norm() / truth.norm()).item()
+            print(f"{label} IEEE fold {fold}: {ms:.3f} ms  vs cuDNN: allclose(1e-4) "
+                  f"{torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)}, max abs {diff.max().item():.3e}, "
+                  f"worst |d| / tol {worst:.3f}; from float64 (image 0): ours {err64:.3e}, cuDNN {ref64:.3e}",
+                  flush=True)
 
 
 if __name__ == "__main__":
