@@ -14,9 +14,11 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_fwd_wgmma_kernel    sm_90a (H100/H200): the halo GEMM on warpgroup MMA, warp-
                                                specialised (bulk-copy weights, halo loaders, two MMA
                                                warpgroups), persistent; float32 in cuDNN's RNA-TF32 class
-                                               (k8) and fp16 / bf16 (k16, 128-wide tiles only);
-                                               128-wide tiles, or 64-wide x 8 rows for narrow GEMMs
-                                               (#55's grad-input); NCHW output through bulk copies
+                                               (k8), float32 in 3xTF32 (IEEE mode; 128-wide x 2 rows,
+                                               partial sums folded every 2 k-tiles) and fp16 / bf16
+                                               (k16, 128-wide tiles only); 128-wide x 4 rows, or 64-wide
+                                               x 8 rows for narrow TF32 GEMMs (#55's grad-input); NCHW
+                                               output through bulk copies
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
@@ -37,8 +39,8 @@ Precision contract (decided at every call and for each GEMM, see _cudnn_tf32_cla
       weight gradient), or IEEE-accurate where cuDNN computes in fp32 (depthwise, short reductions,
       small strided problems, ...); always fp32 accumulation.
   float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big,
-      the registers folded into a round-to-nearest fp32 total every k-tile) or plain fp32 FMA in
-      the direct kernels.
+      the registers folded into a round-to-nearest fp32 total every k-tile; every 2 k-tiles on the
+      wgmma kernel) or plain fp32 FMA in the direct kernels.
   float16 / bfloat16 -> exact products (16-bit MMAs on sm_90a; TF32 on the sm_80 kernels, where every
       16-bit value is a TF32 value), fp32 accumulation, output rounded once to the input dtype.
   float64 -> plain float64 arithmetic (direct kernels).
@@ -1373,10 +1375,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
         const uint64_t b_hi = wgmma_desc_hi(BN * 16, 128);
         float acc[SG][BN / 2];
-        // 3xTF32 (SG == 1): each k-tile's MMAs start from zero and its sum is added into acc_total
-        // with an ordinary (round-to-nearest) fp32 add once they are done.  The tensor cores' own
-        // accumulation truncates; over a whole reduction in one accumulator that left #55's layer
-        // at 4e-6 relative L2 from float64 and #56's at 1.6e-5 (cuDNN's IEEE kernels: 4e-7).
+        // 3xTF32 (SG == 1): the MMAs of every p.fold k-tiles start from zero, and their sum is added
+        // into acc_total with ordinary (round-to-nearest) fp32 adds once they are done.  The tensor
+        // cores' own accumulation truncates; over a whole reduction in one accumulator that left
+        // #55's layer at 4e-6 relative L2 from float64 and #56's at 1.6e-5 (cuDNN's IEEE kernels: 4e-7).
         float acc_total[SPLIT ? BN / 2 : 1];
         int s = 0;
         unsigned phase = 0;  // weight stage s and the parity of its round
@@ -1488,9 +1490,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     }
                     if constexpr (SPLIT) {
                         // Fold every p.fold k-tiles (and after the tile's last): wait for all MMAs,
-                        // release the buffers, add the partial sum.  Warpgroup 1 folds half a period
-                        // after warpgroup 0, so that one's MMAs keep the tensor cores busy while the
-                        // other drains.
+                        // release the buffers, add the partial sum.  The two warpgroups fold half a
+                        // period apart, so that one's MMAs keep the tensor cores busy while the other
+                        // drains.
                         fresh = kt + 1 == KT || ++since_fold == p.fold;
                         if (fresh) {
                             since_fold = 0;
