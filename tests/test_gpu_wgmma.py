@@ -108,6 +108,21 @@ def grad_inputs_both(model, x):
     return grads[0], grads[1], gy
 
 
+def forward_all(cfg, mode, seed_tag, tiling_env, monkeypatch):
+    """One seeded input under precision mode `mode` ("tf32" / "ieee"), with the wgmma tiling tiling_env
+    (KB_CONV_WGMMA_CFG, None: the default): (ModelNew's precision class, its output on the wgmma
+    kernel, on the sm_80 kernels, nn.Conv2d's, the float64 truth)."""
+    if tiling_env:
+        monkeypatch.setenv("KB_CONV_WGMMA_CFG", tiling_env)
+    torch.manual_seed(U.seed_for(seed_tag, cfg.id))
+    with U.precision_mode(mode):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg)
+        detailed = model.precision_class(x, detailed=True)
+        out, sm80, exp = ours_sm80_ref(model, ref, x)
+    return detailed, out, sm80, exp, U.double_copy(ref)(x.double())
+
+
 # Tilings: the launcher's default, and 2 taps per k-tile over 6 weight stages and 2 halo buffers
 # with two k-tiles of MMAs in flight (KB_CONV_WGMMA_CFG, read at every call; a tiling that does not
 # fit a configuration falls back to the default).
@@ -117,18 +132,10 @@ TILINGS = {"default": None, "tpk2_st6_hb2_d2": "2,6,2,2"}
 @pytest.mark.parametrize("tiling", list(TILINGS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
-    if TILINGS[tiling]:
-        monkeypatch.setenv("KB_CONV_WGMMA_CFG", TILINGS[tiling])
-    torch.manual_seed(U.seed_for("wgmma", cfg.id))
-    with U.precision_mode("tf32"):
-        model, ref = U.make_models(M, cfg)
-        x = U.make_input(cfg)
-        detailed = model.precision_class(x, detailed=True)
-        out, sm80, exp = ours_sm80_ref(model, ref, x)
+    detailed, out, sm80, exp, truth = forward_all(cfg, "tf32", "wgmma", TILINGS[tiling], monkeypatch)
     where = f"[{cfg}] class={detailed}"
     assert detailed == "tf32-rna", f"{where}: the configuration must be in the class the wgmma kernel computes"
     assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
-    truth = U.double_copy(ref)(x.double())
     err, err_sm80, err_cudnn = U.rel_l2(out, truth), U.rel_l2(sm80, truth), U.rel_l2(exp, truth)
     # same rounding as our sm_80 kernels: only the accumulation order differs
     assert err <= 1.5 * err_sm80 + 1e-7, f"{where}: wgmma error {err:.3e} vs sm_80 kernel {err_sm80:.3e}"
@@ -140,8 +147,8 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
     assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
 
 
-# IEEE mode on the wide variant: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 4> (big and small TF32
-# parts of both operands, three MMAs per k-step).  Narrow GEMMs stay on the sm_80 kernels in this mode.
+# IEEE mode: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2> (big and small TF32 parts of both
+# operands, three MMAs per k-step, 2-row tiles).  Narrow GEMMs stay on the sm_80 kernels in this mode.
 WIDE = [c for c in CONFIGS if not c.id.startswith("narrow")]
 IEEE_TILINGS = {"default": None, "tpk1_st4_hb2": "1,4,2,1"}
 
@@ -149,18 +156,10 @@ IEEE_TILINGS = {"default": None, "tpk1_st4_hb2": "1,4,2,1"}
 @pytest.mark.parametrize("tiling", list(IEEE_TILINGS))
 @pytest.mark.parametrize("cfg", WIDE, ids=[c.id for c in WIDE])
 def test_wgmma_forward_ieee(cfg, tiling, monkeypatch):
-    if IEEE_TILINGS[tiling]:
-        monkeypatch.setenv("KB_CONV_WGMMA_CFG", IEEE_TILINGS[tiling])
-    torch.manual_seed(U.seed_for("wgmma-ieee", cfg.id))
-    with U.precision_mode("ieee"):
-        model, ref = U.make_models(M, cfg)
-        x = U.make_input(cfg)
-        detailed = model.precision_class(x, detailed=True)
-        out, sm80, exp = ours_sm80_ref(model, ref, x)
+    detailed, out, sm80, exp, truth = forward_all(cfg, "ieee", "wgmma-ieee", IEEE_TILINGS[tiling], monkeypatch)
     where = f"[{cfg}] ieee"
     assert detailed == "fp32", f"{where}: class {detailed}"
     assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
-    truth = U.double_copy(ref)(x.double())
     err, err_sm80, err_cudnn = U.rel_l2(out, truth), U.rel_l2(sm80, truth), U.rel_l2(exp, truth)
     # fp32-level accuracy: one TF32 pass would be ~3e-4 here, the 3xTF32 split ~1e-7
     assert err <= 1e-6, f"{where}: rel L2 from float64 {err:.3e}"
