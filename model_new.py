@@ -51,6 +51,7 @@ Run:  python run_check.py            (grades this file like the KernelBench grad
 
 import hashlib
 import importlib.util
+import inspect
 import math
 import os
 import time
@@ -535,6 +536,9 @@ struct ConvGemmParams {
     // 3xTF32 instance: k-tiles per partial sum, folded into a second fp32 set (WG_FOLD, or
     // KB_CONV_WGMMA_FOLD in the environment for experiments)
     int fold;
+    // bulk epilogue: output channels per staging round (16, 32 or 64; choose_wgmma sizes the
+    // staging buffers for it)
+    int epi_rc;
     // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
     // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs; bit 4 points every A operand
     // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
@@ -1029,12 +1033,13 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 // Consumer k-loop: kept lean, because the consumers' instruction latency, not the tensor cores,
 //   set the pace (Nsight Compute, docs/perf-log.md w5-w7): tap offsets advance without divisions,
 //   and each tap count has its own straight-line MMA sequence, so the commit needs no dummy MMA.
-//   The epilogue follows the last k-tile: NCHW rows go out 16 channels at a time through two
-//   staging buffers per warpgroup and the bulk copy engine (w8), other layouts 32 channels at a
-//   time through shared memory and 128-byte stores.  Either way it overlaps the next tile's MMAs
-//   only as far as two staging buffers reach: the rounds' fixed costs (barriers, fence, one bulk
-//   copy per channel row), not the output's bytes, then hold the consumers (w10: fp16 output takes
-//   as long as fp32), and a tile-sized staging buffer does not fit beside useful pipeline depths (w5).
+//   The epilogue follows the last k-tile: NCHW rows go out p.epi_rc (16, 32 or 64) channels at a
+//   time through two staging buffers per warpgroup and the bulk copy engine (w8, w15), other
+//   layouts 32 channels at a time through shared memory and 128-byte stores.  Either way it
+//   overlaps the next tile's MMAs only as far as two staging buffers reach, and a tile-sized
+//   staging buffer does not fit beside useful pipeline depths (w5).  On #55 the output write
+//   itself bounds it: 4 x 64 tiles write 256-byte runs per channel row, which the memory system
+//   takes at ~1.5 TB/s (tools/store_pattern_probe.py; 1 KB runs: 2.3 TB/s).
 // Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
 //   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
 //   (halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
@@ -1058,7 +1063,13 @@ constexpr int WG_FOLD = 2;                        // 3xTF32: k-tiles per partial
 __host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128 (any dtype)
 constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
-constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging: 32 channels x 64 pixels (or 2 x 16)
+constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging at least: 32 channels x 64 pixels (or 2 x 16)
+// One warpgroup's staging for the bulk epilogue's two buffers of rc channel rows (fp32 rows of 68
+// floats, 16-bit rows of 72 halves), and never less than the in-line epilogue's 32 x 68 floats.
+__host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes) {
+    return 2 * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : 72 * 2) > WG_EPI_BYTES ? 2 * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : 72 * 2)
+                                                                               : WG_EPI_BYTES;
+}
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
 template <typename T, int PREC, int BN, int TR>
@@ -1389,7 +1400,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
         // Output rows with unit pixel stride (NCHW) leave through the bulk copy engine (below).
         const bool bulk_out = p.y_sw == 1 && !(p.profile_skip & 32);
-        float* bias_wg = stage + 2 * (WG_EPI_BYTES / 4) + cwg * WG_BN;  // this tile's BN biases
+        const int epi_wg_floats = wg_epi_wg_bytes(p.epi_rc, EB) / 4;  // one warpgroup's staging
+        float* bias_wg = stage + 2 * epi_wg_floats + cwg * WG_BN;  // this tile's BN biases
         const int wg_tid = tid & 127;
         int bias_group = -1, bias_n0 = -1;  // whose biases bias_wg holds
         unsigned rounds = 0;                // bulk epilogue rounds so far: staging buffer rounds % 2
@@ -1542,9 +1554,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 if (h_back1 >= 0) mbar_arrive(empty_h + 8 * h_back1);
             }
 
-            float* stage_wg = stage + cwg * (WG_EPI_BYTES / 4);
+            float* stage_wg = stage + cwg * epi_wg_floats;
             if (bulk_out) {
-                // Bulk epilogue: rounds of 16 channels x 64 pixels through two staging buffers per
+                // Bulk epilogue: rounds of RC channels x 64 pixels through two staging buffers per
                 // warpgroup.  The fragments (plus bias, rounded once to T) go to shared memory, each row
                 // shifted by its global address mod 16 bytes; then per channel row one lane hands the
                 // 16-byte-aligned body to the bulk copy engine and up to seven more store the unaligned
@@ -1558,59 +1570,71 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 // 16-bit buffer (they fit) changed nothing: the rounds' latency, not the wait for the
                 // copies to read a buffer, sets the pace (docs/perf-log.md, w10).
                 constexpr int LOG_EB = EB == 4 ? 2 : 1, LD = EB == 4 ? WG_EPI_LD : 72;
-                const int cr = 4 * wq + (lane >> 3), role = lane & 7;  // channel row and job of this lane
+                // Lane jobs: 4 channel rows per warp per sweep (8 lanes each), role 0 the bulk copy
+                // of a row's aligned body, roles 1-7 its unaligned ends.
+                const int cr = 4 * wq + (lane >> 3), role = lane & 7;
                 const long long chan0 = (long long)t.group * p.Kg + t.n0;
                 const int len = min(WG_TC, p.Q - t.q0);
-                const long long round_step = 16 * p.y_sc;  // from one round's channels to the next
+                // RC channels per round (p.epi_rc: 16, 32 or 64), BN / RC rounds per output row.
+                auto rounds_of = [&](auto rc_tag) {
+                    constexpr int RC = decltype(rc_tag)::value;
 #pragma unroll
-                for (int sg = 0; sg < SG; ++sg) {
-                    const int op = t.p0 + SG * cwg + sg;
-                    if (op >= p.P) continue;
-                    T* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh + t.q0;
-                    // A row's offset mod 16 bytes is the same in every round (16 channels on).
-                    const unsigned row_e = (unsigned)((uintptr_t)(y_row + chan0 * p.y_sc) >> LOG_EB);
-                    int frag_sh[2][2];
-#pragma unroll
-                    for (int jj = 0; jj < 2; ++jj)
+                    for (int sg = 0; sg < SG; ++sg) {
+                        const int op = t.p0 + SG * cwg + sg;
+                        if (op >= p.P) continue;
+                        T* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh + t.q0;
+                        // A channel row's offset mod 16 bytes repeats every 8 channels (8 y_sc is a
+                        // multiple of CPG), so a fragment column's shift is the same in every round.
+                        const unsigned row_e = (unsigned)((uintptr_t)(y_row + chan0 * p.y_sc) >> LOG_EB);
+                        int frag_sh[2];
 #pragma unroll
                         for (int e = 0; e < 2; ++e)
-                            frag_sh[jj][e] = (int)((row_e + (unsigned)(8 * jj + 2 * t4 + e) * (unsigned)p.y_sc) & (CPG - 1u));
-                    T* dst = y_row + (chan0 + cr) * p.y_sc;  // this lane's channel row, round 0
-                    const int sh = (int)(((uintptr_t)dst >> LOG_EB) & (CPG - 1u));
-                    const int lead = min((CPG - sh) & (CPG - 1), len), body = (len - lead) & ~(CPG - 1),
-                              tail = len - lead - body;
+                            frag_sh[e] = (int)((row_e + (unsigned)(2 * t4 + e) * (unsigned)p.y_sc) & (CPG - 1u));
+                        T* dst = y_row + (chan0 + cr) * p.y_sc;  // this lane's channel row, round 0, sweep 0
+                        const int sh = (int)(((uintptr_t)dst >> LOG_EB) & (CPG - 1u));
+                        const int lead = min((CPG - sh) & (CPG - 1), len), body = (len - lead) & ~(CPG - 1),
+                                  tail = len - lead - body;
 #pragma unroll
-                    for (int rr = 0; rr < BN / 16; ++rr, ++rounds, dst += round_step) {
-                        T* buf = (T*)stage_wg + (rounds & 1) * (16 * LD);
-                        if (role == 0) bulk_wait_read<1>();  // this buffer's copies of two rounds ago
-                        if (!(p.profile_skip & 1024)) {
-                            named_barrier_sync(1 + cwg, 128);
+                        for (int rr = 0; rr < BN / RC; ++rr, ++rounds) {
+                            T* buf = (T*)stage_wg + (rounds & 1) * (RC * LD);
+                            if (role == 0) bulk_wait_read<1>();  // this buffer's copies of two rounds ago
+                            if (!(p.profile_skip & 1024)) {
+                                named_barrier_sync(1 + cwg, 128);
 #pragma unroll
-                            for (int jj = 0; jj < 2; ++jj)
+                                for (int jj = 0; jj < RC / 8; ++jj)
 #pragma unroll
-                                for (int e = 0; e < 2; ++e) {
-                                    const int cl = 8 * jj + 2 * t4 + e;
-                                    const float bv = bias_wg[16 * rr + cl];
+                                    for (int e = 0; e < 2; ++e) {
+                                        const int cl = 8 * jj + 2 * t4 + e;
+                                        const float bv = bias_wg[RC * rr + cl];
 #pragma unroll
-                                    for (int h = 0; h < 2; ++h)
-                                        buf[cl * LD + frag_sh[jj][e] + 16 * wq + g + 8 * h] =
-                                            from_acc<T>(acc[sg][4 * (2 * rr + jj) + 2 * h + e] + bv);
-                                }
-                            if (!(p.profile_skip & 256)) fence_proxy_async_smem();
-                            named_barrier_sync(1 + cwg, 128);
-                        }
-                        if (t.n0 + 16 * rr + cr < p.Kg && !(p.profile_skip & 512)) {
-                            const T* src = buf + cr * LD + sh;
-                            if (role == 0) {
-                                if (body > 0) bulk_store_to_global(dst + lead, (unsigned)__cvta_generic_to_shared(src + lead), (unsigned)(body * EB));
-                            } else {
-                                if (role - 1 < lead) dst[role - 1] = src[role - 1];
-                                if (role - 1 < tail) dst[lead + body + role - 1] = src[lead + body + role - 1];
+                                        for (int h = 0; h < 2; ++h)
+                                            buf[cl * LD + frag_sh[e] + 16 * wq + g + 8 * h] =
+                                                from_acc<T>(acc[sg][4 * ((RC / 8) * rr + jj) + 2 * h + e] + bv);
+                                    }
+                                if (!(p.profile_skip & 256)) fence_proxy_async_smem();
+                                named_barrier_sync(1 + cwg, 128);
                             }
+#pragma unroll
+                            for (int sweep = 0; sweep < RC / 16; ++sweep) {
+                                const int row = 16 * sweep + cr;  // channel row within the round
+                                if (t.n0 + RC * rr + row < p.Kg && !(p.profile_skip & 512)) {
+                                    const T* src = buf + row * LD + sh;
+                                    T* d = dst + (long long)(RC * rr + 16 * sweep) * p.y_sc;
+                                    if (role == 0) {
+                                        if (body > 0) bulk_store_to_global(d + lead, (unsigned)__cvta_generic_to_shared(src + lead), (unsigned)(body * EB));
+                                    } else {
+                                        if (role - 1 < lead) d[role - 1] = src[role - 1];
+                                        if (role - 1 < tail) d[lead + body + role - 1] = src[lead + body + role - 1];
+                                    }
+                                }
+                            }
+                            if (role == 0) bulk_commit();
                         }
-                        if (role == 0) bulk_commit();
                     }
-                }
+                };
+                if (p.epi_rc == 64) rounds_of(std::integral_constant<int, 64>{});
+                else if (p.epi_rc == 32) rounds_of(std::integral_constant<int, 32>{});
+                else rounds_of(std::integral_constant<int, 16>{});
                 continue;
             }
             // In-line epilogue (other layouts, or KB_CONV_PROFILE_SKIP bit 5; the staging buffer is 32
@@ -2427,9 +2451,14 @@ __global__ void reduce_splits_kernel(const typename AccumOf<T>::type* __restrict
 # synchronise with the host, so a forward/backward can be captured in a CUDA graph.
 # ----------------------------------------------------------------------------------------------
 CUDA_LAUNCHERS = r"""
-#include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+// Only the ATen headers these launchers use (not torch/extension.h, which takes three times as long
+// to compile, and nvcc reads the headers three times: cudafe++, cicc, the host compiler); the
+// Python bindings live in the C++ source (CPP_DECLARATIONS).
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/cuda/CUDAContextLight.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <cmath>
 #include <cstdio>
@@ -2543,6 +2572,7 @@ struct WgmmaChoice {
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
     int halo_vec = 0, halo_shift = 0, halo_bufs = 2, b_stages = 2, mma_depth = 1;
     int bn = WG_BN, tr = WG_TR;
+    int epi_rc = 16;  // bulk epilogue: channels per staging round
 };
 
 WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
@@ -2560,6 +2590,14 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const int parts = split ? 2 : 1;
     if (split) c.tr = 2;  // 3xTF32: 2-row tiles, whose accumulators leave registers for the fold
     const int cpg = 16 / elem_bytes;  // elements per 16 bytes
+    // Bulk epilogue rounds (channels per staging round; the default rule is below):
+    // KB_CONV_WGMMA_RC=16|32|64 forces one for experiments (tools/wgmma_probe.py --rounds).
+    int rc_forced = 0;
+    if (const char* rc = std::getenv("KB_CONV_WGMMA_RC")) {
+        const int v = std::atoi(rc);
+        if (v == 16 || v == 32 || v == 64) rc_forced = v;
+    }
+    c.epi_rc = rc_forced ? rc_forced : sixteen ? 64 : 16;
     const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
     const int span_h = std::abs((p.taps_h - 1) * p.dil_h), span_w = std::abs((p.taps_w - 1) * p.dil_w);
     const int tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
@@ -2590,7 +2628,8 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const int64_t halo_bytes = parts * 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
     auto smem_for = [&](int tpk, int stages, int bufs) {
-        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) + 2 * WG_EPI_BYTES +
+        return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) +
+               2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes) +
                WG_BIAS_BYTES;
     };
     auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
@@ -2631,7 +2670,19 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
         }
         return c;
     }
+    // Epilogue rounds (tools/wgmma_probe.py --rounds, docs/perf-log.md w15): 16-bit outputs in
+    // rounds of 64 channels (#55 fp16: 2.01 ms against 2.26 for 16 with 3 halo buffers and 2.05
+    // for 16 with 2); fp32 wide tiles in rounds of 32 where 3 halo buffers and at least 4 stages fit
+    // beside their staging (#55: 3 taps x 4 stages, 2.53 against 2.62 for rounds of 16 with 5
+    // stages), else rounds of 16 (#56: its larger halo leaves 3 stages; rounds of 32 were 1.65 to
+    // 1.70 against 1.58).  Rounds of 64 under fp32 gained nothing (#55 2.60).
     for (int tpk = std::min(3, (taps + 1) / 2); tpk >= 1; --tpk) {
+        if (!sixteen && !rc_forced && c.bn == WG_BN) {
+            c.epi_rc = 32;
+            const int rc32 = most_stages(tpk, 3);
+            if (rc32 >= 4) { take(tpk, rc32, 3, 1); return c; }
+            c.epi_rc = 16;
+        }
         const int with3 = most_stages(tpk, 3), with2 = most_stages(tpk, 2);
         if (with3 >= 5) { take(tpk, with3, 3, 1); return c; }
         if (with2 >= 2) { take(tpk, with2, 2, 1); return c; }
@@ -2681,7 +2732,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
-        p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth;
+        p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth; p.epi_rc = wc.epi_rc;
         const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
         p.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
@@ -2786,7 +2837,7 @@ int64_t out_size(int64_t in, int pad_a, int pad_b, int dil, int k, int stride) {
 // ---------------------------------------------------------------------------------------------
 // Forward: y = conv2d(x, w) (+ bias)
 // ---------------------------------------------------------------------------------------------
-torch::Tensor conv2d_forward(torch::Tensor x, torch::Tensor w, c10::optional<torch::Tensor> bias,
+at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> bias,
                              std::vector<int64_t> geometry, int64_t algo, int64_t prec,
                              bool channels_last, bool poison) {
     check_tensor(x, "input"); check_tensor(w, "weight");
@@ -2843,7 +2894,7 @@ torch::Tensor conv2d_forward(torch::Tensor x, torch::Tensor w, c10::optional<tor
 // ---------------------------------------------------------------------------------------------
 // Grad-input
 // ---------------------------------------------------------------------------------------------
-torch::Tensor conv2d_backward_input(torch::Tensor dy, torch::Tensor w, std::vector<int64_t> x_size,
+at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_t> x_size,
                                     std::vector<int64_t> geometry, int64_t algo, int64_t prec,
                                     bool channels_last, bool poison) {
     check_tensor(dy, "grad_output"); check_tensor(w, "weight");
@@ -3115,7 +3166,7 @@ void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t eleme
 }
 }  // namespace
 
-torch::Tensor conv2d_backward_weight(torch::Tensor dy, torch::Tensor x, std::vector<int64_t> w_size,
+at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64_t> w_size,
                                      std::vector<int64_t> geometry, int64_t algo, int64_t prec, bool poison) {
     check_tensor(dy, "grad_output"); check_tensor(x, "input");
     const Geometry g = parse_geometry(geometry);
@@ -3163,7 +3214,7 @@ torch::Tensor conv2d_backward_weight(torch::Tensor dy, torch::Tensor x, std::vec
     return dw;
 }
 
-torch::Tensor conv2d_backward_bias(torch::Tensor dy, bool poison) {
+at::Tensor conv2d_backward_bias(at::Tensor dy, bool poison) {
     check_tensor(dy, "grad_output");
     const c10::cuda::CUDAGuard guard(dy.device());
     const int K = (int)dy.size(1);
@@ -3237,6 +3288,35 @@ def _arch_flags():
     return flags, "_".join(tags) or "default"
 
 
+def _nvcc_version():
+    """(major, minor) of the toolkit load_inline compiles with (CUDA_HOME's version.json, CUDA >= 11.1),
+    or (0, 0) when it cannot be read; read from the file so that no process is started."""
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    path = os.path.join(CUDA_HOME or "", "version.json")
+    if not CUDA_HOME or not os.path.isfile(path):
+        return (0, 0)
+    with open(path) as f:
+        text = f.read()
+    # {"cuda_nvcc": {"name": ..., "version": "12.4.131"}, ...}; a plain search keeps this free of
+    # a parser's exceptions on unexpected files
+    at = text.find('"cuda_nvcc"')
+    at = text.find('"version"', at) if at >= 0 else -1
+    digits = text[at:at + 40].split('"')[3].split(".") if at >= 0 and text[at:at + 40].count('"') >= 4 else []
+    if len(digits) >= 2 and digits[0].isdigit() and digits[1].isdigit():
+        return (int(digits[0]), int(digits[1]))
+    return (0, 0)
+
+
+def _build_speed_flags():
+    """nvcc flags that change how fast it compiles, not what it produces (outside the source hash):
+    --split-compile runs cicc's and ptxas's optimisation of the kernels on several threads (CUDA >=
+    12.4 here, where it is documented; 98.6 s -> see docs/perf-log.md for the cold build)."""
+    if _nvcc_version() >= (12, 4):
+        return [f"--split-compile={max(1, min(16, os.cpu_count() or 1))}"]
+    return []
+
+
 def build_extension():
     """Build (or load from the cache) the CUDA extension; returns {"name", "seconds", "cached",
     "direct_import"}."""
@@ -3264,14 +3344,18 @@ def build_extension():
         else:
             from torch.utils.cpp_extension import load_inline
 
+            # torch >= 2.6 can leave out the headers it puts before the sources (torch/types.h before
+            # the CUDA source, torch/extension.h before the C++ one, which includes it itself)
+            implicit = {"no_implicit_headers": True} if "no_implicit_headers" in inspect.signature(load_inline).parameters else {}
             _state["ext"] = load_inline(
                 name=name,
                 cpp_sources=CPP_DECLARATIONS,
                 cuda_sources=CUDA_KERNELS + CUDA_LAUNCHERS,
                 functions=_EXPORTED,
-                extra_cuda_cflags=_NVCC_FLAGS + arch_flags,
+                extra_cuda_cflags=_NVCC_FLAGS + arch_flags + _build_speed_flags(),
                 build_directory=build_dir,
                 verbose=False,
+                **implicit,
             )
         _state["arch"] = arch_tag
         _state["build"] = {"name": name, "seconds": time.perf_counter() - start, "cached": cached,

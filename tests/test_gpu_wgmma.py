@@ -147,6 +147,44 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
     assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
 
 
+# Bulk epilogue rounds (KB_CONV_WGMMA_RC, read at every call): the launcher picks 32 channels per
+# round for wide fp32 tiles where they fit, 16 otherwise and 64 for 16-bit outputs; each forced value
+# must give the default's output bit for bit (the epilogue only moves data), with every element
+# written (the output is poisoned with NaN first).  The configurations have NCHW outputs (the bulk
+# epilogue), column blocks of 72 or 2 channels (partial rounds), rows at every offset mod 16 bytes,
+# biases swapped tile by tile, and a narrow variant with fewer channels than a round of 64.
+ROUNDS_CONFIGS = [c for c in CONFIGS if c.id in (
+    "l55_bias_pad", "c29_k200", "groups2", "many_tiles_2blocks_bias", "odd_rows_fwd_bias",
+    "k256_2blocks_ragged", "narrow_k40_bias_pad", "dilated")]
+
+
+@pytest.mark.parametrize("dname", ["fp32", "fp16"])
+@pytest.mark.parametrize("cfg", ROUNDS_CONFIGS, ids=[c.id for c in ROUNDS_CONFIGS])
+def test_wgmma_epilogue_rounds_agree(cfg, dname, monkeypatch):
+    dtype = {"fp32": torch.float32, "fp16": torch.float16}[dname]
+    if dtype == torch.float16 and cfg.id.startswith("narrow"):
+        pytest.skip("16-bit GEMMs of at most 64 columns run on the sm_80 kernels")
+    torch.manual_seed(U.seed_for("wgmma-rounds", cfg.id, dname))
+    with U.precision_mode("tf32"):
+        model, ref = U.make_models(M, cfg, dtype=dtype)
+        x = U.make_input(cfg, dtype=dtype)
+        default = model(x)
+        outs = {}
+        for rc in ("16", "32", "64"):
+            monkeypatch.setenv("KB_CONV_WGMMA_RC", rc)
+            outs[rc] = model(x)
+        monkeypatch.delenv("KB_CONV_WGMMA_RC")
+        U.sync()
+    where = f"[{cfg}] {dname}"
+    # the default itself is right (TF32 and fp16 are ~3e-4 from float64 here; the other tests hold
+    # it to nn.Conv2d's 1e-4 / 1e-2)
+    err = U.rel_l2(default.double(), U.double_copy(ref)(x.double()))
+    assert err <= 2e-3, f"{where}: default's rel L2 from float64 {err:.3e}"
+    for rc, out in outs.items():
+        assert not torch.isnan(out).any(), f"{where} rounds of {rc}: NaN in output (unwritten elements)"
+        assert torch.equal(out, default), f"{where} rounds of {rc} vs the default: " + U.diff_report(out, default)
+
+
 # IEEE mode: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2> (big and small TF32 parts of both
 # operands, three MMAs per k-step, 2-row tiles).  Narrow GEMMs stay on the sm_80 kernels in this mode.
 WIDE = [c for c in CONFIGS if not c.id.startswith("narrow")]

@@ -225,3 +225,38 @@ def test_invalid_constructor_args_raise_valueerror(kw):
     with pytest.raises(ValueError) as ei:
         M.ModelNew(**kw)
     _assert_clear_message(ei.value)
+
+
+# --------------------------------------------------------------------------
+# build flags: --split-compile only where the toolkit documents it (CUDA >= 12.4)
+# --------------------------------------------------------------------------
+NVCC_VERSION_JSON = """{
+   "cuda" : {
+      "name" : "CUDA SDK",
+      "version" : "%s.1"
+   },
+   "cuda_cudart" : {
+      "name" : "CUDA Runtime (cudart)",
+      "version" : "11.0.0"
+   },
+   "cuda_nvcc" : {
+      "name" : "CUDA NVCC",
+      "version" : "%s.131"
+   }
+}
+"""
+
+
+@pytest.mark.parametrize("version, expected, split", [
+    ("12.1", (12, 1), False), ("12.4", (12, 4), True), ("13.0", (13, 0), True), (None, (0, 0), False)])
+def test_split_compile_gated_on_nvcc_version(tmp_path, monkeypatch, version, expected, split):
+    import torch.utils.cpp_extension as cpp_extension
+
+    if version is not None:
+        (tmp_path / "version.json").write_text(NVCC_VERSION_JSON % (version, version))
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path))
+    assert M._nvcc_version() == expected
+    flags = M._build_speed_flags()
+    assert any(f.startswith("--split-compile=") for f in flags) == split, flags
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", None)
+    assert M._nvcc_version() == (0, 0) and M._build_speed_flags() == []
