@@ -196,6 +196,26 @@ def test_only_needed_grads(cfg_id, case):
                    GRAD_TOL["ieee"], expect)
 
 
+@pytest.mark.parametrize("cfg_id", ["groups4_s2_bias", "k5x7_s21_p23_d12"])
+def test_forward_without_autograd_is_the_same(cfg_id):
+    """Nothing to differentiate (torch.no_grad, or nothing requires grad) takes the launcher directly,
+    without the autograd.Function: the same output bit for bit, and no graph."""
+    cfg = CFG[cfg_id]
+    torch.manual_seed(U.seed_for("no-autograd", cfg.id))
+    model, _ = U.make_models(M, cfg)
+    x = U.make_input(cfg).requires_grad_(True)
+    y_graph = model(x)
+    with torch.no_grad():
+        y_nograd = model(x)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    y_frozen = model(x.detach())
+    U.sync()
+    assert y_graph.grad_fn is not None, "the autograd path must record a graph"
+    assert y_nograd.grad_fn is None and y_frozen.grad_fn is None and not y_frozen.requires_grad
+    assert torch.equal(y_nograd, y_graph.detach()) and torch.equal(y_frozen, y_graph.detach())
+
+
 # --------------------------------------------------------------------------
 # gradcheck in float64
 # --------------------------------------------------------------------------
