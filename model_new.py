@@ -54,6 +54,7 @@ import importlib.util
 import inspect
 import math
 import os
+import re
 import time
 
 import torch
@@ -1063,12 +1064,13 @@ constexpr int WG_FOLD = 2;                        // 3xTF32: k-tiles per partial
 __host__ __device__ constexpr int wg_b_tap_bytes(int bn) { return WG_CK * bn * 4; }  // one tap's weights, one chunk: 8 KB at 128 (any dtype)
 constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used), at the start of shared memory
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
+constexpr int WG_EPI_LD16 = 72;                   // 16-bit staging row: 64 pixels + up to 7 of shift + 1
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging at least: 32 channels x 64 pixels (or 2 x 16)
 // One warpgroup's staging for the bulk epilogue's two buffers of rc channel rows (fp32 rows of 68
 // floats, 16-bit rows of 72 halves), and never less than the in-line epilogue's 32 x 68 floats.
 __host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes) {
-    return 2 * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : 72 * 2) > WG_EPI_BYTES ? 2 * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : 72 * 2)
-                                                                               : WG_EPI_BYTES;
+    const int bulk = 2 * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : WG_EPI_LD16 * 2);
+    return bulk > WG_EPI_BYTES ? bulk : WG_EPI_BYTES;
 }
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
@@ -1569,7 +1571,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 // fragment stores), 16-bit 72 (64 + up to 7, 144 bytes: conflict-free too).  A third
                 // 16-bit buffer (they fit) changed nothing: the rounds' latency, not the wait for the
                 // copies to read a buffer, sets the pace (docs/perf-log.md, w10).
-                constexpr int LOG_EB = EB == 4 ? 2 : 1, LD = EB == 4 ? WG_EPI_LD : 72;
+                constexpr int LOG_EB = EB == 4 ? 2 : 1, LD = EB == 4 ? WG_EPI_LD : WG_EPI_LD16;
                 // Lane jobs: 4 channel rows per warp per sweep (8 lanes each), role 0 the bulk copy
                 // of a row's aligned body, roles 1-7 its unaligned ends.
                 const int cr = 4 * wq + (lane >> 3), role = lane & 7;
@@ -3297,15 +3299,10 @@ def _nvcc_version():
     if not CUDA_HOME or not os.path.isfile(path):
         return (0, 0)
     with open(path) as f:
-        text = f.read()
-    # {"cuda_nvcc": {"name": ..., "version": "12.4.131"}, ...}; a plain search keeps this free of
-    # a parser's exceptions on unexpected files
-    at = text.find('"cuda_nvcc"')
-    at = text.find('"version"', at) if at >= 0 else -1
-    digits = text[at:at + 40].split('"')[3].split(".") if at >= 0 and text[at:at + 40].count('"') >= 4 else []
-    if len(digits) >= 2 and digits[0].isdigit() and digits[1].isdigit():
-        return (int(digits[0]), int(digits[1]))
-    return (0, 0)
+        # {"cuda_nvcc": {"name": ..., "version": "12.4.131"}, ...}: a pattern rather than a JSON
+        # parser, whose exceptions on an unexpected file could not be caught here
+        found = re.search(r'"cuda_nvcc"\s*:\s*\{[^}]*?"version"\s*:\s*"(\d+)\.(\d+)', f.read())
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
 def _build_speed_flags():
@@ -3377,7 +3374,7 @@ def _gemm_algo(device):
     index = device.index if device.index is not None else torch.cuda.current_device()
     known = _state["sm90a_devices"]
     if index not in known:
-        known[index] = "sm90a" in _state["arch"].split("_") and torch.cuda.get_device_capability(index) == (9, 0)
+        known[index] = "sm90a" in _state["arch"].split("_") and _capability(device) == (9, 0)
     return _ALGO_GEMM_SM90A if known[index] else _ALGO_GEMM
 
 

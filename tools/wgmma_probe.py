@@ -176,23 +176,6 @@ def latency():
         torch.cuda.synchronize()
         return (t1 - t0) / calls * 1e6
 
-    def grader_time(fn, trials=30):
-        flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size, dtype=torch.uint8, device="cuda")
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(trials):
-            torch.cuda.synchronize()
-            flush.zero_()
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            torch.cuda.synchronize()
-            times.append(s.elapsed_time(e))
-        times.sort()
-        return sum(times) / len(times), times[len(times) // 2]
-
     for label, k, hw in (("#55", 3, (512, 1024)), ("#56", (5, 7), (512, 256)), ("#55 N=1", 3, (512, 1024))):
         ref, new = pair_models(64, 128, k)
         x = torch.rand(1 if "N=1" in label else 8, 64, *hw, device="cuda")
@@ -204,7 +187,8 @@ def latency():
             xs = torch.rand(1, 64, 40, 72, device="cuda")
             cpu_new, cpu_ref = cpu_us(lambda: new(xs)), cpu_us(lambda: ref(xs))
             cpu_bare = cpu_us(lambda: M._ext().conv2d_forward(xs, w, None, geo, 2, 0, False, False))
-            g_new, g_ref = grader_time(lambda: new(x)), grader_time(lambda: ref(x))
+            g_new = cold_time(lambda: new(x), trials=30, grader_style=True)
+            g_ref = cold_time(lambda: ref(x), trials=30, grader_style=True)
             c_new, c_ref = cold_time(lambda: new(x), trials=30), cold_time(lambda: ref(x), trials=30)
         print(f"{label}: CPU per call ModelNew {cpu_new:.1f} us, bare launcher {cpu_bare:.1f} us, nn.Conv2d "
               f"{cpu_ref:.1f} us | grader timing ModelNew {g_new[0]:.3f} / {g_new[1]:.3f} ms, nn.Conv2d "
