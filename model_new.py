@@ -3309,7 +3309,7 @@ def _build_speed_flags():
     """nvcc flags that change how fast it compiles, not what it produces (outside the source hash):
     --split-compile runs cicc's and ptxas's optimisation of the kernels on several threads (CUDA >=
     12.4 here, where it is documented).  With the launchers' lighter headers it took the cold build on
-    the H200 (16 cores) from 98.6 s to 65-73 s (docs/perf-log.md, build time)."""
+    the H200 (16 cores) from 98.6 s to 65-85 s (docs/perf-log.md, build time)."""
     if _nvcc_version() >= (12, 4):
         return [f"--split-compile={max(1, min(16, os.cpu_count() or 1))}"]
     return []
