@@ -25,7 +25,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       weights (no multiplications by the zeros of a dilated gradient);
                       conv_dgrad_direct_kernel for float64 / depthwise;
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
-  grad-weight         conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
+  grad-weight         conv_wgrad_wgmma_kernel  sm_90a: warpgroup MMA with the tap-shifted input rows as
+                                               the register operand and dY through a descriptor, for
+                                               cuDNN's truncating-TF32 class (#55's grad-weight)
+                      conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
                                                (each input value loaded once for all taps), split over
                                                N*Ho*Wo, fixed-order reduction (the main path)
                       conv_wgrad_gemm_kernel   the same GEMM gathering X per tap (kernel rows wider than 36)
@@ -293,6 +296,25 @@ __device__ __forceinline__ void wgmma_m64n64k8_tf32(float (&d)[32], uint64_t a_d
         "%32, %33, p, 1, 1;\n}\n"
         : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24)
         : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+#endif
+}
+// The same m64n128k8 TF32 MMA with A from registers (the weight gradient's tap-shifted input rows,
+// which no 16-byte descriptor start can express).  A's fragment is mma.m16n8k8's, per warp w of the
+// warpgroup: a[0] = A(16w + g, t), a[1] = A(16w + g + 8, t), a[2] = A(16w + g, t + 4),
+// a[3] = A(16w + g + 8, t + 4).  The registers must stay unchanged until the MMA has retired.
+__device__ __forceinline__ void wgmma_m64n128k8_tf32_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t b_desc,
+                                                        int accumulate) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+        : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24), KB_ACC8(32), KB_ACC8(40), KB_ACC8(48), KB_ACC8(56)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));
 #endif
 }
 // D(64 x 128, fp32) (+)= A(64 x 16) * B(16 x 128), fp16 or bf16 operands (DT = "f16" / "bf16"),
@@ -1913,6 +1935,9 @@ struct WgradParams {
     // ww_wwin counts those columns too).
     int ww_yvec, ww_xvec, ww_shift;
     long long kt_total, kt_chunk;
+    // conv_wgrad_wgmma_kernel only: the X window's row length and 16-byte copies per row, and
+    // blocks of 3 kernel columns per kernel row.
+    int wwg_ldw, wwg_units, wwg_sblocks;
 };
 
 // conv_wgrad_gemm_kernel: dW[k][(c, r, s)] = sum_l dY[k][l] * X[l][(c, r, s)], l = (n, p, q).
@@ -2382,6 +2407,254 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
     }
     cp_async_wait<0>();
     flush();  // also when this split got no k-tile: its ws tile must still be written (zeros)
+}
+
+// conv_wgrad_wgmma_kernel (sm_90a): the weight gradient on warpgroup MMA, for float32 in cuDNN's
+//   truncating-TF32 class (#55's grad-weight: 3x3, 64k channels, 128k filters).
+//     dW[k][c][r][s] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
+//   Per warpgroup a GEMM of M = 64 input channels at one tap (r, s), N = 128 output channels, reduced
+//   over output pixels in k-tiles of 32 consecutive columns q0..q0+31 of one output row (n, p).
+//   Why this way round: in NCHW both dY and X run along q, the reduction, which is the K-major
+//   layout TF32 wgmma needs for both operands, so nothing is transposed.  A tap shifts X by one
+//   element (4 bytes) per kernel column, which no shared-memory descriptor can express (16-byte
+//   starts), so X is the register operand A, each lane loading its fragment at any shift (as
+//   mma.sync fragments are loaded); dY, the same for all taps, is B through a descriptor.
+// Block: 384 threads = 3 warpgroups; warpgroup j owns tap (r, s0 + j) (idle where s0 + j >= S, all
+//   three load): grid.x = ceil(Cg / 64) channel blocks x R kernel rows x wwg_sblocks = ceil(S / 3);
+//   grid.y = ceil(Kg / 128); grid.z = groups x splits, a split being a contiguous range of k-tiles
+//   in (n, p, q-tile) order.  One m64n128 fp32 accumulator (64 registers) per thread.
+// Shared memory, WWG_STAGES stages of:
+//   B  dY[128 k][32 q] as [q / 4][k][4 q]: the no-swizzle K-major layout, core matrices of 8 k x 4 q
+//      (sbo 128 B, lbo 2 KB), one 16-byte copy per 4 pixels of a row, 8 lanes on 8 consecutive k
+//      (128 contiguous shared bytes).  A row's k-tiles start at q0 = 32 qt - a, where a is the row's
+//      misalignment in floats (#55: rows of 1022 floats, a = 2 on odd rows), so that the copies are
+//      16-byte aligned; copies reaching outside [0, Q) go element by element, zero outside.
+//   A  the X window [64 channels][wwg_ldw floats]: input row p sh + r dh - pt, columns from
+//      floor4(q0 sw - pl + s0 dw) in 16-byte copies (W % 4 == 0), zero outside the image;
+//      wwg_ldw is an odd multiple of 4 floats, so one fragment load (8 channels x 4 columns) hits
+//      32 banks.  Tap s of column kk is at window column xs + kk sw + (s - s0) dw.
+// Pipeline: every thread copies and computes.  Copies run WWG_STAGES - 2 k-tiles ahead, and each
+//   warpgroup keeps one k-tile of MMAs in flight (wgmma_wait<1>), so a stage is refilled only after
+//   the barrier that follows the retirement of the MMAs that read it; for the same reason the A
+//   fragments alternate between two register sets.
+// Speed (#55, H200, docs/perf-log.md b1): the copies bound it.  MMAs alone (no copies) take 1.99 ms,
+//   copies alone 4.19, the whole 5.1 against the window kernel's 5.2: 16-byte cp.async delivers
+//   ~19 GB/s per SM here (half the SMs: the same rate per SM), and this tiling loads 32 bytes per
+//   1000 MACs (dY again for each kernel row).  TMA tensor copies would lift that bound; they fail on
+//   these machines (perf-log w12).
+// Precision: raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in this GEMM); every
+//   flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one writer
+//   per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
+//   reproducible.  Columns outside [0, Q) are zero in both operands, so no input that a tap does
+//   not reach can leak into the sums (0 * inf).
+constexpr int WWG_THREADS = 384;
+constexpr int WWG_STAGES = 6;
+constexpr int WWG_BM = 64;                         // input channels per block (the wgmma M)
+constexpr int WWG_BN = 128;                        // output channels per block (the wgmma N)
+constexpr int WWG_B_FLOATS = WWG_BN * TILE_K;      // one stage's dY tile: 16 KB
+constexpr int WWG_MAX_XCOPIES = 4;                 // window copies per thread and k-tile at most
+__host__ __device__ constexpr int wwg_stage_floats(int ldw) { return WWG_B_FLOATS + WWG_BM * ldw; }
+
+__global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const __grid_constant__ WgradParams p) {
+    read_params_in_place(p);
+    extern __shared__ __align__(128) float smem[];
+    // The warp index through a shuffle, so that the compiler knows it is warp-uniform: the
+    // warpgroup's branches are then not divergent paths (which would make it serialise the wgmma).
+    const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0), wg = warp >> 2;
+    const int group = blockIdx.z / p.splits, split = blockIdx.z - group * p.splits;
+    const int taps_blocks = p.R * p.wwg_sblocks;
+    const int cblk = blockIdx.x / taps_blocks, tap_blk = blockIdx.x - cblk * taps_blocks;
+    const int r = tap_blk / p.wwg_sblocks, s0 = 3 * (tap_blk - r * p.wwg_sblocks);
+    const int s = s0 + wg;
+    const bool wg_active = s < p.S;        // warpgroup-uniform
+    const int c0 = cblk * WWG_BM, k0 = blockIdx.y * WWG_BN;
+    const int ldw = p.wwg_ldw, units = p.wwg_units;
+    const int stage_floats = wwg_stage_floats(ldw);
+    const float* dy = (const float*)p.dy;
+    const float* x = (const float*)p.x;
+    const long long kt_begin = (long long)split * p.kt_chunk;
+    const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
+    const int KT = kt_end > kt_begin ? (int)(kt_end - kt_begin) : 0;
+    const float* dy_block = dy + ((long long)group * p.Kg + k0) * p.dy_sc;
+    const float* x_block = x + ((long long)group * p.Cg + c0) * p.x_sc;
+
+    struct Cursor { int img, op, qt; };    // a k-tile: image, output row, 32-column tile of the row
+    auto advance = [&](Cursor& c) {
+        if (++c.qt == p.q_tiles) {
+            c.qt = 0;
+            if (++c.op == p.P) { c.op = 0; ++c.img; }
+        }
+    };
+    // The k-tile's dY row (at the block's first output channel) and first column q0 (may be < 0).
+    auto tile_row = [&](const Cursor& c, const float*& row) {
+        row = dy_block + (long long)c.img * p.dy_sn + (long long)c.op * p.dy_sh;
+        const int a = (int)((reinterpret_cast<uintptr_t>(row) >> 2) & 3);
+        return c.qt * TILE_K - a;
+    };
+    const int b_k = 8 * (tid >> 6) + (tid & 7), b_kq = (tid >> 3) & 7;  // this thread's first dY copy
+    // This thread's window copies e = tid + 384 i as (channel, 16-byte unit), fixed for the kernel.
+    int x_ch[WWG_MAX_XCOPIES], x_unit[WWG_MAX_XCOPIES];
+#pragma unroll
+    for (int i = 0; i < WWG_MAX_XCOPIES; ++i) {
+        const int e = tid + WWG_THREADS * i;
+        x_ch[i] = e / units; x_unit[i] = e - x_ch[i] * units;   // x_ch >= WWG_BM: no copy
+    }
+
+    auto load_stage = [&](int stage, const Cursor& c) {
+        float* b_dst = smem + stage * stage_floats;
+        float* a_dst = b_dst + WWG_B_FLOATS;
+        const float* row;
+        const int q0 = tile_row(c, row);
+        // B: 1024 copies of 4 pixels, copy e -> k = 8 (e / 64) + e % 8, 4-pixel group kq = (e / 8) % 8;
+        // this thread's e = tid + 384 i (i < 3, e < 1024) share kq and have k = b_k + 48 i.
+        {
+            const int q = q0 + 4 * b_kq;
+            float* dst = b_dst + b_kq * (WWG_BN * 4) + b_k * 4;
+            const float* src = row + (long long)b_k * p.dy_sc + q;
+            const long long src_step = 48LL * p.dy_sc;
+            const int copies = tid < WWG_BN * 8 - 2 * WWG_THREADS ? 3 : 2;
+            if (q >= 0 && q + 4 <= p.Q) {
+#pragma unroll
+                for (int i = 0; i < 3; ++i) {
+                    const bool ok = i < copies && k0 + b_k + 48 * i < p.Kg;
+                    if (i < copies) cp_async_16z(dst + 48 * 4 * i, ok ? (const void*)(src + i * src_step) : (const void*)dy, ok);
+                }
+            } else {    // the row's first or last copy: element by element, zeros outside the row
+#pragma unroll
+                for (int i = 0; i < 3; ++i)
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) {
+                        const bool ok = i < copies && k0 + b_k + 48 * i < p.Kg && (unsigned)(q + u) < (unsigned)p.Q;
+                        if (i < copies) cp_async_4(dst + 48 * 4 * i + u, ok ? (const void*)(src + i * src_step + u) : (const void*)dy, ok);
+                    }
+            }
+        }
+        // A: the window of input row h, 16-byte units from column wx0 (a multiple of 4).
+        const int h = c.op * p.stride_h + r * p.dil_h - p.pad_t;
+        const int wx0 = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & ~3;
+        const bool h_ok = (unsigned)h < (unsigned)p.H;
+        const float* x_row = x_block + (long long)c.img * p.x_sn + (long long)h * p.x_sh;
+#pragma unroll
+        for (int i = 0; i < WWG_MAX_XCOPIES; ++i) {
+            if (x_ch[i] < WWG_BM) {
+                const int w = wx0 + 4 * x_unit[i];
+                const bool ok = h_ok && c0 + x_ch[i] < p.Cg && (unsigned)w < (unsigned)p.W;
+                cp_async_16z(a_dst + x_ch[i] * ldw + 4 * x_unit[i],
+                             ok ? (const void*)(x_row + (long long)x_ch[i] * p.x_sc + w) : (const void*)x, ok);
+            }
+        }
+    };
+
+    // Fragments: lane (g, t) of warp wl loads A(16 wl + g (+8), kk = t (+4)) of its warpgroup's tap.
+    const int wl = warp & 3, g = lane >> 2, t = lane & 3;
+    const int a_lane = (16 * wl + g) * ldw + t * p.stride_w + wg * p.dil_w;
+    const int a_m8 = 8 * ldw, a_k4 = 4 * p.stride_w, a_k8 = 8 * p.stride_w;
+    const unsigned smem_u = (unsigned)__cvta_generic_to_shared(smem);
+    const uint64_t b_hi = wgmma_desc_hi(WWG_BN * 16, 128);
+
+    float acc[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+
+    auto load_a = [&](uint32_t (&a)[4][4], int stage, const Cursor& c) {
+        const float* row;
+        const int q0 = tile_row(c, row);
+        const int xs = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & 3;
+        const float* base = smem + stage * stage_floats + WWG_B_FLOATS + xs + a_lane;
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+            const float* f = base + ks * a_k8;
+            a[ks][0] = __float_as_uint(f[0]);
+            a[ks][1] = __float_as_uint(f[a_m8]);
+            a[ks][2] = __float_as_uint(f[a_k4]);
+            a[ks][3] = __float_as_uint(f[a_m8 + a_k4]);
+        }
+        if (q0 < 0 || q0 + TILE_K > p.Q) {  // a row's first or last k-tile: zero the columns outside it
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                for (int hk = 0; hk < 2; ++hk)
+                    if ((unsigned)(q0 + 8 * ks + t + 4 * hk) >= (unsigned)p.Q) a[ks][2 * hk] = a[ks][2 * hk + 1] = 0u;
+        }
+    };
+    // accumulate == 0 on a flush interval's first k-tile: the MMA overwrites the accumulators
+    // (zeroing them in code would merge two definitions at the loop's back edge, and the compiler
+    // then waits for the MMAs in flight to move registers).
+    auto issue_mmas = [&](const uint32_t (&a)[4][4], int stage, int accumulate) {
+        const unsigned b_stage = smem_u + (unsigned)(stage * stage_floats * 4);
+        wgmma_fence();
+        wgmma_m64n128k8_tf32_rs(acc, a[0], wgmma_desc(b_hi, b_stage), accumulate);
+#pragma unroll
+        for (int ks = 1; ks < 4; ++ks)
+            wgmma_m64n128k8_tf32_rs(acc, a[ks], wgmma_desc(b_hi, b_stage + ks * 2 * (WWG_BN * 16)), 1);
+        wgmma_commit();
+    };
+
+    float* ws = p.ws + ((long long)split * p.Ktot + (long long)group * p.Kg) * p.CRS;
+    bool first_flush = true;
+    auto flush = [&]() {  // ws tile (+)= acc
+        wgmma_wait<0>();      // outside the branch, so that the compiler sees every path retire the MMAs
+        if (wg_active) {
+            wgmma_pin(acc);
+#pragma unroll
+            for (int j = 0; j < 16; ++j)
+#pragma unroll
+                for (int hm = 0; hm < 2; ++hm)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int c = c0 + 16 * wl + g + 8 * hm, k = k0 + 8 * j + 2 * t + e;
+                        const float v = acc[4 * j + 2 * hm + e];
+                        if (c < p.Cg && k < p.Kg) {
+                            float* dst = ws + (long long)k * p.CRS + ((long long)c * p.R + r) * p.S + s;
+                            if (first_flush) *dst = v;
+                            else atomicAdd(dst, v);  // result unused: a RED; one writer per address
+                        }
+                    }
+        }
+        first_flush = false;
+    };
+
+    Cursor load_at, use_at;
+    {
+        load_at.qt = (int)(kt_begin % p.q_tiles);
+        const long long rest = kt_begin / p.q_tiles;
+        load_at.op = (int)(rest % p.P); load_at.img = (int)(rest / p.P);
+        use_at = load_at;
+    }
+#pragma unroll
+    for (int i = 0; i < WWG_STAGES - 2; ++i) {
+        if (i < KT) { load_stage(i, load_at); advance(load_at); }
+        cp_async_commit();
+    }
+    auto step = [&](int kt, uint32_t (&a)[4][4], int accumulate) {
+        cp_async_wait<WWG_STAGES - 3>();   // this thread's copies of k-tile kt have landed
+        fence_proxy_async_smem();
+        __syncthreads();                   // everyone's; and k-tile kt - 2's MMAs have retired everywhere
+        const int next = kt + WWG_STAGES - 2;
+        if (next < KT) { load_stage(next % WWG_STAGES, load_at); advance(load_at); }
+        cp_async_commit();
+        if (wg_active) {
+            load_a(a, kt % WWG_STAGES, use_at);
+            issue_mmas(a, kt % WWG_STAGES, accumulate);
+            wgmma_wait<1>();               // k-tile kt - 1's MMAs: its stage and A registers are free
+        }
+        advance(use_at);
+    };
+    // Flush intervals of flush_every k-tiles (0: one interval), each ending in a flush; the inner
+    // loop alternates the two A register sets.
+    uint32_t a_even[4][4], a_odd[4][4];
+    const int interval = p.flush_every > 0 ? p.flush_every : max(KT, 1);
+    for (int kt = 0; kt < KT;) {
+        const int end = min(KT, kt + interval);
+        for (int accumulate = 0; kt < end; kt += 2, accumulate = 1) {
+            step(kt, a_even, accumulate);
+            if (kt + 1 < end) step(kt + 1, a_odd, 1);
+        }
+        kt = end;
+        flush();
+    }
+    cp_async_wait<0>();
+    if (KT == 0) flush();  // this split got no k-tile: its ws tile must still be written (zeros)
 }
 
 // conv_wgrad_direct_kernel: one block per (weight element, split) reduces its chunk of N*P*Q with
@@ -3146,6 +3419,67 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
     reduce_wgrad_splits(ws, dw, p.splits);
 }
 
+// conv_wgrad_wgmma_kernel's conditions and window: float32 in the truncating-TF32 class (PREC_EXACT),
+// the sm_90a build on a 9.0 device, zeros padding, unit-stride rows; X with rows of W % 4 == 0
+// floats, 16-byte aligned (16-byte window copies); dY with channel strides of 4k floats (every
+// output channel of a row then has the same misalignment a).  q_tiles covers Q + the largest a.
+struct WgmmaWgradChoice {
+    bool use = false;
+    int ldw = 0, units = 0, sblocks = 0, q_tiles = 0, smem = 0;
+};
+
+WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int64_t algo, int64_t prec, at::ScalarType st) {
+    WgmmaWgradChoice c;
+    if (algo != ALGO_GEMM_SM90A || st != at::kFloat || prec != PREC_EXACT || p.pad_mode != PAD_ZEROS) return c;
+    if (p.x_sw != 1 || p.dy_sw != 1 || p.W % 4 != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
+    if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || p.x_sn % 4 || p.x_sc % 4 || p.x_sh % 4) return c;
+    if (reinterpret_cast<uintptr_t>(p.dy) % 4 != 0 || p.dy_sc % 4 != 0) return c;
+    const int taps = std::min(p.S, 3);
+    const int64_t cols = 3 + (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
+    c.units = (int)ceil_div(cols, 4);
+    if (c.units > WWG_MAX_XCOPIES * WWG_THREADS / WWG_BM) return c;
+    c.ldw = 4 * c.units + ((c.units % 2 == 0) ? 4 : 0);  // an odd multiple of 4 floats
+    c.smem = WWG_STAGES * wwg_stage_floats(c.ldw) * 4;
+    if (c.smem > (int64_t)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin) return c;
+    int a_max = 0;  // the rows' misalignment: residues of the base, n dy_sn and p dy_sh, mod 4 floats
+    const int64_t base = (int64_t)(reinterpret_cast<uintptr_t>(p.dy) >> 2);
+    const int64_t images = p.L / ((int64_t)p.P * p.Q);
+    for (int64_t i = 0; i < std::min<int64_t>(images, 4); ++i)
+        for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j)
+            a_max = std::max(a_max, (int)((base + i * p.dy_sn + j * p.dy_sh) & 3));
+    c.q_tiles = (int)ceil_div((int64_t)p.Q + a_max, TILE_K);
+    c.sblocks = (int)ceil_div(p.S, 3);
+    c.use = true;
+    return c;
+}
+
+// Launch conv_wgrad_wgmma_kernel and the split reduction into dw: as many splits as give one block
+// per SM (#55: 3 kernel rows x 44 splits on 132 SMs).
+void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
+                     bool poison) {
+    p.wwg_ldw = wc.ldw; p.wwg_units = wc.units; p.wwg_sblocks = wc.sblocks; p.q_tiles = wc.q_tiles;
+    p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t cblocks = ceil_div(p.Cg, WWG_BM), kblocks = ceil_div(p.Kg, WWG_BN);
+    const int64_t blocks = cblocks * p.R * wc.sblocks * kblocks * g.groups;
+    int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(blocks, 1));
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, p.kt_total / 4));
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / g.groups));
+    p.kt_chunk = ceil_div(p.kt_total, splits);
+    p.splits = (int)ceil_div(p.kt_total, p.kt_chunk);
+    TORCH_CHECK(cblocks * p.R * wc.sblocks < (1LL << 31) && kblocks < 65536 && (int64_t)g.groups * p.splits <= 65535,
+                "too many weight-gradient blocks");
+    const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
+    // Flushes as in run_wgrad_window's TF32 modes: every 512 k-tiles (KB_CONV_WGRAD_FLUSH overrides).
+    p.flush_every = 512;
+    if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) p.flush_every = std::max(0, std::atoi(f));
+    const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
+    C10_CUDA_CHECK(cudaFuncSetAttribute(conv_wgrad_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
+    conv_wgrad_wgmma_kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    reduce_wgrad_splits(ws, dw, p.splits);
+}
+
 template <typename T>
 void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t elements, bool bias_only, bool poison) {
     using Acc = typename AccumOf<T>::type;
@@ -3188,10 +3522,19 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
         });
         return dw;
     }
+    // KB_CONV_WGRAD_KERNEL (tests and experiments): "gather" or "window" skips the kernels before it.
+    const char* force_env = std::getenv("KB_CONV_WGRAD_KERNEL");
+    const std::string force = force_env ? force_env : "";
+    if (force != "gather" && force != "window") {
+        const WgmmaWgradChoice wc = choose_wgrad_wgmma(p, algo, prec, dy.scalar_type());
+        if (wc.use) {
+            run_wgrad_wgmma(p, wc, dw, g, K, poison);
+            return dw;
+        }
+    }
     if (dy.scalar_type() != at::kDouble) {
         const WindowChoice wc = choose_window(p, dy.scalar_type() == at::kFloat);
-        const char* force = std::getenv("KB_CONV_WGRAD_KERNEL");  // tests and experiments: "gather"
-        if (wc.use && !(force && std::string(force) == "gather")) {
+        if (wc.use && force != "gather") {
             run_wgrad_window(p, wc, dw, g, K, prec, poison);
             return dw;
         }
@@ -3643,7 +3986,7 @@ class _Conv2dFunction(torch.autograd.Function):
             grad_x = _ext().conv2d_backward_input(grad_y, weight, list(ctx.x_shape), geo.vector(), algo, prec,
                                                   ctx.channels_last, poison)
         if ctx.needs_input_grad[1]:
-            algo, prec = _algorithm("grad_weight", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo)
+            algo, prec = _algorithm("grad_weight", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device)
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.vector(), algo, prec,
                                                    poison)
         if ctx.has_bias and ctx.needs_input_grad[2]:

@@ -1,5 +1,7 @@
 """GPU tests of the weight-gradient kernels: conv_wgrad_window_kernel (the default) against the
-gather kernel it replaced (conv_wgrad_gemm_kernel, still the fallback), nn.Conv2d and float64.
+gather kernel it replaced (conv_wgrad_gemm_kernel, still the fallback), nn.Conv2d and float64; and
+on compute capability 9.0 conv_wgrad_wgmma_kernel (cuDNN's truncating-TF32 class, #55) against the
+window kernel with the same operand rounding and float64.
 
 The configurations aim at the window kernel's blocking: output rows of several 32-column k-tiles
 with a ragged last one, channel counts that are not multiples of 8, more than 128 output channels
@@ -43,7 +45,11 @@ CONFIGS = [
     Cfg("sliced_in", 2, 16, 12, 40, 16, 3, layout="sliced"),
     Cfg("narrow_q7", 3, 16, 9, 9, 16, 3),                                # one partial k-tile per row
     Cfg("wide_row_fallback", 2, 8, 6, 60, 8, (1, 37)),                   # S > 36: gather kernel
+    Cfg("l55_w72", 2, 64, 20, 72, 128, 3),                               # truncating class: wgmma on sm_90a
 ]
+
+SM90 = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+SM90_REASON = "conv_wgrad_wgmma_kernel runs on compute capability 9.0 (H100 / H200) only"
 
 
 def _weight_grad(model, x, g):
@@ -170,10 +176,98 @@ def test_wgrad_kernel_choice(monkeypatch):
         monkeypatch.delenv("KB_CONV_WGRAD_KERNEL", raising=False)
         return " ".join(e.key for e in prof.key_averages())
 
+    by_id = {c.id: c for c in CONFIGS}
     with U.precision_mode("tf32"):
         default = kernels(CONFIGS[0])
         forced = kernels(CONFIGS[0], "gather")
-        wide = kernels({c.id: c for c in CONFIGS}["wide_row_fallback"])
+        wide = kernels(by_id["wide_row_fallback"])
+        truncating = kernels(by_id["l55_w72"])
+        truncating_window = kernels(by_id["l55_w72"], "window")
+    with U.precision_mode("ieee"):
+        truncating_ieee = kernels(by_id["l55_w72"])
     assert "conv_wgrad_window_kernel" in default and "conv_wgrad_gemm_kernel" not in default, default
     assert "conv_wgrad_gemm_kernel" in forced and "conv_wgrad_window_kernel" not in forced, forced
     assert "conv_wgrad_gemm_kernel" in wide and "conv_wgrad_window_kernel" not in wide, wide
+    # #55's class (3x3, 64k channels, 128k filters, TF32 on): the wgmma kernel on sm_90a; IEEE mode
+    # and a forced "window" keep the window kernel.
+    expected = "conv_wgrad_wgmma_kernel" if SM90 else "conv_wgrad_window_kernel"
+    assert expected in truncating, truncating
+    assert "conv_wgrad_window_kernel" in truncating_window and "conv_wgrad_wgmma_kernel" not in truncating_window
+    assert "conv_wgrad_window_kernel" in truncating_ieee and "conv_wgrad_wgmma_kernel" not in truncating_ieee
+
+
+# conv_wgrad_wgmma_kernel, called through the launcher in the truncating-TF32 class on shapes beyond
+# #55's: rows misaligned by 2 floats (a = 2, as #55's Q = 1022), padding (windows from column -1,
+# zero rows), partial channel and filter blocks, 3-tap blocks with idle warpgroups (5x7, 1x1),
+# strides and dilations, a single partial k-tile per row, groups.
+WGMMA_CONFIGS = [
+    Cfg("w72_odd_rows", 2, 64, 20, 72, 128, 3),          # Q = 70
+    Cfg("pad1", 2, 64, 17, 64, 128, 3, p=1),
+    Cfg("c80_k200", 2, 80, 12, 40, 200, 3, p=1),
+    Cfg("k5x7", 2, 16, 24, 60, 32, (5, 7)),               # Q = 54; tap blocks of 3, 3 and 1
+    Cfg("s2h_d2", 2, 32, 30, 48, 64, 3, s=(2, 1), p=2, d=2),
+    Cfg("s2", 2, 16, 20, 64, 16, 3, s=2, p=1),            # window columns at stride 2
+    Cfg("q10_one_tile", 3, 64, 8, 12, 128, 3),            # Q = 10 < 32
+    Cfg("groups2", 2, 128, 10, 36, 256, 3, g=2),
+    Cfg("k1x1", 2, 64, 10, 32, 128, 1),                   # two idle warpgroups
+]
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+@pytest.mark.parametrize("cfg", WGMMA_CONFIGS, ids=[c.id for c in WGMMA_CONFIGS])
+def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
+    torch.manual_seed(U.seed_for("wgrad-wgmma", cfg.id))
+    model, ref = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    gy = torch.randn(ref(x).shape, device=x.device)
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+
+    def run(kernel=None, flush=None):
+        for name, value in (("KB_CONV_WGRAD_KERNEL", kernel), ("KB_CONV_WGRAD_FLUSH", flush)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        out = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_EXACT, True)
+        U.sync()
+        return out
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        ours = run()
+    names = " ".join(e.key for e in prof.key_averages())
+    assert "conv_wgrad_wgmma_kernel" in names, f"[{cfg}] the wgmma kernel did not run: {names}"
+    again = run()
+    restarts = run(flush="3")           # many flush intervals: accumulators restarted by the MMA
+    window = run(kernel="window")       # the same truncated operands, another summation order
+    monkeypatch.delenv("KB_CONV_WGRAD_KERNEL", raising=False)
+    monkeypatch.delenv("KB_CONV_WGRAD_FLUSH", raising=False)
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s, padding=cfg.p,
+                                        dilation=cfg.d, groups=cfg.g)
+    where = f"[{cfg}]"
+    for name, dw in (("default", ours), ("flush every 3", restarts)):
+        assert not torch.isnan(dw).any(), f"{where} {name}: NaN (an element left unwritten under poison?)"
+        err, err_window = U.rel_l2(dw, truth), U.rel_l2(window, truth)
+        assert err <= 1.5 * err_window + 1e-7, f"{where} {name}: {err:.3e} from float64, window kernel {err_window:.3e}"
+        assert U.rel_l2(dw, window) <= 5e-5, f"{where} {name}: {U.rel_l2(dw, window):.3e} from the window kernel"
+    assert torch.equal(ours, again), f"{where}: not bitwise reproducible"
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+def test_wgrad_wgmma_inf_outside_rows_stays_out():
+    """Infinite inputs in the columns a k-tile reaches past its row (the shifted first tile of a
+    misaligned row reads the previous row's last columns; the last tile reads past Q) must not
+    reach the gradient: both operands are zero there."""
+    cfg = Cfg("inf_rows", 2, 64, 10, 40, 128, 3, s=(1, 2))  # rows of Q = 19 floats: misaligned by 0-3 floats
+    torch.manual_seed(U.seed_for("wgrad-wgmma-inf"))
+    model, ref = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    x[:, :, :, 39] = float("inf")       # stride 2 over 40 columns: column 39 is read by no tap
+    gy = torch.randn(ref(x).shape, device=x.device)
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    dw = M._ext().conv2d_backward_weight(gy, x, list(ref.weight.shape), geo, M._ALGO_GEMM_SM90A,
+                                         M._PREC_EXACT, True)
+    truth = torch.nn.grad.conv2d_weight(x.double(), list(ref.weight.shape), gy.double(), stride=cfg.s)
+    assert torch.isfinite(truth).all()
+    assert torch.isfinite(dw).all(), "an unread infinite input leaked into the weight gradient"
+    assert U.rel_l2(dw, truth) <= 2e-3

@@ -5,8 +5,10 @@ experiment switches the launchers read (cold L2, CUDA events, mean and median):
     python3 tools/bwd_probe.py [--batch 8] [--trials 10]
     python3 tools/bwd_probe.py --once grad_weight --batch 1     # one call of each, for ncu
 
-grad_weight: conv_wgrad_window_kernel with the default flush interval (512 k-tiles in TF32 mode),
-KB_CONV_WGRAD_FLUSH = 16, 128, 512 and 0 (only at the end), and the gather kernel (KB_CONV_WGRAD_KERNEL=gather).  grad_input: the sm_90a wgmma path
+grad_weight: the default kernel (conv_wgrad_wgmma_kernel on sm_90a: #55 is in the truncating-TF32
+class) with the default flush interval (512 k-tiles), KB_CONV_WGRAD_FLUSH = 128 and 0 (only at the
+end), conv_wgrad_window_kernel (KB_CONV_WGRAD_KERNEL=window) and with --gather the gather kernel.
+Accuracy (--accuracy): the default kernel's error from float64 per flush interval.  grad_input: the sm_90a wgmma path
 (narrow variant) and the sm_80 halo kernel (model_new.set_hopper(False)).  TF32 mode throughout.
 """
 from __future__ import annotations
@@ -30,6 +32,9 @@ def main():
     ap.add_argument("--once", choices=["grad_weight", "grad_input"])
     ap.add_argument("--passes", default="grad_weight,grad_input", help="which passes to time (comma-separated)")
     ap.add_argument("--accuracy", action="store_true", help="also each flush interval's error from float64")
+    ap.add_argument("--gather", action="store_true", help="also the gather kernel (slow)")
+    ap.add_argument("--env", action="append", default=[],
+                    help="one more grad_weight row under these environment variables, e.g. KB_CONV_WGRAD_FLUSH=1024")
     args = ap.parse_args()
     torch.manual_seed(0)
     new = M.ModelNew(64, 128, 3).cuda()
@@ -75,12 +80,14 @@ def main():
     if "grad_weight" in passes:
         row("cuDNN grad_weight", wgrad(ref))
         w_new = wgrad(new)
-        row("ours grad_weight (window, default flush)", w_new)
-        row("ours grad_weight (window, flush 16)", w_new, {"KB_CONV_WGRAD_FLUSH": "16"})
-        row("ours grad_weight (window, flush 128)", w_new, {"KB_CONV_WGRAD_FLUSH": "128"})
-        row("ours grad_weight (window, flush 512)", w_new, {"KB_CONV_WGRAD_FLUSH": "512"})
-        row("ours grad_weight (window, flush at end)", w_new, {"KB_CONV_WGRAD_FLUSH": "0"})
-        row("ours grad_weight (gather kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "gather"})
+        row("ours grad_weight (default: wgmma on sm_90a)", w_new)
+        row("ours grad_weight (default, flush 128)", w_new, {"KB_CONV_WGRAD_FLUSH": "128"})
+        row("ours grad_weight (default, flush at end)", w_new, {"KB_CONV_WGRAD_FLUSH": "0"})
+        row("ours grad_weight (window kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "window"})
+        for extra in args.env:  # experiments: --env "NAME=VALUE,NAME2=VALUE2", one row each
+            row(f"ours grad_weight ({extra})", w_new, dict(kv.split("=", 1) for kv in extra.split(",")))
+        if args.gather:
+            row("ours grad_weight (gather kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "gather"})
     if "grad_input" in passes:
         row("cuDNN grad_input", dgrad(ref))
         row("ours grad_input (wgmma narrow)", dgrad(new))
@@ -111,6 +118,10 @@ def accuracy(new, ref, x, g):
     for mode in ("tf32", "ieee"):
         set_tf32(mode == "tf32")
         print(f"{mode}: cuDNN {rel(wg(ref, x, g)):.2e} from float64", flush=True)
+        if mode == "tf32":
+            os.environ["KB_CONV_WGRAD_KERNEL"] = "window"
+            print(f"{mode}: window kernel (default flush) {rel(wg(new, x, g)):.2e}", flush=True)
+            os.environ.pop("KB_CONV_WGRAD_KERNEL")
         for flush in ("0", "16", "64", "128", "512"):
             os.environ["KB_CONV_WGRAD_FLUSH"] = flush
             print(f"{mode}: ours, flush every {flush:>2} k-tiles (0: at the end) {rel(wg(new, x, g)):.2e}", flush=True)

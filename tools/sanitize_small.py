@@ -55,6 +55,9 @@ CASES = [
     ("wgmma16_vec_W72", 1, 40, 16, 72, 130, 3, dict(padding=1, bias=True)),
     # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet
     ("wgrad_window_Q70", 2, 20, 5, 72, 40, 3, dict(bias=True)),
+    # conv_wgrad_wgmma_kernel (sm_90a, TF32 mode: cuDNN's truncating class): rows of 70 floats, so
+    # odd rows start 8 bytes off 16 (shifted k-tiles, element-wise edge copies)
+    ("wgrad_wgmma_Q70", 1, 64, 6, 72, 128, 3, dict()),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
