@@ -167,6 +167,11 @@ __device__ __forceinline__ void cp_async_16z(float* smem_dst, const void* gmem_s
     unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
 }
+// The same through the L1 (.ca): for copies whose 128-byte lines the next copies share.
+__device__ __forceinline__ void cp_async_16ca(float* smem_dst, const void* gmem_src, bool valid) {
+    unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
@@ -2437,11 +2442,13 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   warpgroup keeps one k-tile of MMAs in flight (wgmma_wait<1>), so a stage is refilled only after
 //   the barrier that follows the retirement of the MMAs that read it; for the same reason the A
 //   fragments alternate between two register sets.
-// Speed (#55, H200, docs/perf-log.md b1): the copies bound it.  MMAs alone (no copies) take 1.99 ms,
-//   copies alone 4.19, the whole 5.1 against the window kernel's 5.2: 16-byte cp.async delivers
-//   ~19 GB/s per SM here (half the SMs: the same rate per SM), and this tiling loads 32 bytes per
-//   1000 MACs (dY again for each kernel row).  TMA tensor copies would lift that bound; they fail on
-//   these machines (perf-log w12).
+// Speed (#55, H200, docs/perf-log.md b1, b2): the copies bound it, per SM.  MMAs alone (no copies)
+//   take 1.99 ms, copies alone 4.19 (through L2 only, .cg): ~19 GB/s per SM, the same with half the
+//   SMs busy, and this tiling loads 32 bytes per 1000 MACs (dY again for each kernel row).  The
+//   copies go through the L1 (cp.async.ca): a k-tile's 128-byte dY runs start 16-byte aligned, so
+//   they share a line with the next k-tile's, and the windows overlap by a few columns; that took
+//   the kernel from 4.76 to 4.12 ms (window kernel 5.0).  TMA tensor copies would lift the bound;
+//   they fail on these machines (perf-log w12).
 // Precision: raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in this GEMM); every
 //   flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one writer
 //   per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
@@ -2517,7 +2524,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
 #pragma unroll
                 for (int i = 0; i < 3; ++i) {
                     const bool ok = i < copies && k0 + b_k + 48 * i < p.Kg;
-                    if (i < copies) cp_async_16z(dst + 48 * 4 * i, ok ? (const void*)(src + i * src_step) : (const void*)dy, ok);
+                    if (i < copies) cp_async_16ca(dst + 48 * 4 * i, ok ? (const void*)(src + i * src_step) : (const void*)dy, ok);
                 }
             } else {    // the row's first or last copy: element by element, zeros outside the row
 #pragma unroll
@@ -2539,8 +2546,8 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
             if (x_ch[i] < WWG_BM) {
                 const int w = wx0 + 4 * x_unit[i];
                 const bool ok = h_ok && c0 + x_ch[i] < p.Cg && (unsigned)w < (unsigned)p.W;
-                cp_async_16z(a_dst + x_ch[i] * ldw + 4 * x_unit[i],
-                             ok ? (const void*)(x_row + (long long)x_ch[i] * p.x_sc + w) : (const void*)x, ok);
+                cp_async_16ca(a_dst + x_ch[i] * ldw + 4 * x_unit[i],
+                              ok ? (const void*)(x_row + (long long)x_ch[i] * p.x_sc + w) : (const void*)x, ok);
             }
         }
     };
