@@ -3388,34 +3388,44 @@ WindowChoice choose_window(const WgradParams& p, bool fp32) {
     return c;
 }
 
-// Launch conv_wgrad_window_kernel and the split reduction into dw.  Splits: as many as keep one
-// wave of blocks on the GPU (one block per SM), each at least 4 k-tiles.
+// The k-tile split of the window and wgmma weight-gradient kernels: p.q_tiles k-tiles per output row,
+// and as many splits as keep one wave of `blocks` blocks per split on the GPU (one block per SM),
+// each at least 4 k-tiles.
+void split_k_tiles(WgradParams& p, int64_t blocks, int groups) {
+    p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(blocks, 1));
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, p.kt_total / 4));
+    splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / groups));
+    p.kt_chunk = ceil_div(p.kt_total, splits);
+    p.splits = (int)ceil_div(p.kt_total, p.kt_chunk);
+}
+
+// k-tiles between flushes of the registers into ws: every 16 (512 reduction terms: see
+// conv_wgrad_gemm_kernel) in IEEE mode (#55: 3.6e-6 from float64; 1.4e-5 at 64, 4.5e-4 without
+// flushes), every 512 otherwise: on #55 the window kernel's flushes (reductions into L2) cost 4.8 ms
+// of 9.7 at 16, 0.85 of 5.8 at 128 and 0.3 of 5.25 at 512, while TF32's operand rounding sets the
+// error (7.6e-4 from float64 at 16 to 128, 7.8e-4 at 512, 8.8e-4 without flushes; cuDNN 1.4e-3):
+// tools/bwd_probe.py --accuracy, docs/perf-log.md.  KB_CONV_WGRAD_FLUSH overrides it for experiments
+// (0: only at the end).
+int wgrad_flush_every(int64_t prec) {
+    if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) return std::max(0, std::atoi(f));
+    return prec == PREC_3XTF32 ? 16 : 512;
+}
+
+// Launch conv_wgrad_window_kernel and the split reduction into dw (splits: split_k_tiles).
 void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
                       int64_t prec, bool poison) {
     auto stream = launch_stream();
     p.ww_ob = wc.ob; p.ww_rb = wc.rb; p.ww_wwin = wc.wwin; p.ww_ldc = wc.ldc; p.ww_rblocks = wc.rblocks;
     p.ww_xvec = wc.xvec; p.ww_yvec = wc.yvec; p.ww_shift = wc.shift;
     p.q_tiles = (int)ceil_div(p.Q, TILE_K);
-    p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
-    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    const int64_t blocks = (int64_t)wc.cblocks * wc.rblocks * ceil_div(p.Kg, TILE_M) * g.groups;
-    int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(blocks, 1));
-    splits = std::min<int64_t>(splits, std::max<int64_t>(1, p.kt_total / 4));
-    splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / g.groups));
-    p.kt_chunk = ceil_div(p.kt_total, splits);
-    p.splits = (int)ceil_div(p.kt_total, p.kt_chunk);
+    split_k_tiles(p, (int64_t)wc.cblocks * wc.rblocks * ceil_div(p.Kg, TILE_M) * g.groups, g.groups);
     TORCH_CHECK((int64_t)g.groups * p.splits <= 65535, "too many groups for the weight-gradient kernel");
     TORCH_CHECK((int64_t)wc.cblocks * wc.rblocks < 65536 && ceil_div(p.Kg, TILE_M) < 65536,
                 "too many weight-gradient blocks");
     const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
-    // The registers go into ws every 16 k-tiles (512 reduction terms: see conv_wgrad_gemm_kernel) in
-    // IEEE mode (#55: 3.6e-6 from float64; 1.4e-5 at 64, 4.5e-4 without flushes), every 512 otherwise:
-    // on #55 the flushes' reductions into L2 cost 4.8 ms of 9.7 at 16, 0.85 of 5.8 at 128 and 0.3 of
-    // 5.25 at 512, while TF32's operand rounding sets the error (7.6e-4 from float64 at 16 to 128,
-    // 7.8e-4 at 512, 8.8e-4 without flushes; cuDNN 1.4e-3): tools/bwd_probe.py --accuracy,
-    // docs/perf-log.md.  KB_CONV_WGRAD_FLUSH overrides it for experiments (0: only at the end).
-    p.flush_every = prec == PREC_3XTF32 ? 16 : 512;
-    if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) p.flush_every = std::max(0, std::atoi(f));
+    p.flush_every = wgrad_flush_every(prec);
     const dim3 grid((unsigned)(wc.cblocks * wc.rblocks), (unsigned)ceil_div(p.Kg, TILE_M), (unsigned)(g.groups * p.splits));
     dispatch_wgrad(dw.scalar_type(), prec, [&](auto t_tag, auto prec_tag) {
         auto kernel = conv_wgrad_window_kernel<decltype(t_tag), decltype(prec_tag)::value>;
@@ -3460,26 +3470,17 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int64_t algo, int64_t 
     return c;
 }
 
-// Launch conv_wgrad_wgmma_kernel and the split reduction into dw: as many splits as give one block
-// per SM (#55: 3 kernel rows x 44 splits on 132 SMs).
+// Launch conv_wgrad_wgmma_kernel and the split reduction into dw (splits: split_k_tiles; #55: 3 kernel
+// rows x 44 splits on 132 SMs).
 void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
                      bool poison) {
     p.wwg_ldw = wc.ldw; p.wwg_units = wc.units; p.wwg_sblocks = wc.sblocks; p.q_tiles = wc.q_tiles;
-    p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
-    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
     const int64_t cblocks = ceil_div(p.Cg, WWG_BM), kblocks = ceil_div(p.Kg, WWG_BN);
-    const int64_t blocks = cblocks * p.R * wc.sblocks * kblocks * g.groups;
-    int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(blocks, 1));
-    splits = std::min<int64_t>(splits, std::max<int64_t>(1, p.kt_total / 4));
-    splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / g.groups));
-    p.kt_chunk = ceil_div(p.kt_total, splits);
-    p.splits = (int)ceil_div(p.kt_total, p.kt_chunk);
+    split_k_tiles(p, cblocks * p.R * wc.sblocks * kblocks * g.groups, g.groups);
     TORCH_CHECK(cblocks * p.R * wc.sblocks < (1LL << 31) && kblocks < 65536 && (int64_t)g.groups * p.splits <= 65535,
                 "too many weight-gradient blocks");
     const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
-    // Flushes as in run_wgrad_window's TF32 modes: every 512 k-tiles (KB_CONV_WGRAD_FLUSH overrides).
-    p.flush_every = 512;
-    if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) p.flush_every = std::max(0, std::atoi(f));
+    p.flush_every = wgrad_flush_every(PREC_EXACT);  // 512, as the window kernel's TF32 modes
     const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
     C10_CUDA_CHECK(cudaFuncSetAttribute(conv_wgrad_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
     conv_wgrad_wgmma_kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p);
