@@ -26,8 +26,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_dgrad_direct_kernel for float64 / depthwise;
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
   grad-weight         conv_wgrad_wgmma_kernel  sm_90a: warpgroup MMA with the tap-shifted input rows as
-                                               the register operand and dY through a descriptor, for
-                                               cuDNN's truncating-TF32 class (#55's grad-weight)
+                                               the register operand and dY through a descriptor, both
+                                               loaded by the tensor copy engine (TMA), for cuDNN's
+                                               truncating-TF32 class (#55's grad-weight)
                       conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
                                                (each input value loaded once for all taps), split over
                                                N*Ho*Wo, fixed-order reduction (the main path)
@@ -69,6 +70,7 @@ from torch.autograd.function import once_differentiable
 # with plain nvcc for sm_80 and sm_90a.
 # ----------------------------------------------------------------------------------------------
 CUDA_KERNELS = r"""
+#include <cuda.h>          // CUtensorMap (the type only: maps are encoded through the runtime's driver entry point)
 #include <cstdint>
 #include <type_traits>
 
@@ -221,6 +223,13 @@ __device__ __forceinline__ uint64_t wgmma_desc_hi(unsigned lbo_bytes, unsigned s
 }
 __device__ __forceinline__ uint64_t wgmma_desc(uint64_t hi, unsigned smem_addr) {
     return hi | (uint64_t)((smem_addr >> 4) & 0x3FFFu);
+}
+// The same for a K-major operand in the 128-byte-swizzle layout, as the tensor copy engine writes it
+// with CU_TENSOR_MAP_SWIZZLE_128B: each row holds 128 bytes of K (32 tf32), its 16-byte chunks stored
+// at chunk ^ (row % 8); 8 rows make a 1024-byte atom (sbo), atoms 1024-byte aligned; lbo unused
+// (1); bits 62-63 = 1.  A k8 step inside the row moves the start address by 32 bytes.
+__device__ __forceinline__ uint64_t wgmma_desc_hi_sw128() {
+    return ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
 
 __device__ __forceinline__ void wgmma_fence() {
@@ -415,6 +424,26 @@ template <int N> __device__ __forceinline__ void bulk_wait_read() {
 template <int N> __device__ __forceinline__ void bulk_wait() {
 #ifdef KB_HAVE_WGMMA
     asm volatile("cp.async.bulk.wait_group %0;\n" :: "n"(N) : "memory");
+#endif
+}
+
+// The tensor copy engine (TMA): one box of a tensor described by a tensor map (encoded on the host,
+// passed as a __grid_constant__ kernel parameter) into shared memory, completing on mbarrier bar;
+// elements outside the tensor are zero.  Coordinates run innermost first.  On our H200s (driver
+// 580.159, CUDA 13.0) a box whose innermost start is not 16-byte aligned stops the kernel with
+// "an illegal instruction was encountered" (docs/perf-log.md, b3), so callers align it.
+__device__ __forceinline__ void tma_load_3d(unsigned dst, const CUtensorMap* map, int c0, int c1, int c2, unsigned bar) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
+#endif
+}
+__device__ __forceinline__ void tma_load_4d(unsigned dst, const CUtensorMap* map, int c0, int c1, int c2, int c3,
+                                            unsigned bar) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+                 :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+                 : "memory");
 #endif
 }
 
@@ -1940,9 +1969,9 @@ struct WgradParams {
     // ww_wwin counts those columns too).
     int ww_yvec, ww_xvec, ww_shift;
     long long kt_total, kt_chunk;
-    // conv_wgrad_wgmma_kernel only: the X window's row length and 16-byte copies per row, and
-    // blocks of 3 kernel columns per kernel row.
-    int wwg_ldw, wwg_units, wwg_sblocks;
+    // conv_wgrad_wgmma_kernel only: the X window's row length, pipeline stages, and blocks of 3
+    // kernel columns per kernel row.
+    int wwg_ldw, wwg_stages, wwg_sblocks;
 };
 
 // conv_wgrad_gemm_kernel: dW[k][(c, r, s)] = sum_l dY[k][l] * X[l][(c, r, s)], l = (n, p, q).
@@ -2424,47 +2453,54 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   element (4 bytes) per kernel column, which no shared-memory descriptor can express (16-byte
 //   starts), so X is the register operand A, each lane loading its fragment at any shift (as
 //   mma.sync fragments are loaded); dY, the same for all taps, is B through a descriptor.
-// Block: 384 threads = 3 warpgroups; warpgroup j owns tap (r, s0 + j) (idle where s0 + j >= S, all
-//   three load): grid.x = ceil(Cg / 64) channel blocks x R kernel rows x wwg_sblocks = ceil(S / 3);
+// Block: 384 threads = 3 warpgroups; warpgroup j owns tap (r, s0 + j) (idle where s0 + j >= S):
+//   grid.x = ceil(Cg / 64) channel blocks x R kernel rows x wwg_sblocks = ceil(S / 3);
 //   grid.y = ceil(Kg / 128); grid.z = groups x splits, a split being a contiguous range of k-tiles
 //   in (n, p, q-tile) order.  One m64n128 fp32 accumulator (64 registers) per thread.
-// Shared memory, WWG_STAGES stages of:
-//   B  dY[128 k][32 q] as [q / 4][k][4 q]: the no-swizzle K-major layout, core matrices of 8 k x 4 q
-//      (sbo 128 B, lbo 2 KB), one 16-byte copy per 4 pixels of a row, 8 lanes on 8 consecutive k
-//      (128 contiguous shared bytes).  A row's k-tiles start at q0 = 32 qt - a, where a is the row's
-//      misalignment in floats (#55: rows of 1022 floats, a = 2 on odd rows), so that the copies are
-//      16-byte aligned; copies reaching outside [0, Q) go element by element, zero outside.
-//   A  the X window [64 channels][wwg_ldw floats]: input row p sh + r dh - pt, columns from
-//      floor4(q0 sw - pl + s0 dw) in 16-byte copies (W % 4 == 0), zero outside the image;
+// Copies: the tensor copy engine (TMA), one thread issuing two boxes per k-tile into a stage and
+//   every thread waiting on the stage's mbarrier.  (b1-b2 copied with 16-byte cp.async from every
+//   thread, and those copies, ~19 GB/s per SM, bound the kernel at twice its MMA time.)
+//   B  dY[128 k][32 q], box {32 q, 128 k, 1 image} of the map dY[N][Ktot][P*Q] (each output plane
+//      flattened, so that rows of any length can be read: a map's row stride must be a multiple of
+//      16 bytes, #55's 4088 is not), 128-byte swizzle: row k = the 128 bytes of q0..q0+31, the
+//      layout the descriptor reads.  A row's k-tiles start at q0 = 32 qt - a, a being the row's
+//      misalignment in floats (#55: rows of 1022 floats, a = 2 on odd rows), so that every box
+//      starts 16-byte aligned, which the copy engine requires (above).  A box reaches into the
+//      neighbouring rows where q0 < 0 or q0 + 32 > Q; on those k-tiles 128 threads zero the
+//      columns outside [0, Q) in shared memory (so that no value of a neighbouring row, infinite
+//      or not, meets a zero of the other operand).
+//   A  the X window [64 channels][wwg_ldw floats], box {wwg_ldw, 1 row, 64 channels, 1 image} of
+//      the map X[N][Ctot][H][W] from column floor4(q0 sw - pl + s0 dw) of input row
+//      p sh + r dh - pt: zero outside the image (padding) and past the last channel;
 //      wwg_ldw is an odd multiple of 4 floats, so one fragment load (8 channels x 4 columns) hits
 //      32 banks.  Tap s of column kk is at window column xs + kk sw + (s - s0) dw.
-// Pipeline: every thread copies and computes.  Copies run WWG_STAGES - 2 k-tiles ahead, and each
-//   warpgroup keeps one k-tile of MMAs in flight (wgmma_wait<1>), so a stage is refilled only after
-//   the barrier that follows the retirement of the MMAs that read it; for the same reason the A
-//   fragments alternate between two register sets.
-// Speed (#55, H200, docs/perf-log.md b1, b2): the copies bound it, per SM.  MMAs alone (no copies)
-//   take 1.99 ms, copies alone 4.19 (through L2 only, .cg): ~19 GB/s per SM, the same with half the
-//   SMs busy, and this tiling loads 32 bytes per 1000 MACs (dY again for each kernel row).  The
-//   copies go through the L1 (cp.async.ca): a k-tile's 128-byte dY runs start 16-byte aligned, so
-//   they share a line with the next k-tile's, and the windows overlap by a few columns; that took
-//   the kernel from 4.76 to 4.12 ms (window kernel 5.0).  TMA tensor copies would lift the bound;
-//   they fail on these machines (perf-log w12).
+//   Channels and filters past the block's group (partial blocks) load whatever is there or zeros;
+//   they only reach accumulator rows and columns that are never written out.
+// Pipeline: wwg_stages stages (each a multiple of 1024 bytes, B first); boxes run wwg_stages - 2
+//   k-tiles ahead, and each warpgroup keeps one k-tile of MMAs in flight (wgmma_wait<1>), so a
+//   stage is refilled only after the barrier that follows the retirement of the MMAs that read
+//   it; for the same reason the A fragments alternate between two register sets.
 // Precision: raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in this GEMM); every
 //   flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one writer
 //   per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
 //   reproducible.  Columns outside [0, Q) are zero in both operands, so no input that a tap does
 //   not reach can leak into the sums (0 * inf).
 constexpr int WWG_THREADS = 384;
-constexpr int WWG_STAGES = 6;
+constexpr int WWG_MAX_STAGES = 8;
 constexpr int WWG_BM = 64;                         // input channels per block (the wgmma M)
 constexpr int WWG_BN = 128;                        // output channels per block (the wgmma N)
-constexpr int WWG_B_FLOATS = WWG_BN * TILE_K;      // one stage's dY tile: 16 KB
-constexpr int WWG_MAX_XCOPIES = 4;                 // window copies per thread and k-tile at most
-__host__ __device__ constexpr int wwg_stage_floats(int ldw) { return WWG_B_FLOATS + WWG_BM * ldw; }
+constexpr int WWG_B_BYTES = WWG_BN * TILE_K * 4;   // one stage's dY tile: 16 KB
+constexpr int WWG_MAX_LDW = 256;                   // the window's width at most (a box dimension's limit)
+// One stage: the dY tile, then the X window, rounded up to the 1024-byte swizzle atom.
+__host__ __device__ constexpr int wwg_stage_bytes(int ldw) { return (WWG_B_BYTES + WWG_BM * ldw * 4 + 1023) / 1024 * 1024; }
+// Dynamic shared memory: 1 KB of slack to align the stages to 1024 bytes, the stages, the mbarriers.
+__host__ __device__ constexpr int wwg_smem_bytes(int ldw, int stages) { return 1024 + stages * wwg_stage_bytes(ldw) + 8 * stages; }
 
-__global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const __grid_constant__ WgradParams p) {
+__global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const __grid_constant__ WgradParams p,
+                                                                          const __grid_constant__ CUtensorMap dy_map,
+                                                                          const __grid_constant__ CUtensorMap x_map) {
     read_params_in_place(p);
-    extern __shared__ __align__(128) float smem[];
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
     // The warp index through a shuffle, so that the compiler knows it is warp-uniform: the
     // warpgroup's branches are then not divergent paths (which would make it serialise the wgmma).
     const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0), wg = warp >> 2;
@@ -2475,15 +2511,20 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     const int s = s0 + wg;
     const bool wg_active = s < p.S;        // warpgroup-uniform
     const int c0 = cblk * WWG_BM, k0 = blockIdx.y * WWG_BN;
-    const int ldw = p.wwg_ldw, units = p.wwg_units;
-    const int stage_floats = wwg_stage_floats(ldw);
-    const float* dy = (const float*)p.dy;
-    const float* x = (const float*)p.x;
+    const int ldw = p.wwg_ldw, stages = p.wwg_stages;
+    const int stage_bytes = wwg_stage_bytes(ldw);
     const long long kt_begin = (long long)split * p.kt_chunk;
     const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
     const int KT = kt_end > kt_begin ? (int)(kt_end - kt_begin) : 0;
-    const float* dy_block = dy + ((long long)group * p.Kg + k0) * p.dy_sc;
-    const float* x_block = x + ((long long)group * p.Cg + c0) * p.x_sc;
+    const float* dy_block = (const float*)p.dy + ((long long)group * p.Kg + k0) * p.dy_sc;
+    const unsigned smem_u = ((unsigned)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
+    unsigned char* smem = smem_raw + (smem_u - (unsigned)__cvta_generic_to_shared(smem_raw));
+    const unsigned bars = smem_u + stages * stage_bytes;   // one mbarrier per stage
+    if (tid == 0) {
+        for (int i = 0; i < stages; ++i) mbar_init(bars + 8 * i, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
 
     struct Cursor { int img, op, qt; };    // a k-tile: image, output row, 32-column tile of the row
     auto advance = [&](Cursor& c) {
@@ -2492,82 +2533,35 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
             if (++c.op == p.P) { c.op = 0; ++c.img; }
         }
     };
-    // The k-tile's dY row (at the block's first output channel) and first column q0 (may be < 0).
-    auto tile_row = [&](const Cursor& c, const float*& row) {
-        row = dy_block + (long long)c.img * p.dy_sn + (long long)c.op * p.dy_sh;
-        const int a = (int)((reinterpret_cast<uintptr_t>(row) >> 2) & 3);
-        return c.qt * TILE_K - a;
+    // The k-tile's first column q0 (may be < 0): 32 qt less the row's misalignment in floats.
+    auto tile_q0 = [&](const Cursor& c) {
+        const float* row = dy_block + (long long)c.img * p.dy_sn + (long long)c.op * p.dy_sh;
+        return c.qt * TILE_K - (int)((reinterpret_cast<uintptr_t>(row) >> 2) & 3);
     };
-    const int b_k = 8 * (tid >> 6) + (tid & 7), b_kq = (tid >> 3) & 7;  // this thread's first dY copy
-    // This thread's window copies e = tid + 384 i as (channel, 16-byte unit), fixed for the kernel.
-    int x_ch[WWG_MAX_XCOPIES], x_unit[WWG_MAX_XCOPIES];
-#pragma unroll
-    for (int i = 0; i < WWG_MAX_XCOPIES; ++i) {
-        const int e = tid + WWG_THREADS * i;
-        x_ch[i] = e / units; x_unit[i] = e - x_ch[i] * units;   // x_ch >= WWG_BM: no copy
-    }
-
-    auto load_stage = [&](int stage, const Cursor& c) {
-        float* b_dst = smem + stage * stage_floats;
-        float* a_dst = b_dst + WWG_B_FLOATS;
-        const float* row;
-        const int q0 = tile_row(c, row);
-        // B: 1024 copies of 4 pixels, copy e -> k = 8 (e / 64) + e % 8, 4-pixel group kq = (e / 8) % 8;
-        // this thread's e = tid + 384 i (i < 3, e < 1024) share kq and have k = b_k + 48 i.
-        {
-            const int q = q0 + 4 * b_kq;
-            float* dst = b_dst + b_kq * (WWG_BN * 4) + b_k * 4;
-            const float* src = row + (long long)b_k * p.dy_sc + q;
-            const long long src_step = 48LL * p.dy_sc;
-            const int copies = tid < WWG_BN * 8 - 2 * WWG_THREADS ? 3 : 2;
-            if (q >= 0 && q + 4 <= p.Q) {
-#pragma unroll
-                for (int i = 0; i < 3; ++i) {
-                    const bool ok = i < copies && k0 + b_k + 48 * i < p.Kg;
-                    if (i < copies) cp_async_16ca(dst + 48 * 4 * i, ok ? (const void*)(src + i * src_step) : (const void*)dy, ok);
-                }
-            } else {    // the row's first or last copy: element by element, zeros outside the row
-#pragma unroll
-                for (int i = 0; i < 3; ++i)
-#pragma unroll
-                    for (int u = 0; u < 4; ++u) {
-                        const bool ok = i < copies && k0 + b_k + 48 * i < p.Kg && (unsigned)(q + u) < (unsigned)p.Q;
-                        if (i < copies) cp_async_4(dst + 48 * 4 * i + u, ok ? (const void*)(src + i * src_step + u) : (const void*)dy, ok);
-                    }
-            }
-        }
-        // A: the window of input row h, 16-byte units from column wx0 (a multiple of 4).
+    // Thread 0: both boxes of k-tile c into stage `stage`.
+    auto issue_stage = [&](int stage, const Cursor& c) {
+        const int q0 = tile_q0(c);
+        const unsigned b_dst = smem_u + stage * stage_bytes, bar = bars + 8 * stage;
+        mbar_arrive_expect_tx(bar, WWG_B_BYTES + WWG_BM * ldw * 4);
+        tma_load_3d(b_dst, &dy_map, c.op * p.Q + q0, group * p.Kg + k0, c.img, bar);
         const int h = c.op * p.stride_h + r * p.dil_h - p.pad_t;
         const int wx0 = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & ~3;
-        const bool h_ok = (unsigned)h < (unsigned)p.H;
-        const float* x_row = x_block + (long long)c.img * p.x_sn + (long long)h * p.x_sh;
-#pragma unroll
-        for (int i = 0; i < WWG_MAX_XCOPIES; ++i) {
-            if (x_ch[i] < WWG_BM) {
-                const int w = wx0 + 4 * x_unit[i];
-                const bool ok = h_ok && c0 + x_ch[i] < p.Cg && (unsigned)w < (unsigned)p.W;
-                cp_async_16ca(a_dst + x_ch[i] * ldw + 4 * x_unit[i],
-                              ok ? (const void*)(x_row + (long long)x_ch[i] * p.x_sc + w) : (const void*)x, ok);
-            }
-        }
+        tma_load_4d(b_dst + WWG_B_BYTES, &x_map, wx0, h, group * p.Cg + c0, c.img, bar);
     };
 
     // Fragments: lane (g, t) of warp wl loads A(16 wl + g (+8), kk = t (+4)) of its warpgroup's tap.
     const int wl = warp & 3, g = lane >> 2, t = lane & 3;
     const int a_lane = (16 * wl + g) * ldw + t * p.stride_w + wg * p.dil_w;
     const int a_m8 = 8 * ldw, a_k4 = 4 * p.stride_w, a_k8 = 8 * p.stride_w;
-    const unsigned smem_u = (unsigned)__cvta_generic_to_shared(smem);
-    const uint64_t b_hi = wgmma_desc_hi(WWG_BN * 16, 128);
+    const uint64_t b_hi = wgmma_desc_hi_sw128();
 
     float acc[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] = 0.f;
 
-    auto load_a = [&](uint32_t (&a)[4][4], int stage, const Cursor& c) {
-        const float* row;
-        const int q0 = tile_row(c, row);
+    auto load_a = [&](uint32_t (&a)[4][4], int stage, int q0) {
         const int xs = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & 3;
-        const float* base = smem + stage * stage_floats + WWG_B_FLOATS + xs + a_lane;
+        const float* base = reinterpret_cast<const float*>(smem + stage * stage_bytes + WWG_B_BYTES) + xs + a_lane;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
             const float* f = base + ks * a_k8;
@@ -2588,12 +2582,12 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     // (zeroing them in code would merge two definitions at the loop's back edge, and the compiler
     // then waits for the MMAs in flight to move registers).
     auto issue_mmas = [&](const uint32_t (&a)[4][4], int stage, int accumulate) {
-        const unsigned b_stage = smem_u + (unsigned)(stage * stage_floats * 4);
+        const unsigned b_stage = smem_u + stage * stage_bytes;
         wgmma_fence();
         wgmma_m64n128k8_tf32_rs(acc, a[0], wgmma_desc(b_hi, b_stage), accumulate);
 #pragma unroll
         for (int ks = 1; ks < 4; ++ks)
-            wgmma_m64n128k8_tf32_rs(acc, a[ks], wgmma_desc(b_hi, b_stage + ks * 2 * (WWG_BN * 16)), 1);
+            wgmma_m64n128k8_tf32_rs(acc, a[ks], wgmma_desc(b_hi, b_stage + ks * 32), 1);
         wgmma_commit();
     };
 
@@ -2628,24 +2622,38 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         load_at.op = (int)(rest % p.P); load_at.img = (int)(rest / p.P);
         use_at = load_at;
     }
-#pragma unroll
-    for (int i = 0; i < WWG_STAGES - 2; ++i) {
-        if (i < KT) { load_stage(i, load_at); advance(load_at); }
-        cp_async_commit();
+    // Stage and mbarrier phase of the next k-tile to load and to use (k-tile i: stage i % stages,
+    // phase (i / stages) & 1), kept as counters.
+    int load_stage = 0, use_stage = 0;
+    unsigned use_phase = 0;
+    for (int i = 0; i < stages - 2 && i < KT; ++i) {
+        if (tid == 0) issue_stage(load_stage, load_at);
+        advance(load_at);
+        if (++load_stage == stages) load_stage = 0;
     }
     auto step = [&](int kt, uint32_t (&a)[4][4], int accumulate) {
-        cp_async_wait<WWG_STAGES - 3>();   // this thread's copies of k-tile kt have landed
-        fence_proxy_async_smem();
-        __syncthreads();                   // everyone's; and k-tile kt - 2's MMAs have retired everywhere
-        const int next = kt + WWG_STAGES - 2;
-        if (next < KT) { load_stage(next % WWG_STAGES, load_at); advance(load_at); }
-        cp_async_commit();
+        const int q0 = tile_q0(use_at);
+        mbar_wait(bars + 8 * use_stage, use_phase);          // k-tile kt's boxes have landed
+        if ((q0 < 0 || q0 + TILE_K > p.Q) && tid < WWG_BN) {  // dY columns outside the row: zeros
+            unsigned char* row = smem + use_stage * stage_bytes + tid * 128;
+            for (int j = 0; j < TILE_K; ++j)
+                if ((unsigned)(q0 + j) >= (unsigned)p.Q)
+                    *reinterpret_cast<float*>(row + ((((j >> 2) ^ (tid & 7)) << 4) | ((j & 3) << 2))) = 0.f;
+            fence_proxy_async_smem();
+        }
+        __syncthreads();   // the zeros are in; and k-tile kt - 2's MMAs have retired everywhere
+        if (kt + stages - 2 < KT) {
+            if (tid == 0) issue_stage(load_stage, load_at);   // k-tile kt + stages - 2, into kt - 2's stage
+            advance(load_at);
+            if (++load_stage == stages) load_stage = 0;
+        }
         if (wg_active) {
-            load_a(a, kt % WWG_STAGES, use_at);
-            issue_mmas(a, kt % WWG_STAGES, accumulate);
+            load_a(a, use_stage, q0);
+            issue_mmas(a, use_stage, accumulate);
             wgmma_wait<1>();               // k-tile kt - 1's MMAs: its stage and A registers are free
         }
         advance(use_at);
+        if (++use_stage == stages) { use_stage = 0; use_phase ^= 1u; }
     };
     // Flush intervals of flush_every k-tiles (0: one interval), each ending in a flush; the inner
     // loop alternates the two A register sets.
@@ -2660,7 +2668,6 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         kt = end;
         flush();
     }
-    cp_async_wait<0>();
     if (KT == 0) flush();  // this split got no k-tile: its ws tile must still be written (zeros)
 }
 
@@ -3436,36 +3443,89 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
     reduce_wgrad_splits(ws, dw, p.splits);
 }
 
-// conv_wgrad_wgmma_kernel's conditions and window: float32 in the truncating-TF32 class (PREC_EXACT),
-// the sm_90a build on a 9.0 device, zeros padding, unit-stride rows; X with rows of W % 4 == 0
-// floats, 16-byte aligned (16-byte window copies); dY with channel strides of 4k floats (every
-// output channel of a row then has the same misalignment a).  q_tiles covers Q + the largest a.
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda), looked
+// up once; null where the driver has none (the wgmma weight gradient then gives way to the window
+// kernel).
+using TensorMapEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                          const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                          CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+TensorMapEncodeTiled tensor_map_encoder() {
+    static const TensorMapEncodeTiled fn = []() -> TensorMapEncodeTiled {
+        void* f = nullptr;
+#if CUDART_VERSION >= 12050
+        cudaDriverEntryPointQueryResult found;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+            found != cudaDriverEntryPointSuccess)
+            f = nullptr;
+#else
+        if (cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault) != cudaSuccess) f = nullptr;
+#endif
+        (void)cudaGetLastError();   // a failed lookup must not surface as the next launch's error
+        return reinterpret_cast<TensorMapEncodeTiled>(f);
+    }();
+    return fn;
+}
+
+// A float32 tensor map: dims and byte strides innermost first (strides of dims 1..rank-1), zero fill
+// outside; false if the driver refuses it.
+bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t* dims, const uint64_t* strides_bytes,
+                    const uint32_t* box, CUtensorMapSwizzle swizzle) {
+    const TensorMapEncodeTiled encode = tensor_map_encoder();
+    if (!encode) return false;
+    cuuint64_t d[5], st[4];
+    cuuint32_t b[5], es[5];
+    for (int i = 0; i < rank; ++i) { d[i] = dims[i]; b[i] = box[i]; es[i] = 1; }
+    for (int i = 0; i + 1 < rank; ++i) st[i] = strides_bytes[i];
+    return encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, (cuuint32_t)rank, const_cast<void*>(base), d, st, b, es,
+                  CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// conv_wgrad_wgmma_kernel's conditions, window and tensor maps: float32 in the truncating-TF32 class
+// (PREC_EXACT), the sm_90a build on a 9.0 device, zeros padding.  The copy engine needs 16-byte
+// aligned tensors and strides of 16-byte multiples: X with W % 4 == 0 and unit-stride rows
+// (x_sh, x_sc, x_sn multiples of 4 floats); dY with each output plane contiguous (dy_sh == Q,
+// dy_sw == 1: the plane is read as one row) and dy_sc, dy_sn multiples of 4 floats, so that every
+// output channel of a row has the same misalignment a.  q_tiles covers Q + the largest a.
+// Stages: as many as fit, up to WWG_MAX_STAGES (KB_CONV_WWG_STAGES, 3..8, for experiments).
 struct WgmmaWgradChoice {
     bool use = false;
-    int ldw = 0, units = 0, sblocks = 0, q_tiles = 0, smem = 0;
+    int ldw = 0, stages = 0, sblocks = 0, q_tiles = 0, smem = 0;
+    CUtensorMap dy_map, x_map;
 };
 
-WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int64_t algo, int64_t prec, at::ScalarType st) {
+WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t algo, int64_t prec, at::ScalarType st) {
     WgmmaWgradChoice c;
     if (algo != ALGO_GEMM_SM90A || st != at::kFloat || prec != PREC_EXACT || p.pad_mode != PAD_ZEROS) return c;
-    if (p.x_sw != 1 || p.dy_sw != 1 || p.W % 4 != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
+    if (p.x_sw != 1 || p.dy_sw != 1 || p.dy_sh != p.Q || p.W % 4 != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
     if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || p.x_sn % 4 || p.x_sc % 4 || p.x_sh % 4) return c;
-    if (reinterpret_cast<uintptr_t>(p.dy) % 4 != 0 || p.dy_sc % 4 != 0) return c;
+    if (reinterpret_cast<uintptr_t>(p.dy) % 16 != 0 || p.dy_sc % 4 != 0 || p.dy_sn % 4 != 0) return c;
     const int taps = std::min(p.S, 3);
     const int64_t cols = 3 + (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
-    c.units = (int)ceil_div(cols, 4);
-    if (c.units > WWG_MAX_XCOPIES * WWG_THREADS / WWG_BM) return c;
-    c.ldw = 4 * c.units + ((c.units % 2 == 0) ? 4 : 0);  // an odd multiple of 4 floats
-    c.smem = WWG_STAGES * wwg_stage_floats(c.ldw) * 4;
-    if (c.smem > (int64_t)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin) return c;
-    int a_max = 0;  // the rows' misalignment: residues of the base, n dy_sn and p dy_sh, mod 4 floats
-    const int64_t base = (int64_t)(reinterpret_cast<uintptr_t>(p.dy) >> 2);
-    const int64_t images = p.L / ((int64_t)p.P * p.Q);
-    for (int64_t i = 0; i < std::min<int64_t>(images, 4); ++i)
-        for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j)
-            a_max = std::max(a_max, (int)((base + i * p.dy_sn + j * p.dy_sh) & 3));
+    const int64_t units = ceil_div(cols, 4);
+    c.ldw = (int)(4 * units + ((units % 2 == 0) ? 4 : 0));  // an odd multiple of 4 floats
+    if (c.ldw > WWG_MAX_LDW) return c;
+    const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    int most = WWG_MAX_STAGES;
+    if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(3, std::min(WWG_MAX_STAGES, std::atoi(e)));
+    for (c.stages = most; c.stages >= 3 && wwg_smem_bytes(c.ldw, c.stages) > optin; --c.stages) {}
+    if (c.stages < 3) return c;
+    c.smem = wwg_smem_bytes(c.ldw, c.stages);
+    int a_max = 0;  // the rows' misalignment: residues of p dy_sh, mod 4 floats (the planes are aligned)
+    for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) & 3));
     c.q_tiles = (int)ceil_div((int64_t)p.Q + a_max, TILE_K);
     c.sblocks = (int)ceil_div(p.S, 3);
+    // dY as [N][Ktot][P*Q], boxes of 32 columns x 128 output channels, 128-byte swizzle; X as
+    // [N][Ctot][H][W], boxes of ldw columns x 1 row x 64 channels.
+    const int64_t images = p.L / ((int64_t)p.P * p.Q);
+    const uint64_t dy_dims[3] = {(uint64_t)p.P * p.Q, (uint64_t)p.Ktot, (uint64_t)images};
+    const uint64_t dy_strides[2] = {(uint64_t)p.dy_sc * 4, (uint64_t)p.dy_sn * 4};
+    const uint32_t dy_box[3] = {(uint32_t)TILE_K, (uint32_t)WWG_BN, 1};
+    const uint64_t x_dims[4] = {(uint64_t)p.W, (uint64_t)p.H, (uint64_t)p.Cg * groups, (uint64_t)images};
+    const uint64_t x_strides[3] = {(uint64_t)p.x_sh * 4, (uint64_t)p.x_sc * 4, (uint64_t)p.x_sn * 4};
+    const uint32_t x_box[4] = {(uint32_t)c.ldw, 1, (uint32_t)WWG_BM, 1};
+    if (!encode_f32_map(&c.dy_map, p.dy, 3, dy_dims, dy_strides, dy_box, CU_TENSOR_MAP_SWIZZLE_128B)) return c;
+    if (!encode_f32_map(&c.x_map, p.x, 4, x_dims, x_strides, x_box, CU_TENSOR_MAP_SWIZZLE_NONE)) return c;
     c.use = true;
     return c;
 }
@@ -3474,7 +3534,7 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int64_t algo, int64_t 
 // rows x 44 splits on 132 SMs).
 void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
                      bool poison) {
-    p.wwg_ldw = wc.ldw; p.wwg_units = wc.units; p.wwg_sblocks = wc.sblocks; p.q_tiles = wc.q_tiles;
+    p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.q_tiles = wc.q_tiles;
     const int64_t cblocks = ceil_div(p.Cg, WWG_BM), kblocks = ceil_div(p.Kg, WWG_BN);
     split_k_tiles(p, cblocks * p.R * wc.sblocks * kblocks * g.groups, g.groups);
     TORCH_CHECK(cblocks * p.R * wc.sblocks < (1LL << 31) && kblocks < 65536 && (int64_t)g.groups * p.splits <= 65535,
@@ -3483,7 +3543,7 @@ void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor
     p.flush_every = wgrad_flush_every(PREC_EXACT);  // 512, as the window kernel's TF32 modes
     const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
     C10_CUDA_CHECK(cudaFuncSetAttribute(conv_wgrad_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
-    conv_wgrad_wgmma_kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p);
+    conv_wgrad_wgmma_kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     reduce_wgrad_splits(ws, dw, p.splits);
 }
@@ -3534,7 +3594,7 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     const char* force_env = std::getenv("KB_CONV_WGRAD_KERNEL");
     const std::string force = force_env ? force_env : "";
     if (force != "gather" && force != "window") {
-        const WgmmaWgradChoice wc = choose_wgrad_wgmma(p, algo, prec, dy.scalar_type());
+        const WgmmaWgradChoice wc = choose_wgrad_wgmma(p, g.groups, algo, prec, dy.scalar_type());
         if (wc.use) {
             run_wgrad_wgmma(p, wc, dw, g, K, poison);
             return dw;

@@ -271,3 +271,30 @@ def test_wgrad_wgmma_inf_outside_rows_stays_out():
     assert torch.isfinite(truth).all()
     assert torch.isfinite(dw).all(), "an unread infinite input leaked into the weight gradient"
     assert U.rel_l2(dw, truth) <= 2e-3
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+def test_wgrad_wgmma_dy_rows_do_not_leak():
+    """The dY boxes read whole flattened planes, so a k-tile at a row's end (or a shifted first
+    tile) holds columns of the neighbouring row; the kernel zeroes them.  An infinite gradient at
+    the first or last column of a row must give +inf in its filter's weight gradient (X > 0), as in
+    float64, and not NaN (inf * 0 from the neighbouring k-tile), and leave the other filters exact."""
+    cfg = Cfg("inf_dy", 2, 64, 10, 40, 128, 3, s=(1, 2))  # Q = 19: rows misaligned by 0-3 floats
+    torch.manual_seed(U.seed_for("wgrad-wgmma-inf-dy"))
+    model, ref = U.make_models(M, cfg)
+    x = U.make_input(cfg).abs() + 0.01                  # every product with an infinity is +inf
+    gy = torch.randn(ref(x).shape, device=x.device)
+    q = gy.shape[-1]
+    hot = [(0, 5, 3, 0), (1, 7, 4, q - 1), (1, 9, 7, 0), (0, 11, 6, q - 1)]
+    for n, k, r, c in hot:
+        gy[n, k, r, c] = float("inf")
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    dw = M._ext().conv2d_backward_weight(gy, x, list(ref.weight.shape), geo, M._ALGO_GEMM_SM90A,
+                                         M._PREC_EXACT, True)
+    truth = torch.nn.grad.conv2d_weight(x.double(), list(ref.weight.shape), gy.double(), stride=cfg.s)
+    filters = sorted({k for _, k, _, _ in hot})
+    assert torch.isposinf(truth[filters]).all()
+    assert torch.isposinf(dw[filters]).all(), "a neighbouring row's infinity met a zero (NaN) or went missing"
+    rest = [k for k in range(dw.shape[0]) if k not in filters]
+    assert torch.isfinite(dw[rest]).all()
+    assert U.rel_l2(dw[rest], truth[rest]) <= 2e-3

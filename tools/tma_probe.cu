@@ -10,11 +10,12 @@
 //           l: linked cuTensorMapEncodeTiled;  x: print the encoded map's 16 words
 //     (environment L2P=1: L2 promotion 128 B instead of none)
 //
-// On our H200 machines (driver 580.159.04, CUDA 13.0, 2026-11-21) every variant ends in "an illegal
-// instruction was encountered" at the UTMASTG / UTMALDG instruction (compute-sanitizer names it), with
-// the map encoded without error and bit-identical from all three sources; under compute-sanitizer the
-// model's own tensor-map epilogue ran without an error.  So the wgmma kernel keeps the per-row
-// bulk copies (cp.async.bulk without a tensor map, which work) for its output: docs/perf-log.md, w12.
+// On our H200 machines (driver 580.159.04, CUDA 13.0) these variants end in "an illegal instruction
+// was encountered" at the UTMASTG / UTMALDG instruction: not because tensor maps fail there (perf-log
+// w12 concluded that, wrongly), but because their boxes start at an innermost element that is not
+// 16-byte aligned (1086 and 5 floats).  Found on 2026-11-21 (perf-log b3): the same load with the
+// innermost start at 0, 4 or 8 floats copies correctly, at 1, 2 or 5 it fails.  The model's TMA
+// copies (conv_wgrad_wgmma_kernel) start every box 16-byte aligned.
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
