@@ -3414,10 +3414,12 @@ void split_k_tiles(WgradParams& p, int64_t blocks, int groups) {
 // of 9.7 at 16, 0.85 of 5.8 at 128 and 0.3 of 5.25 at 512, while TF32's operand rounding sets the
 // error (7.6e-4 from float64 at 16 to 128, 7.8e-4 at 512, 8.8e-4 without flushes; cuDNN 1.4e-3):
 // tools/bwd_probe.py --accuracy, docs/perf-log.md.  KB_CONV_WGRAD_FLUSH overrides it for experiments
-// (0: only at the end).
-int wgrad_flush_every(int64_t prec) {
+// (0: only at the end).  conv_wgrad_wgmma_kernel (truncating TF32 only) flushes every 1024: its
+// flushes cost 0.14 ms of 2.40 on #55 at 512 (2.26 at the end), and its error stays under cuDNN's
+// (docs/perf-log.md, b3).
+int wgrad_flush_every(int64_t prec, bool wgmma = false) {
     if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) return std::max(0, std::atoi(f));
-    return prec == PREC_3XTF32 ? 16 : 512;
+    return prec == PREC_3XTF32 ? 16 : wgmma ? 1024 : 512;
 }
 
 // Launch conv_wgrad_window_kernel and the split reduction into dw (splits: split_k_tiles).
@@ -3540,7 +3542,7 @@ void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor
     TORCH_CHECK(cblocks * p.R * wc.sblocks < (1LL << 31) && kblocks < 65536 && (int64_t)g.groups * p.splits <= 65535,
                 "too many weight-gradient blocks");
     const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
-    p.flush_every = wgrad_flush_every(PREC_EXACT);  // 512, as the window kernel's TF32 modes
+    p.flush_every = wgrad_flush_every(PREC_EXACT, true);  // 1024
     const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
     C10_CUDA_CHECK(cudaFuncSetAttribute(conv_wgrad_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
     conv_wgrad_wgmma_kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
