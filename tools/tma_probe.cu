@@ -8,7 +8,7 @@
 //     ROWS  rows of 1022 floats per plane (510: #55's output planes), 64 planes
 //     DTYPE the CUtensorMapDataType (2 UINT32, 7 FLOAT32);  SRC d: dlsym, r: cudaGetDriverEntryPoint,
 //           l: linked cuTensorMapEncodeTiled;  x: print the encoded map's 16 words
-//     (environment L2P=1: L2 promotion 128 B instead of none)
+//     (environment L2P=1: L2 promotion 128 B instead of none; C0=N: the load's innermost start, default 5)
 //
 // On our H200 machines (driver 580.159.04, CUDA 13.0) these variants end in "an illegal instruction
 // was encountered" at the UTMASTG / UTMALDG instruction: not because tensor maps fail there (perf-log
@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
     if (v == 'L') {
         float* out; cudaMalloc(&out, 8);
         cudaMemset(y, 0x3f, plane * planes * 4);
-        kL<<<1, 128>>>(m, 5, 3, out);
+        const int c0 = getenv("C0") ? atoi(getenv("C0")) : 5;   // C0=4: an aligned start, which copies
+        kL<<<1, 128>>>(m, c0, 3, out);
         cudaError_t e = cudaDeviceSynchronize();
         cudaMemcpy(h, out, 8, cudaMemcpyDeviceToHost);
         printf("%s, load values %g %g\n", cudaGetErrorString(e), h[0], h[1]);
