@@ -376,6 +376,12 @@ __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
 #endif
 }
+// Makes the initialised mbarriers visible to the other threads and the async proxy (then a barrier).
+__device__ __forceinline__ void mbar_init_fence() {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
 __device__ __forceinline__ void mbar_arrive(unsigned bar) {
 #ifdef KB_HAVE_WGMMA
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
@@ -2522,7 +2528,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     const unsigned bars = smem_u + stages * stage_bytes;   // one mbarrier per stage
     if (tid == 0) {
         for (int i = 0; i < stages; ++i) mbar_init(bars + 8 * i, 1);
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 
