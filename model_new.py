@@ -169,11 +169,6 @@ __device__ __forceinline__ void cp_async_16z(float* smem_dst, const void* gmem_s
     unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
 }
-// The same through the L1 (.ca): for copies whose 128-byte lines the next copies share.
-__device__ __forceinline__ void cp_async_16ca(float* smem_dst, const void* gmem_src, bool valid) {
-    unsigned dst = (unsigned)__cvta_generic_to_shared(smem_dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(gmem_src), "r"(valid ? 16 : 0));
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
@@ -3462,13 +3457,15 @@ TensorMapEncodeTiled tensor_map_encoder() {
         void* f = nullptr;
 #if CUDART_VERSION >= 12050
         cudaDriverEntryPointQueryResult found;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) != cudaSuccess ||
-            found != cudaDriverEntryPointSuccess)
-            f = nullptr;
+        const bool ok = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) ==
+                            cudaSuccess && found == cudaDriverEntryPointSuccess;
 #else
-        if (cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault) != cudaSuccess) f = nullptr;
+        const bool ok = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault) == cudaSuccess;
 #endif
-        (void)cudaGetLastError();   // a failed lookup must not surface as the next launch's error
+        if (!ok) {
+            f = nullptr;
+            (void)cudaGetLastError();   // the failed lookup must not surface as the next launch's error
+        }
         return reinterpret_cast<TensorMapEncodeTiled>(f);
     }();
     return fn;

@@ -123,6 +123,17 @@ def forward_all(cfg, mode, seed_tag, tiling_env, monkeypatch):
     return detailed, out, sm80, exp, U.double_copy(ref)(x.double())
 
 
+def forward_checked(cfg, mode, seed_tag, tiling_env, monkeypatch, expected_class):
+    """forward_all, then what both precision modes assert first: the configuration is in the class the
+    kernel computes, and every output element was written.  Returns (where, out, sm80, exp, and the
+    three errors from float64: ours, the sm_80 kernels', cuDNN's)."""
+    detailed, out, sm80, exp, truth = forward_all(cfg, mode, seed_tag, tiling_env, monkeypatch)
+    where = f"[{cfg}] {mode} class={detailed}"
+    assert detailed == expected_class, f"{where}: the configuration must be in the class the wgmma kernel computes"
+    assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
+    return where, out, sm80, exp, (U.rel_l2(out, truth), U.rel_l2(sm80, truth), U.rel_l2(exp, truth))
+
+
 # Tilings: the launcher's default, and 2 taps per k-tile over 6 weight stages and 2 halo buffers
 # with two k-tiles of MMAs in flight (KB_CONV_WGMMA_CFG, read at every call; a tiling that does not
 # fit a configuration falls back to the default).
@@ -132,15 +143,12 @@ TILINGS = {"default": None, "tpk2_st6_hb2_d2": "2,6,2,2"}
 @pytest.mark.parametrize("tiling", list(TILINGS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
-    detailed, out, sm80, exp, truth = forward_all(cfg, "tf32", "wgmma", TILINGS[tiling], monkeypatch)
-    where = f"[{cfg}] class={detailed}"
-    assert detailed == "tf32-rna", f"{where}: the configuration must be in the class the wgmma kernel computes"
-    assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
-    err, err_sm80, err_cudnn = U.rel_l2(out, truth), U.rel_l2(sm80, truth), U.rel_l2(exp, truth)
+    where, out, sm80, exp, (err, err_sm80, err_cudnn) = forward_checked(
+        cfg, "tf32", "wgmma", TILINGS[tiling], monkeypatch, "tf32-rna")
     # same rounding as our sm_80 kernels: only the accumulation order differs
     assert err <= 1.5 * err_sm80 + 1e-7, f"{where}: wgmma error {err:.3e} vs sm_80 kernel {err_sm80:.3e}"
     assert torch.allclose(out, sm80, atol=1e-4, rtol=1e-4), f"{where}: wgmma vs sm_80: " + U.diff_report(out, sm80)
-    U.xfail_if_cudnn_class_differs(where, detailed, err, err_cudnn)
+    U.xfail_if_cudnn_class_differs(where, "tf32-rna", err, err_cudnn)
     if not torch.allclose(out, exp, atol=1e-4, rtol=1e-4) and not torch.allclose(sm80, exp, atol=1e-4, rtol=1e-4):
         pytest.xfail(f"{where}: cuDNN's rounding differs from the rule's on this shape (a few near-ties); the "
                      f"sm_80 kernel misses it alike ({U.diff_report(sm80, exp)})")
@@ -194,11 +202,8 @@ IEEE_TILINGS = {"default": None, "tpk1_st4_hb2": "1,4,2,1"}
 @pytest.mark.parametrize("tiling", list(IEEE_TILINGS))
 @pytest.mark.parametrize("cfg", WIDE, ids=[c.id for c in WIDE])
 def test_wgmma_forward_ieee(cfg, tiling, monkeypatch):
-    detailed, out, sm80, exp, truth = forward_all(cfg, "ieee", "wgmma-ieee", IEEE_TILINGS[tiling], monkeypatch)
-    where = f"[{cfg}] ieee"
-    assert detailed == "fp32", f"{where}: class {detailed}"
-    assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
-    err, err_sm80, err_cudnn = U.rel_l2(out, truth), U.rel_l2(sm80, truth), U.rel_l2(exp, truth)
+    where, out, sm80, exp, (err, err_sm80, err_cudnn) = forward_checked(
+        cfg, "ieee", "wgmma-ieee", IEEE_TILINGS[tiling], monkeypatch, "fp32")
     # fp32-level accuracy: one TF32 pass would be ~3e-4 here, the 3xTF32 split ~1e-7
     assert err <= 1e-6, f"{where}: rel L2 from float64 {err:.3e}"
     assert err <= 3 * max(err_sm80, err_cudnn) + 1e-7, (
