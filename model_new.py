@@ -17,8 +17,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                (k8), float32 in 3xTF32 (IEEE mode; 128-wide x 2 rows,
                                                partial sums folded every 2 k-tiles) and fp16 / bf16
                                                (k16, 128-wide tiles only); 128-wide x 4 rows, or 64-wide
-                                               x 8 rows for narrow TF32 GEMMs (#55's grad-input); NCHW
-                                               output through bulk copies
+                                               x 8 rows for narrow TF32 GEMMs (#55's grad-input; opt-in:
+                                               with the operands swapped, weights in registers, direct
+                                               stores); NCHW output through bulk copies
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
@@ -323,6 +324,21 @@ __device__ __forceinline__ void wgmma_m64n128k8_tf32_rs(float (&d)[64], const ui
         "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
         "{%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
         : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24), KB_ACC8(32), KB_ACC8(40), KB_ACC8(48), KB_ACC8(56)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));
+#endif
+}
+// The same with a 64-wide B: the narrow swapped variant's MMA (A = a weight fragment, B = 64
+// pixels of the halo).
+__device__ __forceinline__ void wgmma_m64n64k8_tf32_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t b_desc,
+                                                       int accumulate) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
+        : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));
 #endif
 }
@@ -1070,6 +1086,17 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //           64 input channels), so that no MMA works on padding; the taller tile also loads fewer
 //           halo rows per output row (10 for 8, against 6 for 4), which matters because the halo
 //           loaders, not the MMAs, bound these GEMMs (grad-input reduces over 128 channels).
+//   narrow, swapped (SWAP): the same tile computed as Y^T = W^T X^T: the wgmma's A is the k-tile's
+//           weights (M = the 64 output channels), loaded from the weight stage into registers once
+//           per k8 step and used for all 4 of a warpgroup's output rows; B is 64 halo pixels of one
+//           row (the same descriptor, start shifted per tap).  Shared-memory reads per m64n64k8 fall
+//           from A 2 KB + B 2 KB (128 B a clock at the MMA rate: all there is, so the halo loaders'
+//           stores stalled the MMAs and loads and MMAs added up) to 2 KB + 0.5 KB.  The accumulators
+//           are then channel rows of pixel pairs, stored straight to NCHW as 8-byte pairs (whole
+//           32-byte sectors where the host picks this variant: rows, planes and images multiples of
+//           8 floats, e.g. #55's grad-input, dX rows of 1024), no staging.  At most 2 taps per
+//           k-tile, each k-tile's MMAs retired before the next one's fragments load (see issue_taps).
+//           Opt-in (KB_CONV_WGMMA_SWAP=1) until racecheck is clean on it (choose_wgmma).
 //   stride_w must be 1 (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of
 //   A is one output pixel: 64 consecutive columns of one output row, which for a tap (i, j) are 64
 //   consecutive pixels of one halo row, so A needs no gather at all.
@@ -1131,9 +1158,11 @@ __host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes) {
 }
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
-template <typename T, int PREC, int BN, int TR>
+template <typename T, int PREC, int BN, int TR, bool SWAP>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
+    static_assert(!SWAP || (std::is_same<T, float>::value && PREC == PREC_TF32 && BN == 64 && TR == 8),
+                  "the swapped operand order exists for the narrow TF32 variant only");
     // 3xTF32: every operand is held twice, its big and its small TF32 part (PARTS = 2).
     constexpr bool SPLIT = PREC == PREC_3XTF32;
     constexpr int PARTS = SPLIT ? 2 : 1;
@@ -1458,7 +1487,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         float* stage = (float*)(wg_smem + (b0 - smem0) + stages * b_stage_bytes);
         const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
         // Output rows with unit pixel stride (NCHW) leave through the bulk copy engine (below).
-        const bool bulk_out = p.y_sw == 1 && !(p.profile_skip & 32);
+        const bool bulk_out = !SWAP && p.y_sw == 1 && !(p.profile_skip & 32);
         const int epi_wg_floats = wg_epi_wg_bytes(p.epi_rc, EB) / 4;  // one warpgroup's staging
         float* bias_wg = stage + 2 * epi_wg_floats + cwg * WG_BN;  // this tile's BN biases
         const int wg_tid = tid & 127;
@@ -1479,6 +1508,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const bool row_shift = p.halo_vec == 3 && !(p.profile_skip & 16);
         const unsigned row_flip = (row_shift && (p.dil_h & 1)) ? 32u : 0u;
         const bool deep = !SPLIT && p.mma_depth >= 2;  // 3xTF32 keeps one k-tile in flight between folds
+        // Swapped variant: each k-tile's MMAs have retired when issue_taps returns, so its weight
+        // stage and (after a chunk's last k-tile) its halo buffer are released at once.
+        constexpr bool early_release = SWAP;
         int hb = 0;
         unsigned hphase = 0;  // halo buffer hb and the parity of its round
         for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
@@ -1518,45 +1550,92 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     // compiler adds a dummy MMA to mark the group's end, which stalled the issue.
                     auto issue_taps = [&](auto nt_tag) {
                         constexpr int NT = decltype(nt_tag)::value;
+                        if constexpr (SWAP) {
+                            // A = the k-tile's weights as register fragments (m = output channel 16 wq + g
+                            // (+8), k = channel t4 (+4) of the k8 step), read once and used for all SG
+                            // output rows; B = 64 pixels of the halo per row and tap.  Each k-tile's
+                            // MMAs retire before the next k-tile's fragments are loaded (wgmma_wait<0>):
+                            // the loop reuses the same registers for them, and an MMA in flight reads
+                            // its register operand until it retires; the other warpgroup's MMAs keep
+                            // the tensor cores busy meanwhile.  At most 2 taps per k-tile: with 3,
+                            // ptxas serialises the MMAs (registers beside the 128 accumulators).
+                            const float* wst = reinterpret_cast<const float*>(wg_smem + (b_at - smem0)) + (16 * wq + g) * 4 + t4;
+                            uint32_t af[NT][2][4];
 #pragma unroll
-                        for (int u = 0; u < NT; ++u) {
-                            const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
+                            for (int u = 0; u < NT; ++u)
 #pragma unroll
-                            for (int ks = 0; ks < 2; ++ks) {
-                                const unsigned b_ks = b_at + (u * PARTS * 4 + 2 * ks) * (BN * 16);
-                                const uint64_t bd = wgmma_desc(b_hi, b_ks);
-                                // 3xTF32: a partial sum starts after each fold (below)
-                                const int accumulate = (SPLIT ? (!fresh || (u | ks)) : (kt | u | ks)) != 0;
+                                for (int ks = 0; ks < 2; ++ks) {
+                                    const float* f = wst + (u * 4 + 2 * ks) * (BN * 4);
+                                    af[u][ks][0] = __float_as_uint(f[0]);
+                                    af[u][ks][1] = __float_as_uint(f[8 * 4]);
+                                    af[u][ks][2] = __float_as_uint(f[BN * 4]);
+                                    af[u][ks][3] = __float_as_uint(f[BN * 4 + 8 * 4]);
+                                }
+                            wgmma_fence();  // after the fragment loads (they are MMA operands)
 #pragma unroll
-                                for (int sg = 0; sg < SG; ++sg) {
-                                    const unsigned a_ks = a_tap + 2 * ks * kgs + a_row[sg];
-                                    if constexpr (SPLIT) {
-                                        // small x big, big x small, then big x big (the small terms
-                                        // first, as in the sm_80 kernels); the small parts sit 4
-                                        // channel groups after the big ones, in A and in B
-                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks + 4 * kgs), bd, accumulate);
-                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), wgmma_desc(b_hi, b_ks + 4 * (BN * 16)), 1);
-                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, 1);
-                                    } else {
-                                        wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, accumulate);
-                                    }
+                            for (int u = 0; u < NT; ++u) {
+                                const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
+#pragma unroll
+                                for (int ks = 0; ks < 2; ++ks)
+#pragma unroll
+                                    for (int sg = 0; sg < SG; ++sg)
+                                        wgmma_m64n64k8_tf32_rs(acc[sg], af[u][ks], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row[sg]),
+                                                               (kt | u | ks) != 0);
+                                a_off += a_col_step;
+                                if (++tj == p.taps_w) {
+                                    tj = 0; a_off += a_row_step;
+#pragma unroll
+                                    for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
                                 }
                             }
-                            a_off += a_col_step;
-                            if (++tj == p.taps_w) {
-                                tj = 0; a_off += a_row_step;
+                            wgmma_commit();
+                            wgmma_wait<0>();
+                        } else {
 #pragma unroll
-                                for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
+                            for (int u = 0; u < NT; ++u) {
+                                const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
+#pragma unroll
+                                for (int ks = 0; ks < 2; ++ks) {
+                                    const unsigned b_ks = b_at + (u * PARTS * 4 + 2 * ks) * (BN * 16);
+                                    const uint64_t bd = wgmma_desc(b_hi, b_ks);
+                                    // 3xTF32: a partial sum starts after each fold (below)
+                                    const int accumulate = (SPLIT ? (!fresh || (u | ks)) : (kt | u | ks)) != 0;
+#pragma unroll
+                                    for (int sg = 0; sg < SG; ++sg) {
+                                        const unsigned a_ks = a_tap + 2 * ks * kgs + a_row[sg];
+                                        if constexpr (SPLIT) {
+                                            // small x big, big x small, then big x big (the small terms
+                                            // first, as in the sm_80 kernels); the small parts sit 4
+                                            // channel groups after the big ones, in A and in B
+                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks + 4 * kgs), bd, accumulate);
+                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), wgmma_desc(b_hi, b_ks + 4 * (BN * 16)), 1);
+                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, 1);
+                                        } else {
+                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, accumulate);
+                                        }
+                                    }
+                                }
+                                a_off += a_col_step;
+                                if (++tj == p.taps_w) {
+                                    tj = 0; a_off += a_row_step;
+#pragma unroll
+                                    for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
+                                }
                             }
+                            wgmma_commit();
                         }
-                        wgmma_commit();
                     };
-                    wgmma_fence();
+                    if constexpr (!SWAP) wgmma_fence();  // (the swapped variant fences after its fragment loads)
                     switch (nt) {
                         case 1: issue_taps(std::integral_constant<int, 1>{}); break;
                         case 2: issue_taps(std::integral_constant<int, 2>{}); break;
-                        case 3: issue_taps(std::integral_constant<int, 3>{}); break;
-                        case 4: issue_taps(std::integral_constant<int, 4>{}); break;
+                        // The swapped variant has at most 2 taps per k-tile (the host's choice): with
+                        // 3, two k-tiles' fragments and the accumulators exceed what ptxas can hold
+                        // without serialising the MMAs.
+                        case 3: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 3>{}); break; }
+                                [[fallthrough]];
+                        case 4: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 4>{}); break; }
+                                [[fallthrough]];
                         default: wgmma_commit(); break;  // profiling without MMAs: an empty group
                     }
                     if constexpr (SPLIT) {
@@ -1582,6 +1661,17 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             if (++s == stages) { s = 0; phase ^= 1; }
                             continue;
                         }
+                    }
+                    if constexpr (early_release) {
+                        // Every lane's fragment loads from the stage come before lane 0's release in
+                        // memory order (the bulk copy that refills it waits on that release).
+                        __syncwarp();
+                        if (lane == 0) {
+                            mbar_arrive(empty_b + 8 * s);
+                            if (kin + 1 == kpc) mbar_arrive(empty_h + 8 * hb);
+                        }
+                        if (++s == stages) { s = 0; phase ^= 1; }
+                        continue;
                     }
                     if (deep) {
                         wgmma_wait<2>();  // the MMAs of 2 k-tiles back are done: release their buffers
@@ -1613,6 +1703,36 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 if (h_back1 >= 0) mbar_arrive(empty_h + 8 * h_back1);
             }
 
+            if constexpr (SWAP) {
+                // Swapped variant: thread (wq, g, t4) holds output channels 16 wq + g (+8) at pixels
+                // 8 j + 2 t4 (+1) of each of its SG rows, which it stores straight from the registers
+                // as 8-byte pairs: a warp store covers 8 channel rows x 32 bytes, whole sectors (the
+                // host picks this variant only for NCHW outputs whose rows and planes are multiples of
+                // 8 floats, 32-byte aligned).  The stores drain while the next tile's MMAs run.
+                if (p.profile_skip & 1) continue;
+                const long long chan0 = (long long)t.group * p.Kg;
+#pragma unroll
+                for (int sg = 0; sg < SG; ++sg) {
+                    const int op = t.p0 + SG * cwg + sg;
+                    if (op >= p.P) continue;
+                    T* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh + t.q0;
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int n = t.n0 + 16 * wq + g + 8 * h;
+                        if (n >= p.Kg) continue;
+                        const float bv = bias ? to_acc(bias[chan0 + n]) : 0.f;
+                        T* yc = y_row + (chan0 + n) * p.y_sc;
+#pragma unroll
+                        for (int j = 0; j < BN / 8; ++j) {
+                            const int q = 8 * j + 2 * t4;
+                            const float v0 = acc[sg][4 * j + 2 * h] + bv, v1 = acc[sg][4 * j + 2 * h + 1] + bv;
+                            if (t.q0 + q + 1 < p.Q) *reinterpret_cast<float2*>(yc + q) = make_float2(v0, v1);
+                            else if (t.q0 + q < p.Q) yc[q] = v0;
+                        }
+                    }
+                }
+                continue;
+            }
             float* stage_wg = stage + cwg * epi_wg_floats;
             if (bulk_out) {
                 // Bulk epilogue: rounds of RC channels x 64 pixels through two staging buffers per
@@ -2863,6 +2983,7 @@ struct WgmmaChoice {
     int halo_vec = 0, halo_shift = 0, halo_bufs = 2, b_stages = 2, mma_depth = 1;
     int bn = WG_BN, tr = WG_TR;
     int epi_rc = 16;  // bulk epilogue: channels per staging round
+    bool swap = false;  // narrow variant with the operands swapped (weights A, halo B; direct stores)
 };
 
 WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
@@ -2876,6 +2997,19 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     if (col_n <= 64) {
         if (sixteen || split) return c;
         c.bn = 64; c.tr = 8;
+        // The swapped narrow variant (the weights as the register operand A, 64 halo pixels as B,
+        // read once per k8 step for all 4 rows of a warpgroup instead of B for every row: shared-memory
+        // reads per MMA fall from 128 to 80 bytes a clock at the MMA rate, which left the halo loaders'
+        // stores no room) stores its fragments straight to NCHW as 8-byte pairs: possible where every
+        // 8-pixel run is a whole 32-byte sector (rows, planes and images multiples of 8 floats, the
+        // output 32-byte aligned).  Opt-in for now (KB_CONV_WGMMA_SWAP=1, read at every call): it
+        // passes every test and takes #55's grad-input from 3.10 to 2.96 ms, but compute-sanitizer's
+        // racecheck reports its weight-fragment loads against the bulk copy that refills the stage
+        // (ordered by __syncwarp and the mbarrier release / acquire, the pattern CUTLASS's pipelines
+        // use; not yet shown clean to the tool), see docs/perf-log.md s1.
+        const char* swap_env = std::getenv("KB_CONV_WGMMA_SWAP");
+        c.swap = swap_env && std::atoi(swap_env) == 1 && p.y_sw == 1 && p.y_sh % 8 == 0 && p.y_sc % 8 == 0 &&
+                 p.y_sn % 8 == 0 && reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
     }
     const int parts = split ? 2 : 1;
     if (split) c.tr = 2;  // 3xTF32: 2-row tiles, whose accumulators leave registers for the fold
@@ -2918,14 +3052,14 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const int64_t halo_bytes = parts * 4 * hh * hw * 16;
     if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
     auto smem_for = [&](int tpk, int stages, int bufs) {
+        // (the swapped variant stages no output)
         return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) +
-               2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes) +
-               WG_BIAS_BYTES;
+               (c.swap ? 0 : 2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes) + WG_BIAS_BYTES);
     };
     auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
     auto take = [&](int tpk, int stages, int bufs, int depth) {
         c.use = true; c.halo_h = (int)hh; c.halo_w = (int)hw; c.taps_per_kt = tpk; c.halo_bufs = bufs;
-        c.b_stages = stages; c.mma_depth = depth; c.kt_per_chunk = (int)ceil_div(taps, tpk);
+        c.b_stages = stages; c.mma_depth = c.swap ? 0 : depth; c.kt_per_chunk = (int)ceil_div(taps, tpk);
         c.smem = (int)smem_for(tpk, stages, bufs);
     };
     // Experiments (tools/wgmma_probe.py): KB_CONV_WGMMA_CFG="tpk,stages,bufs,depth" picks the
@@ -2933,6 +3067,7 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     if (const char* cfg = std::getenv("KB_CONV_WGMMA_CFG")) {
         int tpk = 0, stages = 0, bufs = 0, depth = 0;
         if (std::sscanf(cfg, "%d,%d,%d,%d", &tpk, &stages, &bufs, &depth) == 4 && tpk >= 1 && tpk <= WG_MAX_TPK &&
+            (!c.swap || tpk <= 2) &&
             2 * tpk <= taps + 1 && stages >= 2 && stages <= WG_MAX_STAGES && bufs >= 2 && bufs <= WG_MAX_HALO_BUFS &&
             depth >= 1 && depth <= 2 && stages >= 2 * depth && fits(tpk, stages, bufs)) {
             take(tpk, stages, bufs, depth);
@@ -2966,7 +3101,8 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     // beside their staging (#55: 3 taps x 4 stages, 2.53 against 2.62 for rounds of 16 with 5
     // stages), else rounds of 16 (#56: its larger halo leaves 3 stages; rounds of 32 were 1.65 to
     // 1.70 against 1.58).  Rounds of 64 under fp32 gained nothing (#55 2.60).
-    for (int tpk = std::min(3, (taps + 1) / 2); tpk >= 1; --tpk) {
+    // The swapped narrow variant: at most 2 taps per k-tile (its register budget, see the kernel).
+    for (int tpk = std::min(c.swap ? 2 : 3, (taps + 1) / 2); tpk >= 1; --tpk) {
         if (!sixteen && !rc_forced && c.bn == WG_BN) {
             c.epi_rc = 32;
             const int rc32 = most_stages(tpk, 3);
@@ -3035,10 +3171,14 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
         const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
         void (*kernel)(const ConvGemmParams) = nullptr;
-        if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR>;
-        else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2>;
-        else kernel = wc.bn == WG_BN ? conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR>
-                                     : conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8>;
+        if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false>;
+        else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false>;
+        else if (wc.bn == WG_BN) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false>;
+        else if (wc.swap) {
+            TORCH_CHECK(wc.taps_per_kt <= 2, "internal: the swapped narrow wgmma variant takes at most 2 taps per k-tile");
+            kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true>;
+        }
+        else kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false>;
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, wc.smem));
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();

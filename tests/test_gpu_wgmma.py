@@ -221,7 +221,7 @@ def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
         model(x)
         U.sync()
     keys = " ".join(e.key for e in prof.key_averages())
-    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2>" in keys, keys
+    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false>" in keys, keys
 
 
 DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS
@@ -264,7 +264,8 @@ def test_wgmma_kernel_is_the_one_that_runs():
 
 
 def test_wgmma_narrow_variant_runs_grad_input():
-    """#55's grad-input (64 columns) launches the narrow (64-wide, 8-row) instance."""
+    """#55's grad-input (64 columns) launches the narrow (64-wide, 8-row) instance; with dX rows of 130
+    floats (not whole 32-byte sectors) the unswapped one."""
     cfg = CONFIGS[0]
     model, _ = U.make_models(M, cfg)
     x = U.make_input(cfg).requires_grad_(True)
@@ -275,7 +276,70 @@ def test_wgmma_narrow_variant_runs_grad_input():
             torch.autograd.grad(y, x, g)
             U.sync()
     keys = [e.key for e in prof.key_averages()]
-    assert any("conv_fwd_wgmma_kernel" in k and "64, 8>" in k for k in keys), keys
+    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, false>" in k for k in keys), keys
+
+
+# The swapped narrow variant (conv_fwd_wgmma_kernel<float, 0, 64, 8, true>: the weights as the
+# register operand A, 64 halo pixels as B, fragments stored straight to NCHW as 8-byte pairs), opt-in
+# through KB_CONV_WGMMA_SWAP=1, runs where the output's rows, planes and images are multiples of 8
+# floats, e.g. #55's grad-input (dX rows of 1024).  Grad-input with dY rows of 4k + 2 (halo_vec 3), a ragged last column tile, P % 8 != 0,
+# dilation, several tiles per block; forwards with fewer than 64 output channels (a partial m64),
+# biases and groups.  Each against the unswapped variant (KB_CONV_WGMMA_SWAP=0), float64 and nn.Conv2d.
+SWAP_CONFIGS = [
+    Cfg("swap_l55", 2, 64, 36, 136, 128, 3),                                          # dX 36 x 136
+    Cfg("swap_pad_dil_bias", 3, 48, 29, 96, 130, 3, p=(1, 2), d=(2, 1), bias=True),  # dX 29 x 96
+    Cfg("swap_many_tiles", 3, 32, 100, 264, 128, 3),                                  # dX 100 x 264
+    Cfg("swap_fwd_k48_bias", 3, 64, 27, 72, 48, 3, p=1, bias=True),                   # y 27 x 72, 48 channels
+    Cfg("swap_fwd_groups2", 2, 64, 20, 64, 96, 3, g=2, p=1, bias=True),               # 2 groups of 48
+]
+
+
+def forward_and_grad_input(model, x, gy=None):
+    """(output, grad-input for gy, gy): gy drawn at random when None."""
+    y = model(x)
+    gy = torch.randn_like(y) if gy is None else gy
+    return y.detach(), torch.autograd.grad(y, x, gy)[0], gy
+
+
+@pytest.mark.parametrize("cfg", SWAP_CONFIGS, ids=[c.id for c in SWAP_CONFIGS])
+def test_wgmma_swapped_narrow_variant(cfg, monkeypatch):
+    torch.manual_seed(U.seed_for("wgmma-swap", cfg.id))
+    with U.precision_mode("tf32"):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "1")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y, gx, gy = forward_and_grad_input(model, x)
+            U.sync()
+        monkeypatch.delenv("KB_CONV_WGMMA_SWAP")  # the default: unswapped
+        y0, gx0, _ = forward_and_grad_input(model, x, gy)
+        y_ref = ref(x)
+        (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
+        ref64 = U.double_copy(ref)
+        x64 = x.detach().double().requires_grad_(True)
+        y64 = ref64(x64)
+        (gx64,) = torch.autograd.grad(y64, x64, gy.double())
+        U.sync()
+    keys = [e.key for e in prof.key_averages()]
+    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, true>" in k for k in keys), (
+        f"[{cfg}] the swapped variant did not run: {keys}")
+    class_misses = []
+    for name, got, unswapped, exp, truth in (("forward", y, y0, y_ref.detach(), y64.detach()),
+                                              ("grad-input", gx, gx0, gx_ref, gx64)):
+        where = f"[{cfg}] {name}"
+        assert not torch.isnan(got).any(), f"{where}: NaN (unwritten elements under poison?)"
+        # the same TF32 products and fp32 accumulation: only the order of the sums may differ
+        assert U.rel_l2(got, unswapped) <= 1e-6, f"{where}: vs unswapped rel L2 {U.rel_l2(got, unswapped):.2e}"
+        err, err0 = U.rel_l2(got, truth), U.rel_l2(unswapped, truth)
+        assert err <= 1.2 * err0 + 1e-7, f"{where}: error from float64 {err:.3e} vs unswapped {err0:.3e}"
+        # nn.Conv2d: where the unswapped variant misses cuDNN too, cuDNN's class differs from the rule's
+        # on this shape (as for narrow_k40_bias_pad's grad-input above): noted, not a failure of the variant
+        if U.rel_l2(got, exp) > 1e-4 and U.rel_l2(unswapped, exp) > 1e-4:
+            class_misses.append(f"{name} {U.rel_l2(got, exp):.2e} (unswapped {U.rel_l2(unswapped, exp):.2e})")
+            continue
+        assert U.rel_l2(got, exp) <= 1e-4, f"{where}: rel L2 vs nn.Conv2d {U.rel_l2(got, exp):.2e}"
+    if class_misses:
+        pytest.xfail(f"[{cfg}] cuDNN's class differs from the rule's here: rel L2 vs nn.Conv2d " + "; ".join(class_misses))
 
 
 ODD_ROWS_BOTH = ODD_ROWS + [c for c in CONFIGS if c.id == "odd_rows_fwd_bias"]

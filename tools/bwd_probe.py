@@ -33,6 +33,9 @@ def main():
     ap.add_argument("--passes", default="grad_weight,grad_input", help="which passes to time (comma-separated)")
     ap.add_argument("--accuracy", action="store_true", help="also each flush interval's error from float64")
     ap.add_argument("--gather", action="store_true", help="also the gather kernel (slow)")
+    ap.add_argument("--bias", action="store_true",
+                    help="what the bias gradient adds: grad wrt weight, weight + bias, bias alone (ours and "
+                         "cuDNN, with bias), and our bias launcher alone")
     ap.add_argument("--env", action="append", default=[],
                     help="one more grad_weight row under these environment variables, e.g. KB_CONV_WGRAD_FLUSH=1024")
     args = ap.parse_args()
@@ -77,7 +80,19 @@ def main():
         print(f"{name:44s} mean {mean:8.3f} ms  median {median:8.3f} ms", flush=True)
 
     passes = args.passes.split(",")
-    if "grad_weight" in passes:
+    if args.bias:
+        new_b = M.ModelNew(64, 128, 3).cuda()
+        ref_b = nn.Conv2d(64, 128, 3).cuda()
+        for label, model in (("cuDNN", ref_b), ("ours", new_b)):
+            y = model(x)
+            w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+            b = model.conv2d.bias if hasattr(model, "conv2d") else model.bias
+            for wrt_name, wrt in (("weight", [w]), ("weight+bias", [w, b]), ("bias", [b])):
+                row(f"{label} grad wrt {wrt_name}", lambda wrt=wrt, y=y: torch.autograd.grad(y, wrt, g, retain_graph=True))
+            del y
+        ext = M._ext()
+        row("ours conv2d_backward_bias alone", lambda: ext.conv2d_backward_bias(g, False))
+
         row("cuDNN grad_weight", wgrad(ref))
         w_new = wgrad(new)
         row("ours grad_weight (default: wgmma on sm_90a)", w_new)

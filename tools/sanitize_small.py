@@ -51,6 +51,10 @@ CASES = [
     ("wgmma_narrow_K48", 1, 32, 19, 70, 48, 3, dict(padding=1)),
     # grad-input from dY rows of 70 floats (4k + 2), height 16: 16-byte loads with odd rows shifted
     ("wgmma_odd_rows_dgrad", 1, 32, 18, 72, 96, 3, dict()),
+    # the narrow variant in a forward with biases and rows of 72 floats, and its grad-input (with
+    # KB_CONV_WGMMA_SWAP=1 in the environment both take the swapped variant; racecheck then reports
+    # its weight-fragment loads against the stage's next bulk copy: docs/perf-log.md s1)
+    ("wgmma_narrow_K48_bias_W72", 1, 32, 19, 72, 48, 3, dict(padding=1, bias=True)),
     # the 16-bit wgmma instances' 16-byte loader (W % 8 == 0; run in bf16 only, see EXTRA_DTYPES)
     ("wgmma16_vec_W72", 1, 40, 16, 72, 130, 3, dict(padding=1, bias=True)),
     # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet
