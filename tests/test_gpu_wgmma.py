@@ -282,9 +282,10 @@ def test_wgmma_narrow_variant_runs_grad_input():
 # The swapped narrow variant (conv_fwd_wgmma_kernel<float, 0, 64, 8, true>: the weights as the
 # register operand A, 64 halo pixels as B, fragments stored straight to NCHW as 8-byte pairs), opt-in
 # through KB_CONV_WGMMA_SWAP=1, runs where the output's rows, planes and images are multiples of 8
-# floats, e.g. #55's grad-input (dX rows of 1024).  Grad-input with dY rows of 4k + 2 (halo_vec 3), a ragged last column tile, P % 8 != 0,
-# dilation, several tiles per block; forwards with fewer than 64 output channels (a partial m64),
-# biases and groups.  Each against the unswapped variant (KB_CONV_WGMMA_SWAP=0), float64 and nn.Conv2d.
+# floats, e.g. #55's grad-input (dX rows of 1024).  Grad-input with dY rows of 4k + 2 (halo_vec 3),
+# a ragged last column tile, P % 8 != 0, dilation, several tiles per block; forwards with fewer than
+# 64 output channels (a partial m64), biases and groups.  Each against the unswapped variant (the
+# default), float64 and nn.Conv2d.
 SWAP_CONFIGS = [
     Cfg("swap_l55", 2, 64, 36, 136, 128, 3),                                          # dX 36 x 136
     Cfg("swap_pad_dil_bias", 3, 48, 29, 96, 130, 3, p=(1, 2), d=(2, 1), bias=True),  # dX 29 x 96
