@@ -1630,8 +1630,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         case 1: issue_taps(std::integral_constant<int, 1>{}); break;
                         case 2: issue_taps(std::integral_constant<int, 2>{}); break;
                         // The swapped variant has at most 2 taps per k-tile (the host's choice): with
-                        // 3, two k-tiles' fragments and the accumulators exceed what ptxas can hold
-                        // without serialising the MMAs.
+                        // 3, the k-tile's fragments beside the 128 accumulators are more than ptxas
+                        // holds without serialising the MMAs.
                         case 3: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 3>{}); break; }
                                 [[fallthrough]];
                         case 4: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 4>{}); break; }
