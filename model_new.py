@@ -17,9 +17,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                (k8), float32 in 3xTF32 (IEEE mode; 128-wide x 2 rows,
                                                partial sums folded every 2 k-tiles) and fp16 / bf16
                                                (k16, 128-wide tiles only); 128-wide x 4 rows, or 64-wide
-                                               x 8 rows for narrow TF32 GEMMs (#55's grad-input; opt-in:
-                                               with the operands swapped, weights in registers, direct
-                                               stores); NCHW output through bulk copies
+                                               x 8 rows for narrow TF32 GEMMs (#55's grad-input; where
+                                               its rows are whole sectors with the operands swapped,
+                                               weights in registers, direct stores); NCHW output
+                                               through bulk copies
                       conv_fwd_direct_kernel   one thread per output (float64, depthwise)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
@@ -1096,7 +1097,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //           32-byte sectors where the host picks this variant: rows, planes and images multiples of
 //           8 floats, e.g. #55's grad-input, dX rows of 1024), no staging.  At most 2 taps per
 //           k-tile, each k-tile's MMAs retired before the next one's fragments load (see issue_taps).
-//           Opt-in (KB_CONV_WGMMA_SWAP=1) until racecheck is clean on it (choose_wgmma).
+//           The default where the output allows it; KB_CONV_WGMMA_SWAP=0 turns it off (choose_wgmma).
 //   stride_w must be 1 (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of
 //   A is one output pixel: 64 consecutive columns of one output row, which for a tap (i, j) are 64
 //   consecutive pixels of one halo row, so A needs no gather at all.
@@ -1201,7 +1202,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     const int nimg = (int)(p.M / ((long long)p.P * p.Q));
 
     if (tid == 0) {
-        for (int s = 0; s < stages; ++s) { mbar_init(full_b + 8 * s, 1); mbar_init(empty_b + 8 * s, WG_CONSUMER_WARPS); }
+        // A weight stage is released by one lane per consumer warp once its MMAs have retired; in
+        // the swapped variant, whose consumers read the stage with ordinary loads, by every consumer
+        // thread, so that each thread's own release orders its loads before the refill (compute-
+        // sanitizer's racecheck does not count a __syncwarp before one lane's release).
+        const unsigned empty_b_count = SWAP ? 32 * WG_CONSUMER_WARPS : WG_CONSUMER_WARPS;
+        for (int s = 0; s < stages; ++s) { mbar_init(full_b + 8 * s, 1); mbar_init(empty_b + 8 * s, empty_b_count); }
         for (int b = 0; b < HB; ++b) {
             mbar_init(full_h + 8 * b, WG_HALO_THREADS); mbar_init(empty_h + 8 * b, WG_CONSUMER_WARPS);
         }
@@ -1663,13 +1669,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         }
                     }
                     if constexpr (early_release) {
-                        // Every lane's fragment loads from the stage come before lane 0's release in
-                        // memory order (the bulk copy that refills it waits on that release).
-                        __syncwarp();
-                        if (lane == 0) {
-                            mbar_arrive(empty_b + 8 * s);
-                            if (kin + 1 == kpc) mbar_arrive(empty_h + 8 * hb);
-                        }
+                        // Every consumer thread releases the weight stage it read (count 256); the halo,
+                        // read only by the MMAs, one lane per warp.
+                        mbar_arrive(empty_b + 8 * s);
+                        if (lane == 0 && kin + 1 == kpc) mbar_arrive(empty_h + 8 * hb);
                         if (++s == stages) { s = 0; phase ^= 1; }
                         continue;
                     }
@@ -3002,13 +3005,11 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
         // reads per MMA fall from 128 to 80 bytes a clock at the MMA rate, which left the halo loaders'
         // stores no room) stores its fragments straight to NCHW as 8-byte pairs: possible where every
         // 8-pixel run is a whole 32-byte sector (rows, planes and images multiples of 8 floats, the
-        // output 32-byte aligned).  Opt-in for now (KB_CONV_WGMMA_SWAP=1, read at every call): it
-        // passes every test and takes #55's grad-input from 3.10 to 2.96 ms, but compute-sanitizer's
-        // racecheck reports its weight-fragment loads against the bulk copy that refills the stage
-        // (ordered by __syncwarp and the mbarrier release / acquire, the pattern CUTLASS's pipelines
-        // use; not yet shown clean to the tool), see docs/perf-log.md s1.
+        // output 32-byte aligned).  #55's grad-input: 2.81 -> 2.61 ms (docs/perf-log.md s1, s2).
+        // KB_CONV_WGMMA_SWAP=0 (read at every call) keeps the unswapped variant, for experiments and
+        // the tests' comparisons.
         const char* swap_env = std::getenv("KB_CONV_WGMMA_SWAP");
-        c.swap = swap_env && std::atoi(swap_env) == 1 && p.y_sw == 1 && p.y_sh % 8 == 0 && p.y_sc % 8 == 0 &&
+        c.swap = !(swap_env && std::atoi(swap_env) == 0) && p.y_sw == 1 && p.y_sh % 8 == 0 && p.y_sc % 8 == 0 &&
                  p.y_sn % 8 == 0 && reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
     }
     const int parts = split ? 2 : 1;

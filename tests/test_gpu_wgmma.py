@@ -109,11 +109,12 @@ def grad_inputs_both(model, x):
 
 
 def forward_all(cfg, mode, seed_tag, tiling_env, monkeypatch):
-    """One seeded input under precision mode `mode` ("tf32" / "ieee"), with the wgmma tiling tiling_env
-    (KB_CONV_WGMMA_CFG, None: the default): (ModelNew's precision class, its output on the wgmma
-    kernel, on the sm_80 kernels, nn.Conv2d's, the float64 truth)."""
-    if tiling_env:
-        monkeypatch.setenv("KB_CONV_WGMMA_CFG", tiling_env)
+    """One seeded input under precision mode `mode` ("tf32" / "ieee"), with the launcher's switches in
+    tiling_env (a dict of environment variables, read at every call: KB_CONV_WGMMA_CFG for the tiling,
+    KB_CONV_WGMMA_SWAP=0 for the unswapped variants; empty: the defaults): (ModelNew's precision class,
+    its output on the wgmma kernel, on the sm_80 kernels, nn.Conv2d's, the float64 truth)."""
+    for name, value in tiling_env.items():
+        monkeypatch.setenv(name, value)
     torch.manual_seed(U.seed_for(seed_tag, cfg.id))
     with U.precision_mode(mode):
         model, ref = U.make_models(M, cfg)
@@ -136,8 +137,9 @@ def forward_checked(cfg, mode, seed_tag, tiling_env, monkeypatch, expected_class
 
 # Tilings: the launcher's default, and 2 taps per k-tile over 6 weight stages and 2 halo buffers
 # with two k-tiles of MMAs in flight (KB_CONV_WGMMA_CFG, read at every call; a tiling that does not
-# fit a configuration falls back to the default).
-TILINGS = {"default": None, "tpk2_st6_hb2_d2": "2,6,2,2"}
+# fit a configuration falls back to the default; the swapped narrow variant ignores the depth: it
+# retires each k-tile's MMAs before the next).
+TILINGS = {"default": {}, "tpk2_st6_hb2_d2": {"KB_CONV_WGMMA_CFG": "2,6,2,2"}}
 
 
 @pytest.mark.parametrize("tiling", list(TILINGS))
@@ -155,7 +157,8 @@ def test_wgmma_forward_tf32(cfg, tiling, monkeypatch):
     assert torch.allclose(out, exp, atol=1e-4, rtol=1e-4), f"{where}: vs nn.Conv2d: " + U.diff_report(out, exp)
 
 
-# Bulk epilogue rounds (KB_CONV_WGMMA_RC, read at every call): the launcher picks 32 channels per
+# Bulk epilogue rounds (KB_CONV_WGMMA_RC, read at every call) of the unswapped variants (the swapped
+# narrow one stores from registers, so KB_CONV_WGMMA_SWAP=0 here): the launcher picks 32 channels per
 # round for wide fp32 tiles where they fit, 16 otherwise and 64 for 16-bit outputs; each forced value
 # must give the default's output bit for bit (the epilogue only moves data), with every element
 # written (the output is poisoned with NaN first).  The configurations have NCHW outputs (the bulk
@@ -173,6 +176,7 @@ def test_wgmma_epilogue_rounds_agree(cfg, dname, monkeypatch):
     if dtype == torch.float16 and cfg.id.startswith("narrow"):
         pytest.skip("16-bit GEMMs of at most 64 columns run on the sm_80 kernels")
     torch.manual_seed(U.seed_for("wgmma-rounds", cfg.id, dname))
+    monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "0")
     with U.precision_mode("tf32"):
         model, ref = U.make_models(M, cfg, dtype=dtype)
         x = U.make_input(cfg, dtype=dtype)
@@ -196,7 +200,7 @@ def test_wgmma_epilogue_rounds_agree(cfg, dname, monkeypatch):
 # IEEE mode: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2> (big and small TF32 parts of both
 # operands, three MMAs per k-step, 2-row tiles).  Narrow GEMMs stay on the sm_80 kernels in this mode.
 WIDE = [c for c in CONFIGS if not c.id.startswith("narrow")]
-IEEE_TILINGS = {"default": None, "tpk1_st4_hb2": "1,4,2,1"}
+IEEE_TILINGS = {"default": {}, "tpk1_st4_hb2": {"KB_CONV_WGMMA_CFG": "1,4,2,1"}}
 
 
 @pytest.mark.parametrize("tiling", list(IEEE_TILINGS))
@@ -263,12 +267,21 @@ def test_wgmma_kernel_is_the_one_that_runs():
     assert "conv_fwd_wgmma_kernel" not in off and "conv_fwd_halo_kernel" in off, off
 
 
-def test_wgmma_narrow_variant_runs_grad_input():
-    """#55's grad-input (64 columns) launches the narrow (64-wide, 8-row) instance; with dX rows of 130
-    floats (not whole 32-byte sectors) the unswapped one."""
-    cfg = CONFIGS[0]
+# (configuration, KB_CONV_WGMMA_SWAP or None, the narrow instance that must run): dX rows of 130 floats
+# are not whole 32-byte sectors (unswapped); rows of 136 are (swapped by default, not under SWAP=0).
+NARROW_RUNS = [("l55_like", None, "64, 8, false>"), ("swap_l55", None, "64, 8, true>"),
+               ("swap_l55", "0", "64, 8, false>")]
+
+
+@pytest.mark.parametrize("cfg_id,swap,want", NARROW_RUNS, ids=[f"{c}-{s or 'default'}" for c, s, _ in NARROW_RUNS])
+def test_wgmma_narrow_variant_runs_grad_input(cfg_id, swap, want, monkeypatch):
+    """#55's grad-input (64 columns) launches the narrow (64-wide, 8-row) instance: the swapped one
+    where dX's rows, planes and images are multiples of 8 floats, unless KB_CONV_WGMMA_SWAP=0."""
+    cfg = next(c for c in CONFIGS + SWAP_CONFIGS if c.id == cfg_id)
     model, _ = U.make_models(M, cfg)
     x = U.make_input(cfg).requires_grad_(True)
+    if swap is not None:
+        monkeypatch.setenv("KB_CONV_WGMMA_SWAP", swap)
     with U.precision_mode("tf32"):
         y = model(x)
         g = torch.randn_like(y)
@@ -276,16 +289,16 @@ def test_wgmma_narrow_variant_runs_grad_input():
             torch.autograd.grad(y, x, g)
             U.sync()
     keys = [e.key for e in prof.key_averages()]
-    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, false>" in k for k in keys), keys
+    assert any("conv_fwd_wgmma_kernel" in k and want in k for k in keys), keys
 
 
 # The swapped narrow variant (conv_fwd_wgmma_kernel<float, 0, 64, 8, true>: the weights as the
-# register operand A, 64 halo pixels as B, fragments stored straight to NCHW as 8-byte pairs), opt-in
-# through KB_CONV_WGMMA_SWAP=1, runs where the output's rows, planes and images are multiples of 8
-# floats, e.g. #55's grad-input (dX rows of 1024).  Grad-input with dY rows of 4k + 2 (halo_vec 3),
-# a ragged last column tile, P % 8 != 0, dilation, several tiles per block; forwards with fewer than
-# 64 output channels (a partial m64), biases and groups.  Each against the unswapped variant (the
-# default), float64 and nn.Conv2d.
+# register operand A, 64 halo pixels as B, fragments stored straight to NCHW as 8-byte pairs), the
+# default where the output's rows, planes and images are multiples of 8 floats, e.g. #55's grad-input
+# (dX rows of 1024).  Grad-input with dY rows of 4k + 2 (halo_vec 3), a ragged last column tile,
+# P % 8 != 0, dilation, several tiles per block; forwards with fewer than 64 output channels (a partial
+# m64), biases and groups.  Each against the unswapped variant (KB_CONV_WGMMA_SWAP=0), float64 and
+# nn.Conv2d.
 SWAP_CONFIGS = [
     Cfg("swap_l55", 2, 64, 36, 136, 128, 3),                                          # dX 36 x 136
     Cfg("swap_pad_dil_bias", 3, 48, 29, 96, 130, 3, p=(1, 2), d=(2, 1), bias=True),  # dX 29 x 96
@@ -308,11 +321,10 @@ def test_wgmma_swapped_narrow_variant(cfg, monkeypatch):
     with U.precision_mode("tf32"):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg).requires_grad_(True)
-        monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "1")
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y, gx, gy = forward_and_grad_input(model, x)
+            y, gx, gy = forward_and_grad_input(model, x)  # the default: swapped
             U.sync()
-        monkeypatch.delenv("KB_CONV_WGMMA_SWAP")  # the default: unswapped
+        monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "0")
         y0, gx0, _ = forward_and_grad_input(model, x, gy)
         y_ref = ref(x)
         (gx_ref,) = torch.autograd.grad(y_ref, x, gy)

@@ -36,6 +36,9 @@ def main():
     ap.add_argument("--bias", action="store_true",
                     help="what the bias gradient adds: grad wrt weight, weight + bias, bias alone (ours and "
                          "cuDNN, with bias), and our bias launcher alone")
+    ap.add_argument("--grader", action="store_true",
+                    help="time as the grader and run_check.py do (synchronise before each trial, so the "
+                         "call's CPU time beyond the L2 flush's shows)")
     ap.add_argument("--env", action="append", default=[],
                     help="one more grad_weight row under these environment variables, e.g. KB_CONV_WGRAD_FLUSH=1024")
     args = ap.parse_args()
@@ -70,7 +73,7 @@ def main():
     def row(name, fn, env=None):
         saved = {k: os.environ.get(k) for k in (env or {})}
         os.environ.update(env or {})
-        mean, median = cold_time(fn, args.trials, warmup=2)
+        mean, median = cold_time(fn, args.trials, warmup=2, grader_style=args.grader)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -3,6 +3,7 @@
 
     compute-sanitizer --tool memcheck  python3 tools/sanitize_small.py
     compute-sanitizer --tool racecheck python3 tools/sanitize_small.py
+    compute-sanitizer --tool racecheck python3 tools/sanitize_small.py --only wgmma_narrow
 
 Every output buffer is NaN-poisoned (model_new.set_poison(True)), so an element
 a kernel forgets to write shows up as NaN.  The reference is nn.Conv2d in
@@ -51,10 +52,10 @@ CASES = [
     ("wgmma_narrow_K48", 1, 32, 19, 70, 48, 3, dict(padding=1)),
     # grad-input from dY rows of 70 floats (4k + 2), height 16: 16-byte loads with odd rows shifted
     ("wgmma_odd_rows_dgrad", 1, 32, 18, 72, 96, 3, dict()),
-    # the narrow variant in a forward with biases and rows of 72 floats, and its grad-input (with
-    # KB_CONV_WGMMA_SWAP=1 in the environment both take the swapped variant; racecheck then reports
-    # its weight-fragment loads against the stage's next bulk copy: docs/perf-log.md s1)
+    # the swapped narrow variant (rows and planes multiples of 8 floats) in a forward with biases
+    # and rows of 72 floats, and in its grad-input; the unswapped narrow variant where rows are 69
     ("wgmma_narrow_K48_bias_W72", 1, 32, 19, 72, 48, 3, dict(padding=1, bias=True)),
+    ("wgmma_narrow_K48_W69_unswapped", 1, 32, 19, 69, 48, 3, dict(padding=1)),
     # the 16-bit wgmma instances' 16-byte loader (W % 8 == 0; run in bf16 only, see EXTRA_DTYPES)
     ("wgmma16_vec_W72", 1, 40, 16, 72, 130, 3, dict(padding=1, bias=True)),
     # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet
@@ -146,6 +147,10 @@ def main():
     runs = [(c, torch.float32, mode) for c in CASES for mode in ("tf32", "ieee")]
     by_name = {c[0]: c for c in CASES}
     runs += [(by_name[n], dt, "tf32") for n, dt in EXTRA_DTYPES]
+    # --only SUBSTRING[,SUBSTRING...]: just the cases whose names contain one of them (quick reruns)
+    if "--only" in sys.argv[1:]:
+        wanted = sys.argv[sys.argv.index("--only") + 1].split(",")
+        runs = [r for r in runs if any(w in r[0][0] for w in wanted)]
     for case, dtype, mode in runs:
         label = f"{case[0]:<20} {str(dtype).replace('torch.', ''):<9} {mode:<5}"
         try:

@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--skip", type=int)
     ap.add_argument("--cases", default="#55,#56",
-                    help="with --parts: shapes (#55,#56,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,#55-fp16,#55-bf16)")
+                    help="with --parts / --rounds / --swap: shapes (#55,#56,#55-n1,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,dgrad56,#55-fp16,#55-bf16)")
     ap.add_argument("--batches", action="store_true", help="#55's layer at batch 1..8: ours and cuDNN (NCHW)")
     ap.add_argument("--only", help="with --parts: comma-separated KB_CONV_PROFILE_SKIP values to run")
     ap.add_argument("--overhead", action="store_true",
@@ -51,6 +51,9 @@ def main():
     ap.add_argument("--rounds", action="store_true",
                     help="bulk epilogue rounds (KB_CONV_WGMMA_RC) x tilings (KB_CONV_WGMMA_CFG) on --cases; "
                          "each variant's output must equal the default's bit for bit")
+    ap.add_argument("--swap", action="store_true",
+                    help="the default (the swapped narrow variant where the output allows it) against "
+                         "KB_CONV_WGMMA_SWAP=0 on --cases, grader-style timing, and each pair's agreement")
     ap.add_argument("--ieee", action="store_true",
                     help="#55 / #56 in IEEE mode: sm_80 3xTF32 kernel vs the wgmma 3xTF32 instance's tilings, "
                          "and the default's agreement with cuDNN (IEEE)")
@@ -69,10 +72,13 @@ def main():
     # same with rows of 1024 (16-byte loads), "dgrad-c64" with 64 input channels (half the chunks).
     # "#55-pad1": #55 with padding 1, output rows of 1024 floats (whole 32-byte sectors).
     w55_t = w55.transpose(0, 1).flip(2, 3).contiguous()
+    w56_t = w56.transpose(0, 1).flip(2, 3).contiguous()
     cases = {"#55": (w55, (8, 64, 512, 1024), 0), "#56": (w56, (8, 64, 512, 256), 0),
              "#55-pad1": (w55, (8, 64, 512, 1024), 1), "dgrad": (w55_t, (8, 128, 510, 1022), 2),
              "dgrad-aligned": (w55_t, (8, 128, 510, 1024), 2),
              "dgrad-c64": (w55_t[:, :64].contiguous(), (8, 64, 510, 1022), 2),
+             "#55-n1": (w55, (1, 64, 512, 1024), 0),
+             "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--swap only)
              "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
              "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16)}
     if args.skip is not None:  # child of --parts
@@ -102,6 +108,9 @@ def main():
         return
     if args.rounds:
         rounds_sweep(cases, args.cases)
+        return
+    if args.swap:
+        swap_sweep(cases, args.cases)
         return
     if args.parts:
         M._ext()
@@ -154,6 +163,34 @@ def rounds_sweep(cases, names):
                   flush=True)
             for k in ("KB_CONV_WGMMA_RC", "KB_CONV_WGMMA_CFG"):
                 os.environ.pop(k, None)
+
+
+def swap_sweep(cases, names):
+    """Each case (TF32, 20 trials, grader-style cold L2) on the default launcher (the swapped narrow
+    variant where the output allows it) and under KB_CONV_WGMMA_SWAP=0 (read at every call),
+    alternating twice, with the relative L2 difference of the two outputs."""
+    ext = M._ext()
+    for name in names.split(","):
+        w, shape, pad = cases[name][:3]
+        dtype = (cases[name] + (torch.float32,))[3]
+        geo = [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
+        x = torch.rand(*shape, device="cuda").to(dtype)
+        wd = w.to(dtype)
+        run = lambda: ext.conv2d_forward(x, wd, None, geo, 2, 0, False, False)  # noqa: E731
+        times = {"swapped": [], "unswapped": []}
+        outs = {}
+        for _ in range(2):
+            for label in ("swapped", "unswapped"):
+                if label == "unswapped":
+                    os.environ["KB_CONV_WGMMA_SWAP"] = "0"
+                outs[label] = run().float()
+                times[label].append(cold_time(run, trials=20, grader_style=True))
+                os.environ.pop("KB_CONV_WGMMA_SWAP", None)
+        a, b = outs["swapped"], outs["unswapped"]
+        diff = ((a - b).norm() / b.norm()).item()
+        print(f"{name:14s} " + "  ".join(f"{k} {v[0][0]:.3f}/{v[0][1]:.3f}, {v[1][0]:.3f}/{v[1][1]:.3f}"
+                                          for k, v in times.items())
+              + f" ms (mean/median, two rounds)  rel L2 {diff:.2e}  NaN {int(torch.isnan(a).sum())}", flush=True)
 
 
 def latency():
