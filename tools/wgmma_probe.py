@@ -4,6 +4,7 @@
                                               # kernel's tilings, RNA vs truncation
     python3 tools/wgmma_probe.py --parts      # take the kernel apart: each run leaves stages out
                                               # (KB_CONV_PROFILE_SKIP, see ConvGemmParams::profile_skip)
+    python3 tools/wgmma_probe.py --swap --cases dgrad,dgrad56   # the default against KB_CONV_WGMMA_SWAP=0
     ncu --clock-control none -k regex:wgmma --launch-skip 1 --launch-count 1 python3 tools/wgmma_probe.py --ncu-shot
 """
 import argparse
@@ -177,16 +178,21 @@ def swap_sweep(cases, names):
         x = torch.rand(*shape, device="cuda").to(dtype)
         wd = w.to(dtype)
         run = lambda: ext.conv2d_forward(x, wd, None, geo, 2, 0, False, False)  # noqa: E731
-        times = {"swapped": [], "unswapped": []}
+        # "default" is the swapped narrow variant only where it applies (narrow GEMMs with sector-aligned
+        # outputs); elsewhere both rows time the same kernel
+        saved = os.environ.pop("KB_CONV_WGMMA_SWAP", None)
+        times = {"default": [], "SWAP=0": []}
         outs = {}
         for _ in range(2):
-            for label in ("swapped", "unswapped"):
-                if label == "unswapped":
+            for label in ("default", "SWAP=0"):
+                if label == "SWAP=0":
                     os.environ["KB_CONV_WGMMA_SWAP"] = "0"
                 outs[label] = run().float()
                 times[label].append(cold_time(run, trials=20, grader_style=True))
                 os.environ.pop("KB_CONV_WGMMA_SWAP", None)
-        a, b = outs["swapped"], outs["unswapped"]
+        if saved is not None:
+            os.environ["KB_CONV_WGMMA_SWAP"] = saved
+        a, b = outs["default"], outs["SWAP=0"]
         diff = ((a - b).norm() / b.norm()).item()
         print(f"{name:14s} " + "  ".join(f"{k} {v[0][0]:.3f}/{v[0][1]:.3f}, {v[1][0]:.3f}/{v[1][1]:.3f}"
                                           for k, v in times.items())
