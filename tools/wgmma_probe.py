@@ -79,7 +79,7 @@ def main():
              "dgrad-aligned": (w55_t, (8, 128, 510, 1024), 2),
              "dgrad-c64": (w55_t[:, :64].contiguous(), (8, 64, 510, 1022), 2),
              "#55-n1": (w55, (1, 64, 512, 1024), 0),
-             "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--swap only)
+             "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--rounds / --swap)
              "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
              "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16)}
     if args.skip is not None:  # child of --parts
@@ -134,22 +134,26 @@ def main():
             row.append(f"wgmma-trunc {one(label, w, (n, 64) + hw, 2, 2):.3f}")
             print(f"{label} N={n}: " + "  ".join(row) + " ms", flush=True)
 
+def case_call(cases, name):
+    """A fresh random input for case `name` and a closure that runs the launcher's forward on it (the
+    wgmma algorithm, TF32); padding an int (all four sides) or (top, bottom, left, right)."""
+    w, shape, pad = cases[name][:3]
+    dtype = (cases[name] + (torch.float32,))[3]
+    geo = [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
+    x = torch.rand(*shape, device="cuda").to(dtype)
+    wd = w.to(dtype)
+    ext = M._ext()
+    return lambda: ext.conv2d_forward(x, wd, None, geo, 2, 0, False, False)
+
+
 def rounds_sweep(cases, names):
     """Bulk epilogue rounds of 16 / 32 / 64 channels (KB_CONV_WGMMA_RC) and the tilings that make
     room for the larger staging (KB_CONV_WGMMA_CFG): time (cold L2, 10 trials) and equality with the
     default configuration's output."""
-    ext = M._ext()
-    geo0 = [1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
     variants = [(None, None), ("16", None), ("32", None), ("64", None), ("16", "3,5,3,1"), ("16", "3,5,2,1"),
                 ("32", "3,4,3,1"), ("32", "3,5,2,1"), ("64", "3,4,2,1"), ("16", "2,6,3,1")]
     for name in names.split(","):
-        w, shape, pad = cases[name][:3]
-        dtype = (cases[name] + (torch.float32,))[3]
-        geo = list(geo0)
-        geo[2:6] = [pad] * 4
-        x = torch.rand(*shape, device="cuda").to(dtype)
-        wd = w.to(dtype)
-        run = lambda: ext.conv2d_forward(x, wd, None, geo, 2, 0, False, False)  # noqa: E731
+        run = case_call(cases, name)
         ref = run().clone()
         for rc, cfg in variants:
             if rc:
@@ -170,14 +174,8 @@ def swap_sweep(cases, names):
     """Each case (TF32, 20 trials, grader-style cold L2) on the default launcher (the swapped narrow
     variant where the output allows it) and under KB_CONV_WGMMA_SWAP=0 (read at every call),
     alternating twice, with the relative L2 difference of the two outputs."""
-    ext = M._ext()
     for name in names.split(","):
-        w, shape, pad = cases[name][:3]
-        dtype = (cases[name] + (torch.float32,))[3]
-        geo = [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
-        x = torch.rand(*shape, device="cuda").to(dtype)
-        wd = w.to(dtype)
-        run = lambda: ext.conv2d_forward(x, wd, None, geo, 2, 0, False, False)  # noqa: E731
+        run = case_call(cases, name)
         # "default" is the swapped narrow variant only where it applies (narrow GEMMs with sector-aligned
         # outputs); elsewhere both rows time the same kernel
         saved = os.environ.pop("KB_CONV_WGMMA_SWAP", None)
