@@ -56,6 +56,9 @@ CASES = [
     # and rows of 72 floats, and in its grad-input; the unswapped narrow variant where rows are 69
     ("wgmma_narrow_K48_bias_W72", 1, 32, 19, 72, 48, 3, dict(padding=1, bias=True)),
     ("wgmma_narrow_K48_W69_unswapped", 1, 32, 19, 69, 48, 3, dict(padding=1)),
+    # grad-input of the swapped variant with dY rows of 70 floats (4k + 2: the 16-byte loader's
+    # shifted odd rows) and 40 dY channels (a ragged last chunk)
+    ("wgmma_narrow_swap_vec3_K40", 1, 32, 20, 72, 40, 3, dict()),
     # the 16-bit wgmma instances' 16-byte loader (W % 8 == 0; run in bf16 only, see EXTRA_DTYPES)
     ("wgmma16_vec_W72", 1, 40, 16, 72, 130, 3, dict(padding=1, bias=True)),
     # conv_wgrad_window_kernel: 3 k-tiles per row (the last ragged), a partial channel octet

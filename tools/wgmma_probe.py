@@ -5,6 +5,7 @@
     python3 tools/wgmma_probe.py --parts      # take the kernel apart: each run leaves stages out
                                               # (KB_CONV_PROFILE_SKIP, see ConvGemmParams::profile_skip)
     python3 tools/wgmma_probe.py --swap --cases dgrad,dgrad56   # the default against KB_CONV_WGMMA_SWAP=0
+    python3 tools/wgmma_probe.py --cases dgrad --vary 'KB_CONV_WGMMA_SWAP=unset|0'   # any launcher variable
     ncu --clock-control none -k regex:wgmma --launch-skip 1 --launch-count 1 python3 tools/wgmma_probe.py --ncu-shot
 """
 import argparse
@@ -55,6 +56,10 @@ def main():
     ap.add_argument("--swap", action="store_true",
                     help="the default (the swapped narrow variant where the output allows it) against "
                          "KB_CONV_WGMMA_SWAP=0 on --cases, grader-style timing, and each pair's agreement")
+    ap.add_argument("--vary", action="append", default=[],
+                    help="VAR=v1|v2|...: time --cases under each value of environment variable VAR (read by "
+                         "the launcher at every call; 'unset' leaves it out), two alternating rounds, "
+                         "grader-style; each output must equal the unset one's bit for bit (repeatable)")
     ap.add_argument("--ieee", action="store_true",
                     help="#55 / #56 in IEEE mode: sm_80 3xTF32 kernel vs the wgmma 3xTF32 instance's tilings, "
                          "and the default's agreement with cuDNN (IEEE)")
@@ -112,6 +117,11 @@ def main():
         return
     if args.swap:
         swap_sweep(cases, args.cases)
+        return
+    if args.vary:
+        for spec in args.vary:
+            var, values = spec.split("=", 1)
+            env_sweep(cases, args.cases, var, values.split("|"))
         return
     if args.parts:
         M._ext()
@@ -195,6 +205,32 @@ def swap_sweep(cases, names):
         print(f"{name:14s} " + "  ".join(f"{k} {v[0][0]:.3f}/{v[0][1]:.3f}, {v[1][0]:.3f}/{v[1][1]:.3f}"
                                           for k, v in times.items())
               + f" ms (mean/median, two rounds)  rel L2 {diff:.2e}  NaN {int(torch.isnan(a).sum())}", flush=True)
+
+
+def env_sweep(cases, names, var, values, trials=20, rounds=2):
+    """Each case under each value of environment variable `var` (read by the launcher at every call;
+    'unset' removes it): grader-style cold-L2 times over `rounds` alternating rounds, and whether the
+    output equals the one without `var` bit for bit."""
+    saved = os.environ.pop(var, None)
+    for name in names.split(","):
+        run = case_call(cases, name)
+        ref = run().clone()
+        times = {v: [] for v in values}
+        same = {}
+        for _ in range(rounds):
+            for v in values:
+                if v != "unset":
+                    os.environ[var] = v
+                out = run()
+                same[v] = torch.equal(out, ref)
+                times[v].append(cold_time(run, trials=trials, grader_style=True))
+                os.environ.pop(var, None)
+        for v in values:
+            ts = times[v]
+            print(f"{name:10s} {var}={v:12s} " + "  ".join(f"{t[0]:.3f}/{t[1]:.3f}" for t in ts)
+                  + f" ms (mean/median per round)  {'equal' if same[v] else 'DIFFERS'}", flush=True)
+    if saved is not None:
+        os.environ[var] = saved
 
 
 def latency():
