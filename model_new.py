@@ -1211,7 +1211,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         for (int b = 0; b < HB; ++b) {
             mbar_init(full_h + 8 * b, WG_HALO_THREADS); mbar_init(empty_h + 8 * b, WG_CONSUMER_WARPS);
         }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbar_init_fence();
     }
     __syncthreads();
 
@@ -1554,6 +1554,15 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     // The k-tile's MMAs as straight-line code for each tap count (NT), so that the
                     // commit closes a known instruction sequence: with a run-time trip count the
                     // compiler adds a dummy MMA to mark the group's end, which stalled the issue.
+                    // The A offsets of the next tap (both operand orders).
+                    auto next_tap = [&]() {
+                        a_off += a_col_step;
+                        if (++tj == p.taps_w) {
+                            tj = 0; a_off += a_row_step;
+#pragma unroll
+                            for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
+                        }
+                    };
                     auto issue_taps = [&](auto nt_tag) {
                         constexpr int NT = decltype(nt_tag)::value;
                         if constexpr (SWAP) {
@@ -1587,12 +1596,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     for (int sg = 0; sg < SG; ++sg)
                                         wgmma_m64n64k8_tf32_rs(acc[sg], af[u][ks], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row[sg]),
                                                                (kt | u | ks) != 0);
-                                a_off += a_col_step;
-                                if (++tj == p.taps_w) {
-                                    tj = 0; a_off += a_row_step;
-#pragma unroll
-                                    for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
-                                }
+                                next_tap();
                             }
                             wgmma_commit();
                             wgmma_wait<0>();
@@ -1621,12 +1625,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                         }
                                     }
                                 }
-                                a_off += a_col_step;
-                                if (++tj == p.taps_w) {
-                                    tj = 0; a_off += a_row_step;
-#pragma unroll
-                                    for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
-                                }
+                                next_tap();
                             }
                             wgmma_commit();
                         }
