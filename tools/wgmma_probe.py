@@ -180,57 +180,61 @@ def rounds_sweep(cases, names):
                 os.environ.pop(k, None)
 
 
+def alternating(run, var, values, on_output, trials=20, rounds=2):
+    """run() timed (grader-style cold L2, `trials` trials) under each value of environment variable
+    `var` (read by the launcher at every call; 'unset' removes it), alternating over `rounds` rounds;
+    on_output(value, output) sees each round's output first.  Returns {value: [(mean, median), ...]};
+    restores `var`."""
+    saved = os.environ.pop(var, None)
+    times = {v: [] for v in values}
+    for _ in range(rounds):
+        for v in values:
+            if v != "unset":
+                os.environ[var] = v
+            on_output(v, run())
+            times[v].append(cold_time(run, trials=trials, grader_style=True))
+            os.environ.pop(var, None)
+    if saved is not None:
+        os.environ[var] = saved
+    return times
+
+
 def swap_sweep(cases, names):
     """Each case (TF32, 20 trials, grader-style cold L2) on the default launcher (the swapped narrow
     variant where the output allows it) and under KB_CONV_WGMMA_SWAP=0 (read at every call),
     alternating twice, with the relative L2 difference of the two outputs."""
+    # "default" is the swapped narrow variant only where it applies (narrow GEMMs with sector-aligned
+    # outputs); elsewhere both rows time the same kernel
+    labels = {"unset": "default", "0": "SWAP=0"}
     for name in names.split(","):
         run = case_call(cases, name)
-        # "default" is the swapped narrow variant only where it applies (narrow GEMMs with sector-aligned
-        # outputs); elsewhere both rows time the same kernel
-        saved = os.environ.pop("KB_CONV_WGMMA_SWAP", None)
-        times = {"default": [], "SWAP=0": []}
         outs = {}
-        for _ in range(2):
-            for label in ("default", "SWAP=0"):
-                if label == "SWAP=0":
-                    os.environ["KB_CONV_WGMMA_SWAP"] = "0"
-                outs[label] = run().float()
-                times[label].append(cold_time(run, trials=20, grader_style=True))
-                os.environ.pop("KB_CONV_WGMMA_SWAP", None)
-        if saved is not None:
-            os.environ["KB_CONV_WGMMA_SWAP"] = saved
-        a, b = outs["default"], outs["SWAP=0"]
+        times = alternating(run, "KB_CONV_WGMMA_SWAP", list(labels), lambda v, out: outs.__setitem__(v, out.float()))
+        a, b = outs["unset"], outs["0"]
         diff = ((a - b).norm() / b.norm()).item()
-        print(f"{name:14s} " + "  ".join(f"{k} {v[0][0]:.3f}/{v[0][1]:.3f}, {v[1][0]:.3f}/{v[1][1]:.3f}"
+        print(f"{name:14s} " + "  ".join(f"{labels[k]} {v[0][0]:.3f}/{v[0][1]:.3f}, {v[1][0]:.3f}/{v[1][1]:.3f}"
                                           for k, v in times.items())
               + f" ms (mean/median, two rounds)  rel L2 {diff:.2e}  NaN {int(torch.isnan(a).sum())}", flush=True)
 
 
-def env_sweep(cases, names, var, values, trials=20, rounds=2):
-    """Each case under each value of environment variable `var` (read by the launcher at every call;
-    'unset' removes it): grader-style cold-L2 times over `rounds` alternating rounds, and whether the
-    output equals the one without `var` bit for bit."""
-    saved = os.environ.pop(var, None)
+def env_sweep(cases, names, var, values):
+    """Each case under each value of environment variable `var` (`alternating`), and whether every
+    round's output equals the one without `var` bit for bit."""
     for name in names.split(","):
         run = case_call(cases, name)
+        saved = os.environ.pop(var, None)
         ref = run().clone()
-        times = {v: [] for v in values}
-        same = {}
-        for _ in range(rounds):
-            for v in values:
-                if v != "unset":
-                    os.environ[var] = v
-                out = run()
-                same[v] = same.get(v, True) and torch.equal(out, ref)  # every round's output
-                times[v].append(cold_time(run, trials=trials, grader_style=True))
-                os.environ.pop(var, None)
+        if saved is not None:
+            os.environ[var] = saved
+        same = {v: True for v in values}
+
+        def check(v, out):
+            same[v] = same[v] and torch.equal(out, ref)
+
+        times = alternating(run, var, values, check)
         for v in values:
-            ts = times[v]
-            print(f"{name:10s} {var}={v:12s} " + "  ".join(f"{t[0]:.3f}/{t[1]:.3f}" for t in ts)
+            print(f"{name:10s} {var}={v:12s} " + "  ".join(f"{t[0]:.3f}/{t[1]:.3f}" for t in times[v])
                   + f" ms (mean/median per round)  {'equal' if same[v] else 'DIFFERS'}", flush=True)
-    if saved is not None:
-        os.environ[var] = saved
 
 
 def latency():
