@@ -7,6 +7,7 @@
     python3 tools/wgmma_probe.py --swap --cases dgrad,dgrad56   # the default against KB_CONV_WGMMA_SWAP=0
     python3 tools/wgmma_probe.py --cases dgrad --vary 'KB_CONV_WGMMA_SWAP=unset|0'   # any launcher variable
     ncu --clock-control none -k regex:wgmma --launch-skip 1 --launch-count 1 python3 tools/wgmma_probe.py --ncu-shot
+                                              # (--cases: each case run twice, e.g. --cases dgrad)
 """
 import argparse
 import os
@@ -67,12 +68,6 @@ def main():
     torch.manual_seed(0)
     w55 = torch.randn(128, 64, 3, 3, device="cuda") * 0.05
     w56 = torch.randn(128, 64, 5, 7, device="cuda") * 0.05
-    if args.ncu_shot:
-        x = torch.rand(8, 64, 512, 1024, device="cuda")
-        for _ in range(2):
-            M._ext().conv2d_forward(x, w55, None, [1, 1, 0, 0, 0, 0, 1, 1, 1, 0], 2, 0, False, False)
-        torch.cuda.synchronize()
-        return
     # #55's grad-input as the launcher runs it: dY (rows of 1022) against the transposed weights,
     # padding 2, 64 output channels: the narrow variant with 8-byte halo loads; "dgrad-aligned" the
     # same with rows of 1024 (16-byte loads), "dgrad-c64" with 64 input channels (half the chunks).
@@ -87,6 +82,13 @@ def main():
              "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--rounds / --swap)
              "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
              "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16)}
+    if args.ncu_shot:  # each of --cases twice (profile the second: --launch-skip 1 per case)
+        for name in args.cases.split(","):
+            run = case_call(cases, name)
+            for _ in range(2):
+                run()
+            torch.cuda.synchronize()
+        return
     if args.skip is not None:  # child of --parts
         names = args.cases.split(",")
         times = [f"{n} {one(n, *cases[n][:2], pad=cases[n][2], dtype=(cases[n] + (torch.float32,))[3]):.3f} ms"
