@@ -1288,18 +1288,19 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             // ---- halo producer: HT threads (96, or 128 with warp 0); thread = (channel-in-group cq,
             // column lane cl) on the scalar path (96 threads only: cl in [0, 24)) ----
             const int ht = warp0_halo ? tid : tid - 32, cq = ht & 3, cl = ht >> 2;
-            // warp0_halo: lane 0 of warp 0 issues k-tile w_kt of tile w_tile once its stage is free and
-            // warp 0 has loaded its part of that k-tile's halo chunk (h_tile, h_done chunks of it): a
-            // chunk's later k-tiles may need stages that its earlier k-tiles free, which takes the
-            // chunk's halo.  poll_weights(false) issues what it can without waiting; (true) waits.
+            // warp0_halo: lane 0 of warp 0 issues k-tile w_kt of tile w_tile as soon as its stage is
+            // free, as far ahead as the stages go (as the weights warp would), but only by polling:
+            // poll_weights(false) issues what it can without waiting, so that warp 0 never blocks on a
+            // stage while halo work is left (the consumers may need that halo to free the stage);
+            // poll_weights(true), after the last chunk, waits.
             const bool weights_lane = warp0_halo && warp == 0 && lane == 0;
-            int ws = 0, w_kt = 0, h_done = 0, w_group = 0, w_n0 = 0;
+            int ws = 0, w_kt = 0, w_group = 0, w_n0 = 0;
             unsigned wphase = 0;
-            long long w_tile = blockIdx.x, h_tile = blockIdx.x;
+            long long w_tile = blockIdx.x;
             if (weights_lane && w_tile < p.total_tiles) { const Tile wt = decode(w_tile); w_group = wt.group; w_n0 = wt.n0; }
             auto poll_weights = [&](bool wait) {
                 if (!weights_lane) return;
-                while (w_tile < p.total_tiles && (w_tile < h_tile || w_kt / kpc < h_done)) {
+                while (w_tile < p.total_tiles) {
                     if (wait) mbar_wait(empty_b + 8 * ws, wphase ^ 1);
                     else if (!mbar_test(empty_b + 8 * ws, wphase ^ 1)) return;
                     issue_weights(w_group, w_n0, w_kt, ws);
@@ -1316,10 +1317,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
                 const Tile t = decode(tile);
                 const T* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
-                h_tile = tile;
                 for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
                     const int b = hcount % HB;
-                    h_done = chunk;
                     if (warp0_halo && warp == 0) {
                         // warp 0 never blocks: while its halo buffer is busy, lane 0 issues weights
                         while (!mbar_test(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1)) poll_weights(false);
@@ -1524,8 +1523,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     mbar_arrive(full_h + 8 * b);
                 }
             }
-            h_tile = p.total_tiles;  // every halo chunk is in: the remaining weights, waiting for stages
-            poll_weights(true);
+            poll_weights(true);  // every halo chunk is in: the remaining weights, waiting for stages
         }
     } else {
         setmaxnreg_inc<CONSUMER_REGS>();
