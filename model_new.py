@@ -412,17 +412,6 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
                  "@!done bra WAIT_AGAIN;\n}\n" :: "r"(bar), "r"(parity) : "memory");
 #endif
 }
-// Whether mbarrier bar has completed its phase of the given parity, without waiting.
-__device__ __forceinline__ bool mbar_test(unsigned bar, unsigned parity) {
-#ifdef KB_HAVE_WGMMA
-    unsigned done;
-    asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
-    return done != 0;
-#else
-    return true;
-#endif
-}
 // Bulk copy engine: bytes (a multiple of 16) from global to shared, completing on mbarrier bar.
 __device__ __forceinline__ void bulk_copy_to_smem(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
 #ifdef KB_HAVE_WGMMA
@@ -615,11 +604,10 @@ struct ConvGemmParams {
     // floats whose odd rows the halo holds 2 columns further left; 2 = 8-byte loads of 2 (all of
     // that even); 0 = none of these.  With 2, 3 or 4 the halo window starts halo_shift (0..3)
     // columns left of the first tap column, at a multiple of 4 (odd rows under 3: 2 more).
-    // halo_bufs: 2 or 3 halo buffers.  halo_warp0 (the swapped variant's vector paths): warp 0 loads
-    // halo units too (128 loader threads), its lane 0 issuing the weight copies between batches.
+    // halo_bufs: 2 or 3 halo buffers.
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
-    int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth, halo_warp0;
+    int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth;
     // 3xTF32 instance: k-tiles per partial sum, folded into a second fp32 set (WG_FOLD, or
     // KB_CONV_WGMMA_FOLD in the environment for experiments)
     int fold;
@@ -1191,9 +1179,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     constexpr int EB = (int)sizeof(T), CPG = 16 / EB, CK = 4 * CPG;
     // Registers after setmaxnreg (128 producer + 256 consumer threads within the 384 x 168 the
     // launch gets): the wide variant gives its halo loaders 112 for 5-unit batches (below), the
-    // narrow one keeps 200 for its consumers' 4-row epilogue, the swapped narrow one 184 (its
-    // consumers store from registers) and 120 for producers that also track the weight copies.
-    constexpr int PRODUCER_REGS = BN == 128 ? 112 : SWAP ? 120 : 104, CONSUMER_REGS = BN == 128 ? 192 : SWAP ? 184 : 200;
+    // narrow one keeps 200 for its consumers' 4-row epilogue.
+    constexpr int PRODUCER_REGS = BN == 128 ? 112 : 104, CONSUMER_REGS = BN == 128 ? 192 : 200;
 #ifdef KB_HAVE_WGMMA
     extern __shared__ __align__(128) unsigned char wg_smem[];
     // The warp index through a shuffle: the compiler then knows it is warp-uniform, so the role
@@ -1202,11 +1189,6 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     const unsigned smem0 = (unsigned)__cvta_generic_to_shared(wg_smem);
     const unsigned full_b = smem0, empty_b = smem0 + 8 * WG_MAX_STAGES;
     const int HB = p.halo_bufs, stages = p.b_stages;
-    // Halo loader threads: warps 1-3, or in the swapped variant with p.halo_warp0 (vector paths) warps
-    // 0-3, whose warp 0 lane 0 also issues the weight copies, without ever waiting for them: it polls
-    // the weight stages between halo batches and while warp 0 waits for a halo buffer.
-    const bool warp0_halo = SWAP && p.halo_warp0 != 0 && p.halo_vec != 0;
-    const int HT = warp0_halo ? WG_HALO_THREADS + 32 : WG_HALO_THREADS;
     const unsigned full_h = smem0 + 16 * WG_MAX_STAGES, empty_h = full_h + 8 * WG_MAX_HALO_BUFS;
     const int HR = p.halo_h, HC = p.halo_w;
     const unsigned kgs = (unsigned)(HR * HC * 16);   // bytes from one channel group to the next
@@ -1227,7 +1209,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const unsigned empty_b_count = SWAP ? 32 * WG_CONSUMER_WARPS : WG_CONSUMER_WARPS;
         for (int s = 0; s < stages; ++s) { mbar_init(full_b + 8 * s, 1); mbar_init(empty_b + 8 * s, empty_b_count); }
         for (int b = 0; b < HB; ++b) {
-            mbar_init(full_h + 8 * b, HT); mbar_init(empty_h + 8 * b, WG_CONSUMER_WARPS);
+            mbar_init(full_h + 8 * b, WG_HALO_THREADS); mbar_init(empty_h + 8 * b, WG_CONSUMER_WARPS);
         }
         mbar_init_fence();
     }
@@ -1250,27 +1232,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     // sits inside each role's branch, so that the compiler allocates each role under its own limit).
     if (warp < 4) {
         setmaxnreg_dec<PRODUCER_REGS>();
-        // Weights of k-tile kt of a tile of (group, n0) into free stage s: bulk copies, one lane.
-        auto issue_weights = [&](int group, int n0, int kt, int s) {
-            const int chunk = kt / kpc, t0 = (kt - chunk * kpc) * tpk, nt = min(tpk, taps - t0);
-            if (p.profile_skip & 4) {
-                mbar_arrive(full_b + 8 * s);
-                return;
-            }
-            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * PARTS * wg_b_tap_bytes(BN)));
-            // pack [group][tap][Cpad / CPG][Kpad][CPG] elements of T (fp32 for float);
-            // stage [tap][part][channel group][BN][CPG]
-            const long long at = (((long long)group * taps + t0) * (p.Cpad / CPG) + chunk * 4) * p.Kpad + n0;
-            for (int u = 0; u < nt; ++u)
-                for (int part = 0; part < PARTS; ++part) {
-                    const T* src = (const T*)(part ? p.wpack_lo : p.wpack) + at * CPG;
-                    for (int kg = 0; kg < 4; ++kg)
-                        bulk_copy_to_smem(b0 + s * b_stage_bytes + ((u * PARTS + part) * 4 + kg) * (BN * 16),
-                                          src + ((long long)u * (p.Cpad / CPG) + kg) * p.Kpad * CPG, BN * 16,
-                                          full_b + 8 * s);
-                }
-        };
-        if (warp == 0 && !warp0_halo) {
+        if (warp == 0) {
             // ---- weights producer: one lane, bulk copies, p.b_stages stages ahead of the consumers ----
             if (lane == 0) {
                 int s = 0;
@@ -1279,38 +1241,30 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     const Tile t = decode(tile);
                     for (int kt = 0; kt < KT; ++kt) {
                         mbar_wait(empty_b + 8 * s, phase ^ 1);
-                        issue_weights(t.group, t.n0, kt, s);
+                        const int chunk = kt / kpc, t0 = (kt - chunk * kpc) * tpk, nt = min(tpk, taps - t0);
+                        if (p.profile_skip & 4) {
+                            mbar_arrive(full_b + 8 * s);
+                        } else {
+                            mbar_arrive_expect_tx(full_b + 8 * s, (unsigned)(nt * PARTS * wg_b_tap_bytes(BN)));
+                            // pack [group][tap][Cpad / CPG][Kpad][CPG] elements of T (fp32 for float);
+                            // stage [tap][part][channel group][BN][CPG]
+                            const long long at = (((long long)t.group * taps + t0) * (p.Cpad / CPG) + chunk * 4) * p.Kpad + t.n0;
+                            for (int u = 0; u < nt; ++u)
+                                for (int part = 0; part < PARTS; ++part) {
+                                    const T* src = (const T*)(part ? p.wpack_lo : p.wpack) + at * CPG;
+                                    for (int kg = 0; kg < 4; ++kg)
+                                        bulk_copy_to_smem(b0 + s * b_stage_bytes + ((u * PARTS + part) * 4 + kg) * (BN * 16),
+                                                          src + ((long long)u * (p.Cpad / CPG) + kg) * p.Kpad * CPG, BN * 16,
+                                                          full_b + 8 * s);
+                                }
+                        }
                         if (++s == stages) { s = 0; phase ^= 1; }
                     }
                 }
             }
         } else {
-            // ---- halo producer: HT threads (96, or 128 with warp 0); thread = (channel-in-group cq,
-            // column lane cl) on the scalar path (96 threads only: cl in [0, 24)) ----
-            const int ht = warp0_halo ? tid : tid - 32, cq = ht & 3, cl = ht >> 2;
-            // warp0_halo: lane 0 of warp 0 issues k-tile w_kt of tile w_tile as soon as its stage is
-            // free, as far ahead as the stages go (as the weights warp would), but only by polling:
-            // poll_weights(false) issues what it can without waiting, so that warp 0 never blocks on a
-            // stage while halo work is left (the consumers may need that halo to free the stage);
-            // poll_weights(true), after the last chunk, waits.
-            const bool weights_lane = warp0_halo && warp == 0 && lane == 0;
-            int ws = 0, w_kt = 0, w_group = 0, w_n0 = 0;
-            unsigned wphase = 0;
-            long long w_tile = blockIdx.x;
-            if (weights_lane && w_tile < p.total_tiles) { const Tile wt = decode(w_tile); w_group = wt.group; w_n0 = wt.n0; }
-            auto poll_weights = [&](bool wait) {
-                if (!weights_lane) return;
-                while (w_tile < p.total_tiles) {
-                    if (wait) mbar_wait(empty_b + 8 * ws, wphase ^ 1);
-                    else if (!mbar_test(empty_b + 8 * ws, wphase ^ 1)) return;
-                    issue_weights(w_group, w_n0, w_kt, ws);
-                    if (++ws == stages) { ws = 0; wphase ^= 1; }
-                    if (++w_kt == KT) {
-                        w_kt = 0; w_tile += gridDim.x;
-                        if (w_tile < p.total_tiles) { const Tile wt = decode(w_tile); w_group = wt.group; w_n0 = wt.n0; }
-                    }
-                }
-            };
+            // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
+            const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
             const T* x = (const T*)p.x;
             const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
             unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
@@ -1319,12 +1273,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 const T* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
                 for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
                     const int b = hcount % HB;
-                    if (warp0_halo && warp == 0) {
-                        // warp 0 never blocks: while its halo buffer is busy, lane 0 issues weights
-                        while (!mbar_test(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1)) poll_weights(false);
-                    } else {
-                        mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
-                    }
+                    mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
                     if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
                     if (p.halo_vec) {
                         // Vector path: a unit is CPG channels (one group) x CPG pixels.  float32: four
@@ -1339,10 +1288,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         const int g4n = HC / CPG, units = 4 * HR * g4n;
                         const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
                         int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
-                        const int s_kg = HT / (HR * g4n), s_hr = (HT / g4n) % HR, s_g4 = HT % g4n;
+                        const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
+                                  s_g4 = WG_HALO_THREADS % g4n;
                         const int col_a = t.col0 - p.halo_shift;  // a multiple of CPG
-                        auto next_unit = [&]() {  // this thread's next unit: HT on, carried through (g4, hr, kg)
-                            u += HT; g4 += s_g4; hr += s_hr; kg += s_kg;
+                        auto next_unit = [&]() {  // this thread's next unit: 96 on, carried through (g4, hr, kg)
+                            u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
                             if (g4 >= g4n) { g4 -= g4n; ++hr; }
                             if (hr >= HR) { hr -= HR; ++kg; }
                         };
@@ -1390,7 +1340,6 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             auto batches = [&](auto vec_tag, auto units_tag) {
                             constexpr int VEC = decltype(vec_tag)::value, UNITS = decltype(units_tag)::value;
                             while (u < units) {
-                                if (SWAP) poll_weights(false);  // (warp0_halo only: lane 0 of warp 0)
                                 float4 v[UNITS][4];
                                 int off[UNITS];
 #pragma unroll
@@ -1447,7 +1396,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             };
                             // Units per batch: 5 where that takes a chunk in one round trip (#55's forward:
                             // 408 units), else 4 (a fifth unit would not save a round trip there).
-                            if (BN == 128 && p.halo_vec == 4 && units <= 5 * HT && units > 4 * HT &&
+                            if (BN == 128 && p.halo_vec == 4 && units <= 5 * WG_HALO_THREADS && units > 4 * WG_HALO_THREADS &&
                                 !(p.profile_skip & 64))
                                 batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 5>{});
                             else if (p.halo_vec == 4) batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 4>{});
@@ -1523,7 +1472,6 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     mbar_arrive(full_h + 8 * b);
                 }
             }
-            poll_weights(true);  // every halo chunk is in: the remaining weights, waiting for stages
         }
     } else {
         setmaxnreg_inc<CONSUMER_REGS>();
@@ -3211,11 +3159,6 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
         p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth; p.epi_rc = wc.epi_rc;
-        // Warp 0 among the halo loaders of the swapped narrow variant (the only one that takes it),
-        // whose halo loads bound it (#55's grad-input, docs/perf-log.md s4); KB_CONV_WGMMA_HALO_WARP0=0
-        // (read at every call) keeps warp 0 to the weight copies.
-        const char* warp0_env = std::getenv("KB_CONV_WGMMA_HALO_WARP0");
-        p.halo_warp0 = !(warp0_env && std::atoi(warp0_env) == 0);
         const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
         p.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
