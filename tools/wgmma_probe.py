@@ -7,7 +7,7 @@
     python3 tools/wgmma_probe.py --swap --cases dgrad,dgrad56   # the default against KB_CONV_WGMMA_SWAP=0
     python3 tools/wgmma_probe.py --cases dgrad --vary 'KB_CONV_WGMMA_SWAP=unset|0'   # any launcher variable
     ncu --clock-control none -k regex:wgmma --launch-skip 1 --launch-count 1 python3 tools/wgmma_probe.py --ncu-shot
-                                              # (--cases: each case run twice, e.g. --cases dgrad)
+                                              # (--cases NAME: that case instead of #55, e.g. dgrad)
 """
 import argparse
 import os
@@ -39,7 +39,8 @@ def one(label, w, shape, algo=2, prec=0, trials=10, pad=0, dtype=torch.float32):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ncu-shot", action="store_true")
+    ap.add_argument("--ncu-shot", action="store_true",
+                    help="run each of --cases twice and nothing else (for ncu; see the docstring)")
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--skip", type=int)
     ap.add_argument("--cases", default="#55,#56",
@@ -82,7 +83,7 @@ def main():
              "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--rounds / --swap)
              "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
              "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16)}
-    if args.ncu_shot:  # each of --cases twice (profile the second: --launch-skip 1 per case)
+    if args.ncu_shot:  # each of --cases twice: give ncu one case and --launch-skip 1 to profile a warm run
         for name in args.cases.split(","):
             run = case_call(cases, name)
             for _ in range(2):
