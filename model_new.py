@@ -608,6 +608,11 @@ struct ConvGemmParams {
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
     int halo_vec, halo_shift, halo_bufs, b_stages, mma_depth;
+    // halo_ilv: 1 = the halo's channel groups lie (halo_h * halo_w + 1) x 16 bytes apart, an odd
+    // number of 16-byte granules, and the vector loaders' consecutive lanes take consecutive channel
+    // groups of the same pixels (conflict-free 16-byte shared stores); 0 = halo_h * halo_w x 16 bytes
+    // and lanes along the row (the earlier layout, KB_CONV_WGMMA_HALO_ILV=0, for comparisons).
+    int halo_ilv;
     // 3xTF32 instance: k-tiles per partial sum, folded into a second fp32 set (WG_FOLD, or
     // KB_CONV_WGMMA_FOLD in the environment for experiments)
     int fold;
@@ -1191,7 +1196,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     const int HB = p.halo_bufs, stages = p.b_stages;
     const unsigned full_h = smem0 + 16 * WG_MAX_STAGES, empty_h = full_h + 8 * WG_MAX_HALO_BUFS;
     const int HR = p.halo_h, HC = p.halo_w;
-    const unsigned kgs = (unsigned)(HR * HC * 16);   // bytes from one channel group to the next
+    // bytes from one channel group to the next (one 16-byte pad where halo_ilv: see the loader)
+    const unsigned kgs = (unsigned)((HR * HC + p.halo_ilv) * 16);
     const unsigned halo_bytes = PARTS * 4 * kgs;     // 3xTF32: the small parts' 4 groups follow
     const unsigned h0 = smem0 + WG_BAR_BYTES;
     const unsigned b0 = h0 + HB * halo_bytes;
@@ -1285,11 +1291,19 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         // start 8 bytes off a 16-byte boundary; their units start 2 columns further
                         // left (16-byte aligned again), the consumers read them 2 pixels further
                         // right, and the pairs outside [0, W) are zeroed after the load.
+                        // Unit order: with halo_ilv, unit u is channel group u % 4 of pixel run u / 4 (run
+                        // = row hr, columns CPG g4 ..), so the 8 lanes of a quarter warp store to 4 channel
+                        // groups x 2 adjacent runs.  A unit is 4 (16-bit: 8) consecutive 16-byte pixels,
+                        // stored one pixel per instruction: with lanes along the row (halo_ilv 0) 8 lanes
+                        // hit 2 (16-bit: 1) of a 128-byte row's 8 granules, a 4-way (8-way) bank conflict;
+                        // with channel groups an odd number of granules apart, they hit all 8 (16-bit:
+                        // 4, 2-way).
                         const int g4n = HC / CPG, units = 4 * HR * g4n;
                         const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
-                        int u = ht, kg = u / (HR * g4n), hr = (u / g4n) % HR, g4 = u % g4n;
-                        const int s_kg = WG_HALO_THREADS / (HR * g4n), s_hr = (WG_HALO_THREADS / g4n) % HR,
-                                  s_g4 = WG_HALO_THREADS % g4n;
+                        const int ilv = p.halo_ilv;
+                        const int run0 = ilv ? ht >> 2 : ht, run_step = ilv ? WG_HALO_THREADS / 4 : WG_HALO_THREADS;
+                        int u = ht, kg = ilv ? ht & 3 : run0 / (HR * g4n), hr = (run0 / g4n) % HR, g4 = run0 % g4n;
+                        const int s_kg = ilv ? 0 : run_step / (HR * g4n), s_hr = (run_step / g4n) % HR, s_g4 = run_step % g4n;
                         const int col_a = t.col0 - p.halo_shift;  // a multiple of CPG
                         auto next_unit = [&]() {  // this thread's next unit: 96 on, carried through (g4, hr, kg)
                             u += WG_HALO_THREADS; g4 += s_g4; hr += s_hr; kg += s_kg;
@@ -2983,6 +2997,7 @@ struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
     int halo_vec = 0, halo_shift = 0, halo_bufs = 2, b_stages = 2, mma_depth = 1;
+    int halo_ilv = 1;  // channel groups one 16-byte pad apart, lanes across them (ConvGemmParams)
     int bn = WG_BN, tr = WG_TR;
     int epi_rc = 16;  // bulk epilogue: channels per staging round
     bool swap = false;  // narrow variant with the operands swapped (weights A, halo B; direct stores)
@@ -3049,8 +3064,14 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)WG_TC + span_w + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
     if (c.halo_vec) hw = round_up(hw, cpg);
-    const int64_t halo_bytes = parts * 4 * hh * hw * 16;
-    if (hh * hw * 16 >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
+    // Channel groups one 16-byte granule further apart than their hh x hw pixels, so that the vector
+    // loaders' 16-byte stores are free of bank conflicts (the kernel's halo loader);
+    // KB_CONV_WGMMA_HALO_ILV=0 (read at every call) keeps the earlier dense layout for comparisons.
+    const char* ilv_env = std::getenv("KB_CONV_WGMMA_HALO_ILV");
+    c.halo_ilv = (ilv_env && std::atoi(ilv_env) == 0) ? 0 : 1;
+    const int64_t group_bytes = (hh * hw + c.halo_ilv) * 16;
+    const int64_t halo_bytes = parts * 4 * group_bytes;
+    if (group_bytes >= (1 << 18)) return c;  // the descriptor's lbo field holds 14 bits of 16 bytes
     auto smem_for = [&](int tpk, int stages, int bufs) {
         // (the swapped variant stages no output)
         return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) +
@@ -3158,7 +3179,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
-        p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth; p.epi_rc = wc.epi_rc;
+        p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth; p.epi_rc = wc.epi_rc; p.halo_ilv = wc.halo_ilv;
         const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
         p.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;

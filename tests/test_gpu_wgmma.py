@@ -471,3 +471,39 @@ def test_wgmma_grad_input_16bit(cfg, dname):
         f"{where}: wgmma vs sm_80 kernels rel L2 {U.rel_l2(gx.double(), gx80.double()):.2e}")
     assert torch.allclose(gx.float(), gx_ref.float(), atol=1e-2, rtol=1e-2), (
         f"{where}: vs nn.Conv2d: " + U.diff_report(gx.float(), gx_ref.float()))
+
+
+# The halo's two layouts (KB_CONV_WGMMA_HALO_ILV: default 1, channel groups one 16-byte pad apart and
+# the vector loaders' lanes across them; 0, the earlier dense layout with lanes along the row) hold the
+# same operands at the addresses the MMAs read, so every output is bitwise equal.  One configuration
+# per loader path and variant: 16-byte loads (wide, swapped narrow), odd rows (halo_vec 3, grad-input),
+# 8-byte and 4-byte loads, channels_last input, 3xTF32 (small parts 4 groups on), fp16 / bf16.
+HALO_LAYOUT_CASES = [("l55_like", "tf32", torch.float32), ("odd_width", "tf32", torch.float32),
+                     ("channels_last_in", "tf32", torch.float32), ("l55_bias_pad", "ieee", torch.float32),
+                     ("odd_rows_l55", "tf32", torch.float32), ("swap_many_tiles", "tf32", torch.float32),
+                     ("narrow_k24_dilated_odd", "tf32", torch.float32), ("many_tiles", "tf32", torch.float32),
+                     ("h_l55_like", "tf32", torch.float16), ("h_bias_pad", "tf32", torch.bfloat16),
+                     ("h_c35_odd_width", "tf32", torch.float16)]
+HALO_LAYOUT_IDS = [f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in HALO_LAYOUT_CASES]
+
+
+@pytest.mark.parametrize("case", HALO_LAYOUT_CASES, ids=HALO_LAYOUT_IDS)
+def test_wgmma_halo_layouts_agree(case, monkeypatch):
+    cfg_id, mode, dtype = case
+    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS if c.id == cfg_id)
+    torch.manual_seed(U.seed_for("wgmma-halo-layout", cfg.id, mode, str(dtype)))
+    with U.precision_mode(mode):
+        model, _ = U.make_models(M, cfg, dtype=dtype)
+        x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+        results = []
+        for layout in ("1", "0"):
+            monkeypatch.setenv("KB_CONV_WGMMA_HALO_ILV", layout)
+            y = model(x)
+            gy = torch.randn_like(y) if layout == "1" else gy
+            results.append((y.detach(), torch.autograd.grad(y, x, gy)[0]))
+        U.sync()
+    (y1, gx1), (y0, gx0) = results
+    where = f"[{cfg}] {mode} {dtype}"
+    assert not torch.isnan(y1).any() and not torch.isnan(gx1).any(), f"{where}: NaN (unwritten elements under poison?)"
+    assert torch.equal(y1, y0), f"{where} forward: " + U.diff_report(y1.float(), y0.float())
+    assert torch.equal(gx1, gx0), f"{where} grad-input: " + U.diff_report(gx1.float(), gx0.float())
