@@ -30,8 +30,9 @@ SKIPS = {0: "full", 1: "no stores", 2: "no halo", 4: "no weights", 6: "no loads"
 
 
 def one(label, w, shape, algo=2, prec=0, trials=10, pad=0, dtype=torch.float32):
+    """Mean ms of the launcher's forward; padding an int (all four sides) or (top, bottom, left, right)."""
     ext = M._ext()
-    geo = [1, 1, pad, pad, pad, pad, 1, 1, 1, 0]
+    geo = [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
     x = torch.rand(*shape, device="cuda").to(dtype)
     w = w.to(dtype)
     return cold_time(lambda: ext.conv2d_forward(x, w, None, geo, algo, prec, False, False), trials=trials)[0]
