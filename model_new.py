@@ -1727,6 +1727,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 // 8 floats, 32-byte aligned).  The stores drain while the next tile's MMAs run.
                 if (p.profile_skip & 1) continue;
                 const long long chan0 = (long long)t.group * p.Kg;
+                float bv[2];  // this thread's two channels' biases, read once per tile
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int n = t.n0 + 16 * wq + g + 8 * h;
+                    bv[h] = (bias && n < p.Kg) ? to_acc(bias[chan0 + n]) : 0.f;
+                }
 #pragma unroll
                 for (int sg = 0; sg < SG; ++sg) {
                     const int op = t.p0 + SG * cwg + sg;
@@ -1736,12 +1742,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     for (int h = 0; h < 2; ++h) {
                         const int n = t.n0 + 16 * wq + g + 8 * h;
                         if (n >= p.Kg) continue;
-                        const float bv = bias ? to_acc(bias[chan0 + n]) : 0.f;
                         T* yc = y_row + (chan0 + n) * p.y_sc;
 #pragma unroll
                         for (int j = 0; j < BN / 8; ++j) {
                             const int q = 8 * j + 2 * t4;
-                            const float v0 = acc[sg][4 * j + 2 * h] + bv, v1 = acc[sg][4 * j + 2 * h + 1] + bv;
+                            const float v0 = acc[sg][4 * j + 2 * h] + bv[h], v1 = acc[sg][4 * j + 2 * h + 1] + bv[h];
                             if (t.q0 + q + 1 < p.Q) *reinterpret_cast<float2*>(yc + q) = make_float2(v0, v1);
                             else if (t.q0 + q < p.Q) yc[q] = v0;
                         }
