@@ -1133,9 +1133,11 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   takes at ~1.5 TB/s (tools/store_pattern_probe.py; 1 KB runs: 2.3 TB/s).
 // Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
 //   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
-//   (halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
+//   ((halo_h * halo_w + 1) * 16 B: the pad makes it an odd number of 16-byte granules, so that the
+//   vector loaders' 16-byte stores spread over all banks, perf log s5; without halo_ilv,
+//   halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
 //   halo_w + j*dil_w): a 16-byte offset per pixel, which the descriptor's start address allows.
-//   Copy lanes: 4 channels x 8 columns, so 32-byte global runs and 128 contiguous shared bytes.
+//   Scalar-path lanes: 4 channels x 8 columns, so 32-byte global runs and 128 contiguous shared bytes.
 // Weights (B): packed [group][tap][Cpad/4][Kpad][4] (pack layout 2): one tap's 16 channels x BN
 //   output channels are 4 contiguous runs of BN x 16 bytes, bulk-copied into [tap][channel group]
 //   [BN n][4] (K-major, sbo = 128 B, lbo = BN x 16 B).  A k-tile is taps_per_kt taps of one chunk; p.b_stages stages
