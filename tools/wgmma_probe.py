@@ -29,10 +29,16 @@ SKIPS = {0: "full", 1: "no stores", 2: "no halo", 4: "no weights", 6: "no loads"
          1550: "stores only, neither", 256: "no epilogue fence", 1024: "no staging"}
 
 
+def geometry(pad):
+    """The launcher's geometry vector for stride 1, dilation 1, one group, zero padding: pad an int (all
+    four sides) or (top, bottom, left, right)."""
+    return [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
+
+
 def one(label, w, shape, algo=2, prec=0, trials=10, pad=0, dtype=torch.float32):
-    """Mean ms of the launcher's forward; padding an int (all four sides) or (top, bottom, left, right)."""
+    """Mean ms of the launcher's forward (padding as in geometry())."""
     ext = M._ext()
-    geo = [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
+    geo = geometry(pad)
     x = torch.rand(*shape, device="cuda").to(dtype)
     w = w.to(dtype)
     return cold_time(lambda: ext.conv2d_forward(x, w, None, geo, algo, prec, False, False), trials=trials)[0]
@@ -150,10 +156,10 @@ def main():
 
 def case_call(cases, name):
     """A fresh random input for case `name` and a closure that runs the launcher's forward on it (the
-    wgmma algorithm, TF32); padding an int (all four sides) or (top, bottom, left, right)."""
+    wgmma algorithm, TF32; padding as in geometry())."""
     w, shape, pad = cases[name][:3]
     dtype = (cases[name] + (torch.float32,))[3]
-    geo = [1, 1] + list(pad if isinstance(pad, tuple) else (pad,) * 4) + [1, 1, 1, 0]
+    geo = geometry(pad)
     x = torch.rand(*shape, device="cuda").to(dtype)
     wd = w.to(dtype)
     ext = M._ext()
