@@ -617,8 +617,9 @@ struct ConvGemmParams {
     // KB_CONV_WGMMA_FOLD in the environment for experiments)
     int fold;
     // bulk epilogue: output channels per staging round (16, 32 or 64; choose_wgmma sizes the
-    // staging buffers for it)
-    int epi_rc;
+    // staging buffers for it), and staging buffers per consumer warpgroup: 3 (one barrier per round)
+    // where they fit, else 2 (two barriers per round)
+    int epi_rc, epi_bufs;
     // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
     // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs; bit 4 points every A operand
     // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
@@ -1125,12 +1126,12 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   set the pace (Nsight Compute, docs/perf-log.md w5-w7): tap offsets advance without divisions,
 //   and each tap count has its own straight-line MMA sequence, so the commit needs no dummy MMA.
 //   The epilogue follows the last k-tile: NCHW rows go out p.epi_rc (16, 32 or 64) channels at a
-//   time through two staging buffers per warpgroup and the bulk copy engine (w8, w15), other
-//   layouts 32 channels at a time through shared memory and 128-byte stores.  Either way it
-//   overlaps the next tile's MMAs only as far as two staging buffers reach, and a tile-sized
-//   staging buffer does not fit beside useful pipeline depths (w5).  On #55 the output write
-//   itself bounds it: 4 x 64 tiles write 256-byte runs per channel row, which the memory system
-//   takes at ~1.5 TB/s (tools/store_pattern_probe.py; 1 KB runs: 2.3 TB/s).
+//   time through two or three staging buffers per warpgroup and the bulk copy engine (w8, w15,
+//   s6), other layouts 32 channels at a time through shared memory and 128-byte stores.  Either
+//   way it overlaps the next tile's MMAs only as far as the staging buffers reach, and a
+//   tile-sized staging buffer does not fit beside useful pipeline depths (w5).  On #55 the SM's
+//   rate of writing its output bounds it: ~6 bytes a clock through the copy engine with 8 warps
+//   issuing (one warp alone managed ~2.4: a storer warp, perf log s6, was twice as slow).
 // Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
 //   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
 //   ((halo_h * halo_w + 1) * 16 B: the pad makes it an odd number of 16-byte granules, so that the
@@ -1158,10 +1159,10 @@ constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used),
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
 constexpr int WG_EPI_LD16 = 72;                   // 16-bit staging row: 64 pixels + up to 7 of shift + 1
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging at least: 32 channels x 64 pixels (or 2 x 16)
-// One warpgroup's staging for the bulk epilogue's two buffers of rc channel rows (fp32 rows of 68
+// One warpgroup's staging for the bulk epilogue's bufs buffers of rc channel rows (fp32 rows of 68
 // floats, 16-bit rows of 72 halves), and never less than the in-line epilogue's 32 x 68 floats.
-__host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes) {
-    const int bulk = 2 * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : WG_EPI_LD16 * 2);
+__host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes, int bufs) {
+    const int bulk = bufs * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : WG_EPI_LD16 * 2);
     return bulk > WG_EPI_BYTES ? bulk : WG_EPI_BYTES;
 }
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
@@ -1510,11 +1511,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
         // Output rows with unit pixel stride (NCHW) leave through the bulk copy engine (below).
         const bool bulk_out = !SWAP && p.y_sw == 1 && !(p.profile_skip & 32);
-        const int epi_wg_floats = wg_epi_wg_bytes(p.epi_rc, EB) / 4;  // one warpgroup's staging
+        const int epi_wg_floats = wg_epi_wg_bytes(p.epi_rc, EB, p.epi_bufs) / 4;  // one warpgroup's staging
         float* bias_wg = stage + 2 * epi_wg_floats + cwg * WG_BN;  // this tile's BN biases
         const int wg_tid = tid & 127;
         int bias_group = -1, bias_n0 = -1;  // whose biases bias_wg holds
-        unsigned rounds = 0;                // bulk epilogue rounds so far: staging buffer rounds % 2
+        int epi_buf = 0;                    // bulk epilogue: the next round's staging buffer (rounds % p.epi_bufs)
+        // 3 staging buffers: one barrier per round (below), else two
+        const bool one_barrier = p.epi_bufs == 3;
 
         // The A operand of tap (i, j) for output row 2 cwg (+ sg stride_h rows) starts at halo pixel
         // ((2 cwg stride_h + i dil_h - tap_row_lo) HC + j dil_w - tap_col_lo + halo_shift): the
@@ -1543,6 +1546,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 bias_group = t.group; bias_n0 = t.n0;
                 if (wg_tid < BN)
                     bias_wg[wg_tid] = (bias && t.n0 + wg_tid < p.Kg) ? to_acc(bias[(long long)t.group * p.Kg + t.n0 + wg_tid]) : 0.f;
+                // With one barrier per round, the first comes after the first round's staging, which
+                // reads the biases: publish them here (the warpgroup's threads agree on the tiles).
+                if (one_barrier) named_barrier_sync(1 + cwg, 128);
             }
             // Buffers of the k-tiles whose MMAs may still run, 1 and 2 k-tiles back (-1: none).  With
             // mma_depth 2 two k-tiles' MMAs stay in flight (wgmma_wait<2>), else one.
@@ -1758,14 +1764,14 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             }
             float* stage_wg = stage + cwg * epi_wg_floats;
             if (bulk_out) {
-                // Bulk epilogue: rounds of RC channels x 64 pixels through two staging buffers per
-                // warpgroup.  The fragments (plus bias, rounded once to T) go to shared memory, each row
+                // Bulk epilogue: rounds of RC channels x 64 pixels through p.epi_bufs (2 or 3) staging
+                // buffers per warpgroup.  The fragments (plus bias, rounded once to T) go to shared memory, each row
                 // shifted by its global address mod 16 bytes; then per channel row one lane hands the
                 // 16-byte-aligned body to the bulk copy engine and up to seven more store the unaligned
                 // ends (#55's rows of 1022 floats start 8 bytes off every other row).  The consumers go
                 // on to the next tile's MMAs while the copies drain, so the output write overlaps the
                 // next mainloop; a buffer is refilled only once its copies have read it (bulk_wait_read,
-                // two rounds on).
+                // two rounds on; see the round loop for the barriers).
                 if (p.profile_skip & 1) continue;
                 // Staging rows (elements): fp32 68 (64 pixels + up to 3 of shift + 1: conflict-free
                 // fragment stores), 16-bit 72 (64 + up to 7, 144 bytes: conflict-free too).  A third
@@ -1797,11 +1803,16 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         const int lead = min((CPG - sh) & (CPG - 1), len), body = (len - lead) & ~(CPG - 1),
                                   tail = len - lead - body;
 #pragma unroll
-                        for (int rr = 0; rr < BN / RC; ++rr, ++rounds) {
-                            T* buf = (T*)stage_wg + (rounds & 1) * (RC * LD);
-                            if (role == 0) bulk_wait_read<1>();  // this buffer's copies of two rounds ago
+                        for (int rr = 0; rr < BN / RC; ++rr) {
+                            // Round r stages into buffer r % bufs.  Two buffers: wait until this buffer's
+                            // copies of round r - 2 are read, barrier, stage, barrier, copy.  Three: stage
+                            // (the buffer was freed before the last barrier), wait until round r - 2's
+                            // copies are read (buffer (r + 1) % 3, the next round's), barrier, copy.
+                            T* buf = (T*)stage_wg + epi_buf * (RC * LD);
+                            if (++epi_buf == p.epi_bufs) epi_buf = 0;
+                            if (!one_barrier && role == 0) bulk_wait_read<1>();
                             if (!(p.profile_skip & 1024)) {
-                                named_barrier_sync(1 + cwg, 128);
+                                if (!one_barrier) named_barrier_sync(1 + cwg, 128);
 #pragma unroll
                                 for (int jj = 0; jj < RC / 8; ++jj)
 #pragma unroll
@@ -1814,7 +1825,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                                 from_acc<T>(acc[sg][4 * ((RC / 8) * rr + jj) + 2 * h + e] + bv);
                                     }
                                 if (!(p.profile_skip & 256)) fence_proxy_async_smem();
+                                if (one_barrier && role == 0) bulk_wait_read<1>();
                                 named_barrier_sync(1 + cwg, 128);
+                            } else if (one_barrier && role == 0) {
+                                bulk_wait_read<1>();
                             }
 #pragma unroll
                             for (int sweep = 0; sweep < RC / 16; ++sweep) {
@@ -3007,10 +3021,11 @@ struct WgmmaChoice {
     int halo_ilv = 1;  // channel groups one 16-byte pad apart, lanes across them (ConvGemmParams)
     int bn = WG_BN, tr = WG_TR;
     int epi_rc = 16;  // bulk epilogue: channels per staging round
+    int epi_bufs = 2;  // bulk epilogue: staging buffers per consumer warpgroup (ConvGemmParams::epi_bufs)
     bool swap = false;  // narrow variant with the operands swapped (weights A, halo B; direct stores)
 };
 
-WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
+WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
     WgmmaChoice c;
     const int taps = p.taps_h * p.taps_w;
     const bool sixteen = elem_bytes == 2;  // fp16 / bf16: exact products, whatever prec says
@@ -3082,7 +3097,7 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     auto smem_for = [&](int tpk, int stages, int bufs) {
         // (the swapped variant stages no output)
         return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) +
-               (c.swap ? 0 : 2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes) + WG_BIAS_BYTES);
+               (c.swap ? 0 : 2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes, c.epi_bufs) + WG_BIAS_BYTES);
     };
     auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
     auto take = [&](int tpk, int stages, int bufs, int depth) {
@@ -3144,6 +3159,20 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
     return c;
 }
 
+// The tiling above, then a third bulk-epilogue staging buffer per consumer warpgroup where it fits
+// beside the tiling's pipeline (one barrier per round instead of two: perf log s6);
+// KB_CONV_WGMMA_EPI_BUFS=2 (read at every call) keeps two.
+WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
+    WgmmaChoice c = choose_wgmma_tiling(p, prec, hopper, col_n, elem_bytes);
+    if (!c.use || c.swap) return c;
+    const char* bufs_env = std::getenv("KB_CONV_WGMMA_EPI_BUFS");
+    if (bufs_env && std::atoi(bufs_env) == 2) return c;
+    const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    const int more = 2 * (wg_epi_wg_bytes(c.epi_rc, elem_bytes, 3) - wg_epi_wg_bytes(c.epi_rc, elem_bytes, 2));
+    if (c.smem + more <= per_block) { c.smem += more; c.epi_bufs = 3; }
+    return c;
+}
+
 // One implicit-GEMM sweep (the forward, or one grad-input phase): packs the weights for the
 // kernel it picks (reduction padded to the kernel's slice), then launches it.  p carries the
 // geometry; pp the weight layout (its red_pad / col_pad are set here).  hopper: the extension was
@@ -3187,6 +3216,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
         p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth; p.epi_rc = wc.epi_rc; p.halo_ilv = wc.halo_ilv;
+        p.epi_bufs = wc.epi_bufs;
         const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
         p.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;

@@ -507,3 +507,40 @@ def test_wgmma_halo_layouts_agree(case, monkeypatch):
     assert not torch.isnan(y1).any() and not torch.isnan(gx1).any(), f"{where}: NaN (unwritten elements under poison?)"
     assert torch.equal(y1, y0), f"{where} forward: " + U.diff_report(y1.float(), y0.float())
     assert torch.equal(gx1, gx0), f"{where} grad-input: " + U.diff_report(gx1.float(), gx0.float())
+
+
+# The bulk epilogue with three staging buffers per consumer warpgroup and one barrier per round (the
+# default where they fit) against two buffers and two barriers (KB_CONV_WGMMA_EPI_BUFS=2): the same
+# values to the same places, so bitwise equal outputs; under poison an element no round wrote is NaN.
+# Cases: ragged column tiles, rows outside the image, several column blocks and groups (the staged
+# biases change between tiles), channel counts that are not whole rounds, rounds of 16 (#56-like),
+# 3xTF32, the narrow unswapped variant, 16-bit outputs (rounds of 64: three buffers may not fit).
+EPI_BUFS_CASES = [("l55_like", "tf32", torch.float32), ("l55_bias_pad", "ieee", torch.float32),
+                  ("c29_k200", "tf32", torch.float32), ("groups2", "tf32", torch.float32),
+                  ("many_tiles_2blocks_bias", "tf32", torch.float32), ("l56_like", "tf32", torch.float32),
+                  ("k256_2blocks_ragged", "ieee", torch.float32), ("narrow_k40_bias_pad", "tf32", torch.float32),
+                  ("odd_rows_fwd_bias", "tf32", torch.float32), ("h_l55_like", "tf32", torch.float16),
+                  ("h_bias_pad", "tf32", torch.bfloat16), ("h_c40_k200", "tf32", torch.float16)]
+
+
+@pytest.mark.parametrize("case", EPI_BUFS_CASES, ids=[f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in EPI_BUFS_CASES])
+def test_wgmma_epilogue_buffers_agree(case, monkeypatch):
+    cfg_id, mode, dtype = case
+    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS if c.id == cfg_id)
+    torch.manual_seed(U.seed_for("wgmma-epi-bufs", cfg.id, mode, str(dtype)))
+    with U.precision_mode(mode):
+        model, _ = U.make_models(M, cfg, dtype=dtype)
+        x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+        results = []
+        for bufs in ("3", "2"):
+            monkeypatch.setenv("KB_CONV_WGMMA_EPI_BUFS", bufs)
+            y = model(x)
+            gy = torch.randn_like(y) if bufs == "3" else gy
+            results.append((y.detach(), torch.autograd.grad(y, x, gy)[0]))
+        U.sync()
+    (y3, gx3), (y2, gx2) = results
+    where = f"[{cfg}] {mode} {dtype}"
+    assert not torch.isnan(y3).any() and not torch.isnan(gx3).any(), f"{where}: NaN (unwritten elements under poison?)"
+    assert not torch.isnan(y2).any(), f"{where}: NaN with two buffers"
+    assert torch.equal(y3, y2), f"{where} forward: " + U.diff_report(y3.float(), y2.float())
+    assert torch.equal(gx3, gx2), f"{where} grad-input: " + U.diff_report(gx3.float(), gx2.float())
