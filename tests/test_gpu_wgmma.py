@@ -487,26 +487,36 @@ HALO_LAYOUT_CASES = [("l55_like", "tf32", torch.float32), ("odd_width", "tf32", 
 HALO_LAYOUT_IDS = [f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in HALO_LAYOUT_CASES]
 
 
-@pytest.mark.parametrize("case", HALO_LAYOUT_CASES, ids=HALO_LAYOUT_IDS)
-def test_wgmma_halo_layouts_agree(case, monkeypatch):
+def _variants_agree(case, monkeypatch, var, values, seed_tag):
+    """Forward and grad-input of one (config id, precision mode, dtype) case under each value of the
+    environment variable var (read by the launcher at every call): every output bitwise equal to the
+    first value's, and none NaN (every buffer is poisoned, so an element nobody wrote would be)."""
     cfg_id, mode, dtype = case
     cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS if c.id == cfg_id)
-    torch.manual_seed(U.seed_for("wgmma-halo-layout", cfg.id, mode, str(dtype)))
+    torch.manual_seed(U.seed_for(seed_tag, cfg.id, mode, str(dtype)))
     with U.precision_mode(mode):
         model, _ = U.make_models(M, cfg, dtype=dtype)
         x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
         results = []
-        for layout in ("1", "0"):
-            monkeypatch.setenv("KB_CONV_WGMMA_HALO_ILV", layout)
+        for value in values:
+            monkeypatch.setenv(var, value)
             y = model(x)
-            gy = torch.randn_like(y) if layout == "1" else gy
+            gy = torch.randn_like(y) if not results else gy
             results.append((y.detach(), torch.autograd.grad(y, x, gy)[0]))
         U.sync()
-    (y1, gx1), (y0, gx0) = results
     where = f"[{cfg}] {mode} {dtype}"
-    assert not torch.isnan(y1).any() and not torch.isnan(gx1).any(), f"{where}: NaN (unwritten elements under poison?)"
-    assert torch.equal(y1, y0), f"{where} forward: " + U.diff_report(y1.float(), y0.float())
-    assert torch.equal(gx1, gx0), f"{where} grad-input: " + U.diff_report(gx1.float(), gx0.float())
+    y1, gx1 = results[0]
+    for value, (y, gx) in zip(values, results):
+        assert not torch.isnan(y).any() and not torch.isnan(gx).any(), (
+            f"{where} {var}={value}: NaN (unwritten elements under poison?)")
+    for value, (y, gx) in zip(values[1:], results[1:]):
+        assert torch.equal(y1, y), f"{where} forward, {var}={value}: " + U.diff_report(y1.float(), y.float())
+        assert torch.equal(gx1, gx), f"{where} grad-input, {var}={value}: " + U.diff_report(gx1.float(), gx.float())
+
+
+@pytest.mark.parametrize("case", HALO_LAYOUT_CASES, ids=HALO_LAYOUT_IDS)
+def test_wgmma_halo_layouts_agree(case, monkeypatch):
+    _variants_agree(case, monkeypatch, "KB_CONV_WGMMA_HALO_ILV", ("1", "0"), "wgmma-halo-layout")
 
 
 # The bulk epilogue with three staging buffers per consumer warpgroup and one barrier per round (the
@@ -525,22 +535,4 @@ EPI_BUFS_CASES = [("l55_like", "tf32", torch.float32), ("l55_bias_pad", "ieee", 
 
 @pytest.mark.parametrize("case", EPI_BUFS_CASES, ids=[f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in EPI_BUFS_CASES])
 def test_wgmma_epilogue_buffers_agree(case, monkeypatch):
-    cfg_id, mode, dtype = case
-    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS if c.id == cfg_id)
-    torch.manual_seed(U.seed_for("wgmma-epi-bufs", cfg.id, mode, str(dtype)))
-    with U.precision_mode(mode):
-        model, _ = U.make_models(M, cfg, dtype=dtype)
-        x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
-        results = []
-        for bufs in ("3", "2"):
-            monkeypatch.setenv("KB_CONV_WGMMA_EPI_BUFS", bufs)
-            y = model(x)
-            gy = torch.randn_like(y) if bufs == "3" else gy
-            results.append((y.detach(), torch.autograd.grad(y, x, gy)[0]))
-        U.sync()
-    (y3, gx3), (y2, gx2) = results
-    where = f"[{cfg}] {mode} {dtype}"
-    assert not torch.isnan(y3).any() and not torch.isnan(gx3).any(), f"{where}: NaN (unwritten elements under poison?)"
-    assert not torch.isnan(y2).any(), f"{where}: NaN with two buffers"
-    assert torch.equal(y3, y2), f"{where} forward: " + U.diff_report(y3.float(), y2.float())
-    assert torch.equal(gx3, gx2), f"{where} grad-input: " + U.diff_report(gx3.float(), gx2.float())
+    _variants_agree(case, monkeypatch, "KB_CONV_WGMMA_EPI_BUFS", ("3", "2"), "wgmma-epi-bufs")
