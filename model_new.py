@@ -1813,17 +1813,26 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             if (!one_barrier && role == 0) bulk_wait_read<1>();
                             if (!(p.profile_skip & 1024)) {
                                 if (!one_barrier) named_barrier_sync(1 + cwg, 128);
+                                // The fragments, plus the channel's bias where there is one: without a
+                                // bias the shared-memory load of a zero and the add waiting for it go
+                                // (#55 has none; they were ~20% of the epilogue's stall samples, s6 (g)).
+                                auto stage_round = [&](auto with_bias) {
 #pragma unroll
-                                for (int jj = 0; jj < RC / 8; ++jj)
+                                    for (int jj = 0; jj < RC / 8; ++jj)
 #pragma unroll
-                                    for (int e = 0; e < 2; ++e) {
-                                        const int cl = 8 * jj + 2 * t4 + e;
-                                        const float bv = bias_wg[RC * rr + cl];
+                                        for (int e = 0; e < 2; ++e) {
+                                            const int cl = 8 * jj + 2 * t4 + e;
+                                            const float bv = decltype(with_bias)::value ? bias_wg[RC * rr + cl] : 0.f;
 #pragma unroll
-                                        for (int h = 0; h < 2; ++h)
-                                            buf[cl * LD + frag_sh[e] + 16 * wq + g + 8 * h] =
-                                                from_acc<T>(acc[sg][4 * ((RC / 8) * rr + jj) + 2 * h + e] + bv);
-                                    }
+                                            for (int h = 0; h < 2; ++h) {
+                                                const float v = acc[sg][4 * ((RC / 8) * rr + jj) + 2 * h + e];
+                                                buf[cl * LD + frag_sh[e] + 16 * wq + g + 8 * h] =
+                                                    from_acc<T>(decltype(with_bias)::value ? v + bv : v);
+                                            }
+                                        }
+                                };
+                                if (bias) stage_round(std::true_type{});
+                                else stage_round(std::false_type{});
                                 if (!(p.profile_skip & 256)) fence_proxy_async_smem();
                                 if (one_barrier && role == 0) bulk_wait_read<1>();
                                 named_barrier_sync(1 + cwg, 128);
