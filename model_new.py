@@ -1540,12 +1540,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         unsigned hphase = 0;  // halo buffer hb and the parity of its round
         for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
             const Tile t = decode(tile);
-            if (bulk_out && (t.group != bias_group || t.n0 != bias_n0)) {
+            if (bulk_out && bias && (t.group != bias_group || t.n0 != bias_n0)) {
                 // The previous tile's epilogue read bias_wg before its last barrier, which every
                 // thread has passed; the first barrier of this tile's epilogue publishes the writes.
+                // Without a bias nothing reads bias_wg (the staging skips the add): no fill, no barrier.
                 bias_group = t.group; bias_n0 = t.n0;
                 if (wg_tid < BN)
-                    bias_wg[wg_tid] = (bias && t.n0 + wg_tid < p.Kg) ? to_acc(bias[(long long)t.group * p.Kg + t.n0 + wg_tid]) : 0.f;
+                    bias_wg[wg_tid] = (t.n0 + wg_tid < p.Kg) ? to_acc(bias[(long long)t.group * p.Kg + t.n0 + wg_tid]) : 0.f;
                 // With one barrier per round, the first comes after the first round's staging, which
                 // reads the biases: publish them here (the warpgroup's threads agree on the tiles).
                 if (one_barrier) named_barrier_sync(1 + cwg, 128);
