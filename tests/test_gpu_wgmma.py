@@ -305,6 +305,7 @@ SWAP_CONFIGS = [
     Cfg("swap_many_tiles", 3, 32, 100, 264, 128, 3),                                  # dX 100 x 264
     Cfg("swap_fwd_k48_bias", 3, 64, 27, 72, 48, 3, p=1, bias=True),                   # y 27 x 72, 48 channels
     Cfg("swap_fwd_groups2", 2, 64, 20, 64, 96, 3, g=2, p=1, bias=True),               # 2 groups of 48
+    Cfg("swap_fwd_odd_w", 2, 40, 21, 67, 64, (3, 4)),                                 # x rows of 67: scalar halo loads
 ]
 
 
@@ -536,3 +537,4 @@ EPI_BUFS_CASES = [("l55_like", "tf32", torch.float32), ("l55_bias_pad", "ieee", 
 @pytest.mark.parametrize("case", EPI_BUFS_CASES, ids=[f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in EPI_BUFS_CASES])
 def test_wgmma_epilogue_buffers_agree(case, monkeypatch):
     _variants_agree(case, monkeypatch, "KB_CONV_WGMMA_EPI_BUFS", ("3", "2"), "wgmma-epi-bufs")
+

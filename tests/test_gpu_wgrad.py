@@ -199,7 +199,8 @@ def test_wgrad_kernel_choice(monkeypatch):
 # conv_wgrad_wgmma_kernel, called through the launcher in the truncating-TF32 class on shapes beyond
 # #55's: rows misaligned by 2 floats (a = 2, as #55's Q = 1022), padding (windows from column -1,
 # zero rows), partial channel and filter blocks, 3-tap blocks with idle warpgroups (5x7, 1x1),
-# strides and dilations, a single partial k-tile per row, groups.
+# strides and dilations, a single partial k-tile per row, groups, 2-row kernels, and splits long
+# enough for the pipeline's stages to wrap many times.
 WGMMA_CONFIGS = [
     Cfg("w72_odd_rows", 2, 64, 20, 72, 128, 3),          # Q = 70
     Cfg("pad1", 2, 64, 17, 64, 128, 3, p=1),
@@ -210,6 +211,8 @@ WGMMA_CONFIGS = [
     Cfg("q10_one_tile", 3, 64, 8, 12, 128, 3),            # Q = 10 < 32
     Cfg("groups2", 2, 128, 10, 36, 256, 3, g=2),
     Cfg("k1x1", 2, 64, 10, 32, 128, 1),                   # two idle warpgroups
+    Cfg("many_ktiles", 2, 64, 130, 260, 128, 3),          # ~50 k-tiles per split: the stages wrap often
+    Cfg("k2x3_r2", 2, 32, 40, 100, 64, (2, 3)),           # 2 kernel rows
 ]
 
 

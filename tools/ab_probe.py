@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Versions of model_new.py timed against each other in one process (cold L2, CUDA events; per
-case the best round's mean and median, ms), interleaved A, B, ..., A, B, ... so that clock drift
-falls on all of them:
+case the best round's mean and median, ms), interleaved A, B, ..., then B, A, ... (reversed every other
+round) so that clock drift and the power cap's heating fall on all of them:
 
     python3 tools/ab_probe.py model_new.py /tmp/ab/model_new.py [...] [--trials 10] [--rounds 2]
 
 Each file builds its own extension (the build name hashes the sources).  Cases: #55 and #56 forward
-in TF32 mode, #55 forward in fp16, and #55's two backward passes (grad-input alone: the weight
-needs no gradient; grad-weight alone: the input needs none).
+in TF32 mode, #55 forward in fp16, #55's two backward passes (grad-input alone: the weight
+needs no gradient; grad-weight alone: the input needs none), and #55's forward + backward.
 """
 from __future__ import annotations
 
@@ -58,8 +58,15 @@ def cases(mod):
         y = model(x.detach())
         return torch.autograd.grad(y, model.conv2d.weight, g)
 
+    def forward_backward():  # as run_check's fwd+bwd timing: both gradients, through .backward()
+        model.conv2d.weight.requires_grad_(True)
+        model.conv2d.weight.grad = None
+        xg = x.detach().requires_grad_(True)
+        model(xg).backward(g)
+
     out["#55 fwd+grad-input"] = grad_input
     out["#55 fwd+grad-weight"] = grad_weight
+    out["#55 fwd+bwd"] = forward_backward
     return out
 
 
@@ -74,10 +81,13 @@ def main():
     mods = {k: load(f, "model_" + k) for k, f in zip(keys, args.files)}
     fns = {k: cases(m) for k, m in mods.items()}
     results = {}
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
+        # Every other round in reverse order: under the GPU's power cap the version timed second
+        # can run hotter (slower), so a fixed order biases the comparison.
+        order = keys if round_index % 2 == 0 else keys[::-1]
         for case in fns["A"]:
-            for k in keys:
-                grad = "grad" in case
+            for k in order:
+                grad = "grad" in case or "bwd" in case
                 with torch.set_grad_enabled(grad):
                     t = cold_time(fns[k][case], trials=args.trials)
                 results.setdefault((case, k), []).append(t)

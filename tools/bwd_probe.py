@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--env", action="append", default=[],
                     help="one more grad_weight row under these environment variables, e.g. KB_CONV_WGRAD_FLUSH=1024")
     args = ap.parse_args()
+    set_tf32(True)  # (also for --once: #55's grad-weight takes the wgmma kernel in TF32 mode only)
     torch.manual_seed(0)
     new = M.ModelNew(64, 128, 3).cuda()
     ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
