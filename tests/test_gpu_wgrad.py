@@ -212,7 +212,7 @@ WGMMA_CONFIGS = [
     Cfg("groups2", 2, 128, 10, 36, 256, 3, g=2),
     Cfg("k1x1", 2, 64, 10, 32, 128, 1),                   # two idle warpgroups
     Cfg("many_ktiles", 2, 64, 130, 260, 128, 3),          # ~50 k-tiles per split: the stages wrap often
-    Cfg("k2x3_r2", 2, 32, 40, 100, 64, (2, 3)),           # 2 kernel rows
+    Cfg("k2x3_r2", 2, 32, 41, 100, 64, (2, 3)),           # 2 kernel rows (dY planes of 40 x 98)
 ]
 
 
