@@ -22,7 +22,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
-from tools.quick_check import cold_time  # noqa: E402
+from tools.quick_check import cold_time, set_tf32  # noqa: E402
 
 
 def make_step(model, x, upstream, which):
@@ -52,7 +52,6 @@ def timeline(name, model, x, upstream, iters, cuda_only=False, which="fwdbwd"):
     from torch.profiler import ProfilerActivity, profile
 
     step = make_step(model, x, upstream, which)
-
     activities = [ProfilerActivity.CUDA] + ([] if cuda_only else [ProfilerActivity.CPU])
     with profile(activities=activities) as prof:
         mean, median = cold_time(step, trials=iters, warmup=2, grader_style=True)
@@ -114,7 +113,7 @@ def main():
     ap.add_argument("--cuda-only", action="store_true",
                     help="profile CUDA activity only (no CPU-side events, less overhead on the CPU path)")
     args = ap.parse_args()
-    torch.backends.cudnn.allow_tf32 = True
+    set_tf32(True)  # the project's helper: the fp32_precision API where torch has it
     torch.manual_seed(0)
     x = torch.rand(args.batch, 64, 512, 1024, device="cuda", requires_grad=True)
     upstream = torch.randn(args.batch, 128, 510, 1022, device="cuda")
