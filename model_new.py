@@ -3680,18 +3680,29 @@ TensorMapEncodeTiled tensor_map_encoder() {
 }
 
 // A float32 tensor map: dims and byte strides innermost first (strides of dims 1..rank-1), zero fill
-// outside; false if the driver refuses it.
+// outside; false if the driver refuses it (KB_CONV_WWG_REPORT set: its error code to stderr).
 bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t* dims, const uint64_t* strides_bytes,
                     const uint32_t* box, CUtensorMapSwizzle swizzle) {
     const TensorMapEncodeTiled encode = tensor_map_encoder();
     if (!encode) return false;
+    // The driver encodes in the calling thread's current context.  Backward runs on the autograd
+    // engine's thread, where the runtime had not yet made the primary context current at the first
+    // backward of a process: the encoder refused it (CUresult 201, CUDA_ERROR_INVALID_CONTEXT) and
+    // that call fell back to the window kernel, later ones not.  cudaSetDevice (CUDA >= 12) makes
+    // the context current.
+    int device = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&device));
+    C10_CUDA_CHECK(cudaSetDevice(device));
     cuuint64_t d[5], st[4];
     cuuint32_t b[5], es[5];
     for (int i = 0; i < rank; ++i) { d[i] = dims[i]; b[i] = box[i]; es[i] = 1; }
     for (int i = 0; i + 1 < rank; ++i) st[i] = strides_bytes[i];
-    return encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, (cuuint32_t)rank, const_cast<void*>(base), d, st, b, es,
-                  CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    const CUresult status = encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, (cuuint32_t)rank, const_cast<void*>(base), d, st,
+                                   b, es, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (status != CUDA_SUCCESS && std::getenv("KB_CONV_WWG_REPORT"))
+        std::fprintf(stderr, "cuTensorMapEncodeTiled refused a rank-%d map: CUresult %d\n", rank, (int)status);
+    return status == CUDA_SUCCESS;
 }
 
 // conv_wgrad_wgmma_kernel's conditions, window and tensor maps: float32 in the truncating-TF32 class

@@ -301,3 +301,45 @@ def test_wgrad_wgmma_dy_rows_do_not_leak():
     rest = [k for k in range(dw.shape[0]) if k not in filters]
     assert torch.isfinite(dw[rest]).all()
     assert U.rel_l2(dw[rest], truth[rest]) <= 2e-3
+
+
+_FIRST_BACKWARD_SCRIPT = r"""
+import os, sys
+sys.path[:0] = [os.environ["KB_REPO_ROOT"], os.path.join(os.environ["KB_REPO_ROOT"], "tests")]
+import torch
+import model_new as M
+import _convtest_util as U
+cfg = U.Cfg("first_backward", 2, 64, 12, 40, 128, 3)
+with U.precision_mode("tf32"):
+    model, ref = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    y = model(x)
+    g = torch.randn_like(y)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        torch.autograd.grad(y, [model.conv2d.weight], g)
+        torch.cuda.synchronize()
+print("KERNELS", " ".join(e.key for e in prof.key_averages()))
+"""
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+def test_wgrad_wgmma_first_backward_of_a_process():
+    """The first backward of a fresh process takes the wgmma kernel too.  Backward runs on the
+    autograd engine's thread; before the fix the tensor-map encoder was refused there on the first
+    call (no current CUDA context yet) and that call fell back to the window kernel, so the first
+    and later weight gradients of one process differed in their bits."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KB_REPO_ROOT=root)
+    for name in ("KB_CONV_WGRAD_KERNEL", "KB_CONV_WWG_STAGES"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", _FIRST_BACKWARD_SCRIPT], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kernels = [line for line in done.stdout.splitlines() if line.startswith("KERNELS")]
+    assert kernels, done.stdout[-2000:]
+    assert "conv_wgrad_wgmma_kernel" in kernels[0], kernels[0]
+    assert "conv_wgrad_window_kernel" not in kernels[0], kernels[0]
