@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Power, SM clock and energy per call of each pass of #55's layer, ours against cuDNN's, each pass
+run back to back for a few seconds (warm L2 between calls, as in a training loop) while nvidia-smi
+samples the GPU every 100 ms:
+
+    python3 tools/power_probe.py [--seconds 3] [--batch 8]
+
+Why: run_check's 100-trial rows run at the H200's 700 W power cap (perf log s7), where the clock,
+and so the time, follows the energy each pass needs; this says which pass draws the most, and how
+each compares with cuDNN's at the same work.  Rows: median power (W), median SM clock (MHz), time
+per call (ms, CUDA events over the whole loop), energy per call (J = power x time).  TF32 mode.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import model_new as M  # noqa: E402
+from tools.quick_check import set_tf32  # noqa: E402
+
+
+def sample_while(fn, seconds):
+    """Run fn back to back for `seconds` while nvidia-smi samples power and SM clock; returns
+    (median W, median MHz, ms per call, sample count)."""
+    fn()
+    torch.cuda.synchronize()
+    smi = subprocess.Popen(["nvidia-smi", "--query-gpu=power.draw,clocks.sm", "--format=csv,noheader,nounits",
+                            "-lms", "100"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # let it print its first lines
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    calls = 0
+    t0 = time.time()
+    start.record()
+    while time.time() - t0 < seconds:
+        for _ in range(4):
+            fn()
+        calls += 4
+        torch.cuda.synchronize()  # keep the CPU from queueing far ahead of the sampler
+    end.record()
+    torch.cuda.synchronize()
+    smi.terminate()
+    out, _ = smi.communicate()
+    rows = []
+    for line in out.splitlines():
+        parts = [s.strip() for s in line.split(",")]
+        if len(parts) == 2 and all(p.replace(".", "", 1).isdigit() for p in parts):
+            rows.append((float(parts[0]), float(parts[1])))
+    rows = rows[3:-1] if len(rows) > 6 else rows  # drop the samples at the edges of the loop
+    watts = statistics.median(r[0] for r in rows) if rows else float("nan")
+    mhz = statistics.median(r[1] for r in rows) if rows else float("nan")
+    return watts, mhz, start.elapsed_time(end) / calls, len(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--batch", type=int, default=8)
+    args = ap.parse_args()
+    set_tf32(True)
+    torch.manual_seed(0)
+    new = M.ModelNew(64, 128, 3).cuda()
+    ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
+    with torch.no_grad():
+        ref.weight.copy_(new.conv2d.weight)
+    x = torch.rand(args.batch, 64, 512, 1024, device="cuda")
+    g = torch.randn(args.batch, 128, 510, 1022, device="cuda")
+
+    def weight_of(model):
+        return model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+
+    def passes(model):
+        w = weight_of(model)
+        xi = x.detach().requires_grad_(True)
+        y_w = model(x)                       # graph for grad-weight only
+        w.requires_grad_(False)
+        y_x = model(xi)                      # graph for grad-input only
+        w.requires_grad_(True)
+
+        def forward():
+            with torch.no_grad():
+                model(x)
+
+        def fwd_bwd():
+            model.zero_grad(set_to_none=True)
+            xi.grad = None
+            model(xi).backward(g)
+
+        return [("forward", forward),
+                ("grad_input", lambda: torch.autograd.grad(y_x, [xi], g, retain_graph=True)),
+                ("grad_weight", lambda: torch.autograd.grad(y_w, [w], g, retain_graph=True)),
+                ("fwd+bwd", fwd_bwd)]
+
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
+          f"#55 at batch {args.batch}, TF32, {args.seconds:.0f} s per row", flush=True)
+    print(f"{'pass':12s} {'who':6s} {'W':>6s} {'MHz':>6s} {'ms/call':>8s} {'J/call':>7s} {'samples':>7s}", flush=True)
+    table = {}
+    for who, model in (("cuDNN", ref), ("ours", new)):
+        for name, fn in passes(model):
+            watts, mhz, ms, n = sample_while(fn, args.seconds)
+            table[(name, who)] = (watts, mhz, ms)
+            print(f"{name:12s} {who:6s} {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}", flush=True)
+    for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
+        (wr, _, tr), (wo, _, to) = table[(name, "cuDNN")], table[(name, "ours")]
+        print(f"{name:12s} time ratio cuDNN/ours {tr / to:5.2f}x, energy ratio {wr * tr / (wo * to):5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
