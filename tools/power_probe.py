@@ -63,6 +63,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--env", action="append", default=[],
+                    help="NAME=VALUE[,NAME2=VALUE2]: our forward, grad_weight and fwd+bwd rows again under these "
+                         "environment variables (read by the launchers at every call); repeatable")
+    ap.add_argument("--ours-only", action="store_true", help="leave cuDNN's rows out")
     args = ap.parse_args()
     set_tf32(True)
     torch.manual_seed(0)
@@ -102,11 +106,26 @@ def main():
           f"#55 at batch {args.batch}, TF32, {args.seconds:.0f} s per row", flush=True)
     print(f"{'pass':12s} {'who':6s} {'W':>6s} {'MHz':>6s} {'ms/call':>8s} {'J/call':>7s} {'samples':>7s}", flush=True)
     table = {}
-    for who, model in (("cuDNN", ref), ("ours", new)):
+    for who, model in (() if args.ours_only else (("cuDNN", ref),)) + (("ours", new),):
         for name, fn in passes(model):
             watts, mhz, ms, n = sample_while(fn, args.seconds)
             table[(name, who)] = (watts, mhz, ms)
             print(f"{name:12s} {who:6s} {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}", flush=True)
+    for extra in args.env:
+        env = dict(kv.split("=", 1) for kv in extra.split(","))
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        for name, fn in passes(new):
+            if name in ("forward", "grad_weight", "fwd+bwd"):
+                watts, mhz, ms, n = sample_while(fn, args.seconds)
+                print(f"{name:12s} ours ({extra}) {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}", flush=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if args.ours_only:
+        return
     for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
         (wr, _, tr), (wo, _, to) = table[(name, "cuDNN")], table[(name, "ours")]
         print(f"{name:12s} time ratio cuDNN/ours {tr / to:5.2f}x, energy ratio {wr * tr / (wo * to):5.2f}x", flush=True)
