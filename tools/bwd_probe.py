@@ -25,6 +25,18 @@ import model_new as M  # noqa: E402
 from tools.quick_check import cold_time, set_tf32  # noqa: E402
 
 
+def layer55(batch):
+    """#55's layer on the GPU: (ModelNew, nn.Conv2d with the same weights, input x, upstream gradient g)."""
+    torch.manual_seed(0)
+    new = M.ModelNew(64, 128, 3).cuda()
+    ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
+    with torch.no_grad():
+        ref.weight.copy_(new.conv2d.weight)
+    x = torch.rand(batch, 64, 512, 1024, device="cuda")
+    g = torch.randn(batch, 128, 510, 1022, device="cuda")
+    return new, ref, x, g
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=8)
@@ -43,13 +55,7 @@ def main():
                     help="one more grad_weight row under these environment variables, e.g. KB_CONV_WGRAD_FLUSH=1024")
     args = ap.parse_args()
     set_tf32(True)  # (also for --once: #55's grad-weight takes the wgmma kernel in TF32 mode only)
-    torch.manual_seed(0)
-    new = M.ModelNew(64, 128, 3).cuda()
-    ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
-    with torch.no_grad():
-        ref.weight.copy_(new.conv2d.weight)
-    x = torch.rand(args.batch, 64, 512, 1024, device="cuda")
-    g = torch.randn(args.batch, 128, 510, 1022, device="cuda")
+    new, ref, x, g = layer55(args.batch)
 
     def wgrad(model):
         w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight

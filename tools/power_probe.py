@@ -20,10 +20,9 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import model_new as M  # noqa: E402
+from tools.bwd_probe import layer55  # noqa: E402
 from tools.quick_check import set_tf32  # noqa: E402
 
 
@@ -69,13 +68,7 @@ def main():
     ap.add_argument("--ours-only", action="store_true", help="leave cuDNN's rows out")
     args = ap.parse_args()
     set_tf32(True)
-    torch.manual_seed(0)
-    new = M.ModelNew(64, 128, 3).cuda()
-    ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
-    with torch.no_grad():
-        ref.weight.copy_(new.conv2d.weight)
-    x = torch.rand(args.batch, 64, 512, 1024, device="cuda")
-    g = torch.randn(args.batch, 128, 510, 1022, device="cuda")
+    new, ref, x, g = layer55(args.batch)
 
     def weight_of(model):
         return model.conv2d.weight if hasattr(model, "conv2d") else model.weight
