@@ -58,12 +58,27 @@ def sample_while(fn, seconds):
     return watts, mhz, start.elapsed_time(end) / calls, len(rows)
 
 
+def parse_env(spec):
+    """'A=1,B=2' -> {'A': '1', 'B': '2'}; a piece without '=' continues the previous value, so that
+    values may hold commas ('KB_CONV_WGMMA_CFG=3,4,3,1')."""
+    env, last = {}, None
+    for part in spec.split(","):
+        if "=" in part:
+            last, value = part.split("=", 1)
+            env[last] = value
+        elif last is not None:
+            env[last] += "," + part
+        else:
+            raise SystemExit(f"--env {spec!r}: expected NAME=VALUE")
+    return env
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--env", action="append", default=[],
-                    help="NAME=VALUE[,NAME2=VALUE2]: our forward, grad_weight and fwd+bwd rows again under these "
+                    help="NAME=VALUE[,NAME2=VALUE2] (a value may hold commas): our forward, grad_weight and fwd+bwd rows again under these "
                          "environment variables (read by the launchers at every call); repeatable")
     ap.add_argument("--ours-only", action="store_true", help="leave cuDNN's rows out")
     args = ap.parse_args()
@@ -105,7 +120,7 @@ def main():
             table[(name, who)] = (watts, mhz, ms)
             print(f"{name:12s} {who:6s} {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}", flush=True)
     for extra in args.env:
-        env = dict(kv.split("=", 1) for kv in extra.split(","))
+        env = parse_env(extra)
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         for name, fn in passes(new):
