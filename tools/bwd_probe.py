@@ -14,6 +14,7 @@ Accuracy (--accuracy): the default kernel's error from float64 per flush interva
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -23,6 +24,41 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
 from tools.quick_check import cold_time, set_tf32  # noqa: E402
+
+
+def weight_of(model):
+    """The weight of ModelNew or nn.Conv2d."""
+    return model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+
+
+def parse_env(spec):
+    """'A=1,B=2' -> {'A': '1', 'B': '2'}; a piece without '=' continues the previous value, so that
+    values may hold commas ('KB_CONV_WGMMA_CFG=3,4,3,1')."""
+    env, last = {}, None
+    for part in spec.split(","):
+        if "=" in part:
+            last, value = part.split("=", 1)
+            env[last] = value
+        elif last is not None:
+            env[last] += "," + part
+        else:
+            raise SystemExit(f"--env {spec!r}: expected NAME=VALUE")
+    return env
+
+
+@contextlib.contextmanager
+def environment(env):
+    """These environment variables set (the launchers read them at every call), then restored."""
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def layer55(batch):
@@ -58,13 +94,13 @@ def main():
     new, ref, x, g = layer55(args.batch)
 
     def wgrad(model):
-        w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        w = weight_of(model)
         y = model(x)
         return lambda: torch.autograd.grad(y, [w], g, retain_graph=True)
 
     def dgrad(model):
         xi = x.detach().requires_grad_(True)
-        w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        w = weight_of(model)
         w.requires_grad_(False)
         y = model(xi)
         w.requires_grad_(True)
@@ -78,14 +114,8 @@ def main():
     rows = []
 
     def row(name, fn, env=None):
-        saved = {k: os.environ.get(k) for k in (env or {})}
-        os.environ.update(env or {})
-        mean, median = cold_time(fn, args.trials, warmup=2, grader_style=args.grader)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        with environment(env):
+            mean, median = cold_time(fn, args.trials, warmup=2, grader_style=args.grader)
         rows.append((name, mean, median))
         print(f"{name:44s} mean {mean:8.3f} ms  median {median:8.3f} ms", flush=True)
 
@@ -95,7 +125,7 @@ def main():
         ref_b = nn.Conv2d(64, 128, 3, bias=True).cuda()
         for label, model in (("cuDNN", ref_b), ("ours", new_b)):
             y = model(x)
-            w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+            w = weight_of(model)
             b = model.conv2d.bias if hasattr(model, "conv2d") else model.bias
             for wrt_name, wrt in (("weight", [w]), ("weight+bias", [w, b]), ("bias", [b])):
                 row(f"{label} grad wrt {wrt_name}", lambda wrt=wrt, y=y: torch.autograd.grad(y, wrt, g, retain_graph=True))
@@ -110,7 +140,7 @@ def main():
         row("ours grad_weight (default, flush at end)", w_new, {"KB_CONV_WGRAD_FLUSH": "0"})
         row("ours grad_weight (window kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "window"})
         for extra in args.env:  # experiments: --env "NAME=VALUE,NAME2=VALUE2", one row each
-            row(f"ours grad_weight ({extra})", w_new, dict(kv.split("=", 1) for kv in extra.split(",")))
+            row(f"ours grad_weight ({extra})", w_new, parse_env(extra))
         if args.gather:
             row("ours grad_weight (gather kernel)", w_new, {"KB_CONV_WGRAD_KERNEL": "gather"})
     if "grad_input" in passes:
@@ -129,7 +159,7 @@ def main():
 def accuracy(new, ref, x, g):
     """Weight-gradient error from float64 for each flush interval, TF32 and IEEE mode."""
     def wg(model, xx, gg):
-        w = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        w = weight_of(model)
         return torch.autograd.grad(model(xx), [w], gg)[0]
 
     ref64 = nn.Conv2d(64, 128, 3, bias=False).cuda().double()

@@ -22,7 +22,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools.bwd_probe import layer55  # noqa: E402
+from tools.bwd_probe import environment, layer55, parse_env, weight_of  # noqa: E402
 from tools.quick_check import set_tf32  # noqa: E402
 
 
@@ -58,21 +58,6 @@ def sample_while(fn, seconds):
     return watts, mhz, start.elapsed_time(end) / calls, len(rows)
 
 
-def parse_env(spec):
-    """'A=1,B=2' -> {'A': '1', 'B': '2'}; a piece without '=' continues the previous value, so that
-    values may hold commas ('KB_CONV_WGMMA_CFG=3,4,3,1')."""
-    env, last = {}, None
-    for part in spec.split(","):
-        if "=" in part:
-            last, value = part.split("=", 1)
-            env[last] = value
-        elif last is not None:
-            env[last] += "," + part
-        else:
-            raise SystemExit(f"--env {spec!r}: expected NAME=VALUE")
-    return env
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -84,9 +69,6 @@ def main():
     args = ap.parse_args()
     set_tf32(True)
     new, ref, x, g = layer55(args.batch)
-
-    def weight_of(model):
-        return model.conv2d.weight if hasattr(model, "conv2d") else model.weight
 
     def passes(model):
         w = weight_of(model)
@@ -120,18 +102,12 @@ def main():
             table[(name, who)] = (watts, mhz, ms)
             print(f"{name:12s} {who:6s} {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}", flush=True)
     for extra in args.env:
-        env = parse_env(extra)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        for name, fn in passes(new):
-            if name in ("forward", "grad_weight", "fwd+bwd"):
-                watts, mhz, ms, n = sample_while(fn, args.seconds)
-                print(f"{name:12s} ours ({extra}) {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}", flush=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        with environment(parse_env(extra)):
+            for name, fn in passes(new):
+                if name in ("forward", "grad_weight", "fwd+bwd"):
+                    watts, mhz, ms, n = sample_while(fn, args.seconds)
+                    print(f"{name:12s} ours ({extra}) {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}",
+                          flush=True)
     if args.ours_only:
         return
     for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
