@@ -9,6 +9,8 @@ Why: run_check's 100-trial rows run at the H200's 700 W power cap (perf log s7),
 and so the time, follows the energy each pass needs; this says which pass draws the most, and how
 each compares with cuDNN's at the same work.  Rows: median power (W), median SM clock (MHz), time
 per call (ms, CUDA events over the whole loop), energy per call (J = power x time).  TF32 mode.
+Rows of 2 s or more: nvidia-smi's power.draw trails the load (a 1 s row read 324 W for the forward
+where 2.5 s rows read ~690).
 """
 from __future__ import annotations
 
