@@ -216,6 +216,39 @@ def test_forward_without_autograd_is_the_same(cfg_id):
     assert torch.equal(y_nograd, y_graph.detach()) and torch.equal(y_frozen, y_graph.detach())
 
 
+@pytest.mark.parametrize("cfg_id", ["l1_55_small", "unbatched", "k5x7_s21_p23_d12"])
+def test_inplace_op_on_output(cfg_id):
+    """The output is a fresh tensor carrying our node (not a view of an input), so an in-place op
+    after the convolution (a scaling, an inplace ReLU) works and gives nn.Conv2d's gradients;
+    double backward still raises a clear error."""
+    cfg = CFG[cfg_id]
+    torch.manual_seed(U.seed_for("inplace", cfg.id))
+    with U.precision_mode("ieee"):
+        model, ref = U.make_models(M, cfg)
+        base = U.make_base(cfg)
+        grads, upstream = {}, None
+        for key, module in (("new", model), ("ref", ref)):
+            leaf = base.detach().clone().requires_grad_(True)
+            out = module(U.view_input(cfg, leaf))
+            if key == "new" and cfg.layout != "unbatched":
+                assert out.grad_fn is not None and not out._is_view(), "output must not be a view"
+            out.mul_(1.5)  # (a scalar product saves nothing; relu_ last, it saves its output)
+            out.relu_()
+            if upstream is None:
+                upstream = torch.randn_like(out)
+            out.backward(upstream)
+            w, b = _params(module)
+            grads[key] = {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
+        U.sync()
+    _compare_grads(f"[{cfg}] inplace", cfg, ref, base, upstream, grads["new"], grads["ref"], GRAD_TOL["ieee"],
+                   {"input", "weight"} | ({"bias"} if cfg.bias else set()))
+    leaf = base.detach().clone().requires_grad_(True)
+    out = model(U.view_input(cfg, leaf))
+    (g,) = torch.autograd.grad(out.square().sum(), leaf, create_graph=True)
+    with pytest.raises(RuntimeError, match="twice|once_differentiable|does not require grad"):
+        g.sum().backward()
+
+
 # --------------------------------------------------------------------------
 # gradcheck in float64
 # --------------------------------------------------------------------------

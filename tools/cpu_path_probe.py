@@ -70,16 +70,17 @@ def main():
     print(f"  {'nn.Conv2d, grad mode':40s} {median_us(lambda: ref(x), args.calls):8.1f} us", flush=True)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
-        for name, model in (("ModelNew", new), ("nn.Conv2d", ref)):
-            with torch.no_grad():
-                model(x)
-                torch.cuda.synchronize()
-                with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    model(x)
-                torch.cuda.synchronize()
-            print(f"\n{name}, one no_grad call:")
-            print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=12))
-
+        for grad in (False, True):
+            for name, model in (("ModelNew", new), ("nn.Conv2d", ref)):
+                with torch.set_grad_enabled(grad):
+                    xs = x.detach().requires_grad_(grad)
+                    model(xs)
+                    torch.cuda.synchronize()
+                    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                        model(xs)
+                    torch.cuda.synchronize()
+                print(f"\n{name}, one {'grad-mode' if grad else 'no_grad'} call (CPU and CUDA runtime):")
+                print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=16))
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,8 @@ SKIPS = {0: "full", 1: "no stores", 2: "no halo", 4: "no weights", 6: "no loads"
          65: "no stores, 4-unit batches", 73: "loads only, 4-unit batches", 46: "in-line stores only",
          15: "skeleton (nothing)",
          270: "stores only, no fence", 526: "stores only, no writes", 1038: "stores only, no staging",
-         1550: "stores only, neither", 256: "no epilogue fence", 1024: "no staging"}
+         1550: "stores only, neither", 256: "no epilogue fence", 1024: "no staging",
+         2048: "full, output in L2", 2062: "stores only, output in L2"}
 
 
 def geometry(pad):
