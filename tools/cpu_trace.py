@@ -7,7 +7,9 @@ nn.Conv2d, on #55's layer: where the CPU time before each kernel goes.
 
 Each line: start offset from the call (us), duration (us), thread, nesting depth, name.  Kernels are
 listed by their GPU start on the same clock (torch.profiler / Kineto).  The profiler slows every op
-down a little; read the order and the large items, not the last microsecond.
+down a little; read the order and the large items, not the last microsecond.  The first backward case
+of a process also pays the profiler's set-up on the autograd engine's thread (a 2.5 ms gap before
+grad-input's kernel when fwdbwd came first), so list a backward case before the one you read.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
+from tools.fwdbwd_timeline import make_step  # noqa: E402
 
 
 def depth_of(event):
@@ -80,26 +83,8 @@ def main():
             elif case == "fwd_grad":
                 xg = x.detach().requires_grad_(True)
                 step = (lambda model=model, xg=xg: model(xg))
-            elif case == "fwdbwd":
-                xg = x.detach().requires_grad_(True)
-
-                def step(model=model, xg=xg):
-                    model.zero_grad(set_to_none=True)  # as run_check.py: no accumulation kernels
-                    xg.grad = None
-                    model(xg).backward(upstream)
-            else:
-                if case == "grad_input":
-                    xi = x.detach().requires_grad_(True)
-                    for q in params:
-                        q.requires_grad_(False)
-                    out, wrt = model(xi), [xi]
-                    for q in params:
-                        q.requires_grad_(True)
-                else:
-                    out, wrt = model(x), params
-
-                def step(out=out, wrt=wrt):
-                    torch.autograd.grad(out, wrt, upstream, retain_graph=True)
+            else:  # fwdbwd, grad_input, grad_weight: run_check.py's timed steps
+                step = make_step(model, x.detach().requires_grad_(case == "fwdbwd"), upstream, case)
             trace(step, f"{case} {key} (batch {args.batch})", args.min_us)
             for q in params:
                 q.grad = None
