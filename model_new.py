@@ -110,9 +110,26 @@ template <> __device__ __forceinline__ bf16_t from_acc<bf16_t>(float v) {
 }
 
 // Round an fp32 value to TF32 the way cuDNN does (nearest, ties away from zero).  Feeding raw
-// fp32 bits to the tensor cores truncates instead, and that misses the grader's 1e-4.
+// fp32 bits to the tensor cores truncates instead, and that misses the grader's 1e-4.  Inf stays
+// Inf; a NaN whose payload lies only in the 13 bits TF32 drops (0x7f800001 .. 0x7f801fff and their
+// negatives: signalling NaNs that no arithmetic produces) comes out as Inf, where cuDNN keeps a NaN
+// (tests/test_gpu_wgmma.py, test_nonfinite_operands_propagate).  Not mended: it would cost the halo
+// loaders a NaN test and a select per element.
 __device__ __forceinline__ uint32_t tf32_rna(float v) {
     uint32_t r; asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v)); return r;
+}
+
+// 3xTF32's split of an fp32 value v into two TF32 values, big = rna(v) and small = rna(v - big), whose
+// sum carries v's 24 bits.  v is clamped to the largest finite TF32 magnitude before big is rounded:
+// so a finite v near FLT_MAX keeps a finite big (rounded to Inf, it left Inf - Inf = NaN in small),
+// and an infinite or NaN v leaves big finite and its Inf or NaN in small.  Every sum of products
+// then is Inf or NaN where fp32's is (an Inf input gave NaN outputs before).
+__device__ __forceinline__ uint32_t tf32_split_big(float v) {
+    const float tf32_max = __int_as_float(0x7f7fe000);
+    return tf32_rna(fminf(fmaxf(v, -tf32_max), tf32_max));
+}
+__device__ __forceinline__ uint32_t tf32_split_small(float v, uint32_t big) {
+    return tf32_rna(v - __uint_as_float(big));
 }
 
 // The same rounding with ties to even, which cuDNN uses on some shapes (1x1 convolutions among
@@ -502,8 +519,8 @@ __device__ __forceinline__ void to_tf32(float v, uint32_t& big, uint32_t& small)
     } else if (PREC == PREC_TF32_RNE) {
         big = tf32_rne(v);
     } else {
-        big = tf32_rna(v);
-        small = tf32_rna(v - __uint_as_float(big));
+        big = tf32_split_big(v);
+        small = tf32_split_small(v, big);
     }
 }
 
@@ -1396,8 +1413,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     float4* dst = (float4*)(dst_b + off[k]);
                                     // the big parts (TF32, ties away), and under 3xTF32 the small ones
                                     // 4 channel groups further on
-                                    auto r = [&](float f) { return __uint_as_float(tf32_rna(f)); };
-                                    auto rs = [&](float f) { return r(f - r(f)); };
+                                    auto r = [&](float f) { return __uint_as_float(SPLIT ? tf32_split_big(f) : tf32_rna(f)); };
+                                    auto rs = [&](float f) { return __uint_as_float(tf32_split_small(f, tf32_split_big(f))); };
                                     dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
                                     dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
                                     dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
@@ -1479,9 +1496,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                             *d = v[kg][i];
                                         } else {
                                             const float f = __uint_as_float(v[kg][i]);
-                                            const unsigned big = tf32_rna(f);
+                                            const unsigned big = SPLIT ? tf32_split_big(f) : tf32_rna(f);
                                             *d = big;
-                                            if constexpr (SPLIT) d[kgs] = tf32_rna(f - __uint_as_float(big));  // + 4 groups
+                                            if constexpr (SPLIT) d[kgs] = tf32_split_small(f, big);  // + 4 groups
                                         }
                                     }
                         }
@@ -1977,9 +1994,9 @@ __global__ void conv_fwd_direct_kernel(const __grid_constant__ DirectParams p) {
 // pack_weights_kernel: weights [groups*Kg][Cg][R][S] -> the GEMM's B operand
 //   out[group][tap][red][col], red padded to red_pad (multiple of 32), col to col_pad (multiple
 //   of 128), zero-filled, fp32, rounded to TF32 when round_mode is 1 (ties away) or 2 (ties to
-//   even); the main loop then skips the conversion.  round_mode 3: the small part of the 3xTF32
-//   split, rna(v - rna(v)) (the wgmma kernel's 3xTF32 instances take the big parts, mode 1, and
-//   these from two packs).
+//   even); the main loop then skips the conversion.  round_modes 4 and 3: the big and the small
+//   part of the 3xTF32 split (tf32_split_big / _small; the wgmma kernel's 3xTF32 instances take
+//   them from two packs).
 //   Taps are a grid r = r0 + ti * r_step (ti < taps_h), s = s0 + tj * s_step (tj < taps_w).
 //   Forward: red = input channel, col = output channel.  Grad-input (transpose): red = output
 //   channel, col = input channel.  col_major stores [group][tap][col][red] instead (the halo
@@ -2026,7 +2043,8 @@ __global__ void pack_weights_kernel(const T* __restrict__ w, OutT* __restrict__ 
             v = (float)to_acc(w[(((long long)k * p.Cg + c) * p.R + r) * p.S + s]);
             if (p.round_mode == 1) v = __uint_as_float(tf32_rna(v));
             if (p.round_mode == 2) v = __uint_as_float(tf32_rne(v));
-            if (p.round_mode == 3) v = __uint_as_float(tf32_rna(v - __uint_as_float(tf32_rna(v))));
+            if (p.round_mode == 3) v = __uint_as_float(tf32_split_small(v, tf32_split_big(v)));
+            if (p.round_mode == 4) v = __uint_as_float(tf32_split_big(v));
         }
         out[idx] = from_acc<OutT>(v);  // 16-bit packs hold 16-bit weights: exact
     }
@@ -3226,7 +3244,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         // float32: TF32 (RNA) weights in fp32, and under 3xTF32 their small parts in a second pack;
         // 16-bit: the weights as they are, 8 per 16 bytes.
         const bool split = !sixteen && prec == PREC_3XTF32;
-        pp.round_mode = sixteen ? 0 : 1;
+        pp.round_mode = sixteen ? 0 : split ? 4 : 1;
         pp.red_pad = (int)round_up(pp.red_n, sixteen ? 2 * WG_CK : WG_CK);
         pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;

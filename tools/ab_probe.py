@@ -3,11 +3,13 @@
 case the best round's mean and median, ms), interleaved A, B, ..., then B, A, ... (reversed every other
 round) so that clock drift and the power cap's heating fall on all of them:
 
-    python3 tools/ab_probe.py model_new.py /tmp/ab/model_new.py [...] [--trials 10] [--rounds 2]
+    python3 tools/ab_probe.py model_new.py /tmp/ab/model_new.py [...] [--trials 10] [--rounds 2] [--check]
 
 Each file builds its own extension (the build name hashes the sources).  Cases: #55 and #56 forward
-in TF32 mode, #55 forward in fp16, #55's two backward passes (grad-input alone: the weight
+in TF32 mode, #55 forward in fp16 and in IEEE mode, #55's two backward passes (grad-input alone: the weight
 needs no gradient; grad-weight alone: the input needs none), and #55's forward + backward.
+--check first compares every file's outputs with the first file's (bitwise, or the largest relative
+difference): each case's result, and #55's forward at batch 2 in IEEE mode.
 """
 from __future__ import annotations
 
@@ -43,6 +45,17 @@ def cases(mod):
     x16 = torch.rand(8, 64, 512, 1024, device="cuda").half()
     out["#55 fwd fp16"] = lambda: m16(x16)
     torch.manual_seed(0)
+    m_ieee = mod.ModelNew(64, 128, 3).cuda()
+    x_ieee = torch.rand(8, 64, 512, 1024, device="cuda")
+
+    def forward_ieee():  # TF32 off for this call only (the launcher reads the flag at every call)
+        set_tf32(False)
+        y = m_ieee(x_ieee)
+        set_tf32(True)
+        return y
+
+    out["#55 fwd ieee"] = forward_ieee
+    torch.manual_seed(0)
     model = mod.ModelNew(64, 128, 3).cuda()
     x = torch.rand(8, 64, 512, 1024, device="cuda")
     g = torch.randn(8, 128, 510, 1022, device="cuda")
@@ -70,15 +83,56 @@ def cases(mod):
     return out
 
 
+def check(mods):
+    """Each module's outputs against the first one's: 'bitwise equal' or the largest |difference| / max |A|."""
+    def flat(r):
+        if r is None:
+            return []
+        return [t.detach() for t in (r if isinstance(r, (tuple, list)) else (r,))]
+
+    def compare(label, results):
+        base = results[0]
+        for k, res in list(zip(mods, results))[1:]:
+            if len(res) != len(base) or not res:
+                print(f"check {label:22s} {k}: nothing to compare", flush=True)
+                continue
+            same = all(torch.equal(a, b) for a, b in zip(base, res))
+            worst = max(float((a.double() - b.double()).abs().max() / a.double().abs().max().clamp_min(1e-30))
+                        for a, b in zip(base, res))
+            print(f"check {label:22s} {k}: " + ("bitwise equal" if same else f"differs, max |diff| / max |A| {worst:.2e}"),
+                  flush=True)
+
+    fns = {k: cases(m) for k, m in mods.items()}
+    for case in fns[next(iter(mods))]:
+        if "bwd" in case and "grad" not in case:
+            continue  # .backward() returns nothing to compare
+        with torch.set_grad_enabled("grad" in case):
+            compare(case, [flat(fns[k][case]()) for k in mods])
+    set_tf32(False)
+    outs = []
+    for k, m in mods.items():
+        torch.manual_seed(0)
+        model = m.ModelNew(64, 128, 3).cuda()
+        x = torch.rand(2, 64, 512, 1024, device="cuda")
+        with torch.no_grad():
+            outs.append(flat(model(x)))
+    compare("#55 fwd ieee (batch 2)", outs)
+    set_tf32(True)
+    torch.cuda.synchronize()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", help="model_new.py versions; the first is the baseline (A)")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--check", action="store_true", help="first compare the outputs with the first file's")
     args = ap.parse_args()
     set_tf32(True)
     keys = [chr(ord("A") + i) for i in range(len(args.files))]
     mods = {k: load(f, "model_" + k) for k, f in zip(keys, args.files)}
+    if args.check:
+        check(mods)
     fns = {k: cases(m) for k, m in mods.items()}
     results = {}
     for round_index in range(args.rounds):

@@ -4,6 +4,7 @@ run back to back for a few seconds (warm L2 between calls, as in a training loop
 samples the GPU every 100 ms:
 
     python3 tools/power_probe.py [--seconds 3] [--batch 8]
+    python3 tools/power_probe.py --files model_new.py /tmp/ab/model_new.py [--rounds 2]   # ours only, per file
 
 Why: run_check's 100-trial rows run at the H200's 700 W power cap (perf log s7), where the clock,
 and so the time, follows the energy each pass needs; this says which pass draws the most, and how
@@ -68,9 +69,18 @@ def main():
                     help="NAME=VALUE[,NAME2=VALUE2] (a value may hold commas): our forward, grad_weight and fwd+bwd rows again under these "
                          "environment variables (read by the launchers at every call); repeatable")
     ap.add_argument("--ours-only", action="store_true", help="leave cuDNN's rows out")
+    ap.add_argument("--files", nargs="+", help="versions of model_new.py: only their rows, interleaved file by file "
+                    "(every other round in reverse order), then each pass's median J per call against the first file's")
+    ap.add_argument("--rounds", type=int, default=2, help="with --files: rounds over all files")
+    ap.add_argument("--mask-inputs", action="store_true",
+                    help="clear the low 13 bits of the input and of the upstream gradient (TF32 values already): "
+                         "what operand bits that the tensor cores drop anyway cost in energy")
     args = ap.parse_args()
     set_tf32(True)
     new, ref, x, g = layer55(args.batch)
+    if args.mask_inputs:
+        x = (x.view(torch.int32) & ~0x1FFF).view(torch.float32)
+        g = (g.view(torch.int32) & ~0x1FFF).view(torch.float32)
 
     def passes(model):
         w = weight_of(model)
@@ -94,6 +104,29 @@ def main():
                 ("grad_weight", lambda: torch.autograd.grad(y_w, [w], g, retain_graph=True)),
                 ("fwd+bwd", fwd_bwd)]
 
+    if args.files:
+        from tools.ab_probe import load
+        keys = [chr(ord("A") + i) for i in range(len(args.files))]
+        models = {}
+        for k, f in zip(keys, args.files):
+            mod = load(f, "model_" + k)
+            torch.manual_seed(0)
+            models[k] = mod.ModelNew(64, 128, 3).cuda()
+        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; #55 at batch {args.batch}, TF32, "
+              f"{args.seconds:.1f} s per row; " + ", ".join(f"{k} = {f}" for k, f in zip(keys, args.files)), flush=True)
+        joules = {}
+        for rnd in range(args.rounds):
+            for k in (keys if rnd % 2 == 0 else keys[::-1]):
+                for name, fn in passes(models[k]):
+                    watts, mhz, ms, n = sample_while(fn, args.seconds)
+                    joules.setdefault((name, k), []).append(watts * ms / 1000)
+                    print(f"round {rnd} {k} {name:12s} {watts:6.0f} W {mhz:6.0f} MHz {ms:8.3f} ms {watts * ms / 1000:7.3f} J "
+                          f"({n} samples)", flush=True)
+        for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
+            med = {k: statistics.median(joules[(name, k)]) for k in keys}
+            print(f"J per call {name:12s} " + "   ".join(
+                f"{k} {med[k]:.3f}" + (f" ({med[k] / med['A']:.3f})" if k != "A" else "") for k in keys), flush=True)
+        return
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
           f"#55 at batch {args.batch}, TF32, {args.seconds:.0f} s per row", flush=True)
     print(f"{'pass':12s} {'who':6s} {'W':>6s} {'MHz':>6s} {'ms/call':>8s} {'J/call':>7s} {'samples':>7s}", flush=True)
