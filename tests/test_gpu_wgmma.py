@@ -539,7 +539,6 @@ def test_wgmma_epilogue_buffers_agree(case, monkeypatch):
     _variants_agree(case, monkeypatch, "KB_CONV_WGMMA_EPI_BUFS", ("3", "2"), "wgmma-epi-bufs")
 
 
-
 # Inf and NaN in the operands.  In TF32 mode the operands are rounded with cvt.rna.tf32.f32; in IEEE
 # mode each is split into big + small TF32 parts (tf32_split_big / _small), which used to turn an Inf
 # into NaN (Inf - Inf in the small part).  Each bit pattern on its own, at two elements (one of them the
@@ -580,18 +579,18 @@ def nonfinite_mismatch(got: torch.Tensor, exp: torch.Tensor, tol: float, nan_as_
     must hold a non-finite element (else the planted values missed), or else none."""
     got, exp = got.detach(), exp.detach()
     if bool((~torch.isfinite(exp)).any()) != expect_nonfinite:
-        return ("nn.Conv2d's output is all finite: the planted values missed (a test defect)" if expect_nonfinite
-                else "nn.Conv2d's output is not all finite where it should be (a test defect)")
+        return ("the reference's output is all finite: the planted values missed (a test defect)" if expect_nonfinite
+                else "the reference's output is not all finite where it should be (a test defect)")
     tests = ((("non-finite", lambda t: ~torch.isfinite(t)),) if nan_as_inf else
              (("NaN", torch.isnan), ("+Inf", torch.isposinf), ("-Inf", torch.isneginf)))
     for name, test in tests:
         ours, theirs = test(got), test(exp)
         differ = int((ours != theirs).sum())
         if differ:
-            return f"{name} differs at {differ} elements (ours {int(ours.sum())}, nn.Conv2d {int(theirs.sum())})"
+            return f"{name} differs at {differ} elements (ours {int(ours.sum())}, the reference {int(theirs.sum())})"
     finite = torch.isfinite(exp)
     err = U.rel_l2(got[finite], exp[finite])
-    return None if err <= tol else f"finite elements: rel L2 vs nn.Conv2d {err:.2e}"
+    return None if err <= tol else f"finite elements: rel L2 vs the reference {err:.2e}"
 
 
 @pytest.mark.parametrize("wgmma", [True, False], ids=["wgmma", "sm80"])

@@ -113,6 +113,7 @@ def main():
             torch.manual_seed(0)
             models[k] = mod.ModelNew(64, 128, 3).cuda()
         print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; #55 at batch {args.batch}, TF32, "
+              + ("inputs with the low 13 bits cleared, " if args.mask_inputs else "") +
               f"{args.seconds:.1f} s per row; " + ", ".join(f"{k} = {f}" for k, f in zip(keys, args.files)), flush=True)
         joules = {}
         for rnd in range(args.rounds):
@@ -128,7 +129,8 @@ def main():
                 f"{k} {med[k]:.3f}" + (f" ({med[k] / med['A']:.3f})" if k != "A" else "") for k in keys), flush=True)
         return
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"#55 at batch {args.batch}, TF32, {args.seconds:.0f} s per row", flush=True)
+          f"#55 at batch {args.batch}, TF32, {args.seconds:.0f} s per row"
+          + (", inputs with the low 13 bits cleared" if args.mask_inputs else ""), flush=True)
     print(f"{'pass':12s} {'who':6s} {'W':>6s} {'MHz':>6s} {'ms/call':>8s} {'J/call':>7s} {'samples':>7s}", flush=True)
     table = {}
     for who, model in (() if args.ours_only else (("cuDNN", ref),)) + (("ours", new),):
