@@ -406,10 +406,32 @@ def correctness_step(reference, new, get_inputs, precision, dtype, progress) -> 
     return result
 
 
+def timed_trial(fn: Callable[[], Any], flush_buf, before: Optional[Callable[[], None]] = None,
+                gap: Optional[Callable[[], None]] = None) -> float:
+    """One of the grader's trials, in ms: `before` (untimed), synchronize, flush L2, event, one
+    call, event, synchronize.  `gap` runs between the flush and the start event (tools/idle_probe.py
+    queues a GPU sleep there); the grader has none."""
+    import torch
+
+    if before:
+        before()
+    torch.cuda.synchronize()
+    flush_buf.zero_()  # evicts the L2 cache, queued before the start event
+    if gap:
+        gap()
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end)
+
+
 def time_cuda(fn: Callable[[], Any], trials: int, flush_buf, progress, label: str,
               before: Optional[Callable[[], None]] = None) -> List[float]:
-    """The grader's timing: per trial synchronize, flush L2, event, one call,
-    event, synchronize.  `before` runs outside the timed region."""
+    """The grader's timing: WARMUP_RUNS calls, then `trials` of timed_trial.  `before` runs
+    outside the timed region."""
     import torch
 
     for _ in range(WARMUP_RUNS):
@@ -419,17 +441,7 @@ def time_cuda(fn: Callable[[], Any], trials: int, flush_buf, progress, label: st
     torch.cuda.synchronize()
     times = []
     for index in range(trials):
-        if before:
-            before()
-        torch.cuda.synchronize()
-        flush_buf.zero_()  # evicts the L2 cache, queued before the start event
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(timed_trial(fn, flush_buf, before))
         progress.update(f"timing {label} {index + 1}/{trials}")
     progress.clear()
     return times

@@ -5,7 +5,7 @@ The grader synchronises, queues the L2 flush, records the start event and calls 
 CPU time of the call beyond the flush's ~40 us is idle GPU time inside its number.  Each trial here is
 timed twice, alternately, on #55's layer:
 
-  grader   synchronise, flush, start event, call, end event (run_check.py's time_cuda)
+  grader   synchronise, flush, start event, call, end event (run_check.py's timed_trial)
   queued   synchronise, flush, a ~1 ms GPU sleep, start event, call, end event: the CPU has queued the
            whole call before the GPU reaches the start event, so the events see GPU time only
 
@@ -29,24 +29,15 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
+from run_check import timed_trial  # noqa: E402
 from tools.fwdbwd_timeline import make_step  # noqa: E402
 
 
 def timed(fn, flush, sleep_cycles, before=None):
-    """ms of one call, grader-style; with sleep_cycles > 0 a GPU sleep sits between flush and start."""
-    if before:
-        before()
-    torch.cuda.synchronize()
-    flush.zero_()
-    if sleep_cycles:
-        torch.cuda._sleep(sleep_cycles)
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end)
+    """ms of one call, grader-style (run_check.timed_trial); with sleep_cycles > 0 a GPU sleep sits
+    between flush and start."""
+    gap = (lambda: torch.cuda._sleep(sleep_cycles)) if sleep_cycles else None
+    return timed_trial(fn, flush, before, gap)
 
 
 def measure(fn, flush, trials, sleep_cycles, before=None):
