@@ -3967,25 +3967,46 @@ def _arch_flags():
 
 
 def _nvcc_version():
-    """(major, minor) of the toolkit load_inline compiles with (CUDA_HOME's version.json, CUDA >= 11.1),
-    or (0, 0) when it cannot be read; read from the file so that no process is started."""
+    """(major, minor) of the nvcc that load_inline compiles with, or (0, 0) when it cannot be told;
+    read from files so that no process is started.  Three places, first found wins:
+      CUDA_HOME/version.json          runfile and package installs ("cuda_nvcc": {"version": ...})
+      CUDA_HOME/dist-info/            toolkits assembled from pip wheels (nvidia_cuda_nvcc-13.0.88.dist-info;
+                                      the H200 image has no version.json, and a build there ran without
+                                      --split-compile: 93.6 s, docs/perf-log.md s11)
+      the nvcc binary itself          the "release 13.0, V13.0.88" that nvcc --version prints
+    Patterns rather than parsers, whose exceptions on an unexpected file could not be caught here."""
     from torch.utils.cpp_extension import CUDA_HOME
 
-    path = os.path.join(CUDA_HOME or "", "version.json")
-    if not CUDA_HOME or not os.path.isfile(path):
+    if not CUDA_HOME:
         return (0, 0)
-    with open(path) as f:
-        # {"cuda_nvcc": {"name": ..., "version": "12.4.131"}, ...}: a pattern rather than a JSON
-        # parser, whose exceptions on an unexpected file could not be caught here
-        found = re.search(r'"cuda_nvcc"\s*:\s*\{[^}]*?"version"\s*:\s*"(\d+)\.(\d+)', f.read())
-    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    path = os.path.join(CUDA_HOME, "version.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            found = re.search(r'"cuda_nvcc"\s*:\s*\{[^}]*?"version"\s*:\s*"(\d+)\.(\d+)', f.read())
+        if found:
+            return (int(found.group(1)), int(found.group(2)))
+    wheels = os.path.join(CUDA_HOME, "dist-info")
+    if os.path.isdir(wheels):
+        for entry in sorted(os.listdir(wheels)):
+            found = re.fullmatch(r"nvidia_cuda_nvcc(?:_cu\d+)?-(\d+)\.(\d+)[^/]*\.dist-info", entry)
+            if found:
+                return (int(found.group(1)), int(found.group(2)))
+    # load_inline runs PYTORCH_NVCC where that names one (it may also be a command, e.g. with ccache)
+    for nvcc in (os.environ.get("PYTORCH_NVCC", ""), os.path.join(CUDA_HOME, "bin", "nvcc")):
+        if os.path.isfile(nvcc) and os.path.getsize(nvcc) < (256 << 20):
+            with open(nvcc, "rb") as f:
+                found = re.search(rb"release (\d+)\.(\d+), V\d+", f.read())
+            if found:
+                return (int(found.group(1)), int(found.group(2)))
+    return (0, 0)
 
 
 def _build_speed_flags():
     """nvcc flags that change how fast it compiles, not what it produces (outside the source hash):
     --split-compile runs cicc's and ptxas's optimisation of the kernels on several threads (CUDA >=
     12.4 here, where it is documented).  With the launchers' lighter headers it took the cold build on
-    the H200 (16 cores) from 98.6 s to 65-85 s (docs/perf-log.md, build time)."""
+    the H200 (16 cores) from 98.6 s to 65-85 s (docs/perf-log.md, build time); without it (an image
+    whose toolkit has no version.json) the build took 93.6 s again (s11)."""
     if _nvcc_version() >= (12, 4):
         return [f"--split-compile={max(1, min(16, os.cpu_count() or 1))}"]
     return []

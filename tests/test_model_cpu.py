@@ -260,3 +260,37 @@ def test_split_compile_gated_on_nvcc_version(tmp_path, monkeypatch, version, exp
     assert any(f.startswith("--split-compile=") for f in flags) == split, flags
     monkeypatch.setattr(cpp_extension, "CUDA_HOME", None)
     assert M._nvcc_version() == (0, 0) and M._build_speed_flags() == []
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("nvidia_cuda_nvcc-13.0.88.dist-info", (13, 0)), ("nvidia_cuda_nvcc_cu12-12.4.131.dist-info", (12, 4)),
+    ("nvidia_cuda_nvcc_cu12-12.1.105.dist-info", (12, 1)), ("nvidia_cuda_runtime-13.0.96.dist-info", (0, 0))])
+def test_nvcc_version_from_wheel_metadata(tmp_path, monkeypatch, entry, expected):
+    # toolkits assembled from pip wheels (the H200 image) have no version.json, only dist-info folders
+    import torch.utils.cpp_extension as cpp_extension
+
+    (tmp_path / "dist-info" / entry).mkdir(parents=True)
+    (tmp_path / "dist-info" / "nvidia_cuda_cccl-13.0.85.dist-info").mkdir()
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path))
+    monkeypatch.delenv("PYTORCH_NVCC", raising=False)
+    assert M._nvcc_version() == expected
+    assert any(f.startswith("--split-compile=") for f in M._build_speed_flags()) == (expected >= (12, 4))
+
+
+@pytest.mark.parametrize("banner, expected", [
+    (b"Cuda compilation tools, release 13.0, V13.0.88", (13, 0)),
+    (b"Cuda compilation tools, release 12.1, V12.1.105", (12, 1)), (b"no banner here", (0, 0))])
+def test_nvcc_version_from_the_binary(tmp_path, monkeypatch, banner, expected):
+    # neither version.json nor wheel metadata: the banner nvcc --version prints, read from the binary
+    import torch.utils.cpp_extension as cpp_extension
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "nvcc").write_bytes(b"\x7fELF\x00" * 1000 + banner + b"\x00" * 64)
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", str(tmp_path))
+    monkeypatch.delenv("PYTORCH_NVCC", raising=False)
+    assert M._nvcc_version() == expected
+    # PYTORCH_NVCC (what load_inline runs when set) is read first
+    other = tmp_path / "other_nvcc"
+    other.write_bytes(b"release 12.6, V12.6.20")
+    monkeypatch.setenv("PYTORCH_NVCC", str(other))
+    assert M._nvcc_version() == (12, 6)
