@@ -16,6 +16,10 @@
     regs+iadd A from unrounded values, "rounded" by adding 0x1000 to the bits only (one integer add;
              the tensor cores drop the low 13 bits, which stay random): the cheapest rounding in the loop
     regs-dirty A from unrounded values, not rounded at all (truncation): what random low bits cost
+    regs+wg-pass regs-raw, with the rounding pass on a third warpgroup (setmaxnreg 40 / 232), paced by an
+             mbarrier the consumers arrive on after each commit group: 3 x 16 bytes per rounder thread
+             and group (1,536 values per 2.1 MFLOP), as loader warps would round the halo where it lands
+    regs+wg-idle the same with the third warpgroup only waiting (its baseline: same registers, same barrier)
 
 Each: two consumer warpgroups, 2 x m64n128k8 per warpgroup and k8 step (the forward's 128 x 128 tile
 per warpgroup), B (weights, 128 x 8 per step) through a descriptor, random TF32 operands, 4 k8 steps
@@ -115,27 +119,52 @@ __device__ __forceinline__ void load_frag(uint32_t (&a)[2][4], unsigned box, int
     }
 }
 
-// MODE 0 desc, 1 regs (rounded), 2 regs-raw, 3 regs-once, 4 regs+pass, 5 regs+iadd, 6 regs-dirty
-constexpr unsigned LAND_OFF = 150 * 1024;  // regs+pass: 256 threads x 16 bytes per group, 4 areas
+// MODE 0 desc, 1 regs (rounded), 2 regs-raw, 3 regs-once, 4 regs+pass, 5 regs+iadd, 6 regs-dirty,
+// 7 regs+wg-pass, 8 regs+wg-idle (384 threads)
+constexpr unsigned LAND_OFF = 150 * 1024;  // regs+pass: 4 areas of 6 KB to read, written 24 KB further on
+constexpr unsigned BAR_OFF = 199 * 1024;   // regs+wg-pass: the consumers' per-group mbarrier
+__device__ __forceinline__ void round16(unsigned at) {
+    float4 v;
+    asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(at));
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};" :: "r"(at + 24576u), "r"(rna(v.x)), "r"(rna(v.y)),
+                 "r"(rna(v.z)), "r"(rna(v.w)) : "memory");
+}
 template <int MODE>
-__global__ void __launch_bounds__(256, 1) feed_kernel(int groups, float* out) {
+__global__ void __launch_bounds__(MODE >= 7 ? 384 : 256, 1) feed_kernel(int groups, float* out) {
     extern __shared__ __align__(1024) unsigned char sm[];
     // random values in [-1, 1), already TF32 (low 13 bits clear), everywhere
-    for (int i = threadIdx.x; i < SMEM / 4; i += blockDim.x) {
+    for (int i = threadIdx.x; i < (int)BAR_OFF / 4; i += blockDim.x) {  // the last KB holds the mbarrier
         uint32_t h = (uint32_t)i * 2654435761u ^ (blockIdx.x * 40503u + 0x9e3779b9u);
         h ^= h >> 15; h *= 0x2c1b3c6du; h ^= h >> 12; h *= 0x297a2d39u; h ^= h >> 15;
         const float f = __uint_as_float(0x3f800000u | (h & 0x7fffffu)) - 1.5f;
         // unrounded values in the register operand's box where the mode rounds there (or truncates),
         // and in regs+pass's landing areas; TF32 values everywhere else
         const bool in_box = i * 4 >= (int)REG_OFF && i * 4 < (int)REG_OFF + 2 * 20480;
-        const bool dirty = ((MODE == 1 || MODE == 5 || MODE == 6) && in_box) || (MODE == 4 && i * 4 >= (int)LAND_OFF);
+        const bool dirty = ((MODE == 1 || MODE == 5 || MODE == 6) && in_box) ||
+                           ((MODE == 4 || MODE == 7) && i * 4 >= (int)LAND_OFF && i * 4 < (int)BAR_OFF);
         ((float*)sm)[i] = dirty ? 2.f * f : __uint_as_float(__float_as_uint(2.f * f) & ~0x1fffu);
     }
+    const unsigned base = (unsigned)__cvta_generic_to_shared(sm);
+    const unsigned bar = base + BAR_OFF;
+    if (MODE >= 7 && threadIdx.x == 0) asm volatile("mbarrier.init.shared::cta.b64 [%0], 2;\n" :: "r"(bar));
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
-    const unsigned base = (unsigned)__cvta_generic_to_shared(sm);
     const int wg = threadIdx.x >> 7, w = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
+    if (MODE >= 7) {
+        if (wg == 2) {  // the rounder: one pass of 3 x 16 bytes per thread for every consumer commit group
+            asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+            const unsigned mine = base + LAND_OFF + (threadIdx.x & 127) * 48;
+            for (int it = 0; it < groups; ++it) {
+                asm volatile("{\n.reg .pred done;\nWAIT%=:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                             "@!done bra WAIT%=;\n}\n" :: "r"(bar), "r"(it & 1) : "memory");
+                const unsigned area = mine + (unsigned)(it & 3) * 6144u;
+                if (MODE == 7) { round16(area); round16(area + 16); round16(area + 32); }
+            }
+            return;
+        }
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    }
     float acc[2][64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) { acc[0][i] = 0.f; acc[1][i] = 0.f; }
@@ -149,18 +178,13 @@ __global__ void __launch_bounds__(256, 1) feed_kernel(int groups, float* out) {
     for (int it = 0; it < groups; it += 2) {
 #pragma unroll
         for (int set = 0; set < 2; ++set) {
-            if (MODE == 1 || MODE == 2 || MODE == 4 || MODE == 5 || MODE == 6) {
+            if (MODE == 1 || MODE == 2 || MODE == 4 || MODE == 5 || MODE == 6 || MODE >= 7) {
 #pragma unroll
                 for (int k = 0; k < STEPS; ++k)
                     load_frag<MODE == 1 ? 1 : MODE == 5 ? 2 : 0>(fa[set][k], box, k + set, w, g, t);
             }
-            if (MODE == 4) {  // round one 16-byte unit in place (areas rotate so that values stay unrounded)
-                const unsigned at = land + (unsigned)(((it >> 1) + set) & 3) * 4096u;
-                float4 v;
-                asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(at));
-                asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};" :: "r"(at + 16384u), "r"(rna(v.x)), "r"(rna(v.y)),
-                             "r"(rna(v.z)), "r"(rna(v.w)) : "memory");
-            }
+            if (MODE == 4)  // round one 16-byte unit (areas rotate; results go 24 KB further on)
+                round16(land + (unsigned)(((it >> 1) + set) & 3) * 4096u);
             fence();
 #pragma unroll
             for (int k = 0; k < STEPS; ++k) {
@@ -176,6 +200,8 @@ __global__ void __launch_bounds__(256, 1) feed_kernel(int groups, float* out) {
                 }
             }
             commit();
+            if (MODE >= 7 && (threadIdx.x & 127) == 0)
+                asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" :: "r"(bar) : "memory");
             wait_group<1>();
         }
     }
@@ -188,20 +214,22 @@ __global__ void __launch_bounds__(256, 1) feed_kernel(int groups, float* out) {
 
 double launch(int mode, int groups, torch::Tensor out) {
     void (*kernels[])(int, float*) = {feed_kernel<0>, feed_kernel<1>, feed_kernel<2>, feed_kernel<3>,
-                                      feed_kernel<4>, feed_kernel<5>, feed_kernel<6>};
-    TORCH_CHECK(mode >= 0 && mode < 7, "mode 0..6");
+                                      feed_kernel<4>, feed_kernel<5>, feed_kernel<6>, feed_kernel<7>,
+                                      feed_kernel<8>};
+    TORCH_CHECK(mode >= 0 && mode < 9, "mode 0..8");
     void (*k)(int, float*) = kernels[mode];
     cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
     int sms = 0;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-    k<<<sms, 256, SMEM, at::cuda::getCurrentCUDAStream()>>>(groups, out.data_ptr<float>());
+    k<<<sms, mode >= 7 ? 384 : 256, SMEM, at::cuda::getCurrentCUDAStream()>>>(groups, out.data_ptr<float>());
     TORCH_CHECK(cudaGetLastError() == cudaSuccess, "launch failed");
     // FLOP per launch: groups x STEPS k8 steps x 2 warpgroups x 2 MMAs x (2 x 64 x 128 x 8), per block
     return (double)groups * STEPS * 2 * 2 * (2.0 * 64 * 128 * 8) * sms;
 }
 """
 
-NAMES = ["desc", "regs", "regs-raw", "regs-once", "regs+pass", "regs+iadd", "regs-dirty"]
+NAMES = ["desc", "regs", "regs-raw", "regs-once", "regs+pass", "regs+iadd", "regs-dirty", "regs+wg-pass",
+         "regs+wg-idle"]
 FORWARD_FLOP = 615e9  # #55's forward
 
 
