@@ -3970,10 +3970,10 @@ def _nvcc_version():
     """(major, minor) of the nvcc that load_inline compiles with, or (0, 0) when it cannot be told;
     read from files so that no process is started.  Three places, first found wins:
       CUDA_HOME/version.json          runfile and package installs ("cuda_nvcc": {"version": ...})
-      CUDA_HOME/dist-info/            toolkits assembled from pip wheels (nvidia_cuda_nvcc-13.0.88.dist-info;
-                                      the H200 image has no version.json, and a build there ran without
-                                      --split-compile: 93.6 s, docs/perf-log.md s11)
-      the nvcc binary itself          the "release 13.0, V13.0.88" that nvcc --version prints
+      CUDA_HOME/dist-info/            toolkits assembled from pip wheels (nvidia_cuda_nvcc-13.0.88.dist-info)
+      the nvcc binary itself          the "release 13.0, V13.0.88" that nvcc --version prints (the H200
+                                      image has neither of the others; with version.json alone it built
+                                      without --split-compile, 93.6 s against 38.5: docs/perf-log.md s11)
     Patterns rather than parsers, whose exceptions on an unexpected file could not be caught here."""
     from torch.utils.cpp_extension import CUDA_HOME
 

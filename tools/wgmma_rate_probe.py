@@ -12,37 +12,18 @@ a function of
 
     python3 tools/wgmma_rate_probe.py        # needs an sm_90 GPU; prints TFLOP/s per variant
 """
-import itertools
+import os
 import sys
 
 import torch
 from torch.utils.cpp_extension import load_inline
 
-SRC = r"""
-#include <cstdint>
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.wgmma_snippets import WGMMA_TF32  # noqa: E402
+
+SRC = WGMMA_TF32 + r"""
 #include <torch/extension.h>
 #include <c10/cuda/CUDAStream.h>
-
-#define ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
-                "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
-__device__ __forceinline__ void mma(float (&d)[64], uint64_t a, uint64_t b) {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "%64, %65, 1, 1, 1;\n"
-        : ACC8(0), ACC8(8), ACC8(16), ACC8(24), ACC8(32), ACC8(40), ACC8(48), ACC8(56)
-        : "l"(a), "l"(b));
-}
-__device__ __forceinline__ uint64_t desc(unsigned addr, unsigned lbo, unsigned sbo, unsigned layout) {
-    return (uint64_t)((addr >> 4) & 0x3FFF) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) |
-           ((uint64_t)((sbo >> 4) & 0x3FFF) << 32) | ((uint64_t)layout << 62);
-}
-template <int D> __device__ __forceinline__ void wait_group() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(D) : "memory");
-}
 
 // LAYOUT 0: no swizzle, A aligned; 1: no swizzle, A shifted 16 B per k-step; 2: 128-byte swizzle.
 template <int G, int D, int LAYOUT, int MBAR>
@@ -67,7 +48,7 @@ __global__ void __launch_bounds__(256, 1) rate_kernel(int iters, float* out) {
             asm volatile("{\n.reg .pred done;\nW:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], 0;\n"
                          "@!done bra W;\n}\n" :: "r"(bar) : "memory");
         }
-        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+        fence();
 #pragma unroll
         for (int k = 0; k < G / 2; ++k) {
             uint64_t bd, ad0, ad1;
@@ -81,10 +62,10 @@ __global__ void __launch_bounds__(256, 1) rate_kernel(int iters, float* out) {
                 ad0 = desc(a0 + shift + (k % 4) * 2048, 8192, 128, 0);
                 ad1 = desc(a0 + 1024 + 16 * 68 * 2 + shift + (k % 4) * 2048, 8192, 128, 0);
             }
-            mma(acc[0], ad0, bd);
-            mma(acc[1], ad1, bd);
+            mma_ss(acc[0], ad0, bd);
+            mma_ss(acc[1], ad1, bd);
         }
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        commit();
         wait_group<D>();
     }
     wait_group<0>();
