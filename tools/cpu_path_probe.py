@@ -82,5 +82,6 @@ def main():
                 print(f"\n{name}, one {'grad-mode' if grad else 'no_grad'} call (CPU and CUDA runtime):")
                 print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=16))
 
+
 if __name__ == "__main__":
     main()

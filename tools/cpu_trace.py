@@ -23,6 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
+from run_check import flush_bytes  # noqa: E402
 from tools.fwdbwd_timeline import make_step  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def trace(step, label, min_us):
     for _ in range(3):
         step()
     torch.cuda.synchronize()
-    flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size, dtype=torch.uint8, device="cuda")
+    flush = torch.empty(flush_bytes(torch.cuda.get_device_properties(0)), dtype=torch.uint8, device="cuda")
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         torch.cuda.synchronize()
         flush.zero_()

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
-from run_check import timed_trial  # noqa: E402
+from run_check import flush_bytes, timed_trial  # noqa: E402
 from tools.fwdbwd_timeline import make_step  # noqa: E402
 
 
@@ -71,8 +71,7 @@ def main():
         from tools.ab_probe import load
         mods = [(f"ModelNew[{os.path.relpath(f)}]", load(f, f"model_new_{i}"))
                 for i, f in enumerate(args.files.split(","))]
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
-    flush = torch.empty(2 * l2, dtype=torch.uint8, device="cuda")
+    flush = torch.empty(flush_bytes(torch.cuda.get_device_properties(0)), dtype=torch.uint8, device="cuda")
     sleep_cycles = int(args.sleep_ms * 2.0e6)
     print(f"model_new source hash {M._source_hash()}  torch {torch.__version__}  mean / median ms; "
           f"CPU share = grader - queued")
