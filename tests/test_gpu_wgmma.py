@@ -63,6 +63,17 @@ CONFIGS = [
     Cfg("odd_rows_fwd_bias", 2, 64, 34, 130, 128, 3, p=1, bias=True),
     # 2 column blocks, a ragged last column tile of 24 pixels, biases, NCHW output
     Cfg("k256_2blocks_ragged", 2, 32, 22, 90, 256, 3, bias=True),
+    # Rows of 4k floats (16-byte halo loads, halo_vec 4), where most cases above have rows of 4k + 2 or odd
+    # lengths: halo shifts of 3 and 1 (padding, dilation), C % 16 with 2 column blocks, 6 and 2 taps,
+    # #56's kernel, boxes 64 + 10 + 3 columns wide, many tiles with biases.
+    Cfg("vec4_l55_pad_bias", 3, 64, 23, 72, 128, 3, p=1, bias=True),
+    Cfg("vec4_l56_like", 2, 64, 30, 100, 128, (5, 7)),
+    Cfg("vec4_c29_k200", 2, 29, 19, 68, 200, 3, p=(2, 1), bias=True),
+    Cfg("vec4_c43_2x3", 2, 43, 21, 76, 130, (2, 3), p=(1, 0)),
+    Cfg("vec4_taps2", 2, 130, 17, 68, 96, (1, 2)),
+    Cfg("vec4_dilated", 2, 32, 30, 92, 130, 3, d=(2, 3), p=(2, 3)),
+    Cfg("vec4_many_tiles_2blocks_bias", 3, 32, 98, 204, 130, 3, p=1, bias=True),
+    Cfg("vec4_wide_3x11", 2, 32, 20, 84, 128, (3, 11), p=(1, 5)),
 ]
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
 # grad-input with dY rows of 4k + 2 floats and an even dY height (as #55's: 510 x 1022), so that the
