@@ -65,7 +65,7 @@ CONFIGS = [
     Cfg("k256_2blocks_ragged", 2, 32, 22, 90, 256, 3, bias=True),
     # Rows of 4k floats (16-byte halo loads, halo_vec 4), where most cases above have rows of 4k + 2 or odd
     # lengths: halo shifts of 3 and 1 (padding, dilation), C % 16 with 2 column blocks, 6 and 2 taps,
-    # #56's kernel, boxes 64 + 10 + 3 columns wide, many tiles with biases.
+    # #56's kernel, a (3, 11) kernel whose halo window is 64 + 10 + 3 columns wide, many tiles with biases.
     Cfg("vec4_l55_pad_bias", 3, 64, 23, 72, 128, 3, p=1, bias=True),
     Cfg("vec4_l56_like", 2, 64, 30, 100, 128, (5, 7)),
     Cfg("vec4_c29_k200", 2, 29, 19, 68, 200, 3, p=(2, 1), bias=True),
