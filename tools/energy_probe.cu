@@ -224,22 +224,19 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
     };
     char label[64];
-    for (int m = 0; m < 3; ++m)
-        for (int where = 0; where < 2; ++where) {
-            const size_t window = where == 0 ? big : small;
-            const double bytes = (double)sms * tma_iters * CHUNK;
-            std::snprintf(label, sizeof label, "tma %s %s", where == 0 ? "DRAM" : "L2", names[m]);
-            print(label, measure(nvml, seconds, bytes, [&] {
-                tma_kernel<<<sms, THREADS, SMEM_BYTES>>>(data[m], window, tma_iters); }));
-        }
-    for (int m = 0; m < 3; ++m)
-        for (int where = 0; where < 2; ++where) {
-            const size_t window = where == 0 ? big : small;
-            const double bytes = (double)sms * THREADS * ldg_iters * 16;
-            std::snprintf(label, sizeof label, "ldg %s %s", where == 0 ? "DRAM" : "L2", names[m]);
-            print(label, measure(nvml, seconds, bytes, [&] {
-                ldg_kernel<<<sms, THREADS, SMEM_BYTES>>>((const uint4*)data[m], window / 16, ldg_iters, sink); }));
-        }
+    // One row per data pattern and source (a 4 GB buffer: DRAM; 16 MB: L2); launch(m, window).
+    auto each_source = [&](const char* path, double bytes, auto launch) {
+        for (int m = 0; m < 3; ++m)
+            for (int where = 0; where < 2; ++where) {
+                const size_t window = where == 0 ? big : small;
+                std::snprintf(label, sizeof label, "%s %s %s", path, where == 0 ? "DRAM" : "L2", names[m]);
+                print(label, measure(nvml, seconds, bytes, [&] { launch(m, window); }));
+            }
+    };
+    each_source("tma", (double)sms * tma_iters * CHUNK, [&](int m, size_t window) {
+        tma_kernel<<<sms, THREADS, SMEM_BYTES>>>(data[m], window, tma_iters); });
+    each_source("ldg", (double)sms * THREADS * ldg_iters * 16, [&](int m, size_t window) {
+        ldg_kernel<<<sms, THREADS, SMEM_BYTES>>>((const uint4*)data[m], window / 16, ldg_iters, sink); });
     for (int m = 0; m < 3; ++m) {
         const double bytes = (double)sms * THREADS * lds_iters * 16;
         std::snprintf(label, sizeof label, "lds %s", names[m]);
@@ -250,14 +247,8 @@ int main(int argc, char** argv) {
         std::snprintf(label, sizeof label, "sts %s", names[m]);
         print(label, measure(nvml, seconds, bytes, [&] { sts_kernel<<<sms, THREADS, SMEM_BYTES>>>(sts_iters, m); }));
     }
-    for (int m = 0; m < 3; ++m)
-        for (int where = 0; where < 2; ++where) {
-            const size_t window = where == 0 ? big : small;
-            const double bytes = (double)sms * store_iters * CHUNK;
-            std::snprintf(label, sizeof label, "store %s %s", where == 0 ? "DRAM" : "L2", names[m]);
-            print(label, measure(nvml, seconds, bytes, [&] {
-                store_kernel<<<sms, THREADS, SMEM_BYTES>>>(out, window, store_iters, m); }));
-        }
+    each_source("store", (double)sms * store_iters * CHUNK, [&](int m, size_t window) {
+        store_kernel<<<sms, THREADS, SMEM_BYTES>>>(out, window, store_iters, m); });
     const cudaError_t e = cudaDeviceSynchronize();
     std::printf("%s\n", cudaGetErrorString(e));
     return e == cudaSuccess ? 0 : 1;
