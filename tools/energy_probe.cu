@@ -84,7 +84,6 @@ __global__ void __launch_bounds__(THREADS, 1) tma_kernel(const char* src, size_t
 
 __global__ void __launch_bounds__(THREADS, 1) ldg_kernel(const uint4* src, size_t window_vecs, long long iters,
                                                         uint32_t* sink) {
-    extern __shared__ __align__(128) unsigned char smem[];
     const size_t threads = (size_t)gridDim.x * blockDim.x;
     const size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     uint32_t acc = 0;
@@ -95,7 +94,7 @@ __global__ void __launch_bounds__(THREADS, 1) ldg_kernel(const uint4* src, size_
 #pragma unroll
         for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
     }
-    if (acc == 0x12345678u) sink[t] = acc + smem[0];
+    if (acc == 0x12345678u) sink[t] = acc;   // never taken; keeps the loads
 }
 
 __global__ void __launch_bounds__(THREADS, 1) lds_kernel(long long iters, int mode, uint32_t* sink) {

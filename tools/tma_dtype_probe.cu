@@ -9,8 +9,8 @@
 //                                # its truncation, round-to-nearest-away and round-to-nearest-even, and
 //                                # what became of the special patterns
 //
-// Each data type copies 64 boxes of 64 x 16 floats (random bit patterns, then specials) from global to
-// shared memory and back out with plain stores.
+// Each data type copies 64 boxes of 64 x 16 floats (28 special bit patterns, then random ones) from
+// global to shared memory, and plain stores write them back out.
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
