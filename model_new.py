@@ -1412,19 +1412,20 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     if (off[k] < 0) continue;
                                     float4* dst = (float4*)(dst_b + off[k]);
                                     // the big parts (TF32, ties away), and under 3xTF32 the small ones
-                                    // 4 channel groups further on
+                                    // 4 channel groups further on, each from its big part
                                     auto r = [&](float f) { return __uint_as_float(SPLIT ? tf32_split_big(f) : tf32_rna(f)); };
-                                    auto rs = [&](float f) { return __uint_as_float(tf32_split_small(f, tf32_split_big(f))); };
-                                    dst[0] = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
-                                    dst[1] = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
-                                    dst[2] = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
-                                    dst[3] = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                                    auto rs = [&](float f, float big) { return __uint_as_float(tf32_split_small(f, __float_as_uint(big))); };
+                                    const float4 b0 = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
+                                    const float4 b1 = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
+                                    const float4 b2 = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
+                                    const float4 b3 = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
+                                    dst[0] = b0; dst[1] = b1; dst[2] = b2; dst[3] = b3;
                                     if constexpr (SPLIT) {
                                         float4* lo = (float4*)(dst_b + off[k] + 4 * kgs);
-                                        lo[0] = make_float4(rs(v[k][0].x), rs(v[k][1].x), rs(v[k][2].x), rs(v[k][3].x));
-                                        lo[1] = make_float4(rs(v[k][0].y), rs(v[k][1].y), rs(v[k][2].y), rs(v[k][3].y));
-                                        lo[2] = make_float4(rs(v[k][0].z), rs(v[k][1].z), rs(v[k][2].z), rs(v[k][3].z));
-                                        lo[3] = make_float4(rs(v[k][0].w), rs(v[k][1].w), rs(v[k][2].w), rs(v[k][3].w));
+                                        lo[0] = make_float4(rs(v[k][0].x, b0.x), rs(v[k][1].x, b0.y), rs(v[k][2].x, b0.z), rs(v[k][3].x, b0.w));
+                                        lo[1] = make_float4(rs(v[k][0].y, b1.x), rs(v[k][1].y, b1.y), rs(v[k][2].y, b1.z), rs(v[k][3].y, b1.w));
+                                        lo[2] = make_float4(rs(v[k][0].z, b2.x), rs(v[k][1].z, b2.y), rs(v[k][2].z, b2.z), rs(v[k][3].z, b2.w));
+                                        lo[3] = make_float4(rs(v[k][0].w, b3.x), rs(v[k][1].w, b3.y), rs(v[k][2].w, b3.z), rs(v[k][3].w, b3.w));
                                     }
                                 }
                             }
