@@ -2163,6 +2163,10 @@ struct WgradParams {
     // conv_wgrad_wgmma_kernel only: the X window's row length, pipeline stages, and blocks of 3
     // kernel columns per kernel row.
     int wwg_ldw, wwg_stages, wwg_sblocks;
+    // conv_wgrad_wgmma_kernel: 0 = split s reduces k-tiles [s kt_chunk, (s + 1) kt_chunk); > 0 = split s
+    // reduces whole output rows s, s + row_step, s + 2 row_step, ... (rows numbered image * P + row;
+    // row_step = splits), so that all splits move down dY and X together.
+    int row_step;
 };
 
 // conv_wgrad_gemm_kernel: dW[k][(c, r, s)] = sum_l dY[k][l] * X[l][(c, r, s)], l = (n, p, q).
@@ -2704,9 +2708,11 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     const int c0 = cblk * WWG_BM, k0 = blockIdx.y * WWG_BN;
     const int ldw = p.wwg_ldw, stages = p.wwg_stages;
     const int stage_bytes = wwg_stage_bytes(ldw);
-    const long long kt_begin = (long long)split * p.kt_chunk;
+    const long long kt_begin = p.row_step ? 0 : (long long)split * p.kt_chunk;
     const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
-    const int KT = kt_end > kt_begin ? (int)(kt_end - kt_begin) : 0;
+    const long long rows_total = p.kt_total / p.q_tiles;   // images x P
+    const int KT = p.row_step ? (split < rows_total ? (int)((rows_total - 1 - split) / p.row_step + 1) * p.q_tiles : 0)
+                              : kt_end > kt_begin ? (int)(kt_end - kt_begin) : 0;
     const float* dy_block = (const float*)p.dy + ((long long)group * p.Kg + k0) * p.dy_sc;
     const unsigned smem_u = ((unsigned)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
     unsigned char* smem = smem_raw + (smem_u - (unsigned)__cvta_generic_to_shared(smem_raw));
@@ -2721,7 +2727,8 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     auto advance = [&](Cursor& c) {
         if (++c.qt == p.q_tiles) {
             c.qt = 0;
-            if (++c.op == p.P) { c.op = 0; ++c.img; }
+            c.op += p.row_step ? p.row_step : 1;
+            while (c.op >= p.P) { c.op -= p.P; ++c.img; }
         }
     };
     // The k-tile's first column q0 (may be < 0): 32 qt less the row's misalignment in floats.
@@ -2808,8 +2815,8 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
 
     Cursor load_at, use_at;
     {
-        load_at.qt = (int)(kt_begin % p.q_tiles);
-        const long long rest = kt_begin / p.q_tiles;
+        load_at.qt = p.row_step ? 0 : (int)(kt_begin % p.q_tiles);
+        const long long rest = p.row_step ? split : kt_begin / p.q_tiles;
         load_at.op = (int)(rest % p.P); load_at.img = (int)(rest / p.P);
         use_at = load_at;
     }
@@ -3797,12 +3804,23 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
 }
 
 // Launch conv_wgrad_wgmma_kernel and the split reduction into dw (splits: split_k_tiles; #55: 3 kernel
-// rows x 44 splits on 132 SMs).
+// rows x 44 splits on 132 SMs).  The splits take whole output rows in turn (WgradParams::row_step), so
+// that the whole grid moves down dY and X together: #55's grad-weight needed 4% less energy and time
+// than with each split on its own contiguous range (docs/perf-log.md, s14), the results equally
+// reproducible.  KB_CONV_WWG_INTERLEAVE=0 (tests, experiments) restores the contiguous ranges; n > 0
+// interleaves over n splits instead.
 void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
                      bool poison) {
     p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.q_tiles = wc.q_tiles;
     const int64_t cblocks = ceil_div(p.Cg, WWG_BM), kblocks = ceil_div(p.Kg, WWG_BN);
     split_k_tiles(p, cblocks * p.R * wc.sblocks * kblocks * g.groups, g.groups);
+    const char* interleave_env = std::getenv("KB_CONV_WWG_INTERLEAVE");
+    const int64_t interleave = interleave_env ? std::atoi(interleave_env) : p.splits;
+    if (interleave > 0) {
+        p.splits = (int)std::max<int64_t>(1, std::min<int64_t>(interleave, p.kt_total / p.q_tiles));
+        p.row_step = p.splits;
+        p.kt_chunk = ceil_div(p.kt_total, p.splits);
+    }
     TORCH_CHECK(cblocks * p.R * wc.sblocks < (1LL << 31) && kblocks < 65536 && (int64_t)g.groups * p.splits <= 65535,
                 "too many weight-gradient blocks");
     const at::Tensor ws = wgrad_workspace(p, dw, K, poison);

@@ -226,8 +226,9 @@ def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
     geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
     w_shape = list(ref.weight.shape)
 
-    def run(kernel=None, flush=None):
-        for name, value in (("KB_CONV_WGRAD_KERNEL", kernel), ("KB_CONV_WGRAD_FLUSH", flush)):
+    def run(kernel=None, flush=None, interleave=None):
+        for name, value in (("KB_CONV_WGRAD_KERNEL", kernel), ("KB_CONV_WGRAD_FLUSH", flush),
+                            ("KB_CONV_WWG_INTERLEAVE", interleave)):
             if value is None:
                 monkeypatch.delenv(name, raising=False)
             else:
@@ -242,13 +243,16 @@ def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
     assert "conv_wgrad_wgmma_kernel" in names, f"[{cfg}] the wgmma kernel did not run: {names}"
     again = run()
     restarts = run(flush="3")           # many flush intervals: accumulators restarted by the MMA
+    contiguous = run(interleave="0")    # each split on one contiguous range of k-tiles (the earlier order)
+    five = run(interleave="5")          # rows interleaved over 5 splits: many rows per split
     window = run(kernel="window")       # the same truncated operands, another summation order
-    monkeypatch.delenv("KB_CONV_WGRAD_KERNEL", raising=False)
-    monkeypatch.delenv("KB_CONV_WGRAD_FLUSH", raising=False)
+    for name in ("KB_CONV_WGRAD_KERNEL", "KB_CONV_WGRAD_FLUSH", "KB_CONV_WWG_INTERLEAVE"):
+        monkeypatch.delenv(name, raising=False)
     truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s, padding=cfg.p,
                                         dilation=cfg.d, groups=cfg.g)
     where = f"[{cfg}]"
-    for name, dw in (("default", ours), ("flush every 3", restarts)):
+    for name, dw in (("default", ours), ("flush every 3", restarts), ("contiguous splits", contiguous),
+                     ("rows over 5 splits", five)):
         assert not torch.isnan(dw).any(), f"{where} {name}: NaN (an element left unwritten under poison?)"
         err, err_window = U.rel_l2(dw, truth), U.rel_l2(window, truth)
         assert err <= 1.5 * err_window + 1e-7, f"{where} {name}: {err:.3e} from float64, window kernel {err_window:.3e}"
