@@ -2650,8 +2650,10 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   mma.sync fragments are loaded); dY, the same for all taps, is B through a descriptor.
 // Block: 384 threads = 3 warpgroups; warpgroup j owns tap (r, s0 + j) (idle where s0 + j >= S):
 //   grid.x = ceil(Cg / 64) channel blocks x R kernel rows x wwg_sblocks = ceil(S / 3);
-//   grid.y = ceil(Kg / 128); grid.z = groups x splits, a split being a contiguous range of k-tiles
-//   in (n, p, q-tile) order.  One m64n128 fp32 accumulator (64 registers) per thread.
+//   grid.y = ceil(Kg / 128); grid.z = groups x splits, split s reducing whole output rows s, s + splits,
+//   s + 2 splits, ... (row_step, the launcher's default: the grid walks dY and X together), or with
+//   row_step 0 a contiguous range of k-tiles in (n, p, q-tile) order.  One m64n128 fp32 accumulator (64
+//   registers) per thread.
 // Copies: the tensor copy engine (TMA), one thread issuing two boxes per k-tile into a stage and
 //   every thread waiting on the stage's mbarrier.  (b1-b2 copied with 16-byte cp.async from every
 //   thread, and those copies, ~19 GB/s per SM, bound the kernel at twice its MMA time.)
