@@ -119,6 +119,22 @@ __device__ __forceinline__ uint32_t tf32_rna(float v) {
     uint32_t r; asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v)); return r;
 }
 
+// The same rounding in two instructions where the wgmma kernel runs (sm_90a), for its halo loaders:
+// cvt.rna.tf32.f32 compiles there to four (an Inf/NaN test, an add of 0x1000, a select and a mask),
+// cvt.rn.tf32.f32 (ties to even) to one (F2FP).  Copying byte 1 of v into byte 0 first (PRMT) copies
+// bit 12, the rounding bit, into bit 4: a tie (bit 12 set, bits 0-11 clear) becomes more than half
+// and rounds away from zero, and nothing else changes sides of the half.  Equal to cvt.rna on every
+// non-NaN pattern (all 2^32 checked, docs/perf-log.md s14 a); a NaN stays NaN unless its payload lies
+// only in byte 0, which then comes out as Inf (cvt.rna: any payload only in bits 0-12, the note above).
+__device__ __forceinline__ uint32_t tf32_rna_fast(float v) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // (KB_HAVE_WGMMA, defined further down)
+    const uint32_t ties_up = __byte_perm(__float_as_uint(v), 0u, 0x3211);
+    uint32_t r; asm("cvt.rn.tf32.f32 %0, %1;" : "=r"(r) : "f"(__uint_as_float(ties_up))); return r;
+#else
+    return tf32_rna(v);
+#endif
+}
+
 // 3xTF32's split of an fp32 value v into two TF32 values, big = rna(v) and small = rna(v - big), whose
 // sum carries v's 24 bits.  v is clamped to the largest finite TF32 magnitude before big is rounded:
 // so a finite v near FLT_MAX keeps a finite big (rounded to Inf, it left Inf - Inf = NaN in small),
@@ -1413,7 +1429,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     float4* dst = (float4*)(dst_b + off[k]);
                                     // the big parts (TF32, ties away), and under 3xTF32 the small ones
                                     // 4 channel groups further on, each from its big part
-                                    auto r = [&](float f) { return __uint_as_float(SPLIT ? tf32_split_big(f) : tf32_rna(f)); };
+                                    auto r = [&](float f) { return __uint_as_float(SPLIT ? tf32_split_big(f) : tf32_rna_fast(f)); };
                                     auto rs = [&](float f, float big) { return __uint_as_float(tf32_split_small(f, __float_as_uint(big))); };
                                     const float4 b0 = make_float4(r(v[k][0].x), r(v[k][1].x), r(v[k][2].x), r(v[k][3].x));
                                     const float4 b1 = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
@@ -1497,7 +1513,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                             *d = v[kg][i];
                                         } else {
                                             const float f = __uint_as_float(v[kg][i]);
-                                            const unsigned big = SPLIT ? tf32_split_big(f) : tf32_rna(f);
+                                            const unsigned big = SPLIT ? tf32_split_big(f) : tf32_rna_fast(f);
                                             *d = big;
                                             if constexpr (SPLIT) d[kgs] = tf32_split_small(f, big);  // + 4 groups
                                         }

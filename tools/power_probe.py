@@ -66,7 +66,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--env", action="append", default=[],
-                    help="NAME=VALUE[,NAME2=VALUE2] (a value may hold commas): our forward, grad_weight and fwd+bwd rows again under these "
+                    help="NAME=VALUE[,NAME2=VALUE2] (a value may hold commas): our rows again under these "
                          "environment variables (read by the launchers at every call); repeatable")
     ap.add_argument("--ours-only", action="store_true", help="leave cuDNN's rows out")
     ap.add_argument("--files", nargs="+", help="versions of model_new.py: only their rows, interleaved file by file "
@@ -141,10 +141,9 @@ def main():
     for extra in args.env:
         with environment(parse_env(extra)):
             for name, fn in passes(new):
-                if name in ("forward", "grad_weight", "fwd+bwd"):
-                    watts, mhz, ms, n = sample_while(fn, args.seconds)
-                    print(f"{name:12s} ours ({extra}) {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}",
-                          flush=True)
+                watts, mhz, ms, n = sample_while(fn, args.seconds)
+                print(f"{name:12s} ours ({extra}) {watts:6.0f} {mhz:6.0f} {ms:8.3f} {watts * ms / 1000:7.3f} {n:7d}",
+                      flush=True)
     if args.ours_only:
         return
     for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
