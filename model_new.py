@@ -1359,14 +1359,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     const int h_in = t.row0 + hr, w_in = col_a + 8 * g4;
                                     const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
                                     off[k] = u < units ? (int)(kg * kgs + (hr * HC + 8 * g4) * 16) : -1;
-                                    // one address per unit, channels a stride apart: half the loop's
-                                    // instructions of an address per channel (fp16 forward -2.5%, perf log
-                                    // s15 c; the float32 loaders keep one address per channel)
-                                    const int c0 = chunk * CK + 8 * kg, c_left = p.Cg - c0;
-                                    const T* src = x_img + (c0 * xs_c + h_in * xs_h + w_in);
 #pragma unroll
-                                    for (int ch = 0; ch < 8; ++ch, src += xs_c)
-                                        v[k][ch] = (ok && ch < c_left) ? __ldg((const uint4*)src) : make_uint4(0u, 0u, 0u, 0u);
+                                    for (int ch = 0; ch < 8; ++ch) {
+                                        const int c = chunk * CK + 8 * kg + ch;
+                                        v[k][ch] = (ok && c < p.Cg) ? __ldg((const uint4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
+                                                                    : make_uint4(0u, 0u, 0u, 0u);
+                                    }
                                     next_unit();
                                 }
 #pragma unroll
@@ -1402,9 +1400,6 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     const bool lo_ok = (unsigned)w_in < (unsigned)p.W, hi_ok = (unsigned)(w_in + 2) < (unsigned)p.W;
                                     const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (VEC == 3 ? lo_ok || hi_ok : lo_ok);
                                     off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
-                                    // (an address per channel: with the 16-bit loop's pointer increments,
-                                    // these loads issued later and #55's grad-input took 4% more energy,
-                                    // perf log s15 c)
 #pragma unroll
                                     for (int ch = 0; ch < 4; ++ch) {
                                         const int c = chunk * CK + 4 * kg + ch;
