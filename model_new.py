@@ -254,6 +254,13 @@ __device__ __forceinline__ uint64_t wgmma_desc_hi(unsigned lbo_bytes, unsigned s
 __device__ __forceinline__ uint64_t wgmma_desc(uint64_t hi, unsigned smem_addr) {
     return hi | (uint64_t)((smem_addr >> 4) & 0x3FFFu);
 }
+// The descriptor of an operand `units` x 16 bytes further on: only the start-address field changes,
+// and it cannot carry out of its 14 bits (shared addresses stay below 256 KB), so one 32-bit add on
+// the low word does it, where building it from the address again takes a shift, an add and a mask
+// (perf log s15 g: per MMA, the consumers issued 5-7 such uniform instructions).
+__device__ __forceinline__ uint64_t wgmma_desc_add(uint64_t desc, unsigned units) {
+    return (desc & 0xFFFFFFFF00000000ull) | (uint32_t)((uint32_t)desc + units);
+}
 // The same for a K-major operand in the 128-byte-swizzle layout, as the tensor copy engine writes it
 // with CU_TENSOR_MAP_SWIZZLE_128B: each row holds 128 bytes of K (32 tf32), its 16-byte chunks stored
 // at chunk ^ (row % 8); 8 rows make a 1024-byte atom (sbo), atoms 1024-byte aligned; lbo unused
@@ -1530,6 +1537,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         // ---- consumers: two warpgroups of MMAs, and the epilogue ----
         const int cwg = (warp - 4) >> 2, wq = warp & 3;
         const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
+        const unsigned kgs2_units = (2 * kgs) >> 4;  // a k8 step's two channel groups, in descriptor units
         const uint64_t b_hi = wgmma_desc_hi(BN * 16, 128);
         float acc[SG][BN / 2];
         // 3xTF32 (SG == 1): the MMAs of every p.fold k-tiles start from zero, and their sum is added
@@ -1566,7 +1574,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         // row; an odd dilation flips the parity from one tap row to the next.  (a_sg_step is a
         // multiple of 64 bytes, so the shift is bit 5 and flips with an xor.)
         const bool row_shift = p.halo_vec == 3 && !(p.profile_skip & 16);
-        const unsigned row_flip = (row_shift && (p.dil_h & 1)) ? 32u : 0u;
+        const unsigned row_flip = (row_shift && (p.dil_h & 1)) ? 2u : 0u;  // (a_row counts 16-byte units)
         const bool deep = !SPLIT && p.mma_depth >= 2;  // 3xTF32 keeps one k-tile in flight between folds
         // Swapped variant: each k-tile's MMAs have retired when issue_taps returns, so its weight
         // stage and (after a chunk's last k-tile) its halo buffer are released at once.
@@ -1600,15 +1608,16 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 const unsigned halo_at = h0 + hb * halo_bytes + ((p.profile_skip & 16) ? 0u : a_origin);
                 unsigned a_off = 0;
                 int tj = 0;
-                unsigned a_row[SG];
+                unsigned a_row[SG];  // in 16-byte units, as the descriptors' start addresses count
 #pragma unroll
                 for (int sg = 0; sg < SG; ++sg)
                     a_row[sg] = (p.profile_skip & 16) ? 0u
-                                : sg * a_sg_step + (row_shift ? (unsigned)((row_base + sg * p.stride_h) & 1) * 32u : 0u);
+                                : (sg * a_sg_step + (row_shift ? (unsigned)((row_base + sg * p.stride_h) & 1) * 32u : 0u)) >> 4;
                 for (int kin = 0; kin < kpc; ++kin, ++kt) {
                     mbar_wait(full_b + 8 * s, phase);
                     const int nt = (p.profile_skip & 8) ? 0 : min(tpk, taps - kin * tpk);
                     const unsigned b_at = b0 + s * b_stage_bytes;
+                    const uint64_t d_b_at = wgmma_desc(b_hi, b_at);  // (unused by the swapped variant)
                     // The k-tile's MMAs as straight-line code for each tap count (NT), so that the
                     // commit closes a known instruction sequence: with a run-time trip count the
                     // compiler adds a dummy MMA to mark the group's end, which stalled the issue.
@@ -1647,12 +1656,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             wgmma_fence();  // after the fragment loads (they are MMA operands)
 #pragma unroll
                             for (int u = 0; u < NT; ++u) {
-                                const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
+                                const uint64_t d_tap = wgmma_desc(a_hi, halo_at + ((p.profile_skip & 16) ? 0u : a_off));
 #pragma unroll
                                 for (int ks = 0; ks < 2; ++ks)
 #pragma unroll
                                     for (int sg = 0; sg < SG; ++sg)
-                                        wgmma_m64n64k8_tf32_rs(acc[sg], af[u][ks], wgmma_desc(a_hi, a_tap + 2 * ks * kgs + a_row[sg]),
+                                        wgmma_m64n64k8_tf32_rs(acc[sg], af[u][ks], wgmma_desc_add(d_tap, ks * kgs2_units + a_row[sg]),
                                                                (kt | u | ks) != 0);
                                 next_tap();
                             }
@@ -1662,24 +1671,25 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                             for (int u = 0; u < NT; ++u) {
                                 const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
+                                const uint64_t d_tap = wgmma_desc(a_hi, a_tap);
 #pragma unroll
                                 for (int ks = 0; ks < 2; ++ks) {
-                                    const unsigned b_ks = b_at + (u * PARTS * 4 + 2 * ks) * (BN * 16);
-                                    const uint64_t bd = wgmma_desc(b_hi, b_ks);
+                                    const uint64_t bd = wgmma_desc_add(d_b_at, (u * PARTS * 4 + 2 * ks) * BN);
                                     // 3xTF32: a partial sum starts after each fold (below)
                                     const int accumulate = (SPLIT ? (!fresh || (u | ks)) : (kt | u | ks)) != 0;
 #pragma unroll
                                     for (int sg = 0; sg < SG; ++sg) {
-                                        const unsigned a_ks = a_tap + 2 * ks * kgs + a_row[sg];
                                         if constexpr (SPLIT) {
                                             // small x big, big x small, then big x big (the small terms
                                             // first, as in the sm_80 kernels); the small parts sit 4
                                             // channel groups after the big ones, in A and in B
+                                            const unsigned a_ks = a_tap + 2 * ks * kgs + (a_row[sg] << 4);
+                                            const unsigned b_ks = b_at + (u * PARTS * 4 + 2 * ks) * (BN * 16);
                                             wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks + 4 * kgs), bd, accumulate);
                                             wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), wgmma_desc(b_hi, b_ks + 4 * (BN * 16)), 1);
                                             wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, 1);
                                         } else {
-                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, accumulate);
+                                            wgmma_step<T, BN>(acc[sg], wgmma_desc_add(d_tap, ks * kgs2_units + a_row[sg]), bd, accumulate);
                                         }
                                     }
                                 }
