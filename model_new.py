@@ -1571,10 +1571,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const unsigned a_sg_step = (unsigned)(p.stride_h * HC * 16);
         // halo_vec 3: A operands in odd input rows start 2 pixels (32 bytes) further right (the loader
         // shifted those rows).  a_row[sg] = output row sg's offset plus that shift for the current tap
-        // row; an odd dilation flips the parity from one tap row to the next.  (a_sg_step is a
-        // multiple of 64 bytes, so the shift is bit 5 and flips with an xor.)
+        // row, in 16-byte units (those of a descriptor's start address, wgmma_desc_add); an odd dilation
+        // flips the parity from one tap row to the next.  (a_sg_step is a multiple of 64 bytes, 4 units,
+        // so the shift of 2 units is bit 1 and flips with an xor.)
         const bool row_shift = p.halo_vec == 3 && !(p.profile_skip & 16);
-        const unsigned row_flip = (row_shift && (p.dil_h & 1)) ? 2u : 0u;  // (a_row counts 16-byte units)
+        const unsigned row_flip = (row_shift && (p.dil_h & 1)) ? 2u : 0u;
         const bool deep = !SPLIT && p.mma_depth >= 2;  // 3xTF32 keeps one k-tile in flight between folds
         // Swapped variant: each k-tile's MMAs have retired when issue_taps returns, so its weight
         // stage and (after a chunk's last k-tile) its halo buffer are released at once.
@@ -1608,7 +1609,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 const unsigned halo_at = h0 + hb * halo_bytes + ((p.profile_skip & 16) ? 0u : a_origin);
                 unsigned a_off = 0;
                 int tj = 0;
-                unsigned a_row[SG];  // in 16-byte units, as the descriptors' start addresses count
+                unsigned a_row[SG];
 #pragma unroll
                 for (int sg = 0; sg < SG; ++sg)
                     a_row[sg] = (p.profile_skip & 16) ? 0u
