@@ -1537,7 +1537,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         // ---- consumers: two warpgroups of MMAs, and the epilogue ----
         const int cwg = (warp - 4) >> 2, wq = warp & 3;
         const uint64_t a_hi = wgmma_desc_hi(kgs, 128);
-        const unsigned kgs2_units = (2 * kgs) >> 4;  // a k8 step's two channel groups, in descriptor units
+        // descriptor units (16 bytes, wgmma_desc_add): a k8 step's two channel groups, and 3xTF32's 4
+        // groups from the big parts to the small ones
+        const unsigned kgs2_units = (2 * kgs) >> 4, kgs4_units = (4 * kgs) >> 4;
         const uint64_t b_hi = wgmma_desc_hi(BN * 16, 128);
         float acc[SG][BN / 2];
         // 3xTF32 (SG == 1): the MMAs of every p.fold k-tiles start from zero, and their sum is added
@@ -1671,8 +1673,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         } else {
 #pragma unroll
                             for (int u = 0; u < NT; ++u) {
-                                const unsigned a_tap = halo_at + ((p.profile_skip & 16) ? 0u : a_off);
-                                const uint64_t d_tap = wgmma_desc(a_hi, a_tap);
+                                const uint64_t d_tap = wgmma_desc(a_hi, halo_at + ((p.profile_skip & 16) ? 0u : a_off));
 #pragma unroll
                                 for (int ks = 0; ks < 2; ++ks) {
                                     const uint64_t bd = wgmma_desc_add(d_b_at, (u * PARTS * 4 + 2 * ks) * BN);
@@ -1680,17 +1681,16 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     const int accumulate = (SPLIT ? (!fresh || (u | ks)) : (kt | u | ks)) != 0;
 #pragma unroll
                                     for (int sg = 0; sg < SG; ++sg) {
+                                        const uint64_t ad = wgmma_desc_add(d_tap, ks * kgs2_units + a_row[sg]);
                                         if constexpr (SPLIT) {
                                             // small x big, big x small, then big x big (the small terms
                                             // first, as in the sm_80 kernels); the small parts sit 4
                                             // channel groups after the big ones, in A and in B
-                                            const unsigned a_ks = a_tap + 2 * ks * kgs + (a_row[sg] << 4);
-                                            const unsigned b_ks = b_at + (u * PARTS * 4 + 2 * ks) * (BN * 16);
-                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks + 4 * kgs), bd, accumulate);
-                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), wgmma_desc(b_hi, b_ks + 4 * (BN * 16)), 1);
-                                            wgmma_step<T, BN>(acc[sg], wgmma_desc(a_hi, a_ks), bd, 1);
+                                            wgmma_step<T, BN>(acc[sg], wgmma_desc_add(ad, kgs4_units), bd, accumulate);
+                                            wgmma_step<T, BN>(acc[sg], ad, wgmma_desc_add(bd, 4 * BN), 1);
+                                            wgmma_step<T, BN>(acc[sg], ad, bd, 1);
                                         } else {
-                                            wgmma_step<T, BN>(acc[sg], wgmma_desc_add(d_tap, ks * kgs2_units + a_row[sg]), bd, accumulate);
+                                            wgmma_step<T, BN>(acc[sg], ad, bd, accumulate);
                                         }
                                     }
                                 }
