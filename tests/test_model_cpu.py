@@ -206,6 +206,65 @@ def test_functional_on_cpu_tensor_raises():
     _assert_clear_message(ei.value)
 
 
+@pytest.mark.parametrize("call", ["input", "weight", "bias"])
+def test_non_tensor_arguments_raise_typeerror(call):
+    x, w = torch.randn(2, 8, 10, 10), torch.randn(16, 8, 3, 3)
+    with pytest.raises(TypeError) as ei:
+        if call == "input":
+            M.ModelNew(8, 16, 3)([[1.0]])
+        elif call == "weight":
+            M.conv2d(x, 3.0)
+        else:
+            M.conv2d(x, w, bias=1.0)
+    assert call in str(ei.value), ei.value
+
+
+def test_geometry_is_immutable_and_survives_copies():
+    """The forward caches per-call plans and the launch vector on the geometry, so changing it
+    afterwards would leave them stale: it refuses; copies and pickles keep working."""
+    import copy
+    import io
+
+    m = M.ModelNew(8, 16, (3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    with pytest.raises(AttributeError, match="fixed once built"):
+        m.geometry.stride = (1, 1)
+    assert m.geometry.vector() == list(m.geometry.args) == [2, 1, 1, 1, 2, 2, 1, 2, 1, 0]
+    for clone in (copy.deepcopy(m), torch.load(io.BytesIO(_saved(m)), weights_only=False)):
+        assert clone.geometry.args == m.geometry.args and clone.geometry.plans == {}
+        with pytest.raises(AttributeError):
+            clone.geometry.padding = 0
+
+
+def _saved(module):
+    import io
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    return buf.getvalue()
+
+
+def test_tf32_reader_follows_torch_flags():
+    """_tf32_allowed reads the flags at every call, through readers chosen once: it must agree
+    with torch's public flags after every change (the new API where torch has it)."""
+    cudnn = torch.backends.cudnn
+    conv = getattr(cudnn, "conv", None)
+    if conv is None or not hasattr(conv, "fp32_precision"):
+        saved = cudnn.allow_tf32
+        for value in (False, True):
+            cudnn.allow_tf32 = value
+            assert M._tf32_allowed() is value
+        cudnn.allow_tf32 = saved
+        return
+    saved = (conv.fp32_precision, cudnn.fp32_precision, torch.backends.fp32_precision)
+    cases = [("tf32", "none", "none", True), ("ieee", "tf32", "tf32", False), ("none", "tf32", "none", True),
+             ("none", "ieee", "tf32", False), ("none", "none", "tf32", True), ("none", "none", "none", False)]
+    for conv_v, cudnn_v, generic_v, expected in cases:
+        torch.backends.fp32_precision = generic_v
+        cudnn.fp32_precision = cudnn_v
+        conv.fp32_precision = conv_v
+        assert M._tf32_allowed() is expected, (conv_v, cudnn_v, generic_v)
+    torch.backends.fp32_precision, cudnn.fp32_precision, conv.fp32_precision = saved[2], saved[1], saved[0]
+
+
 BAD_CTOR = {
     "in_channels_not_divisible_by_groups": dict(in_channels=6, out_channels=8, kernel_size=3, groups=4),
     "out_channels_not_divisible_by_groups": dict(in_channels=8, out_channels=6, kernel_size=3, groups=4),
