@@ -4163,14 +4163,12 @@ def _tf32_readers():
     conv = getattr(cudnn, "conv", None)
     if conv is None or not hasattr(conv, "fp32_precision"):
         return ()
-    def first():
-        return conv.fp32_precision
     getter = getattr(torch._C, "_get_fp32_precision_getter", None)
     backend, op = getattr(conv, "backend", None), getattr(conv, "op", None)
-    if callable(getter) and isinstance(backend, str) and isinstance(op, str) and getter(backend, op) == first():
-        def first():
-            return getter(backend, op)
-    return (first, lambda: getattr(cudnn, "fp32_precision", "none"),
+    fast = (callable(getter) and isinstance(backend, str) and isinstance(op, str)
+            and getter(backend, op) == conv.fp32_precision)
+    read_conv = (lambda: getter(backend, op)) if fast else (lambda: conv.fp32_precision)
+    return (read_conv, lambda: getattr(cudnn, "fp32_precision", "none"),
             lambda: getattr(torch.backends, "fp32_precision", "none"))
 
 
