@@ -13,13 +13,9 @@ over the trials, in microseconds:
     call   CPU time of the call (perf_counter around it; the kernels run asynchronously)
 
     python3 tools/launch_gap_probe.py [--trials 30] [--batch 8] [--modes forward,fwdbwd]
-                                      [--variants NAME=EXPR ...]
 
---variants: extra ModelNew configurations, each NAME=STATEMENT, the statement run (exec, with M =
-model_new) before that variant's trials; its effect persists, so each statement should set every
-switch it relies on, e.g. --variants lean='M._state.update(lean=True)'.
-The reference (nn.Conv2d) and ModelNew as imported always run.  Timing without the profiler
-(CUDA events, same trials) is printed alongside: the profiler adds its own CPU cost per launch.
+Timing without the profiler (CUDA events, same trials) is printed alongside: the profiler adds its
+own CPU cost per launch.  To compare versions of model_new.py, tools/idle_probe.py --files.
 """
 from __future__ import annotations
 
@@ -34,6 +30,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_new as M  # noqa: E402
+from run_check import flush_bytes  # noqa: E402
 from tools.quick_check import set_tf32  # noqa: E402
 
 
@@ -60,7 +57,7 @@ def gaps(prof_events):
     """Per trial (lead, inner, busy) in us from the CUDA events, split at the flush kernels."""
     kernels = sorted((e for e in prof_events if e.device_type == torch.autograd.DeviceType.CUDA),
                      key=lambda e: e.time_range.start)
-    out, i = [], 0
+    out = []
     flush_idx = [k for k, e in enumerate(kernels) if "fill" in e.name.lower() and "unsigned char" in e.name]
     for n, f in enumerate(flush_idx):
         end = flush_idx[n + 1] if n + 1 < len(flush_idx) else len(kernels)
@@ -72,7 +69,6 @@ def gaps(prof_events):
         busy = sum(e.time_range.end - e.time_range.start for e in call)
         span = max(e.time_range.end for e in call) - call[0].time_range.start
         out.append((lead, span - busy, busy))
-        i += 1
     return out
 
 
@@ -166,11 +162,9 @@ def main():
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--modes", default="forward,fwdbwd")
-    ap.add_argument("--variants", nargs="*", default=[])
     args = ap.parse_args()
     set_tf32(True)
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
-    flush = torch.empty(2 * l2, dtype=torch.uint8, device="cuda")
+    flush = torch.empty(flush_bytes(torch.cuda.get_device_properties(0)), dtype=torch.uint8, device="cuda")
     torch.manual_seed(0)
     x = torch.rand(args.batch, 64, 512, 1024, device="cuda")
     upstream = torch.randn(args.batch, 128, 510, 1022, device="cuda")
@@ -178,16 +172,12 @@ def main():
     ref = nn.Conv2d(64, 128, 3, bias=False).cuda()
     torch.manual_seed(0)
     ours = M.ModelNew(64, 128, 3).cuda()
-    variants = [("ModelNew", "")] + [tuple(v.split("=", 1)) for v in args.variants]
     if "forward" in args.modes.split(","):
         cpu_breakdown(ours, x, flush, args.trials)
         ext_only_case(ours, x, flush, args.trials)
     for mode in args.modes.split(","):
         run_case("nn.Conv2d", ref, x, upstream, mode, flush, args.trials)
-        for name, stmt in variants:
-            if stmt:
-                exec(stmt, {"M": M, "torch": torch})
-            run_case(name, ours, x, upstream, mode, flush, args.trials)
+        run_case("ModelNew", ours, x, upstream, mode, flush, args.trials)
         run_case("nn.Conv2d (again)", ref, x, upstream, mode, flush, args.trials)
 
 
