@@ -21,11 +21,16 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                its rows are whole sectors with the operands swapped,
                                                weights in registers, direct stores); NCHW output
                                                through bulk copies
-                      conv_fwd_direct_kernel   one thread per output (float64, depthwise)
+                      conv_fwd_depthwise_kernel depthwise (Cg == 1): a plane's tile and halo staged in
+                                               shared memory (cp.async, double-buffered runs of tiles),
+                                               fp32 multiply-adds, 8 outputs per thread
+                      conv_fwd_direct_kernel   one thread per output (float64; depthwise windows too
+                                               large for shared memory)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
                       weights (no multiplications by the zeros of a dilated gradient);
-                      conv_dgrad_direct_kernel for float64 / depthwise;
+                      conv_dgrad_depthwise_kernel the depthwise gather, tiled like the forward;
+                      conv_dgrad_direct_kernel for float64 (and the depthwise fallback);
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
   grad-weight         conv_wgrad_wgmma_kernel  sm_90a: warpgroup MMA with the tap-shifted input rows as
                                                the register operand and dY through a descriptor, both
@@ -35,7 +40,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                (each input value loaded once for all taps), split over
                                                N*Ho*Wo, fixed-order reduction (the main path)
                       conv_wgrad_gemm_kernel   the same GEMM gathering X per tap (kernel rows wider than 36)
-                      conv_wgrad_direct_kernel block reduction for float64 / depthwise, and grad-bias
+                      conv_wgrad_depthwise_kernel depthwise: per-tap registers over runs of tiles,
+                                               fixed-order block sums, split partials
+                      conv_wgrad_direct_kernel block reduction for float64 (and the depthwise
+                                               fallback), and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
 
 Precision contract (decided at every call and for each GEMM, see _cudnn_tf32_class()):
@@ -2019,6 +2027,187 @@ __global__ void conv_fwd_direct_kernel(const __grid_constant__ DirectParams p) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Depthwise convolutions (Cg == 1, any channel multiplier Kg): tiled direct kernels.
+// A depthwise layer does R*S multiply-adds per output: far too few to feed tensor cores, and
+// memory-bound on any GPU (8 x 128 x 256 x 256, 3x3: 1.2 GFLOP against 0.54 GB moved, a floor near
+// 0.13 ms at 4.25 TB/s).  So the kernels below stage one plane's tile, with its halo, in shared
+// memory (each input value read from DRAM about once, rows coalesced), and do plain multiply-adds
+// in AccumOf<T> (fp32; fp64 for double), which is also cuDNN's class for depthwise convolutions in
+// every mode (IEEE fp32, see _cudnn_tf32_class).
+// Block: DW_THREADS = 256 threads over a tile of tile_h x tile_w positions (tile_w 64, or 32 for
+// planes at most 32 wide; tile_h = DW_ROWS * 256 / tile_w): thread (tx, ty) = (tid % tile_w,
+// tid / tile_w) owns column tx and the DW_ROWS consecutive rows from DW_ROWS ty, so that a warp's
+// shared loads are consecutive words (conflict-free at stride 1) and its global stores coalesce.
+// Each block takes a run of units_per_block consecutive work units (tiles, in plane order) and
+// double-buffers them: the next unit's window is copied in (cp.async for float32) while the
+// current one is computed.  The work per unit is what bounds these kernels (the first version, a
+// block per 64 x 16 tile with 64-bit index arithmetic and the padding remap on every element,
+// executed ~225 instructions per output and ran at 0.85 TB/s: docs/perf-log.md, s17), so a thread
+// owns 8 outputs, the units are walked with counters instead of divisions, offsets within a plane
+// are 32-bit (the launchers check that they fit) and zeros padding skips the remap.
+// ---------------------------------------------------------------------------------------------
+constexpr int DW_THREADS = 256;
+constexpr int DW_ROWS = 8;          // rows per thread
+constexpr int DW_TAPS = 16;         // taps per grad-weight block (its accumulators)
+constexpr int DW_BATCH = 4;         // rows per warp in flight when staging through registers
+
+struct DepthwiseParams {
+    const void* in; const void* w; const void* bias; void* out; void* ws;
+    long long in_sn, in_sc, out_sn, out_sc;   // image and channel strides (elements)
+    int in_sh, in_sw, out_sh, out_sw;         // row and column strides (a plane's offsets fit in 32 bits)
+                                              // forward, grad-weight: in = X; grad-input: in = dY
+                                              // forward: out = Y; grad-input: out = dX; grad-weight: out = dY (read)
+    int N, C, H, W, K, P, Q, R, S, Kg;        // X [N][C][H][W], Y [N][K][P][Q], W [K][1][R][S]
+    int stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, pad_mode;
+    int tile_h, tile_w, tiles_h, tiles_w;     // the tile over Y (forward, grad-weight) or dX (grad-input)
+    int reg_rows, reg_cols;                   // the staged window of the operand read through shared memory
+    int buf_elems;                            // one buffer: the window, then R*S weights (forward, grad-input)
+    int units, units_per_block;               // work units (forward: tiles; grad-input: tiles x Kg;
+                                              // grad-weight: one channel's tiles) and each block's run
+    int splits, tap_blocks;                   // grad-weight: runs per channel, blocks of DW_TAPS taps
+};
+
+// Stage rows [h0, h0 + rows) x columns [w0, w0 + cols) of one plane (strides sh, sw) into
+// region[rows][cols] as Acc.  Positions outside [0, H) x [0, W) are mapped by the padding mode;
+// where that leaves the plane (zeros padding, or a tile's overhang past the last output) they
+// hold 0.  Lanes take consecutive columns (coalesced along NCHW rows) in chunks of 32, warps take
+// rows; a column's mapping is worked out once per chunk.  float32: 4-byte cp.async copies (zero-
+// filled outside), every copy in flight at once, none through registers; the caller commits and
+// waits.  Other types go through registers (converted to Acc), DW_BATCH rows per warp at a time.
+template <typename T>
+__device__ __forceinline__ void dw_stage_region(typename AccumOf<T>::type* region, const T* plane, int h0, int w0,
+                                                int rows, int cols, int H, int W, int sh, int sw, int pad_mode) {
+    using Acc = typename AccumOf<T>::type;
+    constexpr int WARPS = DW_THREADS / 32;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int cc = lane; cc - lane < cols; cc += 32) {
+        const int w = remap_index(w0 + cc, W, pad_mode);
+        const bool col_in = cc < cols && (unsigned)w < (unsigned)W;
+        const T* column = plane + (col_in ? w * sw : 0);
+        if constexpr (std::is_same<T, float>::value) {
+            if (cc >= cols) continue;
+            float* dst = region + warp * cols + cc;
+            if (pad_mode == PAD_ZEROS) {
+                for (int h = h0 + warp; h < h0 + rows; h += WARPS, dst += WARPS * cols) {
+                    const bool in = col_in && (unsigned)h < (unsigned)H;
+                    cp_async_4(dst, column + (in ? h * sh : 0), in);
+                }
+            } else {
+                for (int rr = warp; rr < rows; rr += WARPS, dst += WARPS * cols) {
+                    const int h = remap_index(h0 + rr, H, pad_mode);
+                    const bool in = col_in && (unsigned)h < (unsigned)H;
+                    cp_async_4(dst, column + (in ? h * sh : 0), in);
+                }
+            }
+        } else {
+            for (int rr0 = warp; rr0 < rows; rr0 += WARPS * DW_BATCH) {
+                Acc v[DW_BATCH];
+#pragma unroll
+                for (int i = 0; i < DW_BATCH; ++i) {
+                    const int rr = rr0 + i * WARPS;
+                    const int h = remap_index(h0 + rr, H, pad_mode);
+                    v[i] = col_in && rr < rows && (unsigned)h < (unsigned)H ? to_acc(column[h * sh]) : Acc(0);
+                }
+#pragma unroll
+                for (int i = 0; i < DW_BATCH; ++i)
+                    if (cc < cols && rr0 + i * WARPS < rows) region[(rr0 + i * WARPS) * cols + cc] = v[i];
+            }
+        }
+    }
+}
+
+// n values of src (contiguous) into dst as Acc: cp.async for float32, like the windows.
+template <typename T>
+__device__ __forceinline__ void dw_stage_weights(typename AccumOf<T>::type* dst, const T* src, int n) {
+    for (int i = threadIdx.x; i < n; i += DW_THREADS) {
+        if constexpr (std::is_same<T, float>::value) cp_async_4(dst + i, src + i, true);
+        else dst[i] = to_acc(src[i]);
+    }
+}
+
+// A work unit's place: tile column and row, channel, image (and the filter j of grad-input's
+// units), advanced by one unit at a time (the numbering's innermost index first).
+struct DwCursor {
+    int j, tq, tp, ch, img;
+    __device__ void start(int u, int Kg, int tiles_w, int tiles_h, int channels) {
+        j = u % Kg; u /= Kg;
+        tq = u % tiles_w; u /= tiles_w;
+        tp = u % tiles_h; u /= tiles_h;
+        ch = u % channels; img = u / channels;
+    }
+    __device__ void advance(int Kg, int tiles_w, int tiles_h, int channels) {
+        if (++j < Kg) return;
+        j = 0;
+        if (++tq < tiles_w) return;
+        tq = 0;
+        if (++tp < tiles_h) return;
+        tp = 0;
+        if (++ch < channels) return;
+        ch = 0; ++img;
+    }
+};
+
+// conv_fwd_depthwise_kernel: Y[n][k][p][q] = bias[k] + sum_{r,s} X[n][k / Kg][p sh - pt + r dh][q sw - pl + s dw] W[k][r][s].
+//   Work unit = one tile of Y, numbered (image, output channel, tile row, tile column) with the tile
+//   column fastest.  Per unit the window is the tile's input rows and columns,
+//   reg_rows = (tile_h - 1) sh + (R - 1) dh + 1 (likewise reg_cols), followed in its buffer by the
+//   channel's R*S weights; every thread then runs the taps over its DW_ROWS outputs.
+template <typename T>
+__global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __grid_constant__ DepthwiseParams p) {
+    using Acc = typename AccumOf<T>::type;
+    extern __shared__ __align__(16) unsigned char dw_smem[];
+    Acc* const buffers = reinterpret_cast<Acc*>(dw_smem);
+    const int RS = p.R * p.S;
+    const int first = blockIdx.x * p.units_per_block;
+    const int count = min(p.units - first, p.units_per_block);
+    DwCursor next, cur;
+    next.start(first, 1, p.tiles_w, p.tiles_h, p.K);
+    auto stage = [&](const DwCursor& c, Acc* buf) {
+        const T* plane = (const T*)p.in + c.img * p.in_sn + (long long)(c.ch / p.Kg) * p.in_sc;
+        dw_stage_region<T>(buf, plane, c.tp * p.tile_h * p.stride_h - p.pad_t, c.tq * p.tile_w * p.stride_w - p.pad_l,
+                           p.reg_rows, p.reg_cols, p.H, p.W, p.in_sh, p.in_sw, p.pad_mode);
+        dw_stage_weights<T>(buf + p.reg_rows * p.reg_cols, (const T*)p.w + (long long)c.ch * RS, RS);
+    };
+    const int tx = threadIdx.x % p.tile_w, ty = threadIdx.x / p.tile_w;
+    const int row_step = p.stride_h * p.reg_cols;
+    if (count > 0) stage(next, buffers);
+    cp_async_commit();
+    for (int i_unit = 0; i_unit < count; ++i_unit) {
+        cur = next;
+        next.advance(1, p.tiles_w, p.tiles_h, p.K);
+        const int b = i_unit & 1;
+        if (i_unit + 1 < count) stage(next, buffers + (1 - b) * p.buf_elems);
+        cp_async_commit();
+        cp_async_wait<1>();   // unit i_unit's copies have landed (this thread's)
+        __syncthreads();      // (everyone's)
+        const Acc* region = buffers + b * p.buf_elems;
+        const Acc* taps = region + p.reg_rows * p.reg_cols;
+        const Acc b0 = p.bias ? to_acc(((const T*)p.bias)[cur.ch]) : Acc(0);
+        Acc acc[DW_ROWS];
+#pragma unroll
+        for (int i = 0; i < DW_ROWS; ++i) acc[i] = b0;
+        const Acc* base = region + DW_ROWS * ty * row_step + tx * p.stride_w;
+        for (int r = 0; r < p.R; ++r) {
+            const Acc* row = base + r * p.dil_h * p.reg_cols;
+            for (int s = 0; s < p.S; ++s) {
+                const Acc wv = taps[r * p.S + s];
+                const Acc* src = row + s * p.dil_w;
+#pragma unroll
+                for (int i = 0; i < DW_ROWS; ++i) acc[i] += src[i * row_step] * wv;
+            }
+        }
+        const int oq = cur.tq * p.tile_w + tx, op0 = cur.tp * p.tile_h + DW_ROWS * ty;
+        if (oq < p.Q) {
+            T* y = (T*)p.out + cur.img * p.out_sn + (long long)cur.ch * p.out_sc + oq * p.out_sw + op0 * p.out_sh;
+#pragma unroll
+            for (int i = 0; i < DW_ROWS; ++i)
+                if (op0 + i < p.P) y[i * p.out_sh] = from_acc<T>(acc[i]);
+        }
+        __syncthreads();      // this buffer is free for unit i_unit + 2
+    }
+}
+
 // pack_weights_kernel: weights [groups*Kg][Cg][R][S] -> the GEMM's B operand
 //   out[group][tap][red][col], red padded to red_pad (multiple of 32), col to col_pad (multiple
 //   of 128), zero-filled, fp32, rounded to TF32 when round_mode is 1 (ties away) or 2 (ties to
@@ -2127,6 +2316,103 @@ __global__ void conv_dgrad_direct_kernel(const __grid_constant__ DirectParams p)
         }
         dx[img * p.y_sn + (long long)c * p.y_sc + (long long)h * p.y_sh + (long long)wc * p.y_sw] =
             from_acc<T>(acc);
+    }
+}
+
+// conv_dgrad_depthwise_kernel: dX[n][c][h][w] = sum over the channel's Kg filters k = c Kg + j and
+//   the taps (r, s) with h + pt - r dh = p sh, w + pl - s dw = q sw (0 <= p < P, 0 <= q < Q) of
+//   dY[n][k][p][q] W[k][r][s].  Work unit = (tile of dX, filter j), numbered (image, input channel,
+//   tile row, tile column, j) with j fastest; a block's run of units covers whole tiles.  Per unit
+//   the window is the dY rows and columns the tile reads, rows p_lo .. p_lo + reg_rows - 1 with
+//   p_lo = floor((h0 + pt - (R - 1) dh) / sh) (likewise columns), zero outside dY, followed by the
+//   filter's weights; each thread gathers into its DW_ROWS dX values, stored after the tile's last
+//   filter.  UNIT_STRIDE: every tap lands on a dY position (no divisibility test).
+//   p.in = dY, p.out = dX.
+template <typename T, bool UNIT_STRIDE>
+__global__ void __launch_bounds__(DW_THREADS) conv_dgrad_depthwise_kernel(const __grid_constant__ DepthwiseParams p) {
+    using Acc = typename AccumOf<T>::type;
+    extern __shared__ __align__(16) unsigned char dw_smem[];
+    Acc* const buffers = reinterpret_cast<Acc*>(dw_smem);
+    const int RS = p.R * p.S;
+    const int first = blockIdx.x * p.units_per_block;
+    const int count = min(p.units - first, p.units_per_block);
+    const auto floor_div = [](int a, int d) { return a >= 0 ? a / d : -((-a + d - 1) / d); };
+    const auto window_origin = [&](const DwCursor& c, int& p_lo, int& q_lo) {
+        p_lo = floor_div(c.tp * p.tile_h + p.pad_t - (p.R - 1) * p.dil_h, p.stride_h);
+        q_lo = floor_div(c.tq * p.tile_w + p.pad_l - (p.S - 1) * p.dil_w, p.stride_w);
+    };
+    DwCursor next, cur;
+    next.start(first, p.Kg, p.tiles_w, p.tiles_h, p.C);
+    auto stage = [&](const DwCursor& c, Acc* buf) {
+        const int k = c.ch * p.Kg + c.j;
+        int p_lo, q_lo;
+        window_origin(c, p_lo, q_lo);
+        const T* plane = (const T*)p.in + c.img * p.in_sn + (long long)k * p.in_sc;
+        dw_stage_region<T>(buf, plane, p_lo, q_lo, p.reg_rows, p.reg_cols, p.P, p.Q, p.in_sh, p.in_sw, PAD_ZEROS);
+        dw_stage_weights<T>(buf + p.reg_rows * p.reg_cols, (const T*)p.w + (long long)k * RS, RS);
+    };
+    const int tx = threadIdx.x % p.tile_w, ty = threadIdx.x / p.tile_w;
+    Acc acc[DW_ROWS];
+    if (count > 0) stage(next, buffers);
+    cp_async_commit();
+    for (int i_unit = 0; i_unit < count; ++i_unit) {
+        cur = next;
+        next.advance(p.Kg, p.tiles_w, p.tiles_h, p.C);
+        const int b = i_unit & 1;
+        if (i_unit + 1 < count) stage(next, buffers + (1 - b) * p.buf_elems);
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        const Acc* region = buffers + b * p.buf_elems;
+        const Acc* taps = region + p.reg_rows * p.reg_cols;
+        int p_lo, q_lo;
+        window_origin(cur, p_lo, q_lo);
+        const int w = cur.tq * p.tile_w + tx, h_first = cur.tp * p.tile_h + DW_ROWS * ty;
+        if (cur.j == 0) {
+#pragma unroll
+            for (int i = 0; i < DW_ROWS; ++i) acc[i] = Acc(0);
+        }
+        if (UNIT_STRIDE) {
+            // Row i of this thread reads window row (h_first + i + pt - r dh) - p_lo.
+            const Acc* base = region + (h_first + p.pad_t - p_lo) * p.reg_cols + (w + p.pad_l - q_lo);
+            for (int r = 0; r < p.R; ++r) {
+                const Acc* row = base - r * p.dil_h * p.reg_cols;
+                for (int s = 0; s < p.S; ++s) {
+                    const Acc wv = taps[r * p.S + s];
+                    const Acc* src = row - s * p.dil_w;
+#pragma unroll
+                    for (int i = 0; i < DW_ROWS; ++i) acc[i] += src[i * p.reg_cols] * wv;
+                }
+            }
+        } else {
+            // Column w meets tap s where (w + pl - s dw) % sw == 0; row h_first + i meets tap r where
+            // (h_first + i + pt - r dh) % sh == 0, at dY row floor((...) / sh): one division per tap,
+            // then a counter walks the thread's rows (a division per row and tap made this loop
+            // the kernel's bound on a MobileNet-like stride-2 layer: docs/perf-log.md, s17).
+            for (int s = 0; s < p.S; ++s) {
+                const int nw = w + p.pad_l - s * p.dil_w;
+                if (nw % p.stride_w != 0) continue;
+                const Acc* column = region + (nw / p.stride_w - q_lo);
+                for (int r = 0; r < p.R; ++r) {
+                    const Acc wv = taps[r * p.S + s];
+                    const int nh0 = h_first + p.pad_t - r * p.dil_h;
+                    int phase = nh0 % p.stride_h, pr = nh0 / p.stride_h - p_lo;
+                    if (phase < 0) { phase += p.stride_h; --pr; }   // floor division
+#pragma unroll
+                    for (int i = 0; i < DW_ROWS; ++i) {
+                        if (phase == 0) acc[i] += column[pr * p.reg_cols] * wv;
+                        if (++phase == p.stride_h) { phase = 0; ++pr; }
+                    }
+                }
+            }
+        }
+        if (cur.j == p.Kg - 1 && w < p.W) {
+            T* dx = (T*)p.out + cur.img * p.out_sn + (long long)cur.ch * p.out_sc + w * p.out_sw + h_first * p.out_sh;
+#pragma unroll
+            for (int i = 0; i < DW_ROWS; ++i)
+                if (h_first + i < p.H) dx[i * p.out_sh] = from_acc<T>(acc[i]);
+        }
+        __syncthreads();
     }
 }
 
@@ -2947,6 +3233,101 @@ __global__ void __launch_bounds__(WGD_THREADS) conv_wgrad_direct_kernel(
     if (threadIdx.x == 0) ws[(long long)split * elements + e] = partial[0];
 }
 
+// conv_wgrad_depthwise_kernel: dW[k][0][r][s] = sum over (n, p, q) of dY[n][k][p][q] X[n][k / Kg][p sh - pt + r dh][q sw - pl + s dw].
+//   One block per (output channel k, block of up to DW_TAPS taps, split); split `sp` takes the
+//   channel's tiles of dY (image, tile row, tile column, in that order) [sp units_per_block,
+//   (sp + 1) units_per_block), double-buffering the X windows as the forward does.  Each thread
+//   reads its DW_ROWS dY values straight into registers and adds dY * X into one register per tap.
+//   At the end the block sums each tap's 256 registers with a fixed-order tree in shared memory
+//   and writes ws[split][k][tap]; reduce_splits_kernel then sums the splits in order: bitwise
+//   reproducible, no atomics.  Positions of a tile past the last output row or column take no part
+//   (their X values, which no output reads, could be infinite).  p.in = X, p.out = dY, p.ws = the
+//   AccumOf<T> workspace.
+template <typename T>
+__global__ void __launch_bounds__(DW_THREADS) conv_wgrad_depthwise_kernel(const __grid_constant__ DepthwiseParams p) {
+    using Acc = typename AccumOf<T>::type;
+    extern __shared__ __align__(16) unsigned char dw_smem[];
+    Acc* const buffers = reinterpret_cast<Acc*>(dw_smem);
+    __shared__ int tap_offset[DW_TAPS];
+    const int RS = p.R * p.S;
+    int b = blockIdx.x;
+    const int split = b % p.splits; b /= p.splits;
+    const int tap_blk = b % p.tap_blocks;
+    const int k = b / p.tap_blocks;
+    const int tap0 = tap_blk * DW_TAPS, ntaps = min(DW_TAPS, RS - tap0);
+    if (threadIdx.x < DW_TAPS) {
+        const int t = min(tap0 + (int)threadIdx.x, RS - 1), r = t / p.S, s = t - r * p.S;
+        tap_offset[threadIdx.x] = r * p.dil_h * p.reg_cols + s * p.dil_w;
+    }
+    const int tx = threadIdx.x % p.tile_w, ty = threadIdx.x / p.tile_w;
+    const int row_step = p.stride_h * p.reg_cols;
+    const int first = split * p.units_per_block;
+    const int count = min(p.units - first, p.units_per_block);
+    DwCursor next, cur;   // over this channel's tiles only (ch stays 0)
+    next.start(first, 1, p.tiles_w, p.tiles_h, 1);
+    auto stage = [&](const DwCursor& c, Acc* buf) {
+        const T* plane = (const T*)p.in + c.img * p.in_sn + (long long)(k / p.Kg) * p.in_sc;
+        dw_stage_region<T>(buf, plane, c.tp * p.tile_h * p.stride_h - p.pad_t, c.tq * p.tile_w * p.stride_w - p.pad_l,
+                           p.reg_rows, p.reg_cols, p.H, p.W, p.in_sh, p.in_sw, p.pad_mode);
+    };
+    Acc acc[DW_TAPS];
+#pragma unroll
+    for (int t = 0; t < DW_TAPS; ++t) acc[t] = Acc(0);
+    if (count > 0) stage(next, buffers);
+    cp_async_commit();
+    for (int i_unit = 0; i_unit < count; ++i_unit) {
+        cur = next;
+        next.advance(1, p.tiles_w, p.tiles_h, 1);
+        const int bi = i_unit & 1;
+        // This thread's dY values (0, and no product, past the last row or column), loaded while
+        // the copies are in flight.
+        const int oq = cur.tq * p.tile_w + tx, op0 = cur.tp * p.tile_h + DW_ROWS * ty;
+        const T* dy = (const T*)p.out + cur.img * p.out_sn + (long long)k * p.out_sc + oq * p.out_sw + op0 * p.out_sh;
+        Acc g[DW_ROWS];
+        bool live[DW_ROWS];
+#pragma unroll
+        for (int i = 0; i < DW_ROWS; ++i) {
+            live[i] = op0 + i < p.P && oq < p.Q;
+            g[i] = live[i] ? to_acc(dy[i * p.out_sh]) : Acc(0);
+        }
+        if (i_unit + 1 < count) stage(next, buffers + (1 - bi) * p.buf_elems);
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();      // this tile's window is in (and, the first time, tap_offset is written)
+        const Acc* base = buffers + bi * p.buf_elems + DW_ROWS * ty * row_step + tx * p.stride_w;
+        const bool full = (cur.tp + 1) * p.tile_h <= p.P && (cur.tq + 1) * p.tile_w <= p.Q;   // block-uniform
+#pragma unroll
+        for (int t = 0; t < DW_TAPS; ++t) {
+            if (t < ntaps) {
+                const Acc* src = base + tap_offset[t];
+#pragma unroll
+                for (int i = 0; i < DW_ROWS; ++i) {
+                    const Acc xv = src[i * row_step];
+                    acc[t] += g[i] * (full || live[i] ? xv : Acc(0));
+                }
+            }
+        }
+        __syncthreads();      // this buffer is free for tile i_unit + 2
+    }
+    // Fixed-order sums over the block: every tap's 256 registers into partial[tap][256] (the window
+    // buffers, idle now; the launcher sizes them for both), then a tree halving all taps' rows together.
+    Acc* partial = buffers;
+    __syncthreads();
+#pragma unroll
+    for (int t = 0; t < DW_TAPS; ++t)
+        if (t < ntaps) partial[t * DW_THREADS + threadIdx.x] = acc[t];
+    __syncthreads();
+    for (int width = DW_THREADS / 2; width > 0; width >>= 1) {
+        for (int e = threadIdx.x; e < ntaps * width; e += DW_THREADS) {
+            const int t = e / width, i = e - t * width;
+            partial[t * DW_THREADS + i] += partial[t * DW_THREADS + i + width];
+        }
+        __syncthreads();
+    }
+    if ((int)threadIdx.x < ntaps)
+        ((Acc*)p.ws)[((long long)split * p.K + k) * RS + tap0 + threadIdx.x] = partial[threadIdx.x * DW_THREADS];
+}
+
 // reduce_splits_kernel: out[i] = sum over splits of ws[split][i], in split order (deterministic).
 template <typename T>
 __global__ void reduce_splits_kernel(const typename AccumOf<T>::type* __restrict__ ws, T* __restrict__ out,
@@ -2980,6 +3361,7 @@ CUDA_LAUNCHERS = r"""
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <numeric>
 #include <type_traits>
@@ -3018,6 +3400,23 @@ void allow_dynamic_smem(Kernel* kernel, int bytes) {
     if (found != allowed.end() && found->second >= bytes) return;
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     allowed[key] = bytes;
+}
+
+// Blocks of `kernel` one SM holds at once with this block size and dynamic shared memory (the
+// occupancy calculator, remembered per kernel, device and size); at least 1.
+template <typename Kernel>
+int resident_blocks(Kernel* kernel, int threads, int smem_bytes) {
+    static std::mutex mutex;
+    static std::map<std::tuple<const void*, int, int, int>, int> known;
+    int device = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&device));
+    const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), device, threads, smem_bytes);
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = known.find(key);
+    if (found != known.end()) return found->second;
+    int blocks = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, smem_bytes));
+    return known[key] = std::max(1, blocks);
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -3408,6 +3807,158 @@ int64_t out_size(int64_t in, int pad_a, int pad_b, int dil, int k, int stride) {
     return (in + pad_a + pad_b - (int64_t)dil * (k - 1) - 1) / stride + 1;
 }
 
+// The depthwise kernels' launchers.  Each returns false (the caller then runs the one-thread-per-
+// output direct kernel) where two buffers would not fit in DW_SMEM_LIMIT of shared memory or the
+// grid would be too large.  A tile is 64 columns wide, or 32 where the plane it covers is at most
+// 32 wide.
+DepthwiseParams depthwise_params(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out, const Geometry& g,
+                                 int N, int C, int H, int W, int K, int P, int Q, int R, int S, int tile_plane_w) {
+    DepthwiseParams p{};
+    p.in = in.data_ptr(); p.w = w.defined() ? w.data_ptr() : nullptr; p.out = out.data_ptr();
+    p.in_sn = in.stride(0); p.in_sc = in.stride(1); p.in_sh = (int)in.stride(2); p.in_sw = (int)in.stride(3);
+    p.out_sn = out.stride(0); p.out_sc = out.stride(1); p.out_sh = (int)out.stride(2); p.out_sw = (int)out.stride(3);
+    p.N = N; p.C = C; p.H = H; p.W = W; p.K = K; p.P = P; p.Q = Q; p.R = R; p.S = S; p.Kg = K / C;
+    p.stride_h = g.stride_h; p.stride_w = g.stride_w; p.pad_t = g.pad_t; p.pad_l = g.pad_l;
+    p.dil_h = g.dil_h; p.dil_w = g.dil_w; p.pad_mode = g.pad_mode;
+    p.tile_w = tile_plane_w <= 32 ? 32 : 64;
+    p.tile_h = DW_ROWS * DW_THREADS / p.tile_w;
+    return p;
+}
+
+// The kernels address within a plane with 32-bit offsets: the last element's, and the tile
+// overhang's (a tile reaches up to tile_h - 1 rows and tile_w - 1 columns past the last output),
+// must fit.
+bool depthwise_offsets_fit(const at::Tensor& t, int64_t rows, int64_t cols) {
+    const int64_t limit = (int64_t)1 << 30;
+    return t.stride(2) < limit && t.stride(3) < limit && (rows + 64) * t.stride(2) + (cols + 64) * t.stride(3) < limit;
+}
+
+constexpr int64_t DW_SMEM_LIMIT = 96 * 1024;
+
+// Window and buffer sizes (false: too large).
+bool depthwise_layout(DepthwiseParams& p, int64_t rows, int64_t cols, bool with_weights, int64_t acc_bytes,
+                      int64_t units, int64_t& smem) {
+    const int64_t elems = round_up(rows * cols + (with_weights ? (int64_t)p.R * p.S : 0), 4);
+    smem = 2 * elems * acc_bytes;
+    if (smem > DW_SMEM_LIMIT || units < 1 || units >= (1LL << 31) - DW_THREADS) return false;
+    p.reg_rows = (int)rows; p.reg_cols = (int)cols; p.buf_elems = (int)elems;
+    p.units = units;
+    return true;
+}
+
+// The forward's and grad-input's runs: one wave of as many blocks as can be resident at once, each
+// double-buffering its run of `multiple`-aligned units; false if the grid would be too large.
+template <typename Kernel>
+bool depthwise_runs(DepthwiseParams& p, Kernel* kernel, int64_t smem, int64_t multiple) {
+    allow_dynamic_smem(kernel, (int)smem);
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t wave = sms * resident_blocks(kernel, DW_THREADS, (int)smem);
+    p.units_per_block = (int)round_up(std::max<int64_t>(1, ceil_div(p.units, wave)), multiple);
+    return true;
+}
+
+// Forward: tiles over Y; the window is the tile's input rows and columns.
+bool run_fwd_depthwise(const at::Tensor& x, const at::Tensor& w, const at::Tensor& y, const void* bias,
+                       const Geometry& g, int N, int C, int H, int W, int K, int P, int Q) {
+    const int R = (int)w.size(2), S = (int)w.size(3);
+    if (!depthwise_offsets_fit(x, H, W) || !depthwise_offsets_fit(y, P, Q)) return false;
+    DepthwiseParams p = depthwise_params(x, w, y, g, N, C, H, W, K, P, Q, R, S, Q);
+    p.bias = bias;
+    p.tiles_h = (int)ceil_div(P, p.tile_h); p.tiles_w = (int)ceil_div(Q, p.tile_w);
+    const int64_t rows = (int64_t)(p.tile_h - 1) * g.stride_h + (int64_t)(R - 1) * g.dil_h + 1;
+    const int64_t cols = (int64_t)(p.tile_w - 1) * g.stride_w + (int64_t)(S - 1) * g.dil_w + 1;
+    int64_t smem = 0;
+    if (!depthwise_layout(p, rows, cols, true, x.scalar_type() == at::kDouble ? 8 : 4,
+                          (int64_t)N * K * p.tiles_h * p.tiles_w, smem)) return false;
+    bool launched = false;
+    dispatch_dtype(x.scalar_type(), [&](auto tag) {
+        using T = decltype(tag);
+        auto kernel = conv_fwd_depthwise_kernel<T>;
+        if (!depthwise_runs(p, kernel, smem, 1)) return;
+        kernel<<<(unsigned)ceil_div(p.units, p.units_per_block), DW_THREADS, (size_t)smem, launch_stream()>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launched = true;
+    });
+    return launched;
+}
+
+// Grad-input: tiles over dX (H x W here are the extents of the gradient written, the padded input's
+// where a padding mode is folded afterwards), Kg units per tile; the window is the dY rows and
+// columns the tile reads.
+bool run_dgrad_depthwise(const at::Tensor& dy, const at::Tensor& w, const at::Tensor& dx, const Geometry& g,
+                         int N, int C, int H, int W, int K, int P, int Q) {
+    const int R = (int)w.size(2), S = (int)w.size(3);
+    if (!depthwise_offsets_fit(dy, P, Q) || !depthwise_offsets_fit(dx, H, W)) return false;
+    DepthwiseParams p = depthwise_params(dy, w, dx, g, N, C, H, W, K, P, Q, R, S, W);
+    p.tiles_h = (int)ceil_div(H, p.tile_h); p.tiles_w = (int)ceil_div(W, p.tile_w);
+    const int64_t rows = ((int64_t)p.tile_h - 1 + (int64_t)(R - 1) * g.dil_h) / g.stride_h + 2;
+    const int64_t cols = ((int64_t)p.tile_w - 1 + (int64_t)(S - 1) * g.dil_w) / g.stride_w + 2;
+    int64_t smem = 0;
+    if (!depthwise_layout(p, rows, cols, true, dy.scalar_type() == at::kDouble ? 8 : 4,
+                          (int64_t)N * C * p.tiles_h * p.tiles_w * p.Kg, smem)) return false;
+    const bool unit = g.stride_h == 1 && g.stride_w == 1;
+    bool launched = false;
+    dispatch_dtype(dy.scalar_type(), [&](auto tag) {
+        using T = decltype(tag);
+        auto kernel = unit ? conv_dgrad_depthwise_kernel<T, true> : conv_dgrad_depthwise_kernel<T, false>;
+        if (!depthwise_runs(p, kernel, smem, p.Kg)) return;   // whole tiles per block
+        kernel<<<(unsigned)ceil_div(p.units, p.units_per_block), DW_THREADS, (size_t)smem, launch_stream()>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launched = true;
+    });
+    return launched;
+}
+
+// Grad-weight: tiles over dY, each channel's split into runs (as many as keep the resident blocks
+// busy: see below); partials in an AccumOf<T> workspace [splits][K][R*S], summed in split order into dw.
+bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& dw, const Geometry& g,
+                         bool poison) {
+    const int N = (int)x.size(0), C = (int)x.size(1), H = (int)x.size(2), W = (int)x.size(3);
+    const int K = (int)dy.size(1), P = (int)dy.size(2), Q = (int)dy.size(3);
+    const int R = (int)dw.size(2), S = (int)dw.size(3);
+    if (!depthwise_offsets_fit(x, H, W) || !depthwise_offsets_fit(dy, P, Q)) return false;
+    DepthwiseParams p = depthwise_params(x, at::Tensor(), dy, g, N, C, H, W, K, P, Q, R, S, Q);
+    p.tiles_h = (int)ceil_div(P, p.tile_h); p.tiles_w = (int)ceil_div(Q, p.tile_w);
+    const int64_t rows = (int64_t)(p.tile_h - 1) * g.stride_h + (int64_t)(R - 1) * g.dil_h + 1;
+    const int64_t cols = (int64_t)(p.tile_w - 1) * g.stride_w + (int64_t)(S - 1) * g.dil_w + 1;
+    const bool fp64 = x.scalar_type() == at::kDouble;
+    const int64_t acc_bytes = fp64 ? 8 : 4;
+    const int64_t tiles = (int64_t)N * p.tiles_h * p.tiles_w;
+    int64_t smem = 0;
+    if (!depthwise_layout(p, rows, cols, false, acc_bytes, tiles, smem)) return false;
+    smem = std::max<int64_t>(smem, (int64_t)DW_TAPS * DW_THREADS * acc_bytes);   // the final sums
+    p.tap_blocks = (int)ceil_div((int64_t)R * S, DW_TAPS);
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    bool launched = false;
+    dispatch_dtype(x.scalar_type(), [&](auto tag) {
+        using T = decltype(tag);
+        using Acc = typename AccumOf<T>::type;
+        auto kernel = conv_wgrad_depthwise_kernel<T>;
+        allow_dynamic_smem(kernel, (int)smem);
+        const int64_t wave = sms * resident_blocks(kernel, DW_THREADS, (int)smem);
+        // Splits: the fewest that minimise (waves of blocks) x (tiles per block).
+        const int64_t channel_blocks = (int64_t)K * p.tap_blocks;
+        int64_t splits = 1, best = INT64_MAX;
+        for (int64_t sp = 1; sp <= std::min<int64_t>(tiles, 4 * ceil_div(wave, channel_blocks)); ++sp) {
+            const int64_t cost = ceil_div(channel_blocks * sp, wave) * ceil_div(tiles, sp);
+            if (cost < best) { best = cost; splits = sp; }
+        }
+        p.units_per_block = (int)ceil_div(tiles, splits);
+        p.splits = (int)ceil_div(tiles, p.units_per_block);
+        const int64_t blocks = (int64_t)K * p.tap_blocks * p.splits;
+        if (blocks >= (1LL << 31)) return;
+        auto ws = at::empty({(int64_t)p.splits * K * R * S}, dy.options().dtype(fp64 ? at::kDouble : at::kFloat));
+        if (poison) ws.fill_(NAN);
+        p.ws = ws.data_ptr();
+        kernel<<<(unsigned)blocks, DW_THREADS, (size_t)smem, launch_stream()>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        reduce_splits_kernel<T><<<grid_for(dw.numel(), 256), 256, 0, launch_stream()>>>(
+            (const Acc*)ws.data_ptr(), (T*)dw.data_ptr(), dw.numel(), p.splits);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launched = true;
+    });
+    return launched;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -3441,6 +3992,7 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
     }
     auto stream = launch_stream();
     if (algo == ALGO_DIRECT) {
+        if (Cg == 1 && g.groups == C && run_fwd_depthwise(x, w, y, bias_ptr, g, N, C, H, W, K, (int)P, (int)Q)) return y;
         DirectParams p = direct_params(x, w, y, g, N, C, H, W, K, (int)P, (int)Q);
         p.bias = bias_ptr;
         dispatch_dtype(x.scalar_type(), [&](auto tag) {
@@ -3498,7 +4050,10 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         if (poison) target.fill_(NAN);
     }
 
-    if (algo == ALGO_DIRECT) {
+    const bool depthwise = algo == ALGO_DIRECT && Cg == 1 && g.groups == C;
+    if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
+        // the tiled depthwise kernel wrote target
+    } else if (algo == ALGO_DIRECT) {
         DirectParams p = direct_params(dy, w, target, g, N, C, Ht, Wt, K, P, Q);
         dispatch_dtype(dy.scalar_type(), [&](auto tag) {
             using T = decltype(tag);
@@ -3897,6 +4452,7 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     WgradParams p = wgrad_params(dy, x, g, K, Cg, R, S);
     auto stream = launch_stream();
     if (algo == ALGO_DIRECT) {
+        if (Cg == 1 && g.groups == (int)x.size(1) && run_wgrad_depthwise(dy, x, dw, g, poison)) return dw;
         dispatch_dtype(dy.scalar_type(), [&](auto tag) {
             using T = decltype(tag);
             launch_direct_reduction<T>(p, dw, (int64_t)K * Cg * R * S, false, poison);

@@ -60,6 +60,13 @@ INSTANTIATIONS = {
         f"template __global__ void conv_fwd_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_dgrad_direct_kernel": [
         f"template __global__ void conv_dgrad_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "conv_fwd_depthwise_kernel": [
+        f"template __global__ void conv_fwd_depthwise_kernel<{t}>(const __grid_constant__ DepthwiseParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "conv_dgrad_depthwise_kernel": [
+        f"template __global__ void conv_dgrad_depthwise_kernel<{t}, {u}>(const __grid_constant__ DepthwiseParams);"
+        for t in ("float", "double", "f16_t", "bf16_t") for u in ("true", "false")],
+    "conv_wgrad_depthwise_kernel": [
+        f"template __global__ void conv_wgrad_depthwise_kernel<{t}>(const __grid_constant__ DepthwiseParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "pack_weights_kernel": (
         [f"template __global__ void pack_weights_kernel<{t}, float>(const {t}*, float*, const PackParams);" for t in ("float", "double", "f16_t", "bf16_t")]
         + [f"template __global__ void pack_weights_kernel<{t}, {t}>(const {t}*, {t}*, const PackParams);" for t in ("f16_t", "bf16_t")]),

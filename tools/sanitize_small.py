@@ -38,6 +38,11 @@ CASES = [
     ("k5x7_s21_p23_d12", 1, 6, 11, 15, 10, (5, 7), dict(stride=(2, 1), padding=(2, 3), dilation=(1, 2))),
     ("groups4_s2", 2, 16, 9, 11, 8, 3, dict(stride=2, padding=1, groups=4, bias=True)),
     ("depthwise_mult2", 2, 8, 10, 10, 16, 3, dict(padding=1, groups=8)),
+    # the tiled depthwise kernels: partial 64-wide tiles, 49 taps (4 grad-weight tap blocks), stride 2,
+    # reflect padding, several splits of the weight gradient
+    ("depthwise_k7_s2_reflect_W70", 2, 4, 21, 70, 4, 7, dict(stride=2, padding=3, groups=4,
+                                                             padding_mode="reflect", bias=True)),
+    ("depthwise_k3_W33_H40", 3, 6, 40, 33, 12, 3, dict(padding=1, groups=6)),
     ("reflect_same_k4", 1, 5, 8, 9, 7, 4, dict(padding="same", padding_mode="reflect")),
     ("circular_p12", 1, 4, 6, 7, 4, 3, dict(padding=(1, 2), padding_mode="circular", bias=True)),
     ("stem_7x7_C3", 1, 3, 20, 20, 16, 7, dict(stride=2, padding=3)),

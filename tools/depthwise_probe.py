@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Times depthwise convolutions pass by pass, ModelNew against cuDNN (nn.Conv2d) in one run (cold L2,
+CUDA events, mean / median ms; tools/quick_check.py's cold_time), TF32 mode (depthwise layers are
+plain fp32 in both modes, for cuDNN and for us):
+
+    python3 tools/depthwise_probe.py [--trials 20] [--shapes bench,kb82,...]
+
+Passes: forward (no autograd), grad-input alone (weight frozen), grad-weight alone (input without
+grad), forward + backward.  Each row also checks the forward against cuDNN's (allclose 1e-4) and the
+gradients (relative L2).  Shapes: bench.py's depthwise row and KernelBench-like depthwise layers.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.quick_check import cold_time, pair_models, rel_l2, set_tf32  # noqa: E402
+
+# name: (N, C, H, W, multiplier, kernel, kwargs)
+SHAPES = {
+    "bench": (8, 128, 256, 256, 1, 3, {"padding": 1}),
+    "kb82": (16, 3, 256, 256, 1, 3, {}),
+    "kb83_k3x1": (16, 3, 256, 256, 1, (3, 1), {}),
+    "kb85_k3x5": (16, 3, 128, 256, 1, (3, 5), {}),
+    "mobilenet_s2": (32, 96, 112, 112, 1, 3, {"stride": 2, "padding": 1}),
+    "mult2_k5": (8, 64, 128, 128, 2, 5, {"padding": 2}),
+}
+
+
+def row(name, trials, profile=False):
+    n, c, h, w, mult, k, kw = SHAPES[name]
+    torch.manual_seed(0)
+    ref, ours = pair_models(c, c * mult, k, groups=c, **kw)
+    x = torch.rand(n, c, h, w, device="cuda")
+    with torch.no_grad():
+        y_r, y_n = ref(x), ours(x)
+    g = torch.randn_like(y_r)
+    out = {"shape": name, "fwd_ok": bool(torch.allclose(y_n, y_r, atol=1e-4, rtol=1e-4))}
+
+    def grads(model):
+        xr = x.clone().requires_grad_(True)
+        model(xr).backward(g)
+        wgt = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        gw = wgt.grad.clone()
+        wgt.grad = None
+        return xr.grad, gw
+
+    (gx_n, gw_n), (gx_r, gw_r) = grads(ours), grads(ref)
+    out["dx_rel"], out["dw_rel"] = rel_l2(gx_n, gx_r), rel_l2(gw_n, gw_r)
+
+    def passes(model):
+        wgt = model.conv2d.weight if hasattr(model, "conv2d") else model.weight
+        xi = x.clone().requires_grad_(True)
+
+        def fwd():
+            with torch.no_grad():
+                model(x)
+
+        def dgrad():
+            wgt.requires_grad_(False)
+            model(xi).backward(g)
+            wgt.requires_grad_(True)
+            xi.grad = None
+
+        def wgrad():
+            model(x).backward(g)
+            wgt.grad = None
+
+        def both():
+            model(xi).backward(g)
+            wgt.grad = None
+            xi.grad = None
+        return {"fwd": fwd, "fwd+dgrad": dgrad, "fwd+wgrad": wgrad, "fwd+bwd": both}
+
+    for who, model in (("ref", ref), ("new", ours)):
+        for pass_name, fn in passes(model).items():
+            out[f"{who}:{pass_name}"] = cold_time(fn, trials=trials)
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+        for who, model in (("ref", ref), ("new", ours)):
+            both = passes(model)["fwd+bwd"]
+            both()
+            torch.cuda.synchronize()
+            with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    both()
+                torch.cuda.synchronize()
+            kernels = sorted(((e.key, e.device_time_total / e.count, e.count) for e in prof.key_averages()
+                              if e.device_time_total > 0), key=lambda t: -t[1] * t[2])
+            out[f"{who}:kernels"] = [(k[:70], us, n // 5) for k, us, n in kernels[:8]]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--profile", action="store_true", help="also list each side's kernels in forward + backward "
+                    "(torch.profiler, 5 warm calls: mean us per launch, launches per call)")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA GPU")
+        return 4
+    set_tf32(True)
+    print("| shape | pass | cuDNN mean / median | ours mean / median | speedup |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    bad = 0
+    for name in args.shapes.split(","):
+        r = row(name, args.trials, args.profile)
+        for p in ("fwd", "fwd+dgrad", "fwd+wgrad", "fwd+bwd"):
+            (rm, rmed), (nm, nmed) = r[f"ref:{p}"], r[f"new:{p}"]
+            print(f"| {name} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} | {rm / nm:.2f}x |")
+        print(f"| {name} | check | forward {'ok' if r['fwd_ok'] else 'FAIL'} | dX rel L2 {r['dx_rel']:.1e} "
+              f"| dW rel L2 {r['dw_rel']:.1e} | |")
+        for who in ("ref", "new") if args.profile else ():
+            for kname, us, n in r[f"{who}:kernels"]:
+                print(f"| {name} | {who} kernel | {kname} | {us:.1f} us x {n} | |")
+        bad += (not r["fwd_ok"]) or r["dx_rel"] > 1e-5 or r["dw_rel"] > 1e-5
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
