@@ -2126,6 +2126,16 @@ __device__ __forceinline__ void dw_stage_weights(typename AccumOf<T>::type* dst,
     }
 }
 
+// The dynamic shared memory as Acc buffers, and this block's run of work units [first, first + count)
+// (forward and grad-input).
+template <typename Acc>
+__device__ __forceinline__ Acc* dw_block_run(const DepthwiseParams& p, int& first, int& count) {
+    extern __shared__ __align__(16) unsigned char dw_smem[];
+    first = blockIdx.x * p.units_per_block;
+    count = min(p.units - first, p.units_per_block);
+    return reinterpret_cast<Acc*>(dw_smem);
+}
+
 // A work unit's place: tile column and row, channel, image (and the filter j of grad-input's
 // units), advanced by one unit at a time (the numbering's innermost index first).
 struct DwCursor {
@@ -2156,11 +2166,9 @@ struct DwCursor {
 template <typename T>
 __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __grid_constant__ DepthwiseParams p) {
     using Acc = typename AccumOf<T>::type;
-    extern __shared__ __align__(16) unsigned char dw_smem[];
-    Acc* const buffers = reinterpret_cast<Acc*>(dw_smem);
+    int first, count;
+    Acc* const buffers = dw_block_run<Acc>(p, first, count);
     const int RS = p.R * p.S;
-    const int first = blockIdx.x * p.units_per_block;
-    const int count = min(p.units - first, p.units_per_block);
     DwCursor next, cur;
     next.start(first, 1, p.tiles_w, p.tiles_h, p.K);
     auto stage = [&](const DwCursor& c, Acc* buf) {
@@ -2331,11 +2339,9 @@ __global__ void conv_dgrad_direct_kernel(const __grid_constant__ DirectParams p)
 template <typename T, bool UNIT_STRIDE>
 __global__ void __launch_bounds__(DW_THREADS) conv_dgrad_depthwise_kernel(const __grid_constant__ DepthwiseParams p) {
     using Acc = typename AccumOf<T>::type;
-    extern __shared__ __align__(16) unsigned char dw_smem[];
-    Acc* const buffers = reinterpret_cast<Acc*>(dw_smem);
+    int first, count;
+    Acc* const buffers = dw_block_run<Acc>(p, first, count);
     const int RS = p.R * p.S;
-    const int first = blockIdx.x * p.units_per_block;
-    const int count = min(p.units - first, p.units_per_block);
     const auto floor_div = [](int a, int d) { return a >= 0 ? a / d : -((-a + d - 1) / d); };
     const auto window_origin = [&](const DwCursor& c, int& p_lo, int& q_lo) {
         p_lo = floor_div(c.tp * p.tile_h + p.pad_t - (p.R - 1) * p.dil_h, p.stride_h);
