@@ -3853,14 +3853,14 @@ bool depthwise_layout(DepthwiseParams& p, int64_t rows, int64_t cols, bool with_
 }
 
 // The forward's and grad-input's runs: one wave of as many blocks as can be resident at once, each
-// double-buffering its run of `multiple`-aligned units; false if the grid would be too large.
+// double-buffering its run of `multiple`-aligned units (depthwise_layout bounds the units, so the
+// grid fits).
 template <typename Kernel>
-bool depthwise_runs(DepthwiseParams& p, Kernel* kernel, int64_t smem, int64_t multiple) {
+void depthwise_runs(DepthwiseParams& p, Kernel* kernel, int64_t smem, int64_t multiple) {
     allow_dynamic_smem(kernel, (int)smem);
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
     const int64_t wave = sms * resident_blocks(kernel, DW_THREADS, (int)smem);
     p.units_per_block = (int)round_up(std::max<int64_t>(1, ceil_div(p.units, wave)), multiple);
-    return true;
 }
 
 // Forward: tiles over Y; the window is the tile's input rows and columns.
@@ -3876,16 +3876,14 @@ bool run_fwd_depthwise(const at::Tensor& x, const at::Tensor& w, const at::Tenso
     int64_t smem = 0;
     if (!depthwise_layout(p, rows, cols, true, x.scalar_type() == at::kDouble ? 8 : 4,
                           (int64_t)N * K * p.tiles_h * p.tiles_w, smem)) return false;
-    bool launched = false;
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
         using T = decltype(tag);
         auto kernel = conv_fwd_depthwise_kernel<T>;
-        if (!depthwise_runs(p, kernel, smem, 1)) return;
+        depthwise_runs(p, kernel, smem, 1);
         kernel<<<(unsigned)ceil_div(p.units, p.units_per_block), DW_THREADS, (size_t)smem, launch_stream()>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        launched = true;
     });
-    return launched;
+    return true;
 }
 
 // Grad-input: tiles over dX (H x W here are the extents of the gradient written, the padded input's
@@ -3903,16 +3901,14 @@ bool run_dgrad_depthwise(const at::Tensor& dy, const at::Tensor& w, const at::Te
     if (!depthwise_layout(p, rows, cols, true, dy.scalar_type() == at::kDouble ? 8 : 4,
                           (int64_t)N * C * p.tiles_h * p.tiles_w * p.Kg, smem)) return false;
     const bool unit = g.stride_h == 1 && g.stride_w == 1;
-    bool launched = false;
     dispatch_dtype(dy.scalar_type(), [&](auto tag) {
         using T = decltype(tag);
         auto kernel = unit ? conv_dgrad_depthwise_kernel<T, true> : conv_dgrad_depthwise_kernel<T, false>;
-        if (!depthwise_runs(p, kernel, smem, p.Kg)) return;   // whole tiles per block
+        depthwise_runs(p, kernel, smem, p.Kg);   // whole tiles per block
         kernel<<<(unsigned)ceil_div(p.units, p.units_per_block), DW_THREADS, (size_t)smem, launch_stream()>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        launched = true;
     });
-    return launched;
+    return true;
 }
 
 // Grad-weight: tiles over dY, each channel's split into runs (as many as keep the resident blocks
