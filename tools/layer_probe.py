@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Times standard (ungrouped) convolution layers beyond bench.py's suite, ModelNew against cuDNN
+(nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
+
+    python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
+                                 [--backward]
+
+Per shape and mode: forward (no autograd) mean / median ms of both (cold L2, CUDA events:
+tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs against cuDNN's with
+torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and our precision class;
+with --backward also forward + backward.  Exit status: 0 every check passed, 1 a check failed,
+4 no CUDA GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.quick_check import cold_time, pair_models, set_tf32  # noqa: E402
+
+# name: (N, C, H, W, K, kernel, nn.Conv2d keyword arguments)
+SHAPES = {
+    # KernelBench level 1 #50 (AlexNet's first layer; its Model keeps nn.Conv2d's default bias)
+    "kb50": (256, 3, 224, 224, 96, 11, {"stride": 4, "padding": 2, "bias": True}),
+    "strided": (8, 64, 512, 512, 128, 3, {"stride": 2, "padding": 1}),       # bench.py's row
+    "strided-c32": (8, 32, 512, 512, 64, 3, {"stride": 2, "padding": 1}),
+    "resnet-s2": (32, 128, 56, 56, 256, 3, {"stride": 2, "padding": 1}),
+    "1x1": (8, 256, 256, 256, 128, 1, {}),                                   # bench.py's row
+    "c3-7x7-s2": (32, 3, 224, 224, 64, 7, {"stride": 2, "padding": 3}),
+}
+
+
+def probe(name, mode, trials, backward):
+    n, c, h, w, k, ks, kw = SHAPES[name]
+    set_tf32(mode == "tf32")
+    ref, ours = pair_models(c, k, ks, **kw)
+    out = {"shape": name, "mode": mode, "ok": True, "maxabs": 0.0}
+    for seed in range(3):
+        torch.manual_seed(seed)
+        x = torch.rand(n, c, h, w, device="cuda")
+        with torch.no_grad():
+            y_r, y_n = ref(x), ours(x)
+        out["ok"] &= bool(torch.allclose(y_n, y_r, atol=1e-4, rtol=1e-4))
+        out["maxabs"] = max(out["maxabs"], (y_n.double() - y_r.double()).abs().max().item())
+    out["class"] = ours.precision_class(x)
+
+    def fwd(model):
+        def run():
+            with torch.no_grad():
+                model(x)
+        return run
+
+    out["ref:fwd"], out["new:fwd"] = cold_time(fwd(ref), trials=trials), cold_time(fwd(ours), trials=trials)
+    if backward:
+        g = torch.randn_like(y_r)
+
+        def both(model):
+            xi = x.clone().requires_grad_(True)
+            params = list(model.parameters())
+
+            def run():
+                model(xi).backward(g)
+                xi.grad = None
+                for p in params:
+                    p.grad = None
+            return run
+        out["ref:fwd+bwd"], out["new:fwd+bwd"] = (cold_time(both(ref), trials=trials),
+                                                  cold_time(both(ours), trials=trials))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--modes", default="tf32,ieee")
+    ap.add_argument("--backward", action="store_true", help="also time forward + backward")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("layer_probe.py: a CUDA GPU is needed")
+        return 4
+    print("| shape | mode | class | pass | cuDNN mean / median | ours mean / median | speedup | check |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | --- |")
+    bad = 0
+    for name in args.shapes.split(","):
+        for mode in args.modes.split(","):
+            r = probe(name, mode, args.trials, args.backward)
+            bad += not r["ok"]
+            check = f"{'ok' if r['ok'] else 'FAIL'} (max |d| {r['maxabs']:.1e})"
+            for p in ("fwd", "fwd+bwd") if args.backward else ("fwd",):
+                (rm, rmed), (nm, nmed) = r[f"ref:{p}"], r[f"new:{p}"]
+                print(f"| {name} | {mode} | {r['class']} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} "
+                      f"| {rm / nm:.2f}x | {check} |", flush=True)
+    set_tf32(True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
