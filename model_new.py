@@ -3367,6 +3367,7 @@ CUDA_LAUNCHERS = r"""
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <tuple>
 #include <mutex>
@@ -3681,7 +3682,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const int64_t image_span = (int64_t)(p.Cg - 1) * std::abs(p.x_sc) + (int64_t)(p.H - 1) * std::abs(p.x_sh) +
                                (int64_t)(p.W - 1) * std::abs(p.x_sw);
     constexpr bool sixteen = sizeof(T) == 2;
-    const WgmmaChoice wc = ((sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX)
+    // Experiments (tools/layer_probe.py): KB_CONV_FWD_KERNEL=halo skips the wgmma kernel, =gemm
+    // both it and the halo kernel (read at every call).
+    const char* kernel_env = std::getenv("KB_CONV_FWD_KERNEL");
+    const bool force_halo = kernel_env && std::strcmp(kernel_env, "halo") == 0;
+    const bool force_gemm = kernel_env && std::strcmp(kernel_env, "gemm") == 0;
+    const WgmmaChoice wc = ((sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX && !force_halo && !force_gemm)
                                ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
     if (wc.use) {
         // float32: TF32 (RNA) weights in fp32, and under 3xTF32 their small parts in a second pack;
@@ -3736,7 +3742,13 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         C10_CUDA_KERNEL_LAUNCH_CHECK();
         return;
     }
-    const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX && prec != PREC_TF32_RNE;
+    // Strided layers of 32 or more channels per group: the gather GEMM kernel (tools/layer_probe.py,
+    // H200, float32: 3x3 at stride 2 with 32 / 64 / 128 channels 0.51 / 0.84 / 0.25 ms against the
+    // halo kernel's 0.74 / 1.58 / 0.43 with TF32, 0.90 / 1.58 / 0.37 against 0.87 / 2.24 / 0.60 in
+    // IEEE mode); with 3 channels (7x7) the halo kernel is the faster (0.78 against 1.34 ms).
+    const bool strided_wide = sizeof(T) == 4 && (p.stride_h > 1 || p.stride_w > 1) && p.Cg >= 32;
+    const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX && prec != PREC_TF32_RNE && !force_gemm &&
+                         (force_halo || !strided_wide);
     const int block_n = pp.col_n <= 64 ? 64 : TILE_N;  // halo kernel: 64-wide tiles for narrow GEMMs
     const HaloChoice hc = halo_ok ? choose_halo(p.P, p.Q, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
                                                 p.taps_h, p.taps_w, block_n)
@@ -5306,21 +5318,72 @@ def _forward_plan(x, weight, bias, geo):
         channels_last = _suggest_channels_last(x4, weight)
         algo, prec = _algorithm("forward", tuple(x4.shape), x.dtype, tuple(weight.shape), geo, x.device,
                                 channels_last, _cudnn_alignment(x4, channels_last))
-        plan = (unbatched, channels_last, algo, prec)
+        s2d = None if channels_last else _space_to_depth_plan(tuple(x4.shape), tuple(weight.shape), geo, x.dtype, algo)
+        plan = (unbatched, channels_last, algo, prec, s2d)
         if len(geo.plans) >= _PLANS_PER_GEOMETRY:
             geo.plans.clear()
         geo.plans[key] = plan
     return plan
 
 
+# Strided convolutions as unit-stride ones (the forward only).  With stride (sh, sw), output (p, q)
+# reads padded input rows p*sh + r and columns q*sw + t; split r = sh*a + b and t = sw*e + f, and the
+# sum becomes one over the sh*sw stride-phase planes (b, f) of the input, each sampled at (p + a, q + e):
+# a unit-stride convolution with C*sh*sw channels and a ceil(kh/sh) x ceil(kw/sw) kernel whose taps
+# beyond the original kernel are zero.  It runs on the sm_90a wgmma kernel, which takes unit strides
+# only; the alternative for these layers is the sm_80 kernels (KernelBench #50, 3 x 11 x 11 at stride 4:
+# 6.2 ms on the gather GEMM kernel against cuDNN's 2.1).  Taken where the zero taps add at most half
+# again to the MMAs (11x11 at stride 4: 144 / 121; 7x7 at stride 2: 64 / 49; not 3x3 at stride 2:
+# 16 / 9, which the gather GEMM kernel serves better).  The products are the same roundings of the
+# same operands plus exact zeros, so the arithmetic class is unchanged (the accumulation order is
+# not: within rna's noise of cuDNN).  Only for column strides > 1 (the wgmma kernel takes row strides
+# itself); zero padding, no dilation or groups, NCHW output;
+# KB_CONV_S2D=0 (read when a layer plans an input layout) turns it off.  The backward runs on the
+# strided geometry as before.
+_S2D_MAX_WASTE = 1.5
+
+
+def _space_to_depth_plan(x_shape, w_shape, geo, dtype, algo):
+    """(sh, sw, kh', kw', Hb, Wb) for _space_to_depth_forward, or None."""
+    sh, sw = geo.stride
+    kh, kw = w_shape[2], w_shape[3]
+    if sw == 1 or algo != _ALGO_GEMM_SM90A or geo.groups != 1 or geo.dilation != (1, 1) \
+            or geo.padding_mode != "zeros" or dtype == torch.float64 or os.environ.get("KB_CONV_S2D") == "0":
+        return None
+    kh2, kw2 = -(-kh // sh), -(-kw // sw)
+    if kh2 * kw2 < 2 or (kh2 * sh * kw2 * sw) > _S2D_MAX_WASTE * kh * kw:
+        return None
+    p, q = geo.output_size(x_shape[2], x_shape[3])
+    return sh, sw, kh2, kw2, p + kh2 - 1, q + kw2 - 1
+
+
+def _space_to_depth_forward(x, weight, bias, geo, s2d, algo, prec):
+    sh, sw, kh2, kw2, hb, wb = s2d
+    n, c, h, w = x.shape
+    k, _, kh, kw = weight.shape
+    t, _, l, _ = geo.pads
+    planes = x.new_zeros((n, c, hb * sh, wb * sw))
+    rows, cols = min(h, hb * sh - t), min(w, wb * sw - l)  # input beyond the last window is never read
+    planes[:, :, t:t + rows, l:l + cols] = x.detach()[:, :, :rows, :cols]  # (autograd: the strided geometry's)
+    planes = planes.view(n, c, hb, sh, wb, sw).permute(0, 1, 3, 5, 2, 4).reshape(n, c * sh * sw, hb, wb)
+    taps = weight.new_zeros((k, c, kh2 * sh, kw2 * sw))
+    taps[:, :, :kh, :kw] = weight.detach()
+    taps = taps.view(k, c, kh2, sh, kw2, sw).permute(0, 1, 3, 5, 2, 4).reshape(k, c * sh * sw, kh2, kw2)
+    return _ext().conv2d_forward(planes, taps, bias, [1, 1, 0, 0, 0, 0, 1, 1, 1, 0], algo, prec, False,
+                                 _state["poison"])
+
+
 def _conv2d_with_geometry(x, weight, bias, geo):
     if not (isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor) and
             (bias is None or isinstance(bias, torch.Tensor))):
         _validate(x, weight, bias, geo)  # raises, saying which
-    unbatched, channels_last, algo, prec = _forward_plan(x, weight, bias, geo)
+    unbatched, channels_last, algo, prec, s2d = _forward_plan(x, weight, bias, geo)
     if unbatched:
         x = x.unsqueeze(0)
-    y = _ext().conv2d_forward(x, weight, bias, geo.args, algo, prec, channels_last, _state["poison"])
+    if s2d is None:
+        y = _ext().conv2d_forward(x, weight, bias, geo.args, algo, prec, channels_last, _state["poison"])
+    else:
+        y = _space_to_depth_forward(x, weight, bias, geo, s2d, algo, prec)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
                                     (bias is not None and bias.requires_grad)):
         # The kernel is queued; now the autograd node (see _Conv2dFunction).  Nothing to

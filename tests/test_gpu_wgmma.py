@@ -28,6 +28,16 @@ pytestmark = [
                        reason="the wgmma kernel runs on compute capability 9.0 (H100/H200) only"),
 ]
 
+
+@pytest.fixture(autouse=True)
+def measured_rule_alone(monkeypatch):
+    """These configurations were chosen to land in the classes of the wgmma kernel's variants by the
+    measured rule; ModelNew otherwise asks cuDNN's heuristics, which pick IEEE fp32 for some of these
+    small layers.  The kernels are what is tested here (against the sm_80 kernels and float64; against
+    nn.Conv2d where cuDNN's class is the same): the rule alone decides (tests/test_gpu_cudnn_choice.py
+    tests the query)."""
+    monkeypatch.setattr(M, "_cudnn_engine", lambda *args, **kwargs: None)
+
 # Every configuration is in cuDNN's RNA-TF32 class by the rule (reduction C*kh*kw >= 250, and >= 512
 # when strided), which is the only class the wgmma kernel computes: the others go to sm_80 kernels.
 CONFIGS = [

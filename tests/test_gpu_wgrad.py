@@ -161,7 +161,9 @@ def test_wgrad_inf_outside_every_tap_stays_out():
 
 def test_wgrad_kernel_choice(monkeypatch):
     """The window kernel runs by default, the gather kernel when forced or when a kernel row is
-    wider than 36 taps."""
+    wider than 36 taps.  (The measured rule alone picks the classes here: cuDNN's heuristics pick
+    IEEE fp32 for some of these small layers, whose kernels are tested elsewhere.)"""
+    monkeypatch.setattr(M, "_cudnn_engine", lambda *args, **kwargs: None)
     def kernels(cfg, force=None):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg)
@@ -313,6 +315,7 @@ sys.path[:0] = [os.environ["KB_REPO_ROOT"], os.path.join(os.environ["KB_REPO_ROO
 import torch
 import model_new as M
 import _convtest_util as U
+M._cudnn_engine = lambda *args, **kwargs: None  # the truncating class by the measured rule (cuDNN: fp32 here)
 cfg = U.Cfg("first_backward", 2, 64, 12, 40, 128, 3)
 with U.precision_mode("tf32"):
     model, ref = U.make_models(M, cfg)

@@ -126,7 +126,7 @@ def cpu_breakdown(model, x, flush, trials):
             table = model._modules["conv2d"]._parameters
             w, b = table["weight"], table["bias"]
             t.append(time.perf_counter())
-            unbatched, cl, algo, prec = M._forward_plan(x, w, b, geo)
+            unbatched, cl, algo, prec, _ = M._forward_plan(x, w, b, geo)
             t.append(time.perf_counter())
             M._ext().conv2d_forward(x, w, b, geo.args, algo, prec, cl, False)
             t.append(time.perf_counter())

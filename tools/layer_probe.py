@@ -3,12 +3,14 @@
 (nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
 
     python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
-                                 [--backward]
+                                 [--backward] [--kernels default,halo,gemm]
 
 Per shape and mode: forward (no autograd) mean / median ms of both (cold L2, CUDA events:
 tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs against cuDNN's with
 torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and our precision class;
-with --backward also forward + backward.  Exit status: 0 every check passed, 1 a check failed,
+with --backward also forward + backward.  --kernels times ModelNew again under each
+KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
+KB_CONV_S2D=0, no space-to-depth route).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
 """
 from __future__ import annotations
@@ -31,12 +33,20 @@ SHAPES = {
     "resnet-s2": (32, 128, 56, 56, 256, 3, {"stride": 2, "padding": 1}),
     "1x1": (8, 256, 256, 256, 128, 1, {}),                                   # bench.py's row
     "c3-7x7-s2": (32, 3, 224, 224, 64, 7, {"stride": 2, "padding": 3}),
+    "kb63": (16, 16, 1024, 1024, 128, 3, {}),                                # KernelBench level 1 #63
+    "kb87": (16, 64, 1024, 1024, 128, 1, {}),                                # KernelBench level 1 #87
 }
 
 
-def probe(name, mode, trials, backward):
+def probe(name, mode, trials, backward, kernel="default"):
     n, c, h, w, k, ks, kw = SHAPES[name]
     set_tf32(mode == "tf32")
+    os.environ.pop("KB_CONV_FWD_KERNEL", None)
+    os.environ.pop("KB_CONV_S2D", None)
+    if kernel == "nos2d":
+        os.environ["KB_CONV_S2D"] = "0"
+    elif kernel != "default":
+        os.environ["KB_CONV_FWD_KERNEL"] = kernel
     ref, ours = pair_models(c, k, ks, **kw)
     out = {"shape": name, "mode": mode, "ok": True, "maxabs": 0.0}
     for seed in range(3):
@@ -79,23 +89,26 @@ def main():
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--modes", default="tf32,ieee")
     ap.add_argument("--backward", action="store_true", help="also time forward + backward")
+    ap.add_argument("--kernels", default="default", help="KB_CONV_FWD_KERNEL settings to time ModelNew under")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("layer_probe.py: a CUDA GPU is needed")
         return 4
-    print("| shape | mode | class | pass | cuDNN mean / median | ours mean / median | speedup | check |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | --- |")
+    print("| shape | mode | kernel | class | pass | cuDNN mean / median | ours mean / median | speedup | check |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | --- |")
     bad = 0
     for name in args.shapes.split(","):
-        for mode in args.modes.split(","):
-            r = probe(name, mode, args.trials, args.backward)
+        for mode, kernel in [(m, kn) for m in args.modes.split(",") for kn in args.kernels.split(",")]:
+            r = probe(name, mode, args.trials, args.backward, kernel)
             bad += not r["ok"]
             check = f"{'ok' if r['ok'] else 'FAIL'} (max |d| {r['maxabs']:.1e})"
             for p in ("fwd", "fwd+bwd") if args.backward else ("fwd",):
                 (rm, rmed), (nm, nmed) = r[f"ref:{p}"], r[f"new:{p}"]
-                print(f"| {name} | {mode} | {r['class']} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} "
+                print(f"| {name} | {mode} | {kernel} | {r['class']} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} "
                       f"| {rm / nm:.2f}x | {check} |", flush=True)
     set_tf32(True)
+    os.environ.pop("KB_CONV_FWD_KERNEL", None)
+    os.environ.pop("KB_CONV_S2D", None)
     return 1 if bad else 0
 
 

@@ -71,6 +71,8 @@ CASES = [
     # conv_wgrad_wgmma_kernel (sm_90a, TF32 mode: cuDNN's truncating class): rows of 70 floats, so
     # odd rows start 8 bytes off 16 (shifted k-tiles, element-wise edge copies)
     ("wgrad_wgmma_Q70", 1, 64, 6, 72, 128, 3, dict()),
+    # the strided forward as a unit-stride one on stride-phase planes (model_new's space-to-depth)
+    ("s2d_k11_s4_K96", 1, 3, 30, 150, 96, 11, dict(stride=4, padding=2, bias=True)),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),

@@ -1,0 +1,134 @@
+"""GPU tests of the strided forward's two routes on an H100 / H200: space-to-depth (the stride-phase
+planes of the input as channels, a unit-stride convolution on the wgmma kernel: model_new's
+_space_to_depth_plan) and the gather GEMM kernel for strided layers of 32+ channels.  Forward,
+input, weight and bias gradients against float64 truth and nn.Conv2d, both precision modes and the
+16-bit dtypes, with outputs poisoned; which kernel ran; the route off (KB_CONV_S2D=0) gives the
+same class of result.
+
+Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
+
+M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
+Cfg = U.Cfg
+
+pytestmark = pytest.mark.usefixtures("built_and_poisoned")  # conftest.py
+
+CONFIGS = [
+    # space-to-depth: KernelBench #50's layer at a small batch (11x11, stride 4, padding 2, bias)
+    Cfg("s2d_k11_s4_p2_bias", 2, 3, 67, 150, 20, 11, s=4, p=2, bias=True),
+    Cfg("s2d_k7_s2_p3", 2, 3, 45, 70, 24, 7, s=2, p=3),
+    Cfg("s2d_k4_s2_even", 2, 6, 36, 68, 16, 4, s=2, p=1),
+    Cfg("s2d_k5x4_s3x2_odd", 3, 5, 40, 77, 12, (5, 4), s=(3, 2), p=(1, 0)),
+    Cfg("s2d_unbatched", 1, 3, 50, 80, 8, 7, s=2, p=3, bias=True, layout="unbatched"),
+    Cfg("s2d_sliced", 2, 4, 38, 70, 8, 7, s=2, p=2, layout="sliced"),
+    # the gather GEMM kernel: 3x3 at stride 2 (too many zero taps for space-to-depth)
+    Cfg("gemm_k3_s2_c32", 2, 32, 35, 70, 40, 3, s=2, p=1, bias=True),
+    Cfg("gemm_k3_s2_c64_odd", 2, 64, 33, 41, 24, 3, s=2, p=1),
+    # the route tests' layers: more than 64 filters, which the wgmma kernel takes in both classes
+    Cfg("route_k11_s4", 2, 3, 67, 150, 96, 11, s=4, p=2, bias=True),
+    Cfg("route_k7_s2", 2, 3, 45, 70, 96, 7, s=2, p=3),
+    # not taken: row strides only (the wgmma kernel's own), dilation, reflect padding
+    Cfg("strided_k5_s21_asym", 2, 8, 33, 71, 16, 5, s=(2, 1), p=(2, 1), bias=True),
+    Cfg("strided_dilated", 2, 8, 40, 70, 8, 5, s=2, p=4, d=2),
+    Cfg("strided_reflect", 2, 8, 30, 66, 8, 7, s=2, p=3, pm="reflect"),
+]
+
+# (dtype, precision mode, relative L2 bound against float64 truth from the same rounded operands)
+MODES = {
+    "fp32-tf32": (torch.float32, "tf32", 2e-3),
+    "fp32-ieee": (torch.float32, "ieee", 1e-5),
+    "fp16": (torch.float16, "tf32", 2e-3),
+    "bf16": (torch.bfloat16, "tf32", 1e-2),
+}
+
+
+def _fwd_bwd(module, cfg, base, g=None):
+    conv = module.conv2d if hasattr(module, "conv2d") else module
+    w, b = conv.weight, conv.bias
+    for p in (w, b):
+        if p is not None:
+            p.grad = None
+            p.requires_grad_(True)
+    leaf = base.detach().clone().requires_grad_(True)
+    out = module(U.view_input(cfg, leaf))
+    if g is None:
+        g = torch.randn(out.shape, device=out.device).to(out.dtype)
+    out.backward(g)
+    return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
+def test_strided_against_float64_and_cudnn(cfg, mode):
+    dtype, prec, tol = MODES[mode]
+    torch.manual_seed(U.seed_for("strided", cfg.id, mode))
+    with U.precision_mode(prec):
+        model, ref = U.make_models(M, cfg, dtype=dtype)
+        base = U.make_base(cfg, dtype=dtype)
+        out_n, g, grads_n = _fwd_bwd(model, cfg, base)
+        out_r, _, grads_r = _fwd_bwd(ref, cfg, base, g)
+        out_t, _, grads_t = _fwd_bwd(U.double_copy(ref), cfg, base.double(), g.double())
+        U.sync()
+    where = f"[{cfg}] {mode}"
+    assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
+    items = [("forward", out_n, out_t)] + [(name, grads_n[name], grads_t[name])
+                                           for name in ("input", "weight", "bias") if grads_t[name] is not None]
+    for name, ours, truth in items:
+        assert ours is not None and not torch.isnan(ours).any(), f"{where}: {name} missing or NaN"
+        err = U.rel_l2(ours, truth)
+        assert err <= tol, f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e}"
+    if dtype == torch.float32:  # the grader's check, on the forward
+        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
+
+
+def _forward_kernels(model, x):
+    from torch.profiler import ProfilerActivity, profile
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        model(x)
+        U.sync()
+    return " ".join(e.name for e in prof.events())
+
+
+@pytest.mark.parametrize("cfg_id,kernel", [("route_k11_s4", "conv_fwd_wgmma_kernel"),
+                                            ("route_k7_s2", "conv_fwd_wgmma_kernel"),
+                                            ("gemm_k3_s2_c32", "conv_fwd_gemm_kernel")])
+def test_strided_route_kernels(cfg_id, kernel):
+    """Space-to-depth layers reach the wgmma kernel; 3x3 stride-2 layers of 32+ channels the gather GEMM."""
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the wgmma route is for compute capability 9.0")
+    cfg = {c.id: c for c in CONFIGS}[cfg_id]
+    torch.manual_seed(3)
+    model, _ = U.make_models(M, cfg)
+    text = _forward_kernels(model, U.view_input(cfg, U.make_base(cfg)))
+    if not text:
+        pytest.skip("the profiler recorded no CUDA kernels here")
+    assert kernel in text, text
+
+
+def test_space_to_depth_off_matches_on():
+    """KB_CONV_S2D=0 runs the same layer on the strided kernels: both within TF32 noise of each other
+    and of cuDNN (and the plan is made per module, so the switch is read)."""
+    cfg = {c.id: c for c in CONFIGS}["s2d_k11_s4_p2_bias"]
+    torch.manual_seed(4)
+    model_on, ref = U.make_models(M, cfg)
+    x = U.view_input(cfg, U.make_base(cfg))
+    os.environ["KB_CONV_S2D"] = "0"
+    try:
+        model_off, _ = U.make_models(M, cfg)
+        with torch.no_grad():
+            y_off = model_off(x)
+    finally:
+        os.environ.pop("KB_CONV_S2D", None)
+    with torch.no_grad():
+        y_on, y_ref = model_on(x), ref(x)
+    assert model_on.precision_class(x) == model_off.precision_class(x)
+    for y in (y_on, y_off):
+        assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4), U.diff_report(y, y_ref)
