@@ -46,12 +46,13 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                fallback), and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
 
-Precision contract (decided at every call and for each GEMM, see _cudnn_tf32_class()):
-  float32, TF32 allowed by torch's cuDNN flag -> do what cuDNN does for that shape and GEMM, as
-      measured (tools/cudnn_rounding.py, docs/cudnn-rounding-h200.txt): TF32 with operands rounded
-      by cvt.rna.tf32.f32 (round-to-nearest-away), TF32 with truncated operands (cuDNN's #55
-      weight gradient), or IEEE-accurate where cuDNN computes in fp32 (depthwise, short reductions,
-      small strided problems, ...); always fp32 accumulation.
+Precision contract (decided for each GEMM and input layout, see _precision_for()):
+  float32, TF32 allowed by torch's cuDNN flag -> do what cuDNN does for that shape and GEMM: TF32
+      where the engine cuDNN's heuristics pick for torch's convolution uses the tensor cores (asked through
+      ctypes, _cudnn_uses_tf32; the measured rule _cudnn_tf32_class where cuDNN cannot be asked),
+      with operands rounded by cvt.rna.tf32.f32 (round-to-nearest-away), ties to even (1x1) or
+      truncated (cuDNN's #55 weight gradient) as measured (tools/cudnn_rounding.py); else
+      IEEE-accurate (depthwise, short reductions, small problems, ...); always fp32 accumulation.
   float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big,
       the registers folded into a round-to-nearest fp32 total every k-tile; every 2 k-tiles on the
       wgmma kernel) or plain fp32 FMA in the direct kernels.
