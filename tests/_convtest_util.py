@@ -279,6 +279,24 @@ def make_input(cfg: Cfg, dtype=torch.float32, device=None) -> torch.Tensor:
     return x
 
 
+def forward_backward(module, cfg: Cfg, base: torch.Tensor, g: Optional[torch.Tensor] = None):
+    """(output, upstream gradient, {"input", "weight", "bias": gradients}) of module on cfg's view of
+    base, backward with g (drawn at random in the output's dtype when None); the parameters'
+    gradients are cleared first."""
+    conv = module.conv2d if hasattr(module, "conv2d") else module
+    w, b = conv.weight, conv.bias
+    for p in (w, b):
+        if p is not None:
+            p.grad = None
+            p.requires_grad_(True)
+    leaf = base.detach().clone().requires_grad_(True)
+    out = module(view_input(cfg, leaf))
+    if g is None:
+        g = torch.randn(out.shape, device=out.device).to(out.dtype)
+    out.backward(g)
+    return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
+
+
 def make_models(M, cfg: Cfg, dtype=torch.float32, device=None, seed: Optional[int] = None):
     """(ModelNew, nn.Conv2d) with identical parameters, on device, in dtype.
 

@@ -53,21 +53,6 @@ MODES = {
 }
 
 
-def _fwd_bwd(module, cfg, base, g=None):
-    conv = module.conv2d if hasattr(module, "conv2d") else module
-    w, b = conv.weight, conv.bias
-    for p in (w, b):
-        if p is not None:
-            p.grad = None
-            p.requires_grad_(True)
-    leaf = base.detach().clone().requires_grad_(True)
-    out = module(U.view_input(cfg, leaf))
-    if g is None:
-        g = torch.randn(out.shape, device=out.device).to(out.dtype)
-    out.backward(g)
-    return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("cfg", DW_CONFIGS, ids=[c.id for c in DW_CONFIGS])
 def test_depthwise_against_float64_and_cudnn(cfg, mode):
@@ -76,10 +61,10 @@ def test_depthwise_against_float64_and_cudnn(cfg, mode):
     with U.precision_mode(prec):
         model, ref = U.make_models(M, cfg, dtype=dtype)
         base = U.make_base(cfg, dtype=dtype)
-        out_n, g, grads_n = _fwd_bwd(model, cfg, base)
-        out_r, _, grads_r = _fwd_bwd(ref, cfg, base, g)
+        out_n, g, grads_n = U.forward_backward(model, cfg, base)
+        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
         ref64 = U.double_copy(ref)
-        out_t, _, grads_t = _fwd_bwd(ref64, cfg, base.double(), g.double())
+        out_t, _, grads_t = U.forward_backward(ref64, cfg, base.double(), g.double())
         U.sync()
     where = f"[{cfg}] {mode}"
     assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
@@ -112,7 +97,7 @@ def test_depthwise_kernels_are_the_tiled_ones(cfg_id, tiled):
     torch.manual_seed(5)
     model, _ = U.make_models(M, cfg)
     base = U.make_base(cfg)
-    names = _kernel_names(lambda: _fwd_bwd(model, cfg, base))
+    names = _kernel_names(lambda: U.forward_backward(model, cfg, base))
     if not names:
         pytest.skip("the profiler recorded no CUDA kernels here")
     text = " ".join(names)
@@ -133,8 +118,8 @@ def test_depthwise_unread_infinite_input(mode):
         base = U.make_base(cfg)
         base[:, :, :, 7:] = float("inf")
         base[:, :, 7:, :] = -float("inf")
-        out_n, g, grads_n = _fwd_bwd(model, cfg, base)
-        out_r, _, grads_r = _fwd_bwd(ref, cfg, base, g)
+        out_n, g, grads_n = U.forward_backward(model, cfg, base)
+        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
         U.sync()
     assert torch.isfinite(out_n).all() and torch.allclose(out_n, out_r, atol=1e-5, rtol=1e-5)
     assert torch.isfinite(grads_n["weight"]).all(), grads_n["weight"]
@@ -150,8 +135,8 @@ def test_depthwise_weight_gradient_is_reproducible():
     torch.manual_seed(12)
     model, _ = U.make_models(M, cfg)
     base = U.make_base(cfg)
-    _, g, first = _fwd_bwd(model, cfg, base)
+    _, g, first = U.forward_backward(model, cfg, base)
     first = {k: v.clone() for k, v in first.items()}
-    _, _, second = _fwd_bwd(model, cfg, base, g)
+    _, _, second = U.forward_backward(model, cfg, base, g)
     for name in ("input", "weight", "bias"):
         assert torch.equal(first[name], second[name]), name

@@ -50,21 +50,6 @@ MODES = {
 }
 
 
-def _fwd_bwd(module, cfg, base, g=None):
-    conv = module.conv2d if hasattr(module, "conv2d") else module
-    w, b = conv.weight, conv.bias
-    for p in (w, b):
-        if p is not None:
-            p.grad = None
-            p.requires_grad_(True)
-    leaf = base.detach().clone().requires_grad_(True)
-    out = module(U.view_input(cfg, leaf))
-    if g is None:
-        g = torch.randn(out.shape, device=out.device).to(out.dtype)
-    out.backward(g)
-    return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_strided_against_float64_and_cudnn(cfg, mode):
@@ -73,9 +58,9 @@ def test_strided_against_float64_and_cudnn(cfg, mode):
     with U.precision_mode(prec):
         model, ref = U.make_models(M, cfg, dtype=dtype)
         base = U.make_base(cfg, dtype=dtype)
-        out_n, g, grads_n = _fwd_bwd(model, cfg, base)
-        out_r, _, grads_r = _fwd_bwd(ref, cfg, base, g)
-        out_t, _, grads_t = _fwd_bwd(U.double_copy(ref), cfg, base.double(), g.double())
+        out_n, g, grads_n = U.forward_backward(model, cfg, base)
+        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
+        out_t, _, grads_t = U.forward_backward(U.double_copy(ref), cfg, base.double(), g.double())
         U.sync()
     where = f"[{cfg}] {mode}"
     assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
