@@ -4823,7 +4823,8 @@ def _cudnn_handle(lib, device_index):
 
 
 def _cudnn_problem(pass_name, x_shape, w_shape, geo):
-    """The convolution torch hands cuDNN for our geometry: ((N, C, H, W), pre/post padding (h, w)).
+    """The convolution torch hands cuDNN for our geometry: ((N, C, H, W), (N, K, P, Q), pre/post padding
+    (h, w)).
     torch pads the input itself for the non-zero padding modes and for the odd part of an
     asymmetric 'same' padding, then asks cuDNN for a symmetric zero padding; and where the input or
     output has more than 2^31 - 1 elements it hands cuDNN batch slices of at most 2^28 (forward),
@@ -4841,7 +4842,7 @@ def _cudnn_problem(pass_name, x_shape, w_shape, geo):
     if n * inner > 2 ** 31 - 1:
         worksize = {"forward": 2 ** 28, "grad_input": 2 ** 27, "grad_weight": 2 ** 29}[pass_name]
         n = min(n, max(worksize // inner, 1))
-    return (n, c, h, w), pads
+    return (n, c, h, w), (n, w_shape[0], out_h, out_w), pads
 
 
 def _cudnn_uses_tf32(pass_name, x_shape, w_shape, geo, device, channels_last=False, x_align=32):
@@ -4853,11 +4854,11 @@ def _cudnn_uses_tf32(pass_name, x_shape, w_shape, geo, device, channels_last=Fal
 
 def _cudnn_engine(pass_name, x_shape, w_shape, geo, device, channels_last=False, x_align=32):
     """(uses the tensor cores, cuDNN's global engine index) of that engine, or None; cached per problem."""
-    x_dims, pads = _cudnn_problem(pass_name, x_shape, w_shape, geo)
+    x_dims, y_dims, pads = _cudnn_problem(pass_name, x_shape, w_shape, geo)
     deterministic = bool(torch.backends.cudnn.deterministic or torch.are_deterministic_algorithms_enabled())
     heur_b = bool(os.environ.get("TORCH_CUDNN_USE_HEURISTIC_MODE_B"))
     index = device.index if device.index is not None else torch.cuda.current_device()
-    key = (pass_name, x_dims, tuple(w_shape), pads, geo.stride, geo.dilation, channels_last, x_align,
+    key = (pass_name, x_dims, y_dims, tuple(w_shape), pads, geo.stride, geo.dilation, channels_last, x_align,
            deterministic, heur_b, index)
     known = _state.setdefault("cudnn_choices", {})
     if key not in known:
@@ -4869,11 +4870,8 @@ def _cudnn_engine(pass_name, x_shape, w_shape, geo, device, channels_last=False,
 
 def _ask_cudnn(lib, handle, key):
     """(uses the tensor cores, engine's global index) of the first engine torch would run, or None."""
-    pass_name, x_dims, w_dims, pads, stride, dilation, channels_last, x_align, deterministic, heur_b, _ = key
+    pass_name, x_dims, y_dims, w_dims, pads, stride, dilation, channels_last, x_align, deterministic, heur_b, _ = key
     k = _CudnnChoice
-    n, c, h, w = x_dims
-    out_h = (h + 2 * pads[0] - dilation[0] * (w_dims[2] - 1) - 1) // stride[0] + 1
-    out_w = (w + 2 * pads[1] - dilation[1] * (w_dims[3] - 1) - 1) // stride[1] + 1
     made = []  # every descriptor created, destroyed at the end
 
     def create(kind):
@@ -4903,7 +4901,7 @@ def _ask_cudnn(lib, handle, key):
     def ask():
         attrs = k.OP_ATTRS[pass_name]
         xt = tensor(ord("x"), x_dims, x_align)
-        yt = tensor(ord("y"), (n, w_dims[0], out_h, out_w), 32)
+        yt = tensor(ord("y"), y_dims, 32)
         wt = tensor(ord("w"), w_dims, 32)
         conv = create(k.CONVOLUTION)
         if None in (xt, yt, wt, conv):
@@ -5054,22 +5052,26 @@ def _precision_for(dtype, pass_name, n, c, k, w_shape, groups, stride, in_hw, ou
         return "half"
     if not _tf32_allowed():
         return "fp32"
-    klass = _cudnn_tf32_class(pass_name, n, c, k, w_shape, groups, stride, in_hw, out_hw)
-    if ask_cudnn is not None and not _is_depthwise(c, w_shape, groups):
-        tf32 = ask_cudnn()
-        if tf32 is not None:
-            klass = _tf32_rounding(pass_name, c, k, w_shape, groups) if tf32 else "fp32"
+    tf32 = ask_cudnn() if ask_cudnn is not None and not _is_depthwise(c, w_shape, groups) else None
+    if tf32 is None:  # cuDNN not asked: the measured rule
+        klass = _cudnn_tf32_class(pass_name, n, c, k, w_shape, groups, stride, in_hw, out_hw)
+    else:
+        klass = _tf32_rounding(pass_name, c, k, w_shape, groups) if tf32 else "fp32"
     return "fp32" if klass == "fp32" else "tf32-" + klass
 
 
 def precision_class(x, weight, groups, stride=1, padding=0, dilation=1, pass_name="forward"):
     """Which arithmetic a call uses now: 'tf32', 'fp32', 'half' or 'fp64' (forward by default)."""
     geo = _Geometry(tuple(weight.shape[2:]), stride, padding, dilation, groups, "zeros")
+    return _public_class(_precision_of_input(pass_name, x, weight, geo))
+
+
+def _precision_of_input(pass_name, x, weight, geo):
+    """_precision_of_call for a (C, H, W) or (N, C, H, W) input as it would be called (layout, alignment)."""
     x4 = x if x.dim() == 4 else x.unsqueeze(0)
     channels_last = _suggest_channels_last(x4, weight)
-    return _public_class(_precision_of_call(pass_name, tuple(x4.shape), x.dtype, tuple(weight.shape), geo,
-                                            x.device if x.is_cuda else None, channels_last,
-                                            _cudnn_alignment(x4, channels_last)))
+    return _precision_of_call(pass_name, tuple(x4.shape), x.dtype, tuple(weight.shape), geo,
+                              x.device if x.is_cuda else None, channels_last, _cudnn_alignment(x4, channels_last))
 
 
 def _public_class(klass):
@@ -5447,12 +5449,7 @@ class ModelNew(nn.Module):
         pass_name: 'forward', 'grad_input' or 'grad_weight'; detailed=True tells the TF32 flavours
         apart ('tf32-rna', 'tf32-trunc').
         """
-        shape = tuple(x.shape) if x.dim() == 4 else (1,) + tuple(x.shape)
-        weight = self.conv2d.weight
-        x4 = x.unsqueeze(0) if x.dim() == 3 else x
-        channels_last = _suggest_channels_last(x4, weight)
-        klass = _precision_of_call(pass_name, shape, x.dtype, tuple(weight.shape), self.geometry,
-                                   x.device if x.is_cuda else None, channels_last, _cudnn_alignment(x4, channels_last))
+        klass = _precision_of_input(pass_name, x, self.conv2d.weight, self.geometry)
         return klass if detailed else _public_class(klass)
 
 
