@@ -840,6 +840,191 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
     }
 }
 
+// conv_fwd_pointwise_kernel: 1x1 convolutions at stride 1 without padding, on input and output
+//   planes whose pixels are contiguous (NCHW): per image and group the plain GEMM
+//       Y[k][pix] = sum_c W[k][c] * X[c][pix] (+ bias[k]),   pix = h * W + w over the whole plane.
+//   Such layers move far more bytes than they multiply (KernelBench #87: 12.9 GB for 275 GFLOP, a
+//   floor of ~3 ms at 4.25 TB/s against ~0.9 ms of mma.sync), so this kernel is built to stream:
+//   the input is read as it lies, in 16-byte copies of channel-row segments (no halo, no per-pixel
+//   gather as in conv_fwd_gemm_kernel, whose 4-byte copies took 1x1 layers to 0.45x of cuDNN), and
+//   the output leaves in whole 128-byte lines.
+// Tiling: a block owns 128 output channels x 128 pixels of one image (PW_BM x PW_BN) and the whole
+//   reduction, in k-tiles of 32 input channels (PW_BK).  8 warps in a 2 (channels) x 4 (pixels)
+//   grid, each a 64 x 32 accumulator tile: warp_mma's m16n8k8 steps, A = weights, B = pixels.  A
+//   block's channel blocks for the same pixels are consecutive in the grid (blockIdx.x minor), so
+//   where the layer has more than 128 output channels the second read of the input tile hits L2.
+// Operands in shared memory, both conflict-free for the fragment loads (g = lane / 4, t = lane % 4):
+//   Ws[128 k][32 + 4 c] fp32 (the packed weights [group][Kpad][Cpad], pre-rounded to TF32 where the
+//   class allows): lane reads (g, t) -> bank 4g + t;
+//   Xs[32 c][128 + 8 pix] in the input's dtype: lane reads (k = t, pix = g) -> bank 8t + g (fp32), or
+//   two lanes per 32-bit word (16-bit, converted exactly to fp32 when read).
+// Pipeline: PW_STAGES = 3 stages of cp.async (both operands 16-byte copies, zero-filled past the
+//   plane and past the last channel); 105 KB (fp32) or 79 KB (16-bit), two blocks per SM, so one
+//   block's epilogue runs beside the other's loads and MMAs.  3xTF32 holds a second accumulator set
+//   (the tensor cores' accumulation truncates: every k-tile's registers are folded into it with
+//   round-to-nearest adds, as in the halo kernel) and runs one block per SM.
+// Epilogue: the accumulators (+ bias) go to shared memory ([128 k][128 + 8 pix] fp32, the stage
+//   buffers' bytes; float2 writes, conflict-free per half-warp), then each warp writes 16 channel
+//   rows, one row of 128 pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 bytes
+//   (16-bit, 4 values per lane).
+// The host requires: 16-byte aligned input and output, planes and every stride multiples of 16 bytes
+//   (so a 16-byte copy never straddles the plane's end), pixel stride 1 and row stride W (pointwise_fits).
+constexpr int PW_BM = 128;
+constexpr int PW_BN = 128;
+constexpr int PW_BK = 32;
+constexpr int PW_STAGES = 3;
+constexpr int PW_THREADS = 256;
+constexpr int PW_W_LD = PW_BK + 4;   // floats per weight row in shared memory
+constexpr int PW_X_LD = PW_BN + 8;   // elements per input channel row in shared memory
+constexpr int PW_Y_LD = PW_BN + 8;   // floats per output row in the epilogue's staging
+__host__ __device__ constexpr int pw_stage_bytes(int elem_bytes) {
+    return PW_BM * PW_W_LD * 4 + PW_BK * PW_X_LD * elem_bytes;
+}
+__host__ __device__ constexpr int pw_smem_bytes(int elem_bytes) {
+    return PW_STAGES * pw_stage_bytes(elem_bytes) > PW_BM * PW_Y_LD * 4 ? PW_STAGES * pw_stage_bytes(elem_bytes)
+                                                                        : PW_BM * PW_Y_LD * 4;
+}
+
+template <typename T, int PREC>
+__global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_pointwise_kernel(const __grid_constant__ ConvGemmParams p) {
+    read_params_in_place(p);
+    static_assert(sizeof(T) == 4 || sizeof(T) == 2, "fp32 or 16-bit");
+    constexpr int V = 16 / (int)sizeof(T);                     // elements per 16-byte copy
+    constexpr int STAGE_BYTES = pw_stage_bytes((int)sizeof(T));
+    extern __shared__ __align__(16) unsigned char pw_smem[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = warp >> 2, wn = warp & 3;                   // 2 x 4 warps of 64 x 32
+    const int group = blockIdx.z;
+    const long long plane = (long long)p.P * p.Q;             // pixels per plane (= H * W)
+    const long long tiles = (plane + PW_BN - 1) / PW_BN;
+    const long long bid = blockIdx.x;
+    const int k0 = (int)(bid % p.n_blocks) * PW_BM;            // first output channel (in the group)
+    const long long rest = bid / p.n_blocks;
+    const long long img = rest / tiles;
+    const long long pix0 = (rest - img * tiles) * PW_BN;
+
+    const T* x_tile = (const T*)p.x + img * p.x_sn + (long long)group * p.Cg * p.x_sc + pix0;
+    const float* w_block = (const float*)p.wpack + ((long long)group * p.Kpad + k0) * p.Cpad;
+    const int KT = p.Cpad / PW_BK;
+
+    auto load_stage = [&](int stage, int kt) {
+        unsigned char* base = pw_smem + stage * STAGE_BYTES;
+        float* ws = (float*)base;
+        T* xs = (T*)(base + PW_BM * PW_W_LD * 4);
+        const int c0 = kt * PW_BK;
+        // weights: 128 rows x 8 copies, padded in the pack (no bounds)
+#pragma unroll
+        for (int i = 0; i < PW_BM * PW_BK / 4 / PW_THREADS; ++i) {
+            const int id = tid + i * PW_THREADS;
+            const int row = id / (PW_BK / 4), col = (id % (PW_BK / 4)) * 4;
+            cp_async_16(ws + row * PW_W_LD + col, w_block + (long long)row * p.Cpad + c0 + col);
+        }
+        // input: 32 channel rows x (128 / V) copies, zero past the plane and past the last channel
+#pragma unroll
+        for (int i = 0; i < PW_BK * PW_BN / V / PW_THREADS; ++i) {
+            const int id = tid + i * PW_THREADS;
+            const int row = id / (PW_BN / V), col = (id % (PW_BN / V)) * V;
+            const bool ok = c0 + row < p.Cg && pix0 + col < plane;
+            const T* src = ok ? x_tile + (long long)(c0 + row) * p.x_sc + col : (const T*)p.x;
+            cp_async_16z((float*)(xs + row * PW_X_LD + col), src, ok);
+        }
+    };
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+    float acc_total[4][PREC == PREC_3XTF32 ? 4 : 1][4];
+    if constexpr (PREC == PREC_3XTF32) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc_total[i][j][e] = 0.f;
+    }
+
+#pragma unroll
+    for (int s = 0; s < PW_STAGES - 1; ++s) {
+        if (s < KT) load_stage(s, s);
+        cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; ++kt) {
+        cp_async_wait<PW_STAGES - 2>();
+        __syncthreads();  // k-tile kt has landed; k-tile kt - 1's stage is free
+        const int next = kt + PW_STAGES - 1;
+        if (next < KT) load_stage(next % PW_STAGES, next);
+        cp_async_commit();
+        const unsigned char* base = pw_smem + (kt % PW_STAGES) * STAGE_BYTES;
+        const float* a = (const float*)base + (wm * 64 + g) * PW_W_LD + t;
+        const T* b = (const T*)(base + PW_BM * PW_W_LD * 4) + t * PW_X_LD + wn * 32 + g;
+        // weights pre-rounded in the pack except under 3xTF32 (split here); the input rounded here
+        constexpr bool A_READY = PREC != PREC_3XTF32;
+        warp_mma<PREC, A_READY, false, PW_BK / 8, 4>(
+            acc,
+            [&](int i, int half, int k) { return a[(i * 16 + half * 8) * PW_W_LD + k]; },
+            [&](int jp, int k) {
+                return make_float2(to_acc(b[k * PW_X_LD + jp * 16]), to_acc(b[k * PW_X_LD + jp * 16 + 8]));
+            });
+        if constexpr (PREC == PREC_3XTF32) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) { acc_total[i][j][e] += acc[i][j][e]; acc[i][j][e] = 0.f; }
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done with the stages: their bytes become the output staging
+
+    // Epilogue, step 1: accumulators (+ bias) -> ys[k][pix].  This thread holds channels
+    // wm*64 + i*16 + g (+8) and pixels wn*32 + j*8 + 2t (+1).
+    float* ys = (float*)pw_smem;
+    const T* bias = (const T*)p.bias;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int row = wm * 64 + i * 16 + g + half * 8;
+            const int k = k0 + row;
+            const float bv = (bias && k < p.Kg) ? to_acc(bias[(long long)group * p.Kg + k]) : 0.f;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                float2 v;
+                if constexpr (PREC == PREC_3XTF32) {
+                    v = make_float2(acc_total[i][j][half * 2] + bv, acc_total[i][j][half * 2 + 1] + bv);
+                } else {
+                    v = make_float2(acc[i][j][half * 2] + bv, acc[i][j][half * 2 + 1] + bv);
+                }
+                *(float2*)(ys + row * PW_Y_LD + wn * 32 + j * 8 + 2 * t) = v;
+            }
+        }
+    }
+    __syncthreads();
+    // Step 2: warp w writes channel rows w, w + 8, ...; lane l pixels 4l .. 4l + 3 of each.
+    const int pix = 4 * lane;
+    const bool pix_ok = pix0 + pix < plane;  // planes are multiples of 4 pixels (host)
+    T* y_tile = (T*)p.y + img * p.y_sn + ((long long)group * p.Kg + k0) * p.y_sc + pix0 + pix;
+    const int rows = min(PW_BM, p.Kg - k0);
+    for (int row = warp; row < rows; row += PW_THREADS / 32) {
+        const float4 v = *(const float4*)(ys + row * PW_Y_LD + pix);
+        if (!pix_ok) continue;
+        T* dst = y_tile + (long long)row * p.y_sc;
+        if constexpr (sizeof(T) == 4) {
+            *(float4*)dst = v;
+        } else {
+            const uint32_t lo = (uint32_t)from_acc<T>(v.x).bits | ((uint32_t)from_acc<T>(v.y).bits << 16);
+            const uint32_t hi = (uint32_t)from_acc<T>(v.z).bits | ((uint32_t)from_acc<T>(v.w).bits << 16);
+            *(uint2*)dst = make_uint2(lo, hi);
+        }
+    }
+}
+
 // conv_fwd_halo_kernel: the same GEMM, but the activations of one 16-channel slice are loaded
 //   once per block as a halo window and every one of the taps_h x taps_w taps reads its A tile
 //   from that window at a shifted offset, instead of gathering a fresh A tile per tap.  A 3 x 3
@@ -3673,12 +3858,72 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
 // kernel it picks (reduction padded to the kernel's slice), then launches it.  p carries the
 // geometry; pp the weight layout (its red_pad / col_pad are set here).  hopper: the extension was
 // built for sm_90a and this is a compute capability 9.0 device, so conv_fwd_wgmma_kernel may run.
+// conv_fwd_pointwise_kernel's conditions: a 1x1 tap at stride 1 with no offset (the forward without
+// padding, or a stride-1 1x1 layer's grad-input), 16-byte element types or 16-bit, planes of
+// contiguous pixels in input and output, 16-byte aligned bases and every stride and the plane a
+// multiple of 16 bytes (so a 16-byte copy or store never leaves its plane).
+// KB_CONV_PW=0 in the environment turns the kernel off (read at every call, for A/B runs).
+template <typename T>
+bool pointwise_fits(const ConvGemmParams& p) {
+    if constexpr (sizeof(T) != 4 && sizeof(T) != 2) {
+        return false;
+    } else {
+        const char* env = std::getenv("KB_CONV_PW");
+        if (env && std::strcmp(env, "0") == 0) return false;
+        constexpr int64_t V = 16 / sizeof(T);
+        const int64_t plane = (int64_t)p.P * p.Q;
+        const bool one_tap = p.taps_h == 1 && p.taps_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                             p.off_h == 0 && p.off_w == 0 && p.P == p.H && p.Q == p.W;
+        const bool dense = p.x_sw == 1 && p.x_sh == p.W && p.y_sw == 1 && p.y_sh == p.Q;
+        const bool aligned = plane % V == 0 && p.x_sc % V == 0 && p.x_sn % V == 0 && p.y_sc % V == 0 &&
+                             p.y_sn % V == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+                             reinterpret_cast<uintptr_t>(p.y) % 16 == 0;
+        return one_tap && dense && aligned && p.x_sc > 0 && p.y_sc > 0;
+    }
+}
+
+template <typename T>
+void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N) {
+    constexpr bool sixteen = sizeof(T) == 2;
+    const int kprec = sixteen ? PREC_EXACT : prec;  // 16-bit values are exact TF32 operands
+    pp.round_mode = kprec == PREC_TF32 ? 1 : kprec == PREC_TF32_RNE ? 2 : 0;
+    pp.red_pad = (int)round_up(pp.red_n, PW_BK);
+    pp.col_pad = (int)round_up(pp.col_n, PW_BM);
+    pp.col_major = 1;  // [group][output channel][input channel]: the kernel's A rows
+    p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
+    auto wpack = at::empty({(int64_t)groups * p.Cpad * p.Kpad}, w.options().dtype(at::kFloat));
+    p.wpack = wpack.data_ptr();
+    launch_pack<T>(w, wpack, pp);
+    p.n_blocks = p.Kpad / PW_BM;
+    const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, PW_BN) * p.n_blocks;
+    TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
+    const dim3 grid((unsigned)blocks, 1, (unsigned)groups);
+    const int smem = pw_smem_bytes((int)sizeof(T));
+    auto run = [&](auto kernel) {
+        allow_dynamic_smem(kernel, smem);
+        kernel<<<grid, PW_THREADS, smem, launch_stream()>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    if constexpr (sixteen) {
+        run(conv_fwd_pointwise_kernel<T, PREC_EXACT>);
+    } else {
+        if (kprec == PREC_TF32) run(conv_fwd_pointwise_kernel<float, PREC_TF32>);
+        else if (kprec == PREC_TF32_RNE) run(conv_fwd_pointwise_kernel<float, PREC_TF32_RNE>);
+        else if (kprec == PREC_EXACT) run(conv_fwd_pointwise_kernel<float, PREC_EXACT>);
+        else run(conv_fwd_pointwise_kernel<float, PREC_3XTF32>);
+    }
+}
+
 template <typename T>
 void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N,
                    bool hopper) {
     TORCH_CHECK(groups <= 65535, "at most 65535 groups");
     auto stream = launch_stream();
     const int taps = p.taps_h * p.taps_w;
+    if (pointwise_fits<T>(p)) {
+        run_pointwise<T>(p, pp, w, groups, prec, N);
+        return;
+    }
     // The halo kernels address one image with 32-bit offsets.
     const int64_t image_span = (int64_t)(p.Cg - 1) * std::abs(p.x_sc) + (int64_t)(p.H - 1) * std::abs(p.x_sh) +
                                (int64_t)(p.W - 1) * std::abs(p.x_sw);

@@ -48,6 +48,10 @@ INSTANTIATIONS = {
                         ("float", "PREC_TF32_RNE", "true"),
                         ("float", "PREC_EXACT", "true"), ("f16_t", "PREC_EXACT", "true"),
                         ("bf16_t", "PREC_EXACT", "true"))],
+    "conv_fwd_pointwise_kernel": [
+        "template __global__ void conv_fwd_pointwise_kernel<{t}, {p}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p)
+        for t, p in (("float", "PREC_TF32"), ("float", "PREC_TF32_RNE"), ("float", "PREC_3XTF32"),
+                     ("float", "PREC_EXACT"), ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
     "conv_wgrad_gemm_kernel": [
         "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const __grid_constant__ WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),

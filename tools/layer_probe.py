@@ -3,14 +3,16 @@
 (nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
 
     python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
-                                 [--backward] [--kernels default,halo,gemm]
+                                 [--backward] [--kernels default,halo,gemm,nos2d,nopw]
 
 Per shape and mode: forward (no autograd) mean / median ms of both (cold L2, CUDA events:
 tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs against cuDNN's with
 torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and our precision class;
 with --backward also forward + backward.  --kernels times ModelNew again under each
 KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
-KB_CONV_S2D=0, no space-to-depth route).  Exit status: 0 every check passed, 1 a check failed,
+KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel).  Modes: tf32,
+ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
+grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ SHAPES = {
     "strided-c32": (8, 32, 512, 512, 64, 3, {"stride": 2, "padding": 1}),
     "resnet-s2": (32, 128, 56, 56, 256, 3, {"stride": 2, "padding": 1}),
     "1x1": (8, 256, 256, 256, 128, 1, {}),                                   # bench.py's row
+    "rn-1x1-reduce": (32, 256, 56, 56, 64, 1, {}),                           # ResNet-50 bottleneck 1x1s
+    "rn-1x1-expand": (32, 64, 56, 56, 256, 1, {}),
     "c3-7x7-s2": (32, 3, 224, 224, 64, 7, {"stride": 2, "padding": 3}),
     "kb63": (16, 16, 1024, 1024, 128, 3, {}),                                # KernelBench level 1 #63
     "kb87": (16, 64, 1024, 1024, 128, 1, {}),                                # KernelBench level 1 #87
@@ -40,21 +44,26 @@ SHAPES = {
 
 def probe(name, mode, trials, backward, kernel="default"):
     n, c, h, w, k, ks, kw = SHAPES[name]
-    set_tf32(mode == "tf32")
+    set_tf32(mode != "ieee")
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
+    tol = 1e-2 if dtype != torch.float32 else 1e-4
     os.environ.pop("KB_CONV_FWD_KERNEL", None)
     os.environ.pop("KB_CONV_S2D", None)
+    os.environ.pop("KB_CONV_PW", None)
     if kernel == "nos2d":
         os.environ["KB_CONV_S2D"] = "0"
+    elif kernel == "nopw":
+        os.environ["KB_CONV_PW"] = "0"
     elif kernel != "default":
         os.environ["KB_CONV_FWD_KERNEL"] = kernel
-    ref, ours = pair_models(c, k, ks, **kw)
+    ref, ours = pair_models(c, k, ks, dtype=dtype, **kw)
     out = {"shape": name, "mode": mode, "ok": True, "maxabs": 0.0}
     for seed in range(3):
         torch.manual_seed(seed)
-        x = torch.rand(n, c, h, w, device="cuda")
+        x = torch.rand(n, c, h, w, device="cuda").to(dtype)
         with torch.no_grad():
             y_r, y_n = ref(x), ours(x)
-        out["ok"] &= bool(torch.allclose(y_n, y_r, atol=1e-4, rtol=1e-4))
+        out["ok"] &= bool(torch.allclose(y_n.float(), y_r.float(), atol=tol, rtol=tol))
         out["maxabs"] = max(out["maxabs"], (y_n.double() - y_r.double()).abs().max().item())
     out["class"] = ours.precision_class(x)
 
@@ -109,6 +118,7 @@ def main():
     set_tf32(True)
     os.environ.pop("KB_CONV_FWD_KERNEL", None)
     os.environ.pop("KB_CONV_S2D", None)
+    os.environ.pop("KB_CONV_PW", None)
     return 1 if bad else 0
 
 

@@ -73,13 +73,16 @@ CASES = [
     ("wgrad_wgmma_Q70", 1, 64, 6, 72, 128, 3, dict()),
     # the strided forward as a unit-stride one on stride-phase planes (model_new's space-to-depth)
     ("s2d_k11_s4_K96", 1, 3, 30, 150, 96, 11, dict(stride=4, padding=2, bias=True)),
+    # the pointwise kernel (1x1, stride 1, no padding): a partial pixel tile (200 pixels), a ragged
+    # k-tile (45 channels), a second, partial block of filters (130), and its grad-input
+    ("pointwise_K130_P200", 2, 45, 10, 20, 130, 1, dict(bias=True)),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
                 # the 16-bit wgmma instances: the first two take its scalar loader (W of 68 and 67
                 # are not multiples of 8), the third its 16-byte one
                 ("wgmma_vec_K130", torch.float16), ("wgmma_scalar_W67", torch.bfloat16),
-                ("wgmma16_vec_W72", torch.bfloat16)]
+                ("wgmma16_vec_W72", torch.bfloat16), ("pointwise_K130_P200", torch.float16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
