@@ -167,6 +167,17 @@ __device__ __forceinline__ uint32_t tf32_rne(float v) {
     return (b + 0xfffu + ((b >> 13) & 1u)) & 0xffffe000u;
 }
 
+// Ties to even in one instruction where the wgmma kernel's target runs (sm_90a: cvt.rn.tf32.f32,
+// which PTX has from sm_90 on), else tf32_rne's integer arithmetic.  The same bits on every non-NaN
+// input (both round to nearest even; Inf stays Inf, overflow past the largest TF32 value gives Inf).
+__device__ __forceinline__ uint32_t tf32_rne_fast(float v) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    uint32_t r; asm("cvt.rn.tf32.f32 %0, %1;" : "=r"(r) : "f"(v)); return r;
+#else
+    return tf32_rne(v);
+#endif
+}
+
 // Word i of a uint4 (i a compile-time constant after unrolling: no local memory).
 __device__ __forceinline__ unsigned u4_word(const uint4& v, int i) {
     return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
@@ -191,6 +202,35 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&d)[4], const uint32_t (&
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], unsigned smem_addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr));
+}
+
+// The same with each 8x8 matrix transposed: lane L receives, from matrix i, column (lane/4) words...
+// read as b16: elements (row 2 * (lane%4), column lane/4) and (row 2 * (lane%4) + 1, column lane/4).
+// With 16-bit rows of a [k][n] (n-contiguous) operand that is the B fragment of mma.m16n8k16.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], unsigned smem_addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr));
+}
+
+// D += A * B with A 16x16 (row), B 16x8 (col), fp16 or bf16 inputs (two per register, the lower
+// k first), fp32 accumulators; the accumulator layout is mma_tf32_16x8x8's.  Fragments (g = lane/4,
+// t = lane%4): a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..); b0 (k=2t..2t+1, n=g)
+// b1 (k=2t+8.., n=g).
+template <typename T>
+__device__ __forceinline__ void mma_16bit_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    if constexpr (std::is_same<T, f16_t>::value) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+            "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+            "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
 }
 
 // Asynchronous global->shared copies (sm_80+).  The 4-byte form zero-fills when !valid, which
@@ -847,82 +887,98 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
 //   floor of ~3 ms at 4.25 TB/s against ~0.9 ms of mma.sync), so this kernel is built to stream:
 //   the input is read as it lies, in 16-byte copies of channel-row segments (no halo, no per-pixel
 //   gather as in conv_fwd_gemm_kernel, whose 4-byte copies took 1x1 layers to 0.45x of cuDNN), and
-//   the output leaves in whole 128-byte lines.
+//   the output leaves in whole 128-byte lines.  With many channels (bench.py's 256) the MMAs are
+//   close to the bytes' time, so the k-loop is lean: ldmatrix fragments, one-instruction roundings
+//   on sm_90a, and 16-bit inputs on 16-bit MMAs.
 // Tiling: a block owns 128 output channels x 128 pixels of one image (PW_BM x PW_BN) and the whole
-//   reduction, in k-tiles of 32 input channels (PW_BK).  8 warps in a 2 (channels) x 4 (pixels)
-//   grid, each a 64 x 32 accumulator tile: warp_mma's m16n8k8 steps, A = weights, B = pixels.  A
-//   block's channel blocks for the same pixels are consecutive in the grid (blockIdx.x minor), so
-//   where the layer has more than 128 output channels the second read of the input tile hits L2.
-// Operands in shared memory, both conflict-free for the fragment loads (g = lane / 4, t = lane % 4):
-//   Ws[128 k][32 + 4 c] fp32 (the packed weights [group][Kpad][Cpad], pre-rounded to TF32 where the
-//   class allows): lane reads (g, t) -> bank 4g + t;
-//   Xs[32 c][128 + 8 pix] in the input's dtype: lane reads (k = t, pix = g) -> bank 8t + g (fp32), or
-//   two lanes per 32-bit word (16-bit, converted exactly to fp32 when read).
+//   reduction, in k-tiles of 128 bytes of channels (BK = 32 fp32 or 64 16-bit).  8 warps in a
+//   2 (channels) x 4 (pixels) grid, each a 64 x 32 accumulator tile (4 m16 x 4 n8 mma tiles):
+//   A = weights, B = pixels.  A block's channel blocks for the same pixels are consecutive in the
+//   grid (blockIdx.x minor), so where the layer has more than 128 output channels the second read
+//   of the input tile hits L2.
+// Operands in shared memory (g = lane / 4, t = lane % 4):
+//   Ws[128 k][BK + 16 bytes] (the packed weights [group][Kpad][Cpad], fp32 pre-rounded to the class's
+//   TF32 or 16-bit as given; under 3xTF32 a second buffer holds the small parts): one ldmatrix.x4 per
+//   m16 fragment; rows 144 bytes apart, so 8 rows fall in 8 different 16-byte bank groups.
+//   Xs[BK c][128 + 8 pix] in the input's dtype: fp32 fragments by 32-bit loads (lane (k = t, pix = g)
+//   -> bank 8t + g) rounded on the way to the MMA (each element is read by the two channel warps);
+//   16-bit fragments by ldmatrix.x4.trans (rows 272 bytes apart: conflict-free).
 // Pipeline: PW_STAGES = 3 stages of cp.async (both operands 16-byte copies, zero-filled past the
-//   plane and past the last channel); 105 KB (fp32) or 79 KB (16-bit), two blocks per SM, so one
-//   block's epilogue runs beside the other's loads and MMAs.  3xTF32 holds a second accumulator set
-//   (the tensor cores' accumulation truncates: every k-tile's registers are folded into it with
+//   plane and past the last channel); 105 KB, two blocks per SM, so one block's epilogue runs beside
+//   the other's loads and MMAs.  3xTF32 (a second weight buffer, 158 KB) holds a second accumulator
+//   set (the tensor cores' accumulation truncates: every k-tile's registers are folded into it with
 //   round-to-nearest adds, as in the halo kernel) and runs one block per SM.
-// Epilogue: the accumulators (+ bias) go to shared memory ([128 k][128 + 8 pix] fp32, the stage
-//   buffers' bytes; float2 writes, conflict-free per half-warp), then each warp writes 16 channel
-//   rows, one row of 128 pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 bytes
-//   (16-bit, 4 values per lane).
-// The host requires: 16-byte aligned input and output, planes and every stride multiples of 16 bytes
-//   (so a 16-byte copy never straddles the plane's end), pixel stride 1 and row stride W (pointwise_fits).
+// Epilogue: the accumulators (+ bias) go to shared memory ([128 k][128 + 8 pix] fp32 over the stage
+//   buffers; float2 writes, conflict-free per half-warp), then each warp writes 16 channel rows, one
+//   row of 128 pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 bytes (16-bit).
+// The host requires (pointwise_fits): 16-byte aligned input and output, planes and every stride
+//   multiples of 16 bytes (so a 16-byte copy or store never leaves its plane), pixel stride 1 and row
+//   stride W.
 constexpr int PW_BM = 128;
 constexpr int PW_BN = 128;
-constexpr int PW_BK = 32;
 constexpr int PW_STAGES = 3;
 constexpr int PW_THREADS = 256;
-constexpr int PW_W_LD = PW_BK + 4;   // floats per weight row in shared memory
-constexpr int PW_X_LD = PW_BN + 8;   // elements per input channel row in shared memory
-constexpr int PW_Y_LD = PW_BN + 8;   // floats per output row in the epilogue's staging
-__host__ __device__ constexpr int pw_stage_bytes(int elem_bytes) {
-    return PW_BM * PW_W_LD * 4 + PW_BK * PW_X_LD * elem_bytes;
+constexpr int PW_W_ROW = 144;               // bytes per weight row in shared memory (128 + 16)
+constexpr int PW_X_LD = PW_BN + 8;          // elements per input channel row in shared memory
+constexpr int PW_Y_LD = PW_BN + 8;          // floats per output row in the epilogue's staging
+__host__ __device__ constexpr int pw_bk(int elem_bytes) { return 128 / elem_bytes; }  // channels per k-tile
+__host__ __device__ constexpr int pw_w_bytes() { return PW_BM * PW_W_ROW; }
+__host__ __device__ constexpr int pw_stage_bytes(int elem_bytes, bool split) {
+    return (split ? 2 : 1) * pw_w_bytes() + pw_bk(elem_bytes) * PW_X_LD * elem_bytes;
 }
-__host__ __device__ constexpr int pw_smem_bytes(int elem_bytes) {
-    return PW_STAGES * pw_stage_bytes(elem_bytes) > PW_BM * PW_Y_LD * 4 ? PW_STAGES * pw_stage_bytes(elem_bytes)
-                                                                        : PW_BM * PW_Y_LD * 4;
+__host__ __device__ constexpr int pw_smem_bytes(int elem_bytes, bool split) {
+    return PW_STAGES * pw_stage_bytes(elem_bytes, split) > PW_BM * PW_Y_LD * 4
+               ? PW_STAGES * pw_stage_bytes(elem_bytes, split) : PW_BM * PW_Y_LD * 4;
 }
 
 template <typename T, int PREC>
 __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_pointwise_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
     static_assert(sizeof(T) == 4 || sizeof(T) == 2, "fp32 or 16-bit");
-    constexpr int V = 16 / (int)sizeof(T);                     // elements per 16-byte copy
-    constexpr int STAGE_BYTES = pw_stage_bytes((int)sizeof(T));
+    constexpr bool SIXTEEN = sizeof(T) == 2;
+    constexpr bool SPLIT = PREC == PREC_3XTF32;
+    constexpr int ES = (int)sizeof(T);
+    constexpr int V = 16 / ES;                               // elements per 16-byte copy
+    constexpr int BK = pw_bk(ES);                            // channels per k-tile
+    constexpr int STAGE_BYTES = pw_stage_bytes(ES, SPLIT);
+    constexpr int X_OFFSET = (SPLIT ? 2 : 1) * pw_w_bytes(); // Xs within a stage
     extern __shared__ __align__(16) unsigned char pw_smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int wm = warp >> 2, wn = warp & 3;                   // 2 x 4 warps of 64 x 32
+    const int wm = warp >> 2, wn = warp & 3;                 // 2 x 4 warps of 64 x 32
     const int group = blockIdx.z;
-    const long long plane = (long long)p.P * p.Q;             // pixels per plane (= H * W)
+    const long long plane = (long long)p.P * p.Q;           // pixels per plane (= H * W)
     const long long tiles = (plane + PW_BN - 1) / PW_BN;
     const long long bid = blockIdx.x;
-    const int k0 = (int)(bid % p.n_blocks) * PW_BM;            // first output channel (in the group)
+    const int k0 = (int)(bid % p.n_blocks) * PW_BM;          // first output channel (in the group)
     const long long rest = bid / p.n_blocks;
     const long long img = rest / tiles;
     const long long pix0 = (rest - img * tiles) * PW_BN;
 
     const T* x_tile = (const T*)p.x + img * p.x_sn + (long long)group * p.Cg * p.x_sc + pix0;
-    const float* w_block = (const float*)p.wpack + ((long long)group * p.Kpad + k0) * p.Cpad;
-    const int KT = p.Cpad / PW_BK;
+    const long long w_offset = ((long long)group * p.Kpad + k0) * p.Cpad;  // elements of the pack
+    const int KT = p.Cpad / BK;
+    const unsigned smem_base = (unsigned)__cvta_generic_to_shared(pw_smem);
 
     auto load_stage = [&](int stage, int kt) {
         unsigned char* base = pw_smem + stage * STAGE_BYTES;
-        float* ws = (float*)base;
-        T* xs = (T*)(base + PW_BM * PW_W_LD * 4);
-        const int c0 = kt * PW_BK;
-        // weights: 128 rows x 8 copies, padded in the pack (no bounds)
+        const int c0 = kt * BK;
+        // weights: 128 rows x 8 copies (and the small parts' under 3xTF32), padded in the pack
 #pragma unroll
-        for (int i = 0; i < PW_BM * PW_BK / 4 / PW_THREADS; ++i) {
-            const int id = tid + i * PW_THREADS;
-            const int row = id / (PW_BK / 4), col = (id % (PW_BK / 4)) * 4;
-            cp_async_16(ws + row * PW_W_LD + col, w_block + (long long)row * p.Cpad + c0 + col);
+        for (int part = 0; part < (SPLIT ? 2 : 1); ++part) {
+            const T* w = (const T*)(part == 0 ? p.wpack : p.wpack_lo) + w_offset + c0;
+#pragma unroll
+            for (int i = 0; i < PW_BM * 8 / PW_THREADS; ++i) {
+                const int id = tid + i * PW_THREADS;
+                const int row = id >> 3, col = (id & 7) * V;
+                cp_async_16((float*)(base + part * pw_w_bytes() + row * PW_W_ROW + col * ES),
+                            w + (long long)row * p.Cpad + col);
+            }
         }
-        // input: 32 channel rows x (128 / V) copies, zero past the plane and past the last channel
+        // input: BK channel rows x 8 copies, zero past the plane and past the last channel
+        T* xs = (T*)(base + X_OFFSET);
 #pragma unroll
-        for (int i = 0; i < PW_BK * PW_BN / V / PW_THREADS; ++i) {
+        for (int i = 0; i < BK * (PW_BN / V) / PW_THREADS; ++i) {
             const int id = tid + i * PW_THREADS;
             const int row = id / (PW_BN / V), col = (id % (PW_BN / V)) * V;
             const bool ok = c0 + row < p.Cg && pix0 + col < plane;
@@ -938,8 +994,8 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
         for (int j = 0; j < 4; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-    float acc_total[4][PREC == PREC_3XTF32 ? 4 : 1][4];
-    if constexpr (PREC == PREC_3XTF32) {
+    float acc_total[4][SPLIT ? 4 : 1][4];
+    if constexpr (SPLIT) {
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -947,6 +1003,12 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc_total[i][j][e] = 0.f;
     }
+
+    // ldmatrix row addresses: lane L names row (L % 8) + 8 * ((L / 8) % 2) of the m16 tile and the
+    // 16-byte half (L / 16) of the k-step's 32 bytes (A); for the 16-bit B (transposed), k row
+    // (L % 8) + 8 * ((L / 8) % 2) and the n8 tile (L / 16) of a pair.
+    const int l_row = (lane & 7) + 8 * ((lane >> 3) & 1), l_half = lane >> 4;
+    const unsigned a_lane = (unsigned)((wm * 64 + l_row) * PW_W_ROW + l_half * 16);
 
 #pragma unroll
     for (int s = 0; s < PW_STAGES - 1; ++s) {
@@ -959,18 +1021,63 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
         const int next = kt + PW_STAGES - 1;
         if (next < KT) load_stage(next % PW_STAGES, next);
         cp_async_commit();
-        const unsigned char* base = pw_smem + (kt % PW_STAGES) * STAGE_BYTES;
-        const float* a = (const float*)base + (wm * 64 + g) * PW_W_LD + t;
-        const T* b = (const T*)(base + PW_BM * PW_W_LD * 4) + t * PW_X_LD + wn * 32 + g;
-        // weights pre-rounded in the pack except under 3xTF32 (split here); the input rounded here
-        constexpr bool A_READY = PREC != PREC_3XTF32;
-        warp_mma<PREC, A_READY, false, PW_BK / 8, 4>(
-            acc,
-            [&](int i, int half, int k) { return a[(i * 16 + half * 8) * PW_W_LD + k]; },
-            [&](int jp, int k) {
-                return make_float2(to_acc(b[k * PW_X_LD + jp * 16]), to_acc(b[k * PW_X_LD + jp * 16 + 8]));
-            });
-        if constexpr (PREC == PREC_3XTF32) {
+        const int stage = kt % PW_STAGES;
+        const unsigned w_base = smem_base + stage * STAGE_BYTES + a_lane;
+        if constexpr (SIXTEEN) {
+            // k16 steps: A by ldmatrix.x4, B (two n8 tiles per ldmatrix.x4.trans), 16 MMAs
+            const unsigned x_base = smem_base + stage * STAGE_BYTES + X_OFFSET +
+                                    (unsigned)((l_row * PW_X_LD + wn * 32 + l_half * 8) * ES);
+#pragma unroll
+            for (int ks = 0; ks < BK / 16; ++ks) {
+                uint32_t a[4][4], b[4][2];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], w_base + i * 16 * PW_W_ROW + ks * 32);
+#pragma unroll
+                for (int jp = 0; jp < 2; ++jp) {
+                    uint32_t r[4];
+                    ldmatrix_x4_trans(r, x_base + (unsigned)((ks * 16 * PW_X_LD + jp * 16) * ES));
+                    b[2 * jp][0] = r[0]; b[2 * jp][1] = r[1]; b[2 * jp + 1][0] = r[2]; b[2 * jp + 1][1] = r[3];
+                }
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) mma_16bit_16x8x16<T>(acc[i][j], a[i], b[j][0], b[j][1]);
+            }
+        } else {
+            // k8 steps: A (and its small part) by ldmatrix.x4, B by 32-bit loads rounded here
+            const float* xs = (const float*)(pw_smem + stage * STAGE_BYTES + X_OFFSET) + t * PW_X_LD + wn * 32 + g;
+#pragma unroll
+            for (int ks = 0; ks < BK / 8; ++ks) {
+                uint32_t a[4][4], a_small[4][SPLIT ? 4 : 1];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    ldmatrix_x4(a[i], w_base + i * 16 * PW_W_ROW + ks * 32);
+                    if constexpr (SPLIT) ldmatrix_x4(a_small[i], w_base + pw_w_bytes() + i * 16 * PW_W_ROW + ks * 32);
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float lo = xs[ks * 8 * PW_X_LD + j * 8], hi = xs[(ks * 8 + 4) * PW_X_LD + j * 8];
+                    uint32_t b[2], b_small[2];
+                    if constexpr (PREC == PREC_TF32) { b[0] = tf32_rna_fast(lo); b[1] = tf32_rna_fast(hi); }
+                    else if constexpr (PREC == PREC_TF32_RNE) { b[0] = tf32_rne_fast(lo); b[1] = tf32_rne_fast(hi); }
+                    else if constexpr (PREC == PREC_EXACT) { b[0] = __float_as_uint(lo); b[1] = __float_as_uint(hi); }
+                    else {
+                        b[0] = tf32_split_big(lo); b[1] = tf32_split_big(hi);
+                        b_small[0] = tf32_split_small(lo, b[0]); b_small[1] = tf32_split_small(hi, b[1]);
+                    }
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        if constexpr (SPLIT) {
+                            uint32_t as[4] = {a_small[i][0], a_small[i][1], a_small[i][2], a_small[i][3]};
+                            mma_tf32_16x8x8(acc[i][j], as, b);
+                            mma_tf32_16x8x8(acc[i][j], a[i], b_small);
+                        }
+                        mma_tf32_16x8x8(acc[i][j], a[i], b);
+                    }
+                }
+            }
+        }
+        if constexpr (SPLIT) {
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -996,7 +1103,7 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 float2 v;
-                if constexpr (PREC == PREC_3XTF32) {
+                if constexpr (SPLIT) {
                     v = make_float2(acc_total[i][j][half * 2] + bv, acc_total[i][j][half * 2 + 1] + bv);
                 } else {
                     v = make_float2(acc[i][j][half * 2] + bv, acc[i][j][half * 2 + 1] + bv);
@@ -3885,20 +3992,34 @@ bool pointwise_fits(const ConvGemmParams& p) {
 template <typename T>
 void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N) {
     constexpr bool sixteen = sizeof(T) == 2;
-    const int kprec = sixteen ? PREC_EXACT : prec;  // 16-bit values are exact TF32 operands
-    pp.round_mode = kprec == PREC_TF32 ? 1 : kprec == PREC_TF32_RNE ? 2 : 0;
-    pp.red_pad = (int)round_up(pp.red_n, PW_BK);
+    const int kprec = sixteen ? PREC_EXACT : prec;  // 16-bit: exact products on 16-bit MMAs
+    const bool split = kprec == PREC_3XTF32;
+    // fp32 packs pre-rounded to the class's TF32 (3xTF32: the big parts, then the small parts in a
+    // second pack); 16-bit packs hold the weights as they are
+    pp.round_mode = kprec == PREC_TF32 ? 1 : kprec == PREC_TF32_RNE ? 2 : split ? 4 : 0;
+    pp.red_pad = (int)round_up(pp.red_n, pw_bk((int)sizeof(T)));
     pp.col_pad = (int)round_up(pp.col_n, PW_BM);
     pp.col_major = 1;  // [group][output channel][input channel]: the kernel's A rows
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
-    auto wpack = at::empty({(int64_t)groups * p.Cpad * p.Kpad}, w.options().dtype(at::kFloat));
+    const int64_t pack_elems = (int64_t)groups * p.Cpad * p.Kpad;
+    auto wpack = at::empty({(split ? 2 : 1) * pack_elems}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
     p.wpack = wpack.data_ptr();
-    launch_pack<T>(w, wpack, pp);
+    if constexpr (sixteen) {
+        launch_pack<T, T>(w, wpack, pp);
+    } else {
+        launch_pack<T>(w, wpack, pp);
+        if (split) {
+            auto small = wpack.narrow(0, pack_elems, pack_elems);
+            pp.round_mode = 3;
+            launch_pack<T>(w, small, pp);
+            p.wpack_lo = small.data_ptr();
+        }
+    }
     p.n_blocks = p.Kpad / PW_BM;
     const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, PW_BN) * p.n_blocks;
     TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
     const dim3 grid((unsigned)blocks, 1, (unsigned)groups);
-    const int smem = pw_smem_bytes((int)sizeof(T));
+    const int smem = pw_smem_bytes((int)sizeof(T), split);
     auto run = [&](auto kernel) {
         allow_dynamic_smem(kernel, smem);
         kernel<<<grid, PW_THREADS, smem, launch_stream()>>>(p);

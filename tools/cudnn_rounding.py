@@ -56,6 +56,14 @@ CONFIGS = [
     ("c48-s2", 4, 48, 64, 128, 128, (3, 3), 2, 1, 1, 1),
     ("c56-s2", 4, 56, 64, 128, 128, (3, 3), 2, 1, 1, 1),
     ("c64-s2-big", 8, 64, 128, 256, 256, (3, 3), 2, 1, 1, 1),
+    # small 1x1 layers (tests/test_gpu_pointwise.py's), s19
+    ("1x1-c45-k72", 2, 45, 72, 10, 20, (1, 1), 1, 0, 1, 1),
+    ("1x1-c3-k16", 3, 3, 16, 24, 40, (1, 1), 1, 0, 1, 1),
+    ("1x1-c16-k24", 2, 16, 24, 7, 12, (1, 1), 1, 0, 1, 1),
+    ("1x1-c16-k24-p63", 2, 16, 24, 7, 9, (1, 1), 1, 0, 1, 1),
+    ("1x1-c16-k24-pad1", 2, 16, 24, 10, 12, (1, 1), 1, 1, 1, 1),
+    ("1x1-c32-k48", 1, 32, 48, 20, 24, (1, 1), 1, 0, 1, 1),
+    ("1x1-c64-k128", 2, 64, 128, 32, 48, (1, 1), 1, 0, 1, 1),
 ]
 
 
@@ -73,7 +81,7 @@ def main():
         return 4
     ext = M._ext()
     torch.manual_seed(0)
-    print(f"{'config':12s} {'pass':6s} " + " ".join(f"{n:>8s}" for n, _ in VARIANTS) + "  cuDNN~  ours-class")
+    print(f"{'config':12s} {'pass':6s} " + " ".join(f"{n:>8s}" for n, _ in VARIANTS) + "  cuDNN~  rule  asked")
     only = set(sys.argv[1:])  # config names to run (default: all)
     for name, n, c, k, h, w, ks, st, pd, dl, gr in CONFIGS:
         if only and name not in only:
@@ -99,8 +107,9 @@ def main():
             best = VARIANTS[min(range(len(errs)), key=lambda i: errs[i])][0]
             full = {"fwd": "forward", "dgrad": "grad_input", "wgrad": "grad_weight"}[pass_name]
             ours = M._precision_of_call(full, tuple(x.shape), x.dtype, tuple(wt.shape), geom)
-            print(f"{name:12s} {pass_name:6s} " + " ".join(f"{e:8.1e}" for e in errs) + f"  {best:6s}  {ours}",
-                  flush=True)
+            asked = M._precision_of_call(full, tuple(x.shape), x.dtype, tuple(wt.shape), geom, device=x.device)
+            print(f"{name:12s} {pass_name:6s} " + " ".join(f"{e:8.1e}" for e in errs) + f"  {best:6s}  {ours}"
+                  f"  {asked}", flush=True)
     return 0
 
 
