@@ -890,48 +890,49 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
 //   the output leaves in whole 128-byte lines.  With many channels (bench.py's 256) the MMAs are
 //   close to the bytes' time, so the k-loop is lean: ldmatrix fragments, one-instruction roundings
 //   on sm_90a, and 16-bit inputs on 16-bit MMAs.
-// Tiling: a block owns 128 output channels x 128 pixels of one image (PW_BM x PW_BN) and the whole
-//   reduction, in k-tiles of 128 bytes of channels (BK = 32 fp32 or 64 16-bit).  8 warps in a
-//   2 (channels) x 4 (pixels) grid, each a 64 x 32 accumulator tile (4 m16 x 4 n8 mma tiles):
-//   A = weights, B = pixels.  A block's channel blocks for the same pixels are consecutive in the
-//   grid (blockIdx.x minor), so where the layer has more than 128 output channels the second read
-//   of the input tile hits L2.
+// Tiling: a block owns BM output channels x BN pixels of one image and the whole reduction, in
+//   k-tiles of 128 bytes of channels (BK = 32 fp32 or 64 16-bit).  8 warps, each a 64 x 32
+//   accumulator tile (4 m16 x 4 n8 mma tiles; A = weights, B = pixels): BM = 128 as 2 (channels) x 4
+//   (pixels) warps, BN = 128; or, for layers of at most 64 output channels per group (where 128
+//   would multiply zeros half the time), BM = 64 as 1 x 8 warps, BN = 256.  A block's channel
+//   blocks for the same pixels are consecutive in the grid (blockIdx.x minor), so where the layer
+//   has more than BM output channels the second read of the input tile hits L2.
 // Operands in shared memory (g = lane / 4, t = lane % 4):
 //   Ws[128 k][BK + 16 bytes] (the packed weights [group][Kpad][Cpad], fp32 pre-rounded to the class's
 //   TF32 or 16-bit as given; under 3xTF32 a second buffer holds the small parts): one ldmatrix.x4 per
 //   m16 fragment; rows 144 bytes apart, so 8 rows fall in 8 different 16-byte bank groups.
-//   Xs[BK c][128 + 8 pix] in the input's dtype: fp32 fragments by 32-bit loads (lane (k = t, pix = g)
-//   -> bank 8t + g) rounded on the way to the MMA (each element is read by the two channel warps);
-//   16-bit fragments by ldmatrix.x4.trans (rows 272 bytes apart: conflict-free).
-// Pipeline: PW_STAGES = 3 stages of cp.async (both operands 16-byte copies, zero-filled past the
-//   plane and past the last channel); 105 KB, two blocks per SM, so one block's epilogue runs beside
-//   the other's loads and MMAs.  3xTF32 (a second weight buffer, 158 KB) holds a second accumulator
-//   set (the tensor cores' accumulation truncates: every k-tile's registers are folded into it with
-//   round-to-nearest adds, as in the halo kernel) and runs one block per SM.
-// Epilogue: the accumulators (+ bias) go to shared memory ([128 k][128 + 8 pix] fp32 over the stage
-//   buffers; float2 writes, conflict-free per half-warp), then each warp writes 16 channel rows, one
-//   row of 128 pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 bytes (16-bit).
+//   Xs[BK c][BN + 8 pix] in the input's dtype: fp32 fragments by 32-bit loads (lane (k = t, pix = g)
+//   -> bank 8t + g: row strides of 8 mod 32 words) rounded on the way to the MMA (with BM = 128 each
+//   element is read by the two channel warps); 16-bit fragments by ldmatrix.x4.trans (rows an odd
+//   number of 16 bytes apart: conflict-free).
+// Pipeline: 3 stages of cp.async with BM = 128 (105 KB), 2 with BM = 64 (86 KB; its input stage is
+//   twice as wide); both operands 16-byte copies, zero-filled past the plane and past the last
+//   channel.  Two blocks per SM, so one block's epilogue runs beside the other's loads and MMAs.
+//   3xTF32 (a second weight buffer) holds a second accumulator set (the tensor cores' accumulation
+//   truncates: every k-tile's registers are folded into it with round-to-nearest adds, as in the
+//   halo kernel) and runs one block per SM.
+// Epilogue: the accumulators (+ bias) go to shared memory ([BM k][BN + 8 pix] fp32 over the stage
+//   buffers; float2 writes, conflict-free per half-warp), then the warps write channel rows, 128
+//   pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 bytes (16-bit).
 // The host requires (pointwise_fits): 16-byte aligned input and output, planes and every stride
 //   multiples of 16 bytes (so a 16-byte copy or store never leaves its plane), pixel stride 1 and row
 //   stride W.
-constexpr int PW_BM = 128;
-constexpr int PW_BN = 128;
-constexpr int PW_STAGES = 3;
 constexpr int PW_THREADS = 256;
 constexpr int PW_W_ROW = 144;               // bytes per weight row in shared memory (128 + 16)
-constexpr int PW_X_LD = PW_BN + 8;          // elements per input channel row in shared memory
-constexpr int PW_Y_LD = PW_BN + 8;          // floats per output row in the epilogue's staging
+__host__ __device__ constexpr int pw_bn(int bm) { return 16384 / bm; }   // pixels per block: 8 warps x 64 x 32
+__host__ __device__ constexpr int pw_ld(int bm) { return pw_bn(bm) + 8; }  // input row and output staging row
+__host__ __device__ constexpr int pw_stages(int bm) { return bm == 128 ? 3 : 2; }
 __host__ __device__ constexpr int pw_bk(int elem_bytes) { return 128 / elem_bytes; }  // channels per k-tile
-__host__ __device__ constexpr int pw_w_bytes() { return PW_BM * PW_W_ROW; }
-__host__ __device__ constexpr int pw_stage_bytes(int elem_bytes, bool split) {
-    return (split ? 2 : 1) * pw_w_bytes() + pw_bk(elem_bytes) * PW_X_LD * elem_bytes;
+__host__ __device__ constexpr int pw_w_bytes(int bm) { return bm * PW_W_ROW; }
+__host__ __device__ constexpr int pw_stage_bytes(int elem_bytes, bool split, int bm) {
+    return (split ? 2 : 1) * pw_w_bytes(bm) + pw_bk(elem_bytes) * pw_ld(bm) * elem_bytes;
 }
-__host__ __device__ constexpr int pw_smem_bytes(int elem_bytes, bool split) {
-    return PW_STAGES * pw_stage_bytes(elem_bytes, split) > PW_BM * PW_Y_LD * 4
-               ? PW_STAGES * pw_stage_bytes(elem_bytes, split) : PW_BM * PW_Y_LD * 4;
+__host__ __device__ constexpr int pw_smem_bytes(int elem_bytes, bool split, int bm) {
+    return pw_stages(bm) * pw_stage_bytes(elem_bytes, split, bm) > bm * pw_ld(bm) * 4
+               ? pw_stages(bm) * pw_stage_bytes(elem_bytes, split, bm) : bm * pw_ld(bm) * 4;
 }
 
-template <typename T, int PREC>
+template <typename T, int PREC, int BM>
 __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_fwd_pointwise_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
     static_assert(sizeof(T) == 4 || sizeof(T) == 2, "fp32 or 16-bit");
@@ -940,20 +941,25 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
     constexpr int ES = (int)sizeof(T);
     constexpr int V = 16 / ES;                               // elements per 16-byte copy
     constexpr int BK = pw_bk(ES);                            // channels per k-tile
-    constexpr int STAGE_BYTES = pw_stage_bytes(ES, SPLIT);
-    constexpr int X_OFFSET = (SPLIT ? 2 : 1) * pw_w_bytes(); // Xs within a stage
+    constexpr int BN = pw_bn(BM);                            // pixels per block
+    constexpr int X_LD = pw_ld(BM);                          // elements per input channel row
+    constexpr int Y_LD = pw_ld(BM);                          // floats per output staging row
+    constexpr int STAGES = pw_stages(BM);
+    constexpr int WN_WARPS = 8 / (BM / 64);                  // warps along the pixels
+    constexpr int STAGE_BYTES = pw_stage_bytes(ES, SPLIT, BM);
+    constexpr int X_OFFSET = (SPLIT ? 2 : 1) * pw_w_bytes(BM);  // Xs within a stage
     extern __shared__ __align__(16) unsigned char pw_smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int wm = warp >> 2, wn = warp & 3;                 // 2 x 4 warps of 64 x 32
+    const int wm = warp / WN_WARPS, wn = warp % WN_WARPS;    // 2 x 4 or 1 x 8 warps of 64 x 32
     const int group = blockIdx.z;
     const long long plane = (long long)p.P * p.Q;           // pixels per plane (= H * W)
-    const long long tiles = (plane + PW_BN - 1) / PW_BN;
+    const long long tiles = (plane + BN - 1) / BN;
     const long long bid = blockIdx.x;
-    const int k0 = (int)(bid % p.n_blocks) * PW_BM;          // first output channel (in the group)
+    const int k0 = (int)(bid % p.n_blocks) * BM;          // first output channel (in the group)
     const long long rest = bid / p.n_blocks;
     const long long img = rest / tiles;
-    const long long pix0 = (rest - img * tiles) * PW_BN;
+    const long long pix0 = (rest - img * tiles) * BN;
 
     const T* x_tile = (const T*)p.x + img * p.x_sn + (long long)group * p.Cg * p.x_sc + pix0;
     const long long w_offset = ((long long)group * p.Kpad + k0) * p.Cpad;  // elements of the pack
@@ -968,22 +974,22 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
         for (int part = 0; part < (SPLIT ? 2 : 1); ++part) {
             const T* w = (const T*)(part == 0 ? p.wpack : p.wpack_lo) + w_offset + c0;
 #pragma unroll
-            for (int i = 0; i < PW_BM * 8 / PW_THREADS; ++i) {
+            for (int i = 0; i < BM * 8 / PW_THREADS; ++i) {
                 const int id = tid + i * PW_THREADS;
                 const int row = id >> 3, col = (id & 7) * V;
-                cp_async_16((float*)(base + part * pw_w_bytes() + row * PW_W_ROW + col * ES),
+                cp_async_16((float*)(base + part * pw_w_bytes(BM) + row * PW_W_ROW + col * ES),
                             w + (long long)row * p.Cpad + col);
             }
         }
         // input: BK channel rows x 8 copies, zero past the plane and past the last channel
         T* xs = (T*)(base + X_OFFSET);
 #pragma unroll
-        for (int i = 0; i < BK * (PW_BN / V) / PW_THREADS; ++i) {
+        for (int i = 0; i < BK * (BN / V) / PW_THREADS; ++i) {
             const int id = tid + i * PW_THREADS;
-            const int row = id / (PW_BN / V), col = (id % (PW_BN / V)) * V;
+            const int row = id / (BN / V), col = (id % (BN / V)) * V;
             const bool ok = c0 + row < p.Cg && pix0 + col < plane;
             const T* src = ok ? x_tile + (long long)(c0 + row) * p.x_sc + col : (const T*)p.x;
-            cp_async_16z((float*)(xs + row * PW_X_LD + col), src, ok);
+            cp_async_16z((float*)(xs + row * X_LD + col), src, ok);
         }
     };
 
@@ -1011,22 +1017,22 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
     const unsigned a_lane = (unsigned)((wm * 64 + l_row) * PW_W_ROW + l_half * 16);
 
 #pragma unroll
-    for (int s = 0; s < PW_STAGES - 1; ++s) {
+    for (int s = 0; s < STAGES - 1; ++s) {
         if (s < KT) load_stage(s, s);
         cp_async_commit();
     }
     for (int kt = 0; kt < KT; ++kt) {
-        cp_async_wait<PW_STAGES - 2>();
+        cp_async_wait<STAGES - 2>();
         __syncthreads();  // k-tile kt has landed; k-tile kt - 1's stage is free
-        const int next = kt + PW_STAGES - 1;
-        if (next < KT) load_stage(next % PW_STAGES, next);
+        const int next = kt + STAGES - 1;
+        if (next < KT) load_stage(next % STAGES, next);
         cp_async_commit();
-        const int stage = kt % PW_STAGES;
+        const int stage = kt % STAGES;
         const unsigned w_base = smem_base + stage * STAGE_BYTES + a_lane;
         if constexpr (SIXTEEN) {
             // k16 steps: A by ldmatrix.x4, B (two n8 tiles per ldmatrix.x4.trans), 16 MMAs
             const unsigned x_base = smem_base + stage * STAGE_BYTES + X_OFFSET +
-                                    (unsigned)((l_row * PW_X_LD + wn * 32 + l_half * 8) * ES);
+                                    (unsigned)((l_row * X_LD + wn * 32 + l_half * 8) * ES);
 #pragma unroll
             for (int ks = 0; ks < BK / 16; ++ks) {
                 uint32_t a[4][4], b[4][2];
@@ -1035,7 +1041,7 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 #pragma unroll
                 for (int jp = 0; jp < 2; ++jp) {
                     uint32_t r[4];
-                    ldmatrix_x4_trans(r, x_base + (unsigned)((ks * 16 * PW_X_LD + jp * 16) * ES));
+                    ldmatrix_x4_trans(r, x_base + (unsigned)((ks * 16 * X_LD + jp * 16) * ES));
                     b[2 * jp][0] = r[0]; b[2 * jp][1] = r[1]; b[2 * jp + 1][0] = r[2]; b[2 * jp + 1][1] = r[3];
                 }
 #pragma unroll
@@ -1045,18 +1051,18 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
             }
         } else {
             // k8 steps: A (and its small part) by ldmatrix.x4, B by 32-bit loads rounded here
-            const float* xs = (const float*)(pw_smem + stage * STAGE_BYTES + X_OFFSET) + t * PW_X_LD + wn * 32 + g;
+            const float* xs = (const float*)(pw_smem + stage * STAGE_BYTES + X_OFFSET) + t * X_LD + wn * 32 + g;
 #pragma unroll
             for (int ks = 0; ks < BK / 8; ++ks) {
                 uint32_t a[4][4], a_small[4][SPLIT ? 4 : 1];
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
                     ldmatrix_x4(a[i], w_base + i * 16 * PW_W_ROW + ks * 32);
-                    if constexpr (SPLIT) ldmatrix_x4(a_small[i], w_base + pw_w_bytes() + i * 16 * PW_W_ROW + ks * 32);
+                    if constexpr (SPLIT) ldmatrix_x4(a_small[i], w_base + pw_w_bytes(BM) + i * 16 * PW_W_ROW + ks * 32);
                 }
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
-                    const float lo = xs[ks * 8 * PW_X_LD + j * 8], hi = xs[(ks * 8 + 4) * PW_X_LD + j * 8];
+                    const float lo = xs[ks * 8 * X_LD + j * 8], hi = xs[(ks * 8 + 4) * X_LD + j * 8];
                     uint32_t b[2], b_small[2];
                     if constexpr (PREC == PREC_TF32) { b[0] = tf32_rna_fast(lo); b[1] = tf32_rna_fast(hi); }
                     else if constexpr (PREC == PREC_TF32_RNE) { b[0] = tf32_rne_fast(lo); b[1] = tf32_rne_fast(hi); }
@@ -1108,20 +1114,20 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
                 } else {
                     v = make_float2(acc[i][j][half * 2] + bv, acc[i][j][half * 2 + 1] + bv);
                 }
-                *(float2*)(ys + row * PW_Y_LD + wn * 32 + j * 8 + 2 * t) = v;
+                *(float2*)(ys + row * Y_LD + wn * 32 + j * 8 + 2 * t) = v;
             }
         }
     }
     __syncthreads();
-    // Step 2: warp w writes channel rows w, w + 8, ...; lane l pixels 4l .. 4l + 3 of each.
-    const int pix = 4 * lane;
-    const bool pix_ok = pix0 + pix < plane;  // planes are multiples of 4 pixels (host)
-    T* y_tile = (T*)p.y + img * p.y_sn + ((long long)group * p.Kg + k0) * p.y_sc + pix0 + pix;
-    const int rows = min(PW_BM, p.Kg - k0);
-    for (int row = warp; row < rows; row += PW_THREADS / 32) {
-        const float4 v = *(const float4*)(ys + row * PW_Y_LD + pix);
-        if (!pix_ok) continue;
-        T* dst = y_tile + (long long)row * p.y_sc;
+    // Step 2: the warps take the rows' 128-pixel segments in turn; lane l pixels 4l .. 4l + 3 of each.
+    constexpr int SEGS = BN / 128;
+    T* y_tile = (T*)p.y + img * p.y_sn + ((long long)group * p.Kg + k0) * p.y_sc + pix0;
+    const int rows = min(BM, p.Kg - k0);
+    for (int unit = warp; unit < rows * SEGS; unit += PW_THREADS / 32) {
+        const int row = unit / SEGS, pix = (unit % SEGS) * 128 + 4 * lane;
+        const float4 v = *(const float4*)(ys + row * Y_LD + pix);
+        if (pix0 + pix >= plane) continue;  // planes are multiples of 4 pixels (host)
+        T* dst = y_tile + (long long)row * p.y_sc + pix;
         if constexpr (sizeof(T) == 4) {
             *(float4*)dst = v;
         } else {
@@ -3998,7 +4004,8 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // second pack); 16-bit packs hold the weights as they are
     pp.round_mode = kprec == PREC_TF32 ? 1 : kprec == PREC_TF32_RNE ? 2 : split ? 4 : 0;
     pp.red_pad = (int)round_up(pp.red_n, pw_bk((int)sizeof(T)));
-    pp.col_pad = (int)round_up(pp.col_n, PW_BM);
+    const int bm = pp.col_n <= 64 ? 64 : 128;  // output channels per block (the kernel's comment)
+    pp.col_pad = (int)round_up(pp.col_n, bm);
     pp.col_major = 1;  // [group][output channel][input channel]: the kernel's A rows
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
     const int64_t pack_elems = (int64_t)groups * p.Cpad * p.Kpad;
@@ -4015,24 +4022,29 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
             p.wpack_lo = small.data_ptr();
         }
     }
-    p.n_blocks = p.Kpad / PW_BM;
-    const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, PW_BN) * p.n_blocks;
+    p.n_blocks = p.Kpad / bm;
+    const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, pw_bn(bm)) * p.n_blocks;
     TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
     const dim3 grid((unsigned)blocks, 1, (unsigned)groups);
-    const int smem = pw_smem_bytes((int)sizeof(T), split);
+    const int smem = pw_smem_bytes((int)sizeof(T), split, bm);
     auto run = [&](auto kernel) {
         allow_dynamic_smem(kernel, smem);
         kernel<<<grid, PW_THREADS, smem, launch_stream()>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
-    if constexpr (sixteen) {
-        run(conv_fwd_pointwise_kernel<T, PREC_EXACT>);
-    } else {
-        if (kprec == PREC_TF32) run(conv_fwd_pointwise_kernel<float, PREC_TF32>);
-        else if (kprec == PREC_TF32_RNE) run(conv_fwd_pointwise_kernel<float, PREC_TF32_RNE>);
-        else if (kprec == PREC_EXACT) run(conv_fwd_pointwise_kernel<float, PREC_EXACT>);
-        else run(conv_fwd_pointwise_kernel<float, PREC_3XTF32>);
-    }
+    auto variant = [&](auto bm_tag) {
+        constexpr int BM = decltype(bm_tag)::value;
+        if constexpr (sixteen) {
+            run(conv_fwd_pointwise_kernel<T, PREC_EXACT, BM>);
+        } else {
+            if (kprec == PREC_TF32) run(conv_fwd_pointwise_kernel<float, PREC_TF32, BM>);
+            else if (kprec == PREC_TF32_RNE) run(conv_fwd_pointwise_kernel<float, PREC_TF32_RNE, BM>);
+            else if (kprec == PREC_EXACT) run(conv_fwd_pointwise_kernel<float, PREC_EXACT, BM>);
+            else run(conv_fwd_pointwise_kernel<float, PREC_3XTF32, BM>);
+        }
+    };
+    if (bm == 64) variant(std::integral_constant<int, 64>{});
+    else variant(std::integral_constant<int, 128>{});
 }
 
 template <typename T>

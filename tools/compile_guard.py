@@ -49,9 +49,10 @@ INSTANTIATIONS = {
                         ("float", "PREC_EXACT", "true"), ("f16_t", "PREC_EXACT", "true"),
                         ("bf16_t", "PREC_EXACT", "true"))],
     "conv_fwd_pointwise_kernel": [
-        "template __global__ void conv_fwd_pointwise_kernel<{t}, {p}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p)
+        "template __global__ void conv_fwd_pointwise_kernel<{t}, {p}, {m}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p, m=m)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_TF32_RNE"), ("float", "PREC_3XTF32"),
-                     ("float", "PREC_EXACT"), ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
+                     ("float", "PREC_EXACT"), ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
+        for m in (64, 128)],
     "conv_wgrad_gemm_kernel": [
         "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const __grid_constant__ WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),

@@ -64,6 +64,14 @@ CONFIGS = [
     ("1x1-c16-k24-pad1", 2, 16, 24, 10, 12, (1, 1), 1, 1, 1, 1),
     ("1x1-c32-k48", 1, 32, 48, 20, 24, (1, 1), 1, 0, 1, 1),
     ("1x1-c64-k128", 2, 64, 128, 32, 48, (1, 1), 1, 0, 1, 1),
+    ("1x1-c16-k32", 2, 16, 32, 16, 16, (1, 1), 1, 0, 1, 1),
+    ("1x1-c32-k16", 2, 32, 16, 16, 16, (1, 1), 1, 0, 1, 1),
+    ("1x1-c48-k64", 2, 48, 64, 16, 16, (1, 1), 1, 0, 1, 1),
+    ("1x1-c64-k64", 2, 64, 64, 16, 16, (1, 1), 1, 0, 1, 1),
+    ("1x1-c44-k72", 2, 44, 72, 10, 20, (1, 1), 1, 0, 1, 1),
+    ("1x1-c45-k72-big", 8, 45, 72, 64, 64, (1, 1), 1, 0, 1, 1),
+    ("1x1-c16-k24-big", 8, 16, 24, 64, 64, (1, 1), 1, 0, 1, 1),
+    ("1x1-c256-k64", 2, 256, 64, 28, 28, (1, 1), 1, 0, 1, 1),
 ]
 
 
@@ -108,8 +116,9 @@ def main():
             full = {"fwd": "forward", "dgrad": "grad_input", "wgrad": "grad_weight"}[pass_name]
             ours = M._precision_of_call(full, tuple(x.shape), x.dtype, tuple(wt.shape), geom)
             asked = M._precision_of_call(full, tuple(x.shape), x.dtype, tuple(wt.shape), geom, device=x.device)
+            engine = M._cudnn_engine(full, tuple(x.shape), tuple(wt.shape), geom, x.device) if full != "grad_weight" else None
             print(f"{name:12s} {pass_name:6s} " + " ".join(f"{e:8.1e}" for e in errs) + f"  {best:6s}  {ours}"
-                  f"  {asked}", flush=True)
+                  f"  {asked}  engine {engine}", flush=True)
     return 0
 
 
