@@ -967,14 +967,16 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 
     // Tiles are (group, image, pixel tile, channel block), the channel block fastest; this block
     // takes tiles blockIdx.x, blockIdx.x + gridDim.x, ... and runs their k-tiles as one stream.
+    // (32-bit divisions: the host keeps total_tiles below 2^31; decoded once per tile on each side)
     struct Tile { int group, k0; long long img, pix0; };
     auto tile_at = [&](long long i) {
-        long long id = (long long)blockIdx.x + i * gridDim.x;
+        unsigned id = blockIdx.x + (unsigned)i * gridDim.x;
         Tile tl;
-        tl.k0 = (int)(id % p.n_blocks) * BM; id /= p.n_blocks;
-        tl.pix0 = (id % tiles) * BN; id /= tiles;
-        tl.img = id % images;
-        tl.group = (int)(id / images);
+        const unsigned nb = (unsigned)p.n_blocks, nt = (unsigned)tiles, ni = (unsigned)images;
+        tl.k0 = (int)(id % nb) * BM; id /= nb;
+        tl.pix0 = (long long)(id % nt) * BN; id /= nt;
+        tl.img = id % ni;
+        tl.group = (int)(id / ni);
         return tl;
     };
     const long long my_tiles = p.total_tiles > (long long)blockIdx.x
@@ -984,8 +986,9 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
     // Producer side: step `load_step` = k-tile load_kt of this block's tile load_tile.
     long long load_tile = 0;
     int load_kt = 0;
+    Tile tl;  // the producer's tile, decoded at its first k-tile
     auto issue_next = [&](int stage) {
-        const Tile tl = tile_at(load_tile);
+        if (load_kt == 0) tl = tile_at(load_tile);
         unsigned char* base = pw_smem + stage * STAGE_BYTES;
         const int c0 = load_kt * BK;
         const long long w_offset = ((long long)tl.group * p.Kpad + tl.k0) * p.Cpad + c0;  // pack elements
@@ -1118,11 +1121,41 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
             // before the next step's barrier), in two rounds of RR output rows.  This thread holds
             // rows wm*64 + i*16 + g (+8) and pixels wn*32 + j*8 + 2t (+1).
             kt = 0;
-            const Tile tl = tile_at(tile_i++);
+            const Tile ot = tile_at(tile_i++);
             float* ys = (float*)(pw_smem + stage * STAGE_BYTES);
             const T* bias = (const T*)p.bias;
-            const int rows = min(BM, p.Kg - tl.k0);
-            T* y_tile = (T*)p.y + tl.img * p.y_sn + ((long long)tl.group * p.Kg + tl.k0) * p.y_sc + tl.pix0;
+            const int rows = min(BM, p.Kg - ot.k0);
+            T* y_tile = (T*)p.y + ot.img * p.y_sn + ((long long)ot.group * p.Kg + ot.k0) * p.y_sc + ot.pix0;
+            if (p.profile_skip & 1) {
+                // experiment (KB_CONV_PW_EPI=direct): stores straight from the registers, 8 rows x
+                // 32 bytes per warp instruction, no staging and no barriers
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+#pragma unroll
+                    for (int half = 0; half < 2; ++half) {
+                        const int row = wm * 64 + i * 16 + g + half * 8;
+                        if (row >= rows) continue;
+                        const float bv = bias ? to_acc(bias[(long long)ot.group * p.Kg + ot.k0 + row]) : 0.f;
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) {
+                            const int pix = wn * 32 + j * 8 + 2 * t;
+                            if (ot.pix0 + pix >= plane) continue;
+                            float v0, v1;
+                            if constexpr (SPLIT) { v0 = acc_total[i][j][half * 2]; v1 = acc_total[i][j][half * 2 + 1]; }
+                            else { v0 = acc[i][j][half * 2]; v1 = acc[i][j][half * 2 + 1]; }
+                            T* dst = y_tile + (long long)row * p.y_sc + pix;
+                            if constexpr (sizeof(T) == 4) {
+                                *(float2*)dst = make_float2(v0 + bv, v1 + bv);
+                            } else {
+                                *(uint32_t*)dst = (uint32_t)from_acc<T>(v0 + bv).bits | ((uint32_t)from_acc<T>(v1 + bv).bits << 16);
+                            }
+                        }
+                    }
+                }
+                clear();
+                stage = stage + 1 == STAGES ? 0 : stage + 1;
+                continue;
+            }
 #pragma unroll
             for (int round = 0; round < 2; ++round) {
                 __syncthreads();  // the MMAs' reads of this stage (round 0), the stores' reads (round 1)
@@ -1132,8 +1165,8 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 #pragma unroll
                     for (int half = 0; half < 2; ++half) {
                         const int row = wm * 64 + i * 16 + g + half * 8;
-                        const int k = tl.k0 + row;
-                        const float bv = (bias && k < p.Kg) ? to_acc(bias[(long long)tl.group * p.Kg + k]) : 0.f;
+                        const int k = ot.k0 + row;
+                        const float bv = (bias && k < p.Kg) ? to_acc(bias[(long long)ot.group * p.Kg + k]) : 0.f;
 #pragma unroll
                         for (int j = 0; j < 4; ++j) {
                             float2 v;
@@ -1153,7 +1186,7 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
                 for (int unit = warp; unit < round_rows * SEGS; unit += PW_THREADS / 32) {
                     const int row = unit / SEGS, pix = (unit % SEGS) * 128 + 4 * lane;
                     const float4 v = *(const float4*)(ys + row * Y_LD + pix);
-                    if (tl.pix0 + pix >= plane) continue;  // planes are multiples of 4 pixels (host)
+                    if (ot.pix0 + pix >= plane) continue;  // planes are multiples of 4 pixels (host)
                     T* dst = y_tile + (long long)(round * RR + row) * p.y_sc + pix;
                     if constexpr (sizeof(T) == 4) {
                         *(float4*)dst = v;
@@ -4059,6 +4092,8 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     p.total_tiles = (int64_t)groups * N * ceil_div((int64_t)p.P * p.Q, pw_bn(bm)) * p.n_blocks;
     const int smem = pw_smem_bytes((int)sizeof(T), split, bm);
     // KB_CONV_PW_GRID=tiles: a block per tile instead of the persistent grid (for comparisons)
+    const char* epi_env = std::getenv("KB_CONV_PW_EPI");  // =direct: register stores (experiment)
+    p.profile_skip = epi_env && std::strcmp(epi_env, "direct") == 0 ? 1 : 0;
     const char* grid_env = std::getenv("KB_CONV_PW_GRID");
     const bool per_tile = grid_env && std::strcmp(grid_env, "tiles") == 0;
     const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
