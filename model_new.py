@@ -686,9 +686,7 @@ struct ConvGemmParams {
     int tile_w_log2, tile_h, tiles_p, tiles_q;
     int halo_h, halo_w, halo_cs, tap_row_lo, tap_col_lo;
     // wgmma kernel only: taps per k-tile, k-tiles per channel chunk, 128-column blocks, and the
-    // number of (group, image, tile row, tile column, column block) tiles its persistent grid walks
-    // (the pointwise kernel: n_blocks and total_tiles likewise, over (group, image, pixel tile,
-    // channel block)).
+    // number of (group, image, tile row, tile column, column block) tiles its persistent grid walks.
     int taps_per_kt, kt_per_chunk, n_blocks;
     long long total_tiles;
     // halo_vec: 4 = the input allows 16-byte loads of 4 consecutive pixels (zeros padding, W and
@@ -896,13 +894,9 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
 //   k-tiles of 128 bytes of channels (BK = 32 fp32 or 64 16-bit).  8 warps, each a 64 x 32
 //   accumulator tile (4 m16 x 4 n8 mma tiles; A = weights, B = pixels): BM = 128 as 2 (channels) x 4
 //   (pixels) warps, BN = 128; or, for layers of at most 64 output channels per group (where 128
-//   would multiply zeros half the time), BM = 64 as 1 x 8 warps, BN = 256.  The channel blocks of
-//   the same pixels are consecutive tiles, so where the layer has more than BM output channels the
-//   second read of the input tile hits L2.
-// Persistent: two blocks per SM, each taking every gridDim.x-th tile and running the k-tiles of its
-//   tiles as one stream, so the next tile's copies are in flight while this one multiplies and
-//   writes (a block per tile, which KB_CONV_PW_GRID=tiles restores for comparison, waited for its
-//   first copies with nothing else to do).
+//   would multiply zeros half the time), BM = 64 as 1 x 8 warps, BN = 256.  A block's channel
+//   blocks for the same pixels are consecutive in the grid (blockIdx.x minor), so where the layer
+//   has more than BM output channels the second read of the input tile hits L2.
 // Operands in shared memory (g = lane / 4, t = lane % 4):
 //   Ws[128 k][BK + 16 bytes] (the packed weights [group][Kpad][Cpad], fp32 pre-rounded to the class's
 //   TF32 or 16-bit as given; under 3xTF32 a second buffer holds the small parts): one ldmatrix.x4 per
@@ -913,13 +907,13 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
 //   number of 16 bytes apart: conflict-free).
 // Pipeline: 3 stages of cp.async with BM = 128 (105 KB), 2 with BM = 64 (86 KB; its input stage is
 //   twice as wide); both operands 16-byte copies, zero-filled past the plane and past the last
-//   channel.  3xTF32 (a second weight buffer) holds a second accumulator set (the tensor cores'
-//   accumulation truncates: every k-tile's registers are folded into it with round-to-nearest adds,
-//   as in the halo kernel) and runs one block per SM.
-// Epilogue: in the stage of the tile's last k-tile (the next copy into it is issued only after the
-//   next step's barrier), in two rounds of BM / 2 rows: the accumulators (+ bias) to shared memory
-//   ([BM / 2 k][BN + 8 pix] fp32; float2 writes, conflict-free per half-warp), then the warps write
-//   channel rows, 128 pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 (16-bit).
+//   channel.  Two blocks per SM, so one block's epilogue runs beside the other's loads and MMAs.
+//   3xTF32 (a second weight buffer) holds a second accumulator set (the tensor cores' accumulation
+//   truncates: every k-tile's registers are folded into it with round-to-nearest adds, as in the
+//   halo kernel) and runs one block per SM.
+// Epilogue: the accumulators (+ bias) go to shared memory ([BM k][BN + 8 pix] fp32 over the stage
+//   buffers; float2 writes, conflict-free per half-warp), then the warps write channel rows, 128
+//   pixels per instruction: 512 bytes (fp32, float4 per lane) or 256 bytes (16-bit).
 // The host requires (pointwise_fits): 16-byte aligned input and output, planes and every stride
 //   multiples of 16 bytes (so a 16-byte copy or store never leaves its plane), pixel stride 1 and row
 //   stride W.
@@ -934,7 +928,8 @@ __host__ __device__ constexpr int pw_stage_bytes(int elem_bytes, bool split, int
     return (split ? 2 : 1) * pw_w_bytes(bm) + pw_bk(elem_bytes) * pw_ld(bm) * elem_bytes;
 }
 __host__ __device__ constexpr int pw_smem_bytes(int elem_bytes, bool split, int bm) {
-    return pw_stages(bm) * pw_stage_bytes(elem_bytes, split, bm);
+    return pw_stages(bm) * pw_stage_bytes(elem_bytes, split, bm) > bm * pw_ld(bm) * 4
+               ? pw_stages(bm) * pw_stage_bytes(elem_bytes, split, bm) : bm * pw_ld(bm) * 4;
 }
 
 template <typename T, int PREC, int BM>
@@ -946,56 +941,38 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
     constexpr int ES = (int)sizeof(T);
     constexpr int V = 16 / ES;                               // elements per 16-byte copy
     constexpr int BK = pw_bk(ES);                            // channels per k-tile
-    constexpr int BN = pw_bn(BM);                            // pixels per tile
+    constexpr int BN = pw_bn(BM);                            // pixels per block
     constexpr int X_LD = pw_ld(BM);                          // elements per input channel row
     constexpr int Y_LD = pw_ld(BM);                          // floats per output staging row
     constexpr int STAGES = pw_stages(BM);
     constexpr int WN_WARPS = 8 / (BM / 64);                  // warps along the pixels
     constexpr int STAGE_BYTES = pw_stage_bytes(ES, SPLIT, BM);
     constexpr int X_OFFSET = (SPLIT ? 2 : 1) * pw_w_bytes(BM);  // Xs within a stage
-    constexpr int RR = BM / 2;                               // output rows per epilogue round
-    static_assert(RR * Y_LD * 4 <= STAGE_BYTES, "an epilogue round fits in one stage");
     extern __shared__ __align__(16) unsigned char pw_smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = warp / WN_WARPS, wn = warp % WN_WARPS;    // 2 x 4 or 1 x 8 warps of 64 x 32
+    const int group = blockIdx.z;
     const long long plane = (long long)p.P * p.Q;           // pixels per plane (= H * W)
-    const long long tiles = (plane + BN - 1) / BN;           // pixel tiles per plane
-    const long long images = p.M / plane;
+    const long long tiles = (plane + BN - 1) / BN;
+    const long long bid = blockIdx.x;
+    const int k0 = (int)(bid % p.n_blocks) * BM;          // first output channel (in the group)
+    const long long rest = bid / p.n_blocks;
+    const long long img = rest / tiles;
+    const long long pix0 = (rest - img * tiles) * BN;
+
+    const T* x_tile = (const T*)p.x + img * p.x_sn + (long long)group * p.Cg * p.x_sc + pix0;
+    const long long w_offset = ((long long)group * p.Kpad + k0) * p.Cpad;  // elements of the pack
     const int KT = p.Cpad / BK;
     const unsigned smem_base = (unsigned)__cvta_generic_to_shared(pw_smem);
 
-    // Tiles are (group, image, pixel tile, channel block), the channel block fastest; this block
-    // takes tiles blockIdx.x, blockIdx.x + gridDim.x, ... and runs their k-tiles as one stream.
-    // (32-bit divisions: the host keeps total_tiles below 2^31; decoded once per tile on each side)
-    struct Tile { int group, k0; long long img, pix0; };
-    auto tile_at = [&](long long i) {
-        unsigned id = blockIdx.x + (unsigned)i * gridDim.x;
-        Tile tl;
-        const unsigned nb = (unsigned)p.n_blocks, nt = (unsigned)tiles, ni = (unsigned)images;
-        tl.k0 = (int)(id % nb) * BM; id /= nb;
-        tl.pix0 = (long long)(id % nt) * BN; id /= nt;
-        tl.img = id % ni;
-        tl.group = (int)(id / ni);
-        return tl;
-    };
-    const long long my_tiles = p.total_tiles > (long long)blockIdx.x
-                                   ? (p.total_tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;
-    const long long steps = my_tiles * KT;
-
-    // Producer side: step `load_step` = k-tile load_kt of this block's tile load_tile.
-    long long load_tile = 0;
-    int load_kt = 0;
-    Tile tl;  // the producer's tile, decoded at its first k-tile
-    auto issue_next = [&](int stage) {
-        if (load_kt == 0) tl = tile_at(load_tile);
+    auto load_stage = [&](int stage, int kt) {
         unsigned char* base = pw_smem + stage * STAGE_BYTES;
-        const int c0 = load_kt * BK;
-        const long long w_offset = ((long long)tl.group * p.Kpad + tl.k0) * p.Cpad + c0;  // pack elements
-        // weights: BM rows x 8 copies (and the small parts' under 3xTF32), padded in the pack
+        const int c0 = kt * BK;
+        // weights: 128 rows x 8 copies (and the small parts' under 3xTF32), padded in the pack
 #pragma unroll
         for (int part = 0; part < (SPLIT ? 2 : 1); ++part) {
-            const T* w = (const T*)(part == 0 ? p.wpack : p.wpack_lo) + w_offset;
+            const T* w = (const T*)(part == 0 ? p.wpack : p.wpack_lo) + w_offset + c0;
 #pragma unroll
             for (int i = 0; i < BM * 8 / PW_THREADS; ++i) {
                 const int id = tid + i * PW_THREADS;
@@ -1004,34 +981,34 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
                             w + (long long)row * p.Cpad + col);
             }
         }
-        // input: BK channel rows x BN / V copies, zero past the plane and past the last channel
-        const T* x_tile = (const T*)p.x + tl.img * p.x_sn + ((long long)tl.group * p.Cg + c0) * p.x_sc + tl.pix0;
+        // input: BK channel rows x 8 copies, zero past the plane and past the last channel
         T* xs = (T*)(base + X_OFFSET);
 #pragma unroll
         for (int i = 0; i < BK * (BN / V) / PW_THREADS; ++i) {
             const int id = tid + i * PW_THREADS;
             const int row = id / (BN / V), col = (id % (BN / V)) * V;
-            const bool ok = c0 + row < p.Cg && tl.pix0 + col < plane;
-            const T* src = ok ? x_tile + (long long)row * p.x_sc + col : (const T*)p.x;
+            const bool ok = c0 + row < p.Cg && pix0 + col < plane;
+            const T* src = ok ? x_tile + (long long)(c0 + row) * p.x_sc + col : (const T*)p.x;
             cp_async_16z((float*)(xs + row * X_LD + col), src, ok);
         }
-        if (++load_kt == KT) { load_kt = 0; ++load_tile; }
     };
 
     float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
     float acc_total[4][SPLIT ? 4 : 1][4];
-    auto clear = [&]() {
+    if constexpr (SPLIT) {
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
             for (int j = 0; j < 4; ++j)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    acc[i][j][e] = 0.f;
-                    if constexpr (SPLIT) acc_total[i][j][e] = 0.f;
-                }
-    };
-    clear();
+                for (int e = 0; e < 4; ++e) acc_total[i][j][e] = 0.f;
+    }
 
     // ldmatrix row addresses: lane L names row (L % 8) + 8 * ((L / 8) % 2) of the m16 tile and the
     // 16-byte half (L / 16) of the k-step's 32 bytes (A); for the 16-bit B (transposed), k row
@@ -1041,17 +1018,16 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < steps) issue_next(s);
+        if (s < KT) load_stage(s, s);
         cp_async_commit();
     }
-    int stage = 0, kt = 0;
-    long long tile_i = 0;
-    for (long long step = 0; step < steps; ++step) {
+    for (int kt = 0; kt < KT; ++kt) {
         cp_async_wait<STAGES - 2>();
-        __syncthreads();  // step `step` has landed; the stage of step - 1 (or its epilogue) is free
-        const int next_stage = stage == 0 ? STAGES - 1 : stage - 1;
-        if (step + STAGES - 1 < steps) issue_next(next_stage);
+        __syncthreads();  // k-tile kt has landed; k-tile kt - 1's stage is free
+        const int next = kt + STAGES - 1;
+        if (next < KT) load_stage(next % STAGES, next);
         cp_async_commit();
+        const int stage = kt % STAGES;
         const unsigned w_base = smem_base + stage * STAGE_BYTES + a_lane;
         if constexpr (SIXTEEN) {
             // k16 steps: A by ldmatrix.x4, B (two n8 tiles per ldmatrix.x4.trans), 16 MMAs
@@ -1115,93 +1091,51 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 #pragma unroll
                     for (int e = 0; e < 4; ++e) { acc_total[i][j][e] += acc[i][j][e]; acc[i][j][e] = 0.f; }
         }
-
-        if (++kt == KT) {
-            // The tile's last k-tile: its epilogue, staged in this step's stage (no copy lands there
-            // before the next step's barrier), in two rounds of RR output rows.  This thread holds
-            // rows wm*64 + i*16 + g (+8) and pixels wn*32 + j*8 + 2t (+1).
-            kt = 0;
-            const Tile ot = tile_at(tile_i++);
-            float* ys = (float*)(pw_smem + stage * STAGE_BYTES);
-            const T* bias = (const T*)p.bias;
-            const int rows = min(BM, p.Kg - ot.k0);
-            T* y_tile = (T*)p.y + ot.img * p.y_sn + ((long long)ot.group * p.Kg + ot.k0) * p.y_sc + ot.pix0;
-            if (p.profile_skip & 1) {
-                // experiment (KB_CONV_PW_EPI=direct): stores straight from the registers, 8 rows x
-                // 32 bytes per warp instruction, no staging and no barriers
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-#pragma unroll
-                    for (int half = 0; half < 2; ++half) {
-                        const int row = wm * 64 + i * 16 + g + half * 8;
-                        if (row >= rows) continue;
-                        const float bv = bias ? to_acc(bias[(long long)ot.group * p.Kg + ot.k0 + row]) : 0.f;
-#pragma unroll
-                        for (int j = 0; j < 4; ++j) {
-                            const int pix = wn * 32 + j * 8 + 2 * t;
-                            if (ot.pix0 + pix >= plane) continue;
-                            float v0, v1;
-                            if constexpr (SPLIT) { v0 = acc_total[i][j][half * 2]; v1 = acc_total[i][j][half * 2 + 1]; }
-                            else { v0 = acc[i][j][half * 2]; v1 = acc[i][j][half * 2 + 1]; }
-                            T* dst = y_tile + (long long)row * p.y_sc + pix;
-                            if constexpr (sizeof(T) == 4) {
-                                *(float2*)dst = make_float2(v0 + bv, v1 + bv);
-                            } else {
-                                *(uint32_t*)dst = (uint32_t)from_acc<T>(v0 + bv).bits | ((uint32_t)from_acc<T>(v1 + bv).bits << 16);
-                            }
-                        }
-                    }
-                }
-                clear();
-                stage = stage + 1 == STAGES ? 0 : stage + 1;
-                continue;
-            }
-#pragma unroll
-            for (int round = 0; round < 2; ++round) {
-                __syncthreads();  // the MMAs' reads of this stage (round 0), the stores' reads (round 1)
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    if ((wm * 64 + i * 16) / RR != round) continue;
-#pragma unroll
-                    for (int half = 0; half < 2; ++half) {
-                        const int row = wm * 64 + i * 16 + g + half * 8;
-                        const int k = ot.k0 + row;
-                        const float bv = (bias && k < p.Kg) ? to_acc(bias[(long long)ot.group * p.Kg + k]) : 0.f;
-#pragma unroll
-                        for (int j = 0; j < 4; ++j) {
-                            float2 v;
-                            if constexpr (SPLIT) {
-                                v = make_float2(acc_total[i][j][half * 2] + bv, acc_total[i][j][half * 2 + 1] + bv);
-                            } else {
-                                v = make_float2(acc[i][j][half * 2] + bv, acc[i][j][half * 2 + 1] + bv);
-                            }
-                            *(float2*)(ys + (row - round * RR) * Y_LD + wn * 32 + j * 8 + 2 * t) = v;
-                        }
-                    }
-                }
-                __syncthreads();
-                // the warps take the round's rows' 128-pixel segments in turn; lane l pixels 4l .. 4l + 3
-                constexpr int SEGS = BN / 128;
-                const int round_rows = min(RR, rows - round * RR);
-                for (int unit = warp; unit < round_rows * SEGS; unit += PW_THREADS / 32) {
-                    const int row = unit / SEGS, pix = (unit % SEGS) * 128 + 4 * lane;
-                    const float4 v = *(const float4*)(ys + row * Y_LD + pix);
-                    if (ot.pix0 + pix >= plane) continue;  // planes are multiples of 4 pixels (host)
-                    T* dst = y_tile + (long long)(round * RR + row) * p.y_sc + pix;
-                    if constexpr (sizeof(T) == 4) {
-                        *(float4*)dst = v;
-                    } else {
-                        const uint32_t lo = (uint32_t)from_acc<T>(v.x).bits | ((uint32_t)from_acc<T>(v.y).bits << 16);
-                        const uint32_t hi = (uint32_t)from_acc<T>(v.z).bits | ((uint32_t)from_acc<T>(v.w).bits << 16);
-                        *(uint2*)dst = make_uint2(lo, hi);
-                    }
-                }
-            }
-            clear();
-        }
-        stage = stage + 1 == STAGES ? 0 : stage + 1;
     }
     cp_async_wait<0>();
+    __syncthreads();  // every warp is done with the stages: their bytes become the output staging
+
+    // Epilogue, step 1: accumulators (+ bias) -> ys[k][pix].  This thread holds channels
+    // wm*64 + i*16 + g (+8) and pixels wn*32 + j*8 + 2t (+1).
+    float* ys = (float*)pw_smem;
+    const T* bias = (const T*)p.bias;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int row = wm * 64 + i * 16 + g + half * 8;
+            const int k = k0 + row;
+            const float bv = (bias && k < p.Kg) ? to_acc(bias[(long long)group * p.Kg + k]) : 0.f;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                float2 v;
+                if constexpr (SPLIT) {
+                    v = make_float2(acc_total[i][j][half * 2] + bv, acc_total[i][j][half * 2 + 1] + bv);
+                } else {
+                    v = make_float2(acc[i][j][half * 2] + bv, acc[i][j][half * 2 + 1] + bv);
+                }
+                *(float2*)(ys + row * Y_LD + wn * 32 + j * 8 + 2 * t) = v;
+            }
+        }
+    }
+    __syncthreads();
+    // Step 2: the warps take the rows' 128-pixel segments in turn; lane l pixels 4l .. 4l + 3 of each.
+    constexpr int SEGS = BN / 128;
+    T* y_tile = (T*)p.y + img * p.y_sn + ((long long)group * p.Kg + k0) * p.y_sc + pix0;
+    const int rows = min(BM, p.Kg - k0);
+    for (int unit = warp; unit < rows * SEGS; unit += PW_THREADS / 32) {
+        const int row = unit / SEGS, pix = (unit % SEGS) * 128 + 4 * lane;
+        const float4 v = *(const float4*)(ys + row * Y_LD + pix);
+        if (pix0 + pix >= plane) continue;  // planes are multiples of 4 pixels (host)
+        T* dst = y_tile + (long long)row * p.y_sc + pix;
+        if constexpr (sizeof(T) == 4) {
+            *(float4*)dst = v;
+        } else {
+            const uint32_t lo = (uint32_t)from_acc<T>(v.x).bits | ((uint32_t)from_acc<T>(v.y).bits << 16);
+            const uint32_t hi = (uint32_t)from_acc<T>(v.z).bits | ((uint32_t)from_acc<T>(v.w).bits << 16);
+            *(uint2*)dst = make_uint2(lo, hi);
+        }
+    }
 }
 
 // conv_fwd_halo_kernel: the same GEMM, but the activations of one 16-channel slice are loaded
@@ -4089,20 +4023,13 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         }
     }
     p.n_blocks = p.Kpad / bm;
-    p.total_tiles = (int64_t)groups * N * ceil_div((int64_t)p.P * p.Q, pw_bn(bm)) * p.n_blocks;
+    const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, pw_bn(bm)) * p.n_blocks;
+    TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
+    const dim3 grid((unsigned)blocks, 1, (unsigned)groups);
     const int smem = pw_smem_bytes((int)sizeof(T), split, bm);
-    // KB_CONV_PW_GRID=tiles: a block per tile instead of the persistent grid (for comparisons)
-    const char* epi_env = std::getenv("KB_CONV_PW_EPI");  // =direct: register stores (experiment)
-    p.profile_skip = epi_env && std::strcmp(epi_env, "direct") == 0 ? 1 : 0;
-    const char* grid_env = std::getenv("KB_CONV_PW_GRID");
-    const bool per_tile = grid_env && std::strcmp(grid_env, "tiles") == 0;
-    const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
     auto run = [&](auto kernel) {
         allow_dynamic_smem(kernel, smem);
-        const int64_t resident = (int64_t)sms * resident_blocks(kernel, PW_THREADS, smem);
-        const int64_t blocks = per_tile ? p.total_tiles : std::min<int64_t>(p.total_tiles, resident);
-        TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
-        kernel<<<(unsigned)blocks, PW_THREADS, smem, launch_stream()>>>(p);
+        kernel<<<grid, PW_THREADS, smem, launch_stream()>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     auto variant = [&](auto bm_tag) {

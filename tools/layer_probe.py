@@ -10,9 +10,7 @@ tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs aga
 torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and our precision class;
 with --backward also forward + backward.  --kernels times ModelNew again under each
 KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
-KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel; pwtiles: KB_CONV_PW_GRID=tiles,
-the pointwise kernel with a block per tile instead of its persistent grid; pwdirect:
-KB_CONV_PW_EPI=direct, its epilogue storing from registers).  Modes: tf32,
+KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -52,16 +50,10 @@ def probe(name, mode, trials, backward, kernel="default"):
     os.environ.pop("KB_CONV_FWD_KERNEL", None)
     os.environ.pop("KB_CONV_S2D", None)
     os.environ.pop("KB_CONV_PW", None)
-    os.environ.pop("KB_CONV_PW_GRID", None)
-    os.environ.pop("KB_CONV_PW_EPI", None)
     if kernel == "nos2d":
         os.environ["KB_CONV_S2D"] = "0"
     elif kernel == "nopw":
         os.environ["KB_CONV_PW"] = "0"
-    elif kernel == "pwtiles":
-        os.environ["KB_CONV_PW_GRID"] = "tiles"
-    elif kernel == "pwdirect":
-        os.environ["KB_CONV_PW_EPI"] = "direct"
     elif kernel != "default":
         os.environ["KB_CONV_FWD_KERNEL"] = kernel
     ref, ours = pair_models(c, k, ks, dtype=dtype, **kw)
@@ -127,8 +119,6 @@ def main():
     os.environ.pop("KB_CONV_FWD_KERNEL", None)
     os.environ.pop("KB_CONV_S2D", None)
     os.environ.pop("KB_CONV_PW", None)
-    os.environ.pop("KB_CONV_PW_GRID", None)
-    os.environ.pop("KB_CONV_PW_EPI", None)
     return 1 if bad else 0
 
 
