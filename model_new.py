@@ -8,6 +8,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       wrappers, padding-mode index remapping, the shared warp-level MMA step.
   forward             conv_fwd_gemm_kernel     implicit GEMM gathering A per tap (1 and 2 taps, huge
                                                windows): TF32 / 3xTF32 / 16-bit on tensor cores
+                      conv_fwd_pointwise_kernel 1x1 at stride 1 without padding on NCHW planes: a
+                                               streaming GEMM (16-byte copies of channel rows,
+                                               ldmatrix fragments, whole-line stores); TF32 / 3xTF32
+                                               / 16-bit MMAs (mma.sync, every GPU)
                       conv_fwd_halo_kernel     implicit GEMM over a shared-memory halo window loaded
                                                once per 16-channel slice, ldmatrix fragments (the
                                                main path: #55, #56, every kernel of >= 3 taps)
@@ -28,7 +32,8 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                large for shared memory)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
-                      weights (no multiplications by the zeros of a dilated gradient);
+                      weights (no multiplications by the zeros of a dilated gradient), and the
+                      pointwise kernel for 1x1 layers at stride 1;
                       conv_dgrad_depthwise_kernel the depthwise gather, tiled like the forward;
                       conv_dgrad_direct_kernel for float64 (and the depthwise fallback);
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
@@ -168,8 +173,9 @@ __device__ __forceinline__ uint32_t tf32_rne(float v) {
 }
 
 // Ties to even in one instruction where the wgmma kernel's target runs (sm_90a: cvt.rn.tf32.f32,
-// which PTX has from sm_90 on), else tf32_rne's integer arithmetic.  The same bits on every non-NaN
-// input (both round to nearest even; Inf stays Inf, overflow past the largest TF32 value gives Inf).
+// which PTX has from sm_90 on), else tf32_rne's integer arithmetic.  Both round to nearest with ties
+// to even (Inf stays Inf); the pointwise kernel's 1x1 forwards on it equal cuDNN's bit for bit (perf
+// log s19), as the gather kernel's on tf32_rne did.
 __device__ __forceinline__ uint32_t tf32_rne_fast(float v) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     uint32_t r; asm("cvt.rn.tf32.f32 %0, %1;" : "=r"(r) : "f"(v)); return r;
@@ -204,9 +210,9 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], unsigned smem_addr
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr));
 }
 
-// The same with each 8x8 matrix transposed: lane L receives, from matrix i, column (lane/4) words...
-// read as b16: elements (row 2 * (lane%4), column lane/4) and (row 2 * (lane%4) + 1, column lane/4).
-// With 16-bit rows of a [k][n] (n-contiguous) operand that is the B fragment of mma.m16n8k16.
+// The same with each 8x8 matrix of 16-bit elements transposed: lane L receives, from matrix i, the
+// elements (row 2 * (L%4), column L/4) and (row 2 * (L%4) + 1, column L/4) in one register.  With the
+// rows of a [k][n] (n-contiguous) operand that is the B fragment of mma.m16n8k16.
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], unsigned smem_addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr));
@@ -898,7 +904,7 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
 //   blocks for the same pixels are consecutive in the grid (blockIdx.x minor), so where the layer
 //   has more than BM output channels the second read of the input tile hits L2.
 // Operands in shared memory (g = lane / 4, t = lane % 4):
-//   Ws[128 k][BK + 16 bytes] (the packed weights [group][Kpad][Cpad], fp32 pre-rounded to the class's
+//   Ws[BM k][BK + 16 bytes] (the packed weights [group][Kpad][Cpad], fp32 pre-rounded to the class's
 //   TF32 or 16-bit as given; under 3xTF32 a second buffer holds the small parts): one ldmatrix.x4 per
 //   m16 fragment; rows 144 bytes apart, so 8 rows fall in 8 different 16-byte bank groups.
 //   Xs[BK c][BN + 8 pix] in the input's dtype: fp32 fragments by 32-bit loads (lane (k = t, pix = g)
@@ -3972,7 +3978,7 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
 // geometry; pp the weight layout (its red_pad / col_pad are set here).  hopper: the extension was
 // built for sm_90a and this is a compute capability 9.0 device, so conv_fwd_wgmma_kernel may run.
 // conv_fwd_pointwise_kernel's conditions: a 1x1 tap at stride 1 with no offset (the forward without
-// padding, or a stride-1 1x1 layer's grad-input), 16-byte element types or 16-bit, planes of
+// padding, or a stride-1 1x1 layer's grad-input), float32 or 16-bit elements, planes of
 // contiguous pixels in input and output, 16-byte aligned bases and every stride and the plane a
 // multiple of 16 bytes (so a 16-byte copy or store never leaves its plane).
 // KB_CONV_PW=0 in the environment turns the kernel off (read at every call, for A/B runs).
