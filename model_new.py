@@ -3977,6 +3977,28 @@ WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col
 // kernel it picks (reduction padded to the kernel's slice), then launches it.  p carries the
 // geometry; pp the weight layout (its red_pad / col_pad are set here).  hopper: the extension was
 // built for sm_90a and this is a compute capability 9.0 device, so conv_fwd_wgmma_kernel may run.
+// The packed weights of a GEMM kernel, laid out as pp says: fp32 (rounded as pp.round_mode says;
+// under 3xTF32 the big parts, then the small parts in a second pack at p.wpack_lo) or, for the 16-bit
+// instances, the weights as they are.  The returned tensor holds them (alive until the launch is queued).
+template <typename T>
+at::Tensor pack_gemm_weights(const at::Tensor& w, PackParams pp, ConvGemmParams& p, int64_t pack_elems, bool split) {
+    constexpr bool sixteen = sizeof(T) == 2;
+    auto wpack = at::empty({(split ? 2 : 1) * pack_elems}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
+    p.wpack = wpack.data_ptr();
+    if constexpr (sixteen) {
+        launch_pack<T, T>(w, wpack, pp);
+    } else {
+        launch_pack<T>(w, wpack, pp);
+        if (split) {
+            auto small = wpack.narrow(0, pack_elems, pack_elems);
+            pp.round_mode = 3;
+            launch_pack<T>(w, small, pp);
+            p.wpack_lo = small.data_ptr();
+        }
+    }
+    return wpack;
+}
+
 // conv_fwd_pointwise_kernel's conditions: a 1x1 tap at stride 1 with no offset (the forward without
 // padding, or a stride-1 1x1 layer's grad-input), float32 or 16-bit elements, planes of
 // contiguous pixels in input and output, 16-byte aligned bases and every stride and the plane a
@@ -4014,20 +4036,7 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     pp.col_pad = (int)round_up(pp.col_n, bm);
     pp.col_major = 1;  // [group][output channel][input channel]: the kernel's A rows
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
-    const int64_t pack_elems = (int64_t)groups * p.Cpad * p.Kpad;
-    auto wpack = at::empty({(split ? 2 : 1) * pack_elems}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
-    p.wpack = wpack.data_ptr();
-    if constexpr (sixteen) {
-        launch_pack<T, T>(w, wpack, pp);
-    } else {
-        launch_pack<T>(w, wpack, pp);
-        if (split) {
-            auto small = wpack.narrow(0, pack_elems, pack_elems);
-            pp.round_mode = 3;
-            launch_pack<T>(w, small, pp);
-            p.wpack_lo = small.data_ptr();
-        }
-    }
+    const at::Tensor wpack = pack_gemm_weights<T>(w, pp, p, (int64_t)groups * p.Cpad * p.Kpad, split);
     p.n_blocks = p.Kpad / bm;
     const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, pw_bn(bm)) * p.n_blocks;
     TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
@@ -4083,20 +4092,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;
         p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
-        const int64_t pack_elems = (int64_t)groups * taps * p.Cpad * p.Kpad;
-        auto wpack = at::empty({(split ? 2 : 1) * pack_elems}, w.options().dtype(sixteen ? w.scalar_type() : at::kFloat));
-        p.wpack = wpack.data_ptr();
-        if constexpr (sixteen) {
-            launch_pack<T, T>(w, wpack, pp);
-        } else {
-            launch_pack<T>(w, wpack, pp);
-            if (split) {
-                auto small = wpack.narrow(0, pack_elems, pack_elems);
-                pp.round_mode = 3;
-                launch_pack<T>(w, small, pp);
-                p.wpack_lo = small.data_ptr();
-            }
-        }
+        const at::Tensor wpack = pack_gemm_weights<T>(w, pp, p, (int64_t)groups * taps * p.Cpad * p.Kpad, split);
         p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
         p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
         p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;

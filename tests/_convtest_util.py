@@ -297,6 +297,29 @@ def forward_backward(module, cfg: Cfg, base: torch.Tensor, g: Optional[torch.Ten
     return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
 
 
+def run_against_float64(M, cfg: Cfg, dtype, prec: str, tol: float, seed: int, where: str):
+    """ModelNew, nn.Conv2d and a float64 copy of it, forward and backward (forward_backward) on one
+    input drawn under seed, in precision mode prec.  Asserts that ModelNew's output has nn.Conv2d's
+    dtype and shape, and that its forward and every gradient are finite and within tol (relative L2)
+    of float64.  Returns (model, base, ours, cudnn, truth); the last three are (output, gradients)."""
+    torch.manual_seed(seed)
+    with precision_mode(prec):
+        model, ref = make_models(M, cfg, dtype=dtype)
+        base = make_base(cfg, dtype=dtype)
+        out_n, g, grads_n = forward_backward(model, cfg, base)
+        out_r, _, grads_r = forward_backward(ref, cfg, base, g)
+        out_t, _, grads_t = forward_backward(double_copy(ref), cfg, base.double(), g.double())
+        sync()
+    assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
+    items = [("forward", out_n, out_t)] + [(name, grads_n[name], grads_t[name])
+                                           for name in ("input", "weight", "bias") if grads_t[name] is not None]
+    for name, ours, truth in items:
+        assert ours is not None and not torch.isnan(ours).any(), f"{where}: {name} missing or NaN"
+        err = rel_l2(ours, truth)
+        assert err <= tol, f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e}"
+    return model, base, (out_n, grads_n), (out_r, grads_r), (out_t, grads_t)
+
+
 def make_models(M, cfg: Cfg, dtype=torch.float32, device=None, seed: Optional[int] = None):
     """(ModelNew, nn.Conv2d) with identical parameters, on device, in dtype.
 

@@ -56,22 +56,9 @@ MODES = {
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_pointwise_against_float64_and_cudnn(cfg, mode):
     dtype, prec, tol = MODES[mode]
-    torch.manual_seed(U.seed_for("pointwise", cfg.id, mode))
-    with U.precision_mode(prec):
-        model, ref = U.make_models(M, cfg, dtype=dtype)
-        base = U.make_base(cfg, dtype=dtype)
-        out_n, g, grads_n = U.forward_backward(model, cfg, base)
-        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
-        out_t, _, grads_t = U.forward_backward(U.double_copy(ref), cfg, base.double(), g.double())
-        U.sync()
     where = f"[{cfg}] {mode}"
-    assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
-    items = [("forward", out_n, out_t)] + [(name, grads_n[name], grads_t[name])
-                                           for name in ("input", "weight", "bias") if grads_t[name] is not None]
-    for name, ours, truth in items:
-        assert ours is not None and not torch.isnan(ours).any(), f"{where}: {name} missing or NaN"
-        err = U.rel_l2(ours, truth)
-        assert err <= tol, f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e}"
+    model, base, (out_n, grads_n), (out_r, grads_r), (out_t, grads_t) = U.run_against_float64(
+        M, cfg, dtype, prec, tol, U.seed_for("pointwise", cfg.id, mode), where)
     if dtype == torch.float32:  # the grader's check, on the forward and on the input gradient
         for name, ours, cudnn, truth, pass_name in (("forward", out_n, out_r, out_t, "forward"),
                                                     ("grad-input", grads_n["input"], grads_r["input"],

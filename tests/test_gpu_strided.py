@@ -54,22 +54,9 @@ MODES = {
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_strided_against_float64_and_cudnn(cfg, mode):
     dtype, prec, tol = MODES[mode]
-    torch.manual_seed(U.seed_for("strided", cfg.id, mode))
-    with U.precision_mode(prec):
-        model, ref = U.make_models(M, cfg, dtype=dtype)
-        base = U.make_base(cfg, dtype=dtype)
-        out_n, g, grads_n = U.forward_backward(model, cfg, base)
-        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
-        out_t, _, grads_t = U.forward_backward(U.double_copy(ref), cfg, base.double(), g.double())
-        U.sync()
     where = f"[{cfg}] {mode}"
-    assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
-    items = [("forward", out_n, out_t)] + [(name, grads_n[name], grads_t[name])
-                                           for name in ("input", "weight", "bias") if grads_t[name] is not None]
-    for name, ours, truth in items:
-        assert ours is not None and not torch.isnan(ours).any(), f"{where}: {name} missing or NaN"
-        err = U.rel_l2(ours, truth)
-        assert err <= tol, f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e}"
+    _, _, (out_n, _), (out_r, _), _ = U.run_against_float64(M, cfg, dtype, prec, tol,
+                                                            U.seed_for("strided", cfg.id, mode), where)
     if dtype == torch.float32:  # the grader's check, on the forward
         assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
 
