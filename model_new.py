@@ -975,7 +975,7 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
     auto load_stage = [&](int stage, int kt) {
         unsigned char* base = pw_smem + stage * STAGE_BYTES;
         const int c0 = kt * BK;
-        // weights: 128 rows x 8 copies (and the small parts' under 3xTF32), padded in the pack
+        // weights: BM rows x 8 copies (and the small parts' under 3xTF32), padded in the pack
 #pragma unroll
         for (int part = 0; part < (SPLIT ? 2 : 1); ++part) {
             const T* w = (const T*)(part == 0 ? p.wpack : p.wpack_lo) + w_offset + c0;
@@ -987,7 +987,7 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
                             w + (long long)row * p.Cpad + col);
             }
         }
-        // input: BK channel rows x 8 copies, zero past the plane and past the last channel
+        // input: BK channel rows x BN / V copies, zero past the plane and past the last channel
         T* xs = (T*)(base + X_OFFSET);
 #pragma unroll
         for (int i = 0; i < BK * (BN / V) / PW_THREADS; ++i) {

@@ -297,6 +297,16 @@ def forward_backward(module, cfg: Cfg, base: torch.Tensor, g: Optional[torch.Ten
     return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
 
 
+# Precision modes of the tensor-core GPU tests (test_gpu_strided.py, test_gpu_pointwise.py):
+# name -> (dtype, precision mode, relative L2 bound against float64 truth)
+TENSOR_CORE_MODES = {
+    "fp32-tf32": (torch.float32, "tf32", 2e-3),
+    "fp32-ieee": (torch.float32, "ieee", 1e-5),
+    "fp16": (torch.float16, "tf32", 2e-3),
+    "bf16": (torch.bfloat16, "tf32", 1e-2),
+}
+
+
 def run_against_float64(M, cfg: Cfg, dtype, prec: str, tol: float, seed: int, where: str):
     """ModelNew, nn.Conv2d and a float64 copy of it, forward and backward (forward_backward) on one
     input drawn under seed, in precision mode prec.  Asserts that ModelNew's output has nn.Conv2d's

@@ -43,13 +43,7 @@ CONFIGS = [
 ]
 TAKEN = {c.id for c in CONFIGS[:9]}
 
-# (dtype, precision mode, relative L2 bound against float64 truth)
-MODES = {
-    "fp32-tf32": (torch.float32, "tf32", 2e-3),
-    "fp32-ieee": (torch.float32, "ieee", 1e-5),
-    "fp16": (torch.float16, "tf32", 2e-3),
-    "bf16": (torch.bfloat16, "tf32", 1e-2),
-}
+MODES = U.TENSOR_CORE_MODES  # (dtype, precision mode, rel L2 bound against float64)
 
 
 @pytest.mark.parametrize("mode", list(MODES))

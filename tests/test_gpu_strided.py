@@ -41,13 +41,7 @@ CONFIGS = [
     Cfg("strided_reflect", 2, 8, 30, 66, 8, 7, s=2, p=3, pm="reflect"),
 ]
 
-# (dtype, precision mode, relative L2 bound against float64 truth from the same rounded operands)
-MODES = {
-    "fp32-tf32": (torch.float32, "tf32", 2e-3),
-    "fp32-ieee": (torch.float32, "ieee", 1e-5),
-    "fp16": (torch.float16, "tf32", 2e-3),
-    "bf16": (torch.bfloat16, "tf32", 1e-2),
-}
+MODES = U.TENSOR_CORE_MODES  # (dtype, precision mode, rel L2 bound against float64)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
