@@ -2785,9 +2785,9 @@ struct WgradParams {
     // ww_wwin counts those columns too).
     int ww_yvec, ww_xvec, ww_shift;
     long long kt_total, kt_chunk;
-    // conv_wgrad_wgmma_kernel only: the X window's row length, pipeline stages, and blocks of 3
-    // kernel columns per kernel row.
-    int wwg_ldw, wwg_stages, wwg_sblocks;
+    // conv_wgrad_wgmma_kernel only: the X window's row length, pipeline stages, blocks of 3 wwg_tw
+    // kernel columns per kernel row, and taps per warpgroup (1, 2 or 4: 64 / wwg_tw channels each).
+    int wwg_ldw, wwg_stages, wwg_sblocks, wwg_tw;
     // conv_wgrad_wgmma_kernel: 0 = split s reduces k-tiles [s kt_chunk, (s + 1) kt_chunk); > 0 = split s
     // reduces whole output rows s, s + row_step, s + 2 row_step, ... (rows numbered image * P + row;
     // row_step = splits), so that all splits move down dY and X together.
@@ -3263,78 +3263,115 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
     flush();  // also when this split got no k-tile: its ws tile must still be written (zeros)
 }
 
-// conv_wgrad_wgmma_kernel (sm_90a): the weight gradient on warpgroup MMA, for float32 in cuDNN's
-//   truncating-TF32 class (#55's grad-weight: 3x3, 64k channels, 128k filters).
+// conv_wgrad_wgmma_kernel<PREC, BN> (sm_90a): the weight gradient on warpgroup MMA, for float32 in
+//   cuDNN's TF32 classes: PREC_EXACT = truncated operands (#55's grad-weight: 3x3, 64k channels, 128k
+//   filters), PREC_TF32 = operands rounded to nearest, ties away (#56, the 5x9 layers, strided, ...).
 //     dW[k][c][r][s] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
-//   Per warpgroup a GEMM of M = 64 input channels at one tap (r, s), N = 128 output channels, reduced
-//   over output pixels in k-tiles of 32 consecutive columns q0..q0+31 of one output row (n, p).
+//   Per warpgroup a GEMM of M = 64 rows = 64 / tw input channels at each of tw taps (r, s), N = BN
+//   output channels (128, or 64 where the layer's filters fit that better), reduced over output
+//   pixels in k-tiles of 32 consecutive columns q0..q0+31 of one output row (n, p).
 //   Why this way round: in NCHW both dY and X run along q, the reduction, which is the K-major
 //   layout TF32 wgmma needs for both operands, so nothing is transposed.  A tap shifts X by one
 //   element (4 bytes) per kernel column, which no shared-memory descriptor can express (16-byte
 //   starts), so X is the register operand A, each lane loading its fragment at any shift (as
 //   mma.sync fragments are loaded); dY, the same for all taps, is B through a descriptor.
-// Block: 384 threads = 3 warpgroups; warpgroup j owns tap (r, s0 + j) (idle where s0 + j >= S):
-//   grid.x = ceil(Cg / 64) channel blocks x R kernel rows x wwg_sblocks = ceil(S / 3);
-//   grid.y = ceil(Kg / 128); grid.z = groups x splits, split s reducing whole output rows s, s + splits,
+//   Why tw (taps per warpgroup, p.wwg_tw = 1, 2 or 4): the register operand's rows can come from
+//   anywhere, so a layer of 32 input channels (the 5x9 layers) fills the 64 MMA rows with two taps
+//   instead of leaving half of every MMA empty: warp w of the warpgroup takes tap w / (4 / tw) and
+//   channels 16 (w % (4 / tw)) .. + 15 of the block's 64 / tw.
+// Block: 384 threads = 3 warpgroups; warpgroup j owns taps (r, s0 + tw j .. s0 + tw j + tw - 1)
+//   (a warp idle where its tap >= S, a warpgroup where its first is):
+//   grid.x = ceil(Cg / (64 / tw)) channel blocks x R kernel rows x wwg_sblocks = ceil(S / (3 tw));
+//   grid.y = ceil(Kg / BN); grid.z = groups x splits, split s reducing whole output rows s, s + splits,
 //   s + 2 splits, ... (row_step, the launcher's default: the grid walks dY and X together), or with
-//   row_step 0 a contiguous range of k-tiles in (n, p, q-tile) order.  One m64n128 fp32 accumulator (64
-//   registers) per thread.
+//   row_step 0 a contiguous range of k-tiles in (n, p, q-tile) order.  One m64nBN fp32 accumulator
+//   (BN / 2 registers) per thread.
 // Copies: the tensor copy engine (TMA), one thread issuing two boxes per k-tile into a stage and
 //   every thread waiting on the stage's mbarrier.  (b1-b2 copied with 16-byte cp.async from every
 //   thread, and those copies, ~19 GB/s per SM, bound the kernel at twice its MMA time.)
-//   B  dY[128 k][32 q], box {32 q, 128 k, 1 image} of the map dY[N][Ktot][P*Q] (each output plane
+//   B  dY[BN k][32 q], box {32 q, BN k, 1 image} of the map dY[N][Ktot][P*Q] (each output plane
 //      flattened, so that rows of any length can be read: a map's row stride must be a multiple of
 //      16 bytes, #55's 4088 is not), 128-byte swizzle: row k = the 128 bytes of q0..q0+31, the
 //      layout the descriptor reads.  A row's k-tiles start at q0 = 32 qt - a, a being the row's
 //      misalignment in floats (#55: rows of 1022 floats, a = 2 on odd rows), so that every box
 //      starts 16-byte aligned, which the copy engine requires (above).  A box reaches into the
-//      neighbouring rows where q0 < 0 or q0 + 32 > Q; on those k-tiles 128 threads zero the
-//      columns outside [0, Q) in shared memory (so that no value of a neighbouring row, infinite
-//      or not, meets a zero of the other operand).
-//   A  the X window [64 channels][wwg_ldw floats], box {wwg_ldw, 1 row, 64 channels, 1 image} of
-//      the map X[N][Ctot][H][W] from column floor4(q0 sw - pl + s0 dw) of input row
+//      neighbouring rows where q0 < 0 or q0 + 32 > Q; on those k-tiles the columns outside [0, Q)
+//      are zeroed in shared memory (so that no value of a neighbouring row, infinite or not, meets
+//      a zero of the other operand).
+//   A  the X window [64 / tw channels][wwg_ldw floats], box {wwg_ldw, 1 row, 64 / tw channels,
+//      1 image} of the map X[N][Ctot][H][W] from column floor4(q0 sw - pl + s0 dw) of input row
 //      p sh + r dh - pt: zero outside the image (padding) and past the last channel;
 //      wwg_ldw is an odd multiple of 4 floats, so one fragment load (8 channels x 4 columns) hits
 //      32 banks.  Tap s of column kk is at window column xs + kk sw + (s - s0) dw.
 //   Channels and filters past the block's group (partial blocks) load whatever is there or zeros;
 //   they only reach accumulator rows and columns that are never written out.
-// Pipeline: wwg_stages stages (each a multiple of 1024 bytes, B first); boxes run wwg_stages - 2
-//   k-tiles ahead, and each warpgroup keeps one k-tile of MMAs in flight (wgmma_wait<1>), so a
-//   stage is refilled only after the barrier that follows the retirement of the MMAs that read
-//   it; for the same reason the A fragments alternate between two register sets.
-// Precision: raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in this GEMM); every
-//   flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one writer
-//   per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
+// Pipeline: wwg_stages stages (each a multiple of 1024 bytes, B first); boxes run wwg_stages - 1 -
+//   INFLIGHT k-tiles ahead, and each warpgroup keeps INFLIGHT (BN 64: 2, 128: 1) k-tiles of MMAs
+//   in flight (wgmma_wait<INFLIGHT>), so a stage is refilled only after the barrier that follows
+//   the retirement of the MMAs that read it; for the same reason the A fragments rotate through
+//   INFLIGHT + 1 register sets.
+// Precision: PREC_EXACT feeds the raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in
+//   this GEMM).  PREC_TF32 rounds X's fragments in registers (tf32_rna_fast, off the shared-memory
+//   path) and dY one of two ways (the copy engine's TF32-typed maps round ties to even, not away:
+//   s13):
+//   - ROUND_DY false: the launcher has written an RNA-rounded copy of dY (round_tf32_planes_kernel),
+//     which costs two more passes of dY through DRAM;
+//   - ROUND_DY true: all 384 threads round each dY tile in shared memory once it has landed (16
+//     bytes each per step, the edge columns' zeros in the same pass, then the proxy fence), which
+//     adds 32 KB of shared-memory traffic per k-tile (BN 128) to the ~100 KB that the MMAs'
+//     operands and the copies already move.
+//   The copy wins where each dY element meets many MMAs (#56's weight gradient: 3.25 ms against
+//   4.23), the pass where dY's bytes dominate (KernelBench #63: 16 channels, 3x3): the launcher's
+//   rule is in choose_wgrad_wgmma.
+//   Every flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one
+//   writer per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
 //   reproducible.  Columns outside [0, Q) are zero in both operands, so no input that a tap does
 //   not reach can leak into the sums (0 * inf).
 constexpr int WWG_THREADS = 384;
 constexpr int WWG_MAX_STAGES = 8;
-constexpr int WWG_BM = 64;                         // input channels per block (the wgmma M)
-constexpr int WWG_BN = 128;                        // output channels per block (the wgmma N)
-constexpr int WWG_B_BYTES = WWG_BN * TILE_K * 4;   // one stage's dY tile: 16 KB
+constexpr int WWG_BM = 64;                         // MMA rows per warpgroup: 64 / tw channels x tw taps
 constexpr int WWG_MAX_LDW = 256;                   // the window's width at most (a box dimension's limit)
-// One stage: the dY tile, then the X window, rounded up to the 1024-byte swizzle atom.
-__host__ __device__ constexpr int wwg_stage_bytes(int ldw) { return (WWG_B_BYTES + WWG_BM * ldw * 4 + 1023) / 1024 * 1024; }
+// One stage: the dY tile (bn filters x 32 columns), then the X window (64 / tw channels x ldw), rounded
+// up to the 1024-byte swizzle atom.
+__host__ __device__ constexpr int wwg_stage_bytes(int bn, int tw, int ldw) {
+    return (bn * TILE_K * 4 + WWG_BM / tw * ldw * 4 + 1023) / 1024 * 1024;
+}
 // Dynamic shared memory: 1 KB of slack to align the stages to 1024 bytes, the stages, the mbarriers.
-__host__ __device__ constexpr int wwg_smem_bytes(int ldw, int stages) { return 1024 + stages * wwg_stage_bytes(ldw) + 8 * stages; }
+__host__ __device__ constexpr int wwg_smem_bytes(int bn, int tw, int ldw, int stages) {
+    return 1024 + stages * wwg_stage_bytes(bn, tw, ldw) + 8 * stages;
+}
 
+template <int PREC, int BN, bool ROUND_DY>
 __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const __grid_constant__ WgradParams p,
                                                                           const __grid_constant__ CUtensorMap dy_map,
                                                                           const __grid_constant__ CUtensorMap x_map) {
+    static_assert(PREC == PREC_EXACT || PREC == PREC_TF32, "truncated or RNA-rounded TF32 operands");
+    static_assert(BN == 64 || BN == 128, "m64n64 or m64n128 MMAs");
+    static_assert(PREC == PREC_TF32 || !ROUND_DY, "dY is rounded only in the RNA class");
+    constexpr int B_BYTES = BN * TILE_K * 4;   // one stage's dY tile
+    constexpr int NACC = BN / 2;               // accumulator registers per thread
+    // k-tiles of MMAs in flight per warpgroup: two for the 64-wide MMAs, whose k-tile is half as much
+    // tensor work against the same per-k-tile barrier and fragment loads (5x9 weight gradient -1.5 to
+    // -3%); one for the 128-wide (#55 +1 to +5% with two, #56 equal: docs/perf-log.md, s20).
+    constexpr int INFLIGHT = BN == 64 ? 2 : 1;
     read_params_in_place(p);
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // The warp index through a shuffle, so that the compiler knows it is warp-uniform: the
     // warpgroup's branches are then not divergent paths (which would make it serialise the wgmma).
     const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0), wg = warp >> 2;
     const int group = blockIdx.z / p.splits, split = blockIdx.z - group * p.splits;
+    const int tw = p.wwg_tw, bmc = WWG_BM / tw, warps_per_tap = 4 / tw;   // taps per warpgroup, channels per tap
     const int taps_blocks = p.R * p.wwg_sblocks;
     const int cblk = blockIdx.x / taps_blocks, tap_blk = blockIdx.x - cblk * taps_blocks;
-    const int r = tap_blk / p.wwg_sblocks, s0 = 3 * (tap_blk - r * p.wwg_sblocks);
-    const int s = s0 + wg;
-    const bool wg_active = s < p.S;        // warpgroup-uniform
-    const int c0 = cblk * WWG_BM, k0 = blockIdx.y * WWG_BN;
+    const int r = tap_blk / p.wwg_sblocks, s0 = 3 * tw * (tap_blk - r * p.wwg_sblocks);
+    const int wl = warp & 3, g = lane >> 2, t = lane & 3;
+    const int tap = tw * wg + wl / warps_per_tap;     // this warp's kernel column, less s0
+    const int ch_row = 16 * (wl % warps_per_tap);     // this warp's first channel, less the block's
+    const bool wg_active = s0 + tw * wg < p.S;        // warpgroup-uniform
+    const bool warp_active = s0 + tap < p.S;          // warp-uniform
+    const int c0 = cblk * bmc, k0 = blockIdx.y * BN;
     const int ldw = p.wwg_ldw, stages = p.wwg_stages;
-    const int stage_bytes = wwg_stage_bytes(ldw);
+    const int stage_bytes = wwg_stage_bytes(BN, tw, ldw);
     const long long kt_begin = p.row_step ? 0 : (long long)split * p.kt_chunk;
     const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
     const long long rows_total = p.kt_total / p.q_tiles;   // images x P
@@ -3367,33 +3404,36 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     auto issue_stage = [&](int stage, const Cursor& c) {
         const int q0 = tile_q0(c);
         const unsigned b_dst = smem_u + stage * stage_bytes, bar = bars + 8 * stage;
-        mbar_arrive_expect_tx(bar, WWG_B_BYTES + WWG_BM * ldw * 4);
+        mbar_arrive_expect_tx(bar, B_BYTES + bmc * ldw * 4);
         tma_load_3d(b_dst, &dy_map, c.op * p.Q + q0, group * p.Kg + k0, c.img, bar);
         const int h = c.op * p.stride_h + r * p.dil_h - p.pad_t;
         const int wx0 = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & ~3;
-        tma_load_4d(b_dst + WWG_B_BYTES, &x_map, wx0, h, group * p.Cg + c0, c.img, bar);
+        tma_load_4d(b_dst + B_BYTES, &x_map, wx0, h, group * p.Cg + c0, c.img, bar);
     };
 
-    // Fragments: lane (g, t) of warp wl loads A(16 wl + g (+8), kk = t (+4)) of its warpgroup's tap.
-    const int wl = warp & 3, g = lane >> 2, t = lane & 3;
-    const int a_lane = (16 * wl + g) * ldw + t * p.stride_w + wg * p.dil_w;
+    // Fragments: lane (g, t) of warp wl loads A(16 wl + g (+8), kk = t (+4)) of its warpgroup's
+    // rows: channel ch_row + g (+8) at tap s0 + tap.  An idle warp of an active warpgroup (its tap
+    // >= S) reads its warpgroup's first tap instead: the window only spans the layer's taps, and
+    // the rows it computes are never written.
+    const int a_lane = (ch_row + g) * ldw + t * p.stride_w + (warp_active ? tap : tw * wg) * p.dil_w;
     const int a_m8 = 8 * ldw, a_k4 = 4 * p.stride_w, a_k8 = 8 * p.stride_w;
     const uint64_t b_hi = wgmma_desc_hi_sw128();
 
-    float acc[64];
+    float acc[NACC];
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+    for (int i = 0; i < NACC; ++i) acc[i] = 0.f;
 
+    auto operand = [](float v) { return PREC == PREC_TF32 ? tf32_rna_fast(v) : __float_as_uint(v); };
     auto load_a = [&](uint32_t (&a)[4][4], int stage, int q0) {
         const int xs = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & 3;
-        const float* base = reinterpret_cast<const float*>(smem + stage * stage_bytes + WWG_B_BYTES) + xs + a_lane;
+        const float* base = reinterpret_cast<const float*>(smem + stage * stage_bytes + B_BYTES) + xs + a_lane;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
             const float* f = base + ks * a_k8;
-            a[ks][0] = __float_as_uint(f[0]);
-            a[ks][1] = __float_as_uint(f[a_m8]);
-            a[ks][2] = __float_as_uint(f[a_k4]);
-            a[ks][3] = __float_as_uint(f[a_m8 + a_k4]);
+            a[ks][0] = operand(f[0]);
+            a[ks][1] = operand(f[a_m8]);
+            a[ks][2] = operand(f[a_k4]);
+            a[ks][3] = operand(f[a_m8 + a_k4]);
         }
         if (q0 < 0 || q0 + TILE_K > p.Q) {  // a row's first or last k-tile: zero the columns outside it
 #pragma unroll
@@ -3409,10 +3449,12 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     auto issue_mmas = [&](const uint32_t (&a)[4][4], int stage, int accumulate) {
         const unsigned b_stage = smem_u + stage * stage_bytes;
         wgmma_fence();
-        wgmma_m64n128k8_tf32_rs(acc, a[0], wgmma_desc(b_hi, b_stage), accumulate);
 #pragma unroll
-        for (int ks = 1; ks < 4; ++ks)
-            wgmma_m64n128k8_tf32_rs(acc, a[ks], wgmma_desc(b_hi, b_stage + ks * 32), 1);
+        for (int ks = 0; ks < 4; ++ks) {
+            const uint64_t b_desc = wgmma_desc(b_hi, b_stage + ks * 32);
+            if constexpr (BN == 128) wgmma_m64n128k8_tf32_rs(acc, a[ks], b_desc, ks == 0 ? accumulate : 1);
+            else wgmma_m64n64k8_tf32_rs(acc, a[ks], b_desc, ks == 0 ? accumulate : 1);
+        }
         wgmma_commit();
     };
 
@@ -3422,20 +3464,22 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         wgmma_wait<0>();      // outside the branch, so that the compiler sees every path retire the MMAs
         if (wg_active) {
             wgmma_pin(acc);
+            if (warp_active) {
 #pragma unroll
-            for (int j = 0; j < 16; ++j)
+                for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
-                for (int hm = 0; hm < 2; ++hm)
+                    for (int hm = 0; hm < 2; ++hm)
 #pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int c = c0 + 16 * wl + g + 8 * hm, k = k0 + 8 * j + 2 * t + e;
-                        const float v = acc[4 * j + 2 * hm + e];
-                        if (c < p.Cg && k < p.Kg) {
-                            float* dst = ws + (long long)k * p.CRS + ((long long)c * p.R + r) * p.S + s;
-                            if (first_flush) *dst = v;
-                            else atomicAdd(dst, v);  // result unused: a RED; one writer per address
+                        for (int e = 0; e < 2; ++e) {
+                            const int c = c0 + ch_row + g + 8 * hm, k = k0 + 8 * j + 2 * t + e;
+                            const float v = acc[4 * j + 2 * hm + e];
+                            if (c < p.Cg && k < p.Kg) {
+                                float* dst = ws + (long long)k * p.CRS + ((long long)c * p.R + r) * p.S + s0 + tap;
+                                if (first_flush) *dst = v;
+                                else atomicAdd(dst, v);  // result unused: a RED; one writer per address
+                            }
                         }
-                    }
+            }
         }
         first_flush = false;
     };
@@ -3451,49 +3495,97 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     // phase (i / stages) & 1), kept as counters.
     int load_stage = 0, use_stage = 0;
     unsigned use_phase = 0;
-    for (int i = 0; i < stages - 2 && i < KT; ++i) {
+    for (int i = 0; i < stages - 1 - INFLIGHT && i < KT; ++i) {
         if (tid == 0) issue_stage(load_stage, load_at);
         advance(load_at);
         if (++load_stage == stages) load_stage = 0;
     }
     auto step = [&](int kt, uint32_t (&a)[4][4], int accumulate) {
         const int q0 = tile_q0(use_at);
-        mbar_wait(bars + 8 * use_stage, use_phase);          // k-tile kt's boxes have landed
-        if ((q0 < 0 || q0 + TILE_K > p.Q) && tid < WWG_BN) {  // dY columns outside the row: zeros
+        const bool edge = q0 < 0 || q0 + TILE_K > p.Q;   // dY columns outside the row: zeros
+        mbar_wait(bars + 8 * use_stage, use_phase);      // k-tile kt's boxes have landed
+        if constexpr (ROUND_DY) {
+            // Every 16-byte chunk of the tile (row k = 128 bytes, chunk i & 7 holding columns
+            // 4 ((i & 7) ^ (k & 7)) .. + 3 under the swizzle) rounded in place, edge columns zeroed.
+            unsigned char* tile = smem + use_stage * stage_bytes;
+            for (int i = tid; i < BN * 8; i += WWG_THREADS) {
+                uint4* chunk = reinterpret_cast<uint4*>(tile + 16 * i);
+                uint4 v = *chunk;
+                v.x = tf32_rna_fast(__uint_as_float(v.x)); v.y = tf32_rna_fast(__uint_as_float(v.y));
+                v.z = tf32_rna_fast(__uint_as_float(v.z)); v.w = tf32_rna_fast(__uint_as_float(v.w));
+                if (edge) {
+                    const int j = q0 + 4 * ((i & 7) ^ ((i >> 3) & 7));
+                    if ((unsigned)j >= (unsigned)p.Q) v.x = 0u;
+                    if ((unsigned)(j + 1) >= (unsigned)p.Q) v.y = 0u;
+                    if ((unsigned)(j + 2) >= (unsigned)p.Q) v.z = 0u;
+                    if ((unsigned)(j + 3) >= (unsigned)p.Q) v.w = 0u;
+                }
+                *chunk = v;
+            }
+            fence_proxy_async_smem();
+        } else if (edge && tid < BN) {
             unsigned char* row = smem + use_stage * stage_bytes + tid * 128;
             for (int j = 0; j < TILE_K; ++j)
                 if ((unsigned)(q0 + j) >= (unsigned)p.Q)
                     *reinterpret_cast<float*>(row + ((((j >> 2) ^ (tid & 7)) << 4) | ((j & 3) << 2))) = 0.f;
             fence_proxy_async_smem();
         }
-        __syncthreads();   // the zeros are in; and k-tile kt - 2's MMAs have retired everywhere
-        if (kt + stages - 2 < KT) {
-            if (tid == 0) issue_stage(load_stage, load_at);   // k-tile kt + stages - 2, into kt - 2's stage
+        __syncthreads();   // the zeros (and roundings) are in; and k-tile kt - 1 - INFLIGHT's MMAs have retired everywhere
+        if (kt + stages - 1 - INFLIGHT < KT) {
+            if (tid == 0) issue_stage(load_stage, load_at);   // k-tile kt + stages - 1 - INFLIGHT, into kt - 1 - INFLIGHT's stage
             advance(load_at);
             if (++load_stage == stages) load_stage = 0;
         }
         if (wg_active) {
             load_a(a, use_stage, q0);
             issue_mmas(a, use_stage, accumulate);
-            wgmma_wait<1>();               // k-tile kt - 1's MMAs: its stage and A registers are free
+            wgmma_wait<INFLIGHT>();        // k-tile kt - INFLIGHT's MMAs: its stage and A registers are free
         }
         advance(use_at);
         if (++use_stage == stages) { use_stage = 0; use_phase ^= 1u; }
     };
     // Flush intervals of flush_every k-tiles (0: one interval), each ending in a flush; the inner
-    // loop alternates the two A register sets.
-    uint32_t a_even[4][4], a_odd[4][4];
+    // loop rotates through the INFLIGHT + 1 A register sets.
+    uint32_t a_set[INFLIGHT + 1][4][4];
     const int interval = p.flush_every > 0 ? p.flush_every : max(KT, 1);
     for (int kt = 0; kt < KT;) {
         const int end = min(KT, kt + interval);
-        for (int accumulate = 0; kt < end; kt += 2, accumulate = 1) {
-            step(kt, a_even, accumulate);
-            if (kt + 1 < end) step(kt + 1, a_odd, 1);
+        for (int accumulate = 0; kt < end; kt += INFLIGHT + 1, accumulate = 1) {
+            step(kt, a_set[0], accumulate);
+            if (kt + 1 < end) step(kt + 1, a_set[1], 1);
+            if constexpr (INFLIGHT == 2) {
+                if (kt + 2 < end) step(kt + 2, a_set[INFLIGHT], 1);
+            }
         }
         kt = end;
         flush();
     }
     if (KT == 0) flush();  // this split got no k-tile: its ws tile must still be written (zeros)
+}
+
+// round_tf32_planes_kernel: dst = dY rounded to TF32 (nearest, ties away) for conv_wgrad_wgmma_kernel's
+//   RNA class.  dY is read as `planes` planes (image n, channel k) of len floats, plane (n, k) at
+//   src + n sn + k sc (16-byte aligned: the wgmma kernel's conditions), 16 bytes per thread and step;
+//   dst holds them at plane * pitch (pitch a multiple of 4 floats).  grid.y walks the planes.
+constexpr int ROUND_THREADS = 256;
+__global__ void __launch_bounds__(ROUND_THREADS) round_tf32_planes_kernel(const float* __restrict__ src, float* __restrict__ dst,
+                                                                          long long sn, long long sc, int channels,
+                                                                          int len, int pitch, long long planes) {
+    const int vec = len >> 2;
+    for (long long plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        const long long n = plane / channels, k = plane - n * channels;
+        const float* in = src + n * sn + k * sc;
+        float* out = dst + plane * pitch;
+        for (int i = blockIdx.x * ROUND_THREADS + threadIdx.x; i <= vec; i += gridDim.x * ROUND_THREADS) {
+            if (i < vec) {
+                const float4 v = __ldg(reinterpret_cast<const float4*>(in) + i);
+                const uint4 r = make_uint4(tf32_rna_fast(v.x), tf32_rna_fast(v.y), tf32_rna_fast(v.z), tf32_rna_fast(v.w));
+                reinterpret_cast<uint4*>(out)[i] = r;
+            } else {
+                for (int j = 4 * vec; j < len; ++j) out[j] = __uint_as_float(tf32_rna_fast(in[j]));
+            }
+        }
+    }
 }
 
 // conv_wgrad_direct_kernel: one block per (weight element, split) reduces its chunk of N*P*Q with
@@ -4652,9 +4744,10 @@ void split_k_tiles(WgradParams& p, int64_t blocks, int groups) {
 // of 9.7 at 16, 0.85 of 5.8 at 128 and 0.3 of 5.25 at 512, while TF32's operand rounding sets the
 // error (7.6e-4 from float64 at 16 to 128, 7.8e-4 at 512, 8.8e-4 without flushes; cuDNN 1.4e-3):
 // tools/bwd_probe.py --accuracy, docs/perf-log.md.  KB_CONV_WGRAD_FLUSH overrides it for experiments
-// (0: only at the end).  conv_wgrad_wgmma_kernel (truncating TF32 only) flushes every 1024: its
+// (0: only at the end).  conv_wgrad_wgmma_kernel flushes every 1024: in the truncating class its
 // flushes cost 0.14 ms of 2.40 on #55 at 512 (2.26 at the end), and its error stays under cuDNN's
-// (docs/perf-log.md, b3).
+// (docs/perf-log.md, b3); in the RNA class the error from float64 is the same at 128 to 1024 and
+// fewer flushes land nearer cuDNN's gradient (5x9: 1.9e-4 at 128, 1.5e-4 at 1024; s20).
 int wgrad_flush_every(int64_t prec, bool wgmma = false) {
     if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) return std::max(0, std::atoi(f));
     return prec == PREC_3XTF32 ? 16 : wgmma ? 1024 : 512;
@@ -4734,50 +4827,90 @@ bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t
     return status == CUDA_SUCCESS;
 }
 
-// conv_wgrad_wgmma_kernel's conditions, window and tensor maps: float32 in the truncating-TF32 class
-// (PREC_EXACT), the sm_90a build on a 9.0 device, zeros padding.  The copy engine needs 16-byte
-// aligned tensors and strides of 16-byte multiples: X with W % 4 == 0 and unit-stride rows
-// (x_sh, x_sc, x_sn multiples of 4 floats); dY with each output plane contiguous (dy_sh == Q,
-// dy_sw == 1: the plane is read as one row) and dy_sc, dy_sn multiples of 4 floats, so that every
-// output channel of a row has the same misalignment a.  q_tiles covers Q + the largest a.
-// Stages: as many as fit, up to WWG_MAX_STAGES (KB_CONV_WWG_STAGES, 3..8, for experiments).
+// conv_wgrad_wgmma_kernel's conditions, blocking, window and tensor maps: float32 in a TF32 class
+// (PREC_EXACT: truncated operands, PREC_TF32: rounded ties away), the sm_90a build on a 9.0 device,
+// zeros padding.  The copy engine needs 16-byte aligned tensors and strides of 16-byte multiples:
+// X with W % 4 == 0 and unit-stride rows (x_sh, x_sc, x_sn multiples of 4 floats); dY with each
+// output plane contiguous (dy_sh == Q, dy_sw == 1: the plane is read as one row) and dy_sc, dy_sn
+// multiples of 4 floats, so that every output channel of a row has the same misalignment a.
+// q_tiles covers Q + the largest a.
+// Blocking: bn = 64 where ceil(Kg / 64) 64 < ceil(Kg / 128) 128 (fewer empty MMA columns), else
+// 128; tw taps per warpgroup, the one with the fewest warpgroup k-tiles (ceil(Cg / (64 / tw)) x
+// ceil(S / tw) per kernel row), then the fewest blocks.  KB_CONV_WWG_BN and KB_CONV_WWG_TW force
+// them (tests, experiments).  Stages: as many as fit, up to WWG_MAX_STAGES (KB_CONV_WWG_STAGES,
+// 4..8).
 struct WgmmaWgradChoice {
-    bool use = false;
-    int ldw = 0, stages = 0, sblocks = 0, q_tiles = 0, smem = 0;
+    bool use = false, round_in_smem = false;
+    int bn = 0, tw = 0, ldw = 0, stages = 0, sblocks = 0, q_tiles = 0, smem = 0;
     CUtensorMap dy_map, x_map;
 };
 
+// dY as [N][Ktot][P*Q] (planes dy_sc apart, images dy_sn), boxes of 32 columns x bn output channels,
+// 128-byte swizzle.
+bool encode_wgrad_dy_map(CUtensorMap* map, const WgradParams& p, int bn) {
+    const int64_t images = p.L / ((int64_t)p.P * p.Q);
+    const uint64_t dims[3] = {(uint64_t)p.P * p.Q, (uint64_t)p.Ktot, (uint64_t)images};
+    const uint64_t strides[2] = {(uint64_t)p.dy_sc * 4, (uint64_t)p.dy_sn * 4};
+    const uint32_t box[3] = {(uint32_t)TILE_K, (uint32_t)bn, 1};
+    return encode_f32_map(map, p.dy, 3, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B);
+}
+
 WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t algo, int64_t prec, at::ScalarType st) {
     WgmmaWgradChoice c;
-    if (algo != ALGO_GEMM_SM90A || st != at::kFloat || prec != PREC_EXACT || p.pad_mode != PAD_ZEROS) return c;
+    if (algo != ALGO_GEMM_SM90A || st != at::kFloat || (prec != PREC_EXACT && prec != PREC_TF32) ||
+        p.pad_mode != PAD_ZEROS)
+        return c;
     if (p.x_sw != 1 || p.dy_sw != 1 || p.dy_sh != p.Q || p.W % 4 != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
     if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || p.x_sn % 4 || p.x_sc % 4 || p.x_sh % 4) return c;
     if (reinterpret_cast<uintptr_t>(p.dy) % 16 != 0 || p.dy_sc % 4 != 0 || p.dy_sn % 4 != 0) return c;
-    const int taps = std::min(p.S, 3);
-    const int64_t cols = 3 + (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
-    const int64_t units = ceil_div(cols, 4);
-    c.ldw = (int)(4 * units + ((units % 2 == 0) ? 4 : 0));  // an odd multiple of 4 floats
-    if (c.ldw > WWG_MAX_LDW) return c;
+    c.bn = ceil_div(p.Kg, 64) * 64 < ceil_div(p.Kg, 128) * 128 ? 64 : 128;
+    if (const char* e = std::getenv("KB_CONV_WWG_BN")) c.bn = std::atoi(e) == 64 ? 64 : 128;
+    auto window = [&](int tw) {  // the X window's width for 3 tw taps: an odd multiple of 4 floats
+        const int taps = std::min(p.S, 3 * tw);
+        const int64_t cols = 3 + (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
+        const int64_t units = ceil_div(cols, 4);
+        return 4 * units + ((units % 2 == 0) ? 4 : 0);
+    };
+    int64_t best_work = 0, best_blocks = 0;
+    for (int tw = 1; tw <= 4; tw *= 2) {
+        if (window(tw) > WWG_MAX_LDW) continue;
+        const int64_t cblocks = ceil_div(p.Cg, WWG_BM / tw);
+        const int64_t work = cblocks * ceil_div(p.S, tw), blocks = cblocks * ceil_div(p.S, 3 * tw);
+        if (c.tw == 0 || work < best_work || (work == best_work && blocks < best_blocks)) {
+            c.tw = tw; best_work = work; best_blocks = blocks;
+        }
+    }
+    if (const char* e = std::getenv("KB_CONV_WWG_TW")) {
+        const int tw = std::atoi(e);
+        if ((tw == 1 || tw == 2 || tw == 4) && window(tw) <= WWG_MAX_LDW) c.tw = tw;
+    }
+    if (c.tw == 0) return c;
+    // The RNA class's dY: rounded in shared memory where each dY element meets fewer than 1024
+    // multiply-adds (Cg R S; then the rounded copy's two extra DRAM passes cost more than the pass
+    // over shared memory), else through the rounded copy.  KB_CONV_WWG_ROUND = "smem" / "copy"
+    // forces one (tests, experiments).
+    c.round_in_smem = prec == PREC_TF32 && (int64_t)p.Cg * p.R * p.S < 1024;
+    if (const char* e = std::getenv("KB_CONV_WWG_ROUND")) {
+        if (std::string(e) == "smem") c.round_in_smem = prec == PREC_TF32;
+        if (std::string(e) == "copy") c.round_in_smem = false;
+    }
+    c.ldw = (int)window(c.tw);
     const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
     int most = WWG_MAX_STAGES;
-    if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(3, std::min(WWG_MAX_STAGES, std::atoi(e)));
-    for (c.stages = most; c.stages >= 3 && wwg_smem_bytes(c.ldw, c.stages) > optin; --c.stages) {}
-    if (c.stages < 3) return c;
-    c.smem = wwg_smem_bytes(c.ldw, c.stages);
+    if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(4, std::min(WWG_MAX_STAGES, std::atoi(e)));
+    for (c.stages = most; c.stages >= 4 && wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages) > optin; --c.stages) {}
+    if (c.stages < 4) return c;
+    c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages);
     int a_max = 0;  // the rows' misalignment: residues of p dy_sh, mod 4 floats (the planes are aligned)
     for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) & 3));
     c.q_tiles = (int)ceil_div((int64_t)p.Q + a_max, TILE_K);
-    c.sblocks = (int)ceil_div(p.S, 3);
-    // dY as [N][Ktot][P*Q], boxes of 32 columns x 128 output channels, 128-byte swizzle; X as
-    // [N][Ctot][H][W], boxes of ldw columns x 1 row x 64 channels.
+    c.sblocks = (int)ceil_div(p.S, 3 * c.tw);
+    // X as [N][Ctot][H][W], boxes of ldw columns x 1 row x 64 / tw channels; dY (encode_wgrad_dy_map).
     const int64_t images = p.L / ((int64_t)p.P * p.Q);
-    const uint64_t dy_dims[3] = {(uint64_t)p.P * p.Q, (uint64_t)p.Ktot, (uint64_t)images};
-    const uint64_t dy_strides[2] = {(uint64_t)p.dy_sc * 4, (uint64_t)p.dy_sn * 4};
-    const uint32_t dy_box[3] = {(uint32_t)TILE_K, (uint32_t)WWG_BN, 1};
     const uint64_t x_dims[4] = {(uint64_t)p.W, (uint64_t)p.H, (uint64_t)p.Cg * groups, (uint64_t)images};
     const uint64_t x_strides[3] = {(uint64_t)p.x_sh * 4, (uint64_t)p.x_sc * 4, (uint64_t)p.x_sn * 4};
-    const uint32_t x_box[4] = {(uint32_t)c.ldw, 1, (uint32_t)WWG_BM, 1};
-    if (!encode_f32_map(&c.dy_map, p.dy, 3, dy_dims, dy_strides, dy_box, CU_TENSOR_MAP_SWIZZLE_128B)) return c;
+    const uint32_t x_box[4] = {(uint32_t)c.ldw, 1, (uint32_t)(WWG_BM / c.tw), 1};
+    if (!encode_wgrad_dy_map(&c.dy_map, p, c.bn)) return c;
     if (!encode_f32_map(&c.x_map, p.x, 4, x_dims, x_strides, x_box, CU_TENSOR_MAP_SWIZZLE_NONE)) return c;
     c.use = true;
     return c;
@@ -4789,10 +4922,29 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
 // than with each split on its own contiguous range (docs/perf-log.md, s14), the results equally
 // reproducible.  KB_CONV_WWG_INTERLEAVE=0 (tests, experiments) restores the contiguous ranges; n > 0
 // interleaves over n splits instead.
-void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor& dw, const Geometry& g, int K,
-                     bool poison) {
-    p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.q_tiles = wc.q_tiles;
-    const int64_t cblocks = ceil_div(p.Cg, WWG_BM), kblocks = ceil_div(p.Kg, WWG_BN);
+void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, const at::Tensor& dw, const Geometry& g,
+                     int K, int64_t prec, bool poison) {
+    // The RNA class reads dY rounded (see the kernel): a copy in planes of P*Q floats at a pitch of a
+    // multiple of 4 (16-byte aligned planes, as the map needs), freed when this call returns (the
+    // caching allocator hands the memory on only to work queued after the kernel).
+    at::Tensor dy_rounded;
+    if (prec == PREC_TF32 && !wc.round_in_smem) {
+        const int64_t len = (int64_t)p.P * p.Q, pitch = round_up(len, 4), planes = p.L / len * p.Ktot;
+        TORCH_CHECK(len < (1LL << 31) - 4, "output planes too large for the weight-gradient kernel");
+        dy_rounded = at::empty({planes * pitch}, dy.options());
+        const int64_t vec_blocks = ceil_div(len / 4 + 1, ROUND_THREADS);
+        const dim3 grid((unsigned)std::min<int64_t>(vec_blocks, 1024), (unsigned)std::min<int64_t>(planes, 65535));
+        round_tf32_planes_kernel<<<grid, ROUND_THREADS, 0, launch_stream()>>>(
+            (const float*)p.dy, dy_rounded.data_ptr<float>(), p.dy_sn, p.dy_sc, p.Ktot, (int)len, (int)pitch, planes);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        p.dy = dy_rounded.data_ptr<float>();
+        p.dy_sc = pitch;
+        p.dy_sn = pitch * p.Ktot;
+        p.dy_sh = p.Q;
+        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn), "the driver refused the rounded gradient's tensor map");
+    }
+    p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.wwg_tw = wc.tw; p.q_tiles = wc.q_tiles;
+    const int64_t cblocks = ceil_div(p.Cg, WWG_BM / wc.tw), kblocks = ceil_div(p.Kg, wc.bn);
     split_k_tiles(p, cblocks * p.R * wc.sblocks * kblocks * g.groups, g.groups);
     const char* interleave_env = std::getenv("KB_CONV_WWG_INTERLEAVE");
     const int64_t interleave = interleave_env ? std::atoi(interleave_env) : p.splits;
@@ -4804,11 +4956,23 @@ void run_wgrad_wgmma(WgradParams p, const WgmmaWgradChoice& wc, const at::Tensor
     TORCH_CHECK(cblocks * p.R * wc.sblocks < (1LL << 31) && kblocks < 65536 && (int64_t)g.groups * p.splits <= 65535,
                 "too many weight-gradient blocks");
     const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
-    p.flush_every = wgrad_flush_every(PREC_EXACT, true);  // 1024
+    p.flush_every = wgrad_flush_every(prec, true);
     const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
-    allow_dynamic_smem(conv_wgrad_wgmma_kernel, wc.smem);
-    conv_wgrad_wgmma_kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    auto launch = [&](auto kernel) {
+        allow_dynamic_smem(kernel, wc.smem);
+        kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    if (prec == PREC_TF32 && wc.round_in_smem) {
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_TF32, 64, true>);
+        else launch(conv_wgrad_wgmma_kernel<PREC_TF32, 128, true>);
+    } else if (prec == PREC_TF32) {
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_TF32, 64, false>);
+        else launch(conv_wgrad_wgmma_kernel<PREC_TF32, 128, false>);
+    } else {
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_EXACT, 64, false>);
+        else launch(conv_wgrad_wgmma_kernel<PREC_EXACT, 128, false>);
+    }
     reduce_wgrad_splits(ws, dw, p.splits);
 }
 
@@ -4861,7 +5025,7 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     if (force != "gather" && force != "window") {
         const WgmmaWgradChoice wc = choose_wgrad_wgmma(p, g.groups, algo, prec, dy.scalar_type());
         if (wc.use) {
-            run_wgrad_wgmma(p, wc, dw, g, K, poison);
+            run_wgrad_wgmma(p, wc, dy, dw, g, K, prec, poison);
             return dw;
         }
     }

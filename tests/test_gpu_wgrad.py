@@ -1,7 +1,9 @@
-"""GPU tests of the weight-gradient kernels: conv_wgrad_window_kernel (the default) against the
-gather kernel it replaced (conv_wgrad_gemm_kernel, still the fallback), nn.Conv2d and float64; and
-on compute capability 9.0 conv_wgrad_wgmma_kernel (cuDNN's truncating-TF32 class, #55) against the
-window kernel with the same operand rounding and float64.
+"""GPU tests of the weight-gradient kernels: the default route (conv_wgrad_window_kernel; on compute
+capability 9.0 conv_wgrad_wgmma_kernel for float32 in a TF32 class where its alignment conditions
+hold) against the gather kernel (conv_wgrad_gemm_kernel, still the fallback), nn.Conv2d and float64;
+and conv_wgrad_wgmma_kernel in both its TF32 classes (truncated operands, #55; rounded ties away,
+#56 and the 5x9 layers) and all its blockings against the window kernel with the same operand
+rounding and float64.
 
 The configurations aim at the window kernel's blocking: output rows of several 32-column k-tiles
 with a ragged last one, channel counts that are not multiples of 8, more than 128 output channels
@@ -44,8 +46,9 @@ CONFIGS = [
     Cfg("transposed_in", 2, 8, 40, 16, 16, 3, p=1, layout="transposed"),
     Cfg("sliced_in", 2, 16, 12, 40, 16, 3, layout="sliced"),
     Cfg("narrow_q7", 3, 16, 9, 9, 16, 3),                                # one partial k-tile per row
-    Cfg("wide_row_fallback", 2, 8, 6, 60, 8, (1, 37)),                   # S > 36: gather kernel
+    Cfg("wide_row_fallback", 2, 8, 6, 62, 8, (1, 37)),                   # S > 36: gather kernel (W % 4: not wgmma)
     Cfg("l55_w72", 2, 64, 20, 72, 128, 3),                               # truncating class: wgmma on sm_90a
+    Cfg("k5x9_c32", 2, 32, 30, 72, 64, (5, 9)),                          # RNA class: wgmma (2 taps per warpgroup)
 ]
 
 SM90 = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
@@ -185,24 +188,30 @@ def test_wgrad_kernel_choice(monkeypatch):
         wide = kernels(by_id["wide_row_fallback"])
         truncating = kernels(by_id["l55_w72"])
         truncating_window = kernels(by_id["l55_w72"], "window")
+        rna = kernels(by_id["k5x7_l56_like"])
     with U.precision_mode("ieee"):
         truncating_ieee = kernels(by_id["l55_w72"])
+        rna_ieee = kernels(by_id["k5x7_l56_like"])
     assert "conv_wgrad_window_kernel" in default and "conv_wgrad_gemm_kernel" not in default, default
     assert "conv_wgrad_gemm_kernel" in forced and "conv_wgrad_window_kernel" not in forced, forced
     assert "conv_wgrad_gemm_kernel" in wide and "conv_wgrad_window_kernel" not in wide, wide
-    # #55's class (3x3, 64k channels, 128k filters, TF32 on): the wgmma kernel on sm_90a; IEEE mode
-    # and a forced "window" keep the window kernel.
+    # #55's class (3x3, 64k channels, 128k filters, TF32 on) and the RNA class of a 5x7 layer whose
+    # rows are 16-byte multiples: the wgmma kernel on sm_90a; IEEE mode and a forced "window" keep
+    # the window kernel.
     expected = "conv_wgrad_wgmma_kernel" if SM90 else "conv_wgrad_window_kernel"
     assert expected in truncating, truncating
+    assert expected in rna, rna
     assert "conv_wgrad_window_kernel" in truncating_window and "conv_wgrad_wgmma_kernel" not in truncating_window
     assert "conv_wgrad_window_kernel" in truncating_ieee and "conv_wgrad_wgmma_kernel" not in truncating_ieee
+    assert "conv_wgrad_window_kernel" in rna_ieee and "conv_wgrad_wgmma_kernel" not in rna_ieee
 
 
-# conv_wgrad_wgmma_kernel, called through the launcher in the truncating-TF32 class on shapes beyond
-# #55's: rows misaligned by 2 floats (a = 2, as #55's Q = 1022), padding (windows from column -1,
-# zero rows), partial channel and filter blocks, 3-tap blocks with idle warpgroups (5x7, 1x1),
-# strides and dilations, a single partial k-tile per row, groups, 2-row kernels, and splits long
-# enough for the pipeline's stages to wrap many times.
+# conv_wgrad_wgmma_kernel, called through the launcher in both TF32 classes on shapes beyond #55's:
+# rows misaligned by 2 floats (a = 2, as #55's Q = 1022), padding (windows from column -1, zero
+# rows), partial channel and filter blocks, tap blocks with idle warps and warpgroups (5x7, 5x9,
+# 1x1), strides and dilations, a single partial k-tile per row, groups, 2-row kernels, 32 and 16
+# input channels (two and four taps per warpgroup), 64 and 160 filters (64-wide MMAs), and splits
+# long enough for the pipeline's stages to wrap many times.
 WGMMA_CONFIGS = [
     Cfg("w72_odd_rows", 2, 64, 20, 72, 128, 3),          # Q = 70
     Cfg("pad1", 2, 64, 17, 64, 128, 3, p=1),
@@ -215,18 +224,33 @@ WGMMA_CONFIGS = [
     Cfg("k1x1", 2, 64, 10, 32, 128, 1),                   # two idle warpgroups
     Cfg("many_ktiles", 2, 64, 130, 260, 128, 3),          # ~50 k-tiles per split: the stages wrap often
     Cfg("k2x3_r2", 2, 32, 41, 100, 64, (2, 3)),           # 2 kernel rows (dY planes of 40 x 98)
+    Cfg("k5x9_c32_k64", 2, 32, 30, 72, 64, (5, 9)),       # the 5x9 layers' blocking: 2 taps per warpgroup
+    Cfg("k5x9_pad_dil", 2, 32, 30, 72, 64, (5, 9), p=(2, 4), d=(2, 3)),
+    Cfg("c20_k160_s2w", 2, 20, 21, 88, 160, 3, s=(1, 2), p=1),   # Cg 20 of 32 (or 16 + 4) rows, 3 x 64 filters
+    Cfg("c48_k72_g2", 2, 96, 14, 44, 144, (3, 5), p=(1, 2), g=2),
 ]
+# Blockings: the launcher's choice, and each one forced (filters per MMA, taps per warpgroup).
+WGMMA_BLOCKINGS = {"default": {}, "bn64": {"KB_CONV_WWG_BN": "64"}, "bn128_tw2": {"KB_CONV_WWG_BN": "128", "KB_CONV_WWG_TW": "2"},
+                   "tw4": {"KB_CONV_WWG_TW": "4"}, "tw1": {"KB_CONV_WWG_TW": "1"}}
+# The classes: truncated operands; RNA with dY rounded through a copy; RNA with dY rounded in shared memory.
+WGMMA_PRECS = {"trunc": ("_PREC_EXACT", None), "rna-copy": ("_PREC_TF32", "copy"), "rna-smem": ("_PREC_TF32", "smem")}
 
 
 @pytest.mark.skipif(not SM90, reason=SM90_REASON)
+@pytest.mark.parametrize("blocking", list(WGMMA_BLOCKINGS))
+@pytest.mark.parametrize("klass", list(WGMMA_PRECS))
 @pytest.mark.parametrize("cfg", WGMMA_CONFIGS, ids=[c.id for c in WGMMA_CONFIGS])
-def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
+def test_wgrad_wgmma(cfg, klass, blocking, monkeypatch):
     torch.manual_seed(U.seed_for("wgrad-wgmma", cfg.id))
     model, ref = U.make_models(M, cfg)
     x = U.make_input(cfg)
     gy = torch.randn(ref(x).shape, device=x.device)
     geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
     w_shape = list(ref.weight.shape)
+    prec_name, rounding = WGMMA_PRECS[klass]
+    prec = getattr(M, prec_name)
+    for name, value in dict(WGMMA_BLOCKINGS[blocking], KB_CONV_WWG_ROUND=rounding or "").items():
+        monkeypatch.setenv(name, value)
 
     def run(kernel=None, flush=None, interleave=None):
         for name, value in (("KB_CONV_WGRAD_KERNEL", kernel), ("KB_CONV_WGRAD_FLUSH", flush),
@@ -235,7 +259,7 @@ def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, value)
-        out = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_EXACT, True)
+        out = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, prec, True)
         U.sync()
         return out
 
@@ -243,16 +267,17 @@ def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
         ours = run()
     names = " ".join(e.key for e in prof.key_averages())
     assert "conv_wgrad_wgmma_kernel" in names, f"[{cfg}] the wgmma kernel did not run: {names}"
+    assert ("round_tf32_planes_kernel" in names) == (rounding == "copy"), f"[{cfg}] {klass}: {names}"
     again = run()
     restarts = run(flush="3")           # many flush intervals: accumulators restarted by the MMA
     contiguous = run(interleave="0")    # each split on one contiguous range of k-tiles (the earlier order)
     five = run(interleave="5")          # rows interleaved over 5 splits: many rows per split
-    window = run(kernel="window")       # the same truncated operands, another summation order
+    window = run(kernel="window")       # the same operand rounding, another summation order
     for name in ("KB_CONV_WGRAD_KERNEL", "KB_CONV_WGRAD_FLUSH", "KB_CONV_WWG_INTERLEAVE"):
         monkeypatch.delenv(name, raising=False)
     truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s, padding=cfg.p,
                                         dilation=cfg.d, groups=cfg.g)
-    where = f"[{cfg}]"
+    where = f"[{cfg}] {klass} {blocking}"
     for name, dw in (("default", ours), ("flush every 3", restarts), ("contiguous splits", contiguous),
                      ("rows over 5 splits", five)):
         assert not torch.isnan(dw).any(), f"{where} {name}: NaN (an element left unwritten under poison?)"
@@ -260,6 +285,34 @@ def test_wgrad_wgmma_truncating_tf32(cfg, monkeypatch):
         assert err <= 1.5 * err_window + 1e-7, f"{where} {name}: {err:.3e} from float64, window kernel {err_window:.3e}"
         assert U.rel_l2(dw, window) <= 5e-5, f"{where} {name}: {U.rel_l2(dw, window):.3e} from the window kernel"
     assert torch.equal(ours, again), f"{where}: not bitwise reproducible"
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+def test_wgrad_wgmma_rna_reads_a_sliced_gradient(monkeypatch):
+    """The RNA class's rounded copy of dY is written plane by plane: here dY's planes of 17 x 70
+    floats (not a multiple of 4: the copy's scalar tail) lie 18 rows apart in a larger tensor whose
+    extra rows hold infinities, which neither the copy nor the kernel may read."""
+    monkeypatch.setenv("KB_CONV_WWG_ROUND", "copy")   # (this small layer would round in shared memory)
+    cfg = Cfg("sliced_dy", 2, 32, 19, 72, 64, 3)   # P = 17, Q = 70
+    torch.manual_seed(U.seed_for("wgrad-wgmma-sliced-dy"))
+    model, ref = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    big = torch.randn(2, 64, 18, 70, device=x.device)
+    big[:, :, 17] = float("inf")
+    gy = big[:, :, :17]
+    assert not gy.is_contiguous()
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        dw = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_TF32, True)
+        U.sync()
+    names = " ".join(e.key for e in prof.key_averages())
+    assert "conv_wgrad_wgmma_kernel" in names and "round_tf32_planes_kernel" in names, names
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double())
+    window = M._ext().conv2d_backward_weight(gy.contiguous(), x, w_shape, geo, M._ALGO_GEMM, M._PREC_TF32, True)
+    assert torch.isfinite(dw).all(), "a row outside the planes reached the gradient"
+    assert U.rel_l2(dw, truth) <= 1.5 * U.rel_l2(window, truth) + 1e-7
+    assert U.rel_l2(dw, window) <= 5e-5, f"{U.rel_l2(dw, window):.3e} from the window kernel (RNA operands)"
 
 
 @pytest.mark.skipif(not SM90, reason=SM90_REASON)

@@ -61,6 +61,10 @@ INSTANTIATIONS = {
         "template __global__ void conv_wgrad_window_kernel<{t}, {p}>(const __grid_constant__ WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
+    "conv_wgrad_wgmma_kernel": [
+        "template __global__ void conv_wgrad_wgmma_kernel<{p}, {n}, {r}>(const __grid_constant__ WgradParams, "
+        "const __grid_constant__ CUtensorMap, const __grid_constant__ CUtensorMap);".format(p=p, n=n, r=r)
+        for p, r in (("PREC_EXACT", "false"), ("PREC_TF32", "false"), ("PREC_TF32", "true")) for n in (64, 128)],
     "conv_fwd_direct_kernel": [
         f"template __global__ void conv_fwd_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_dgrad_direct_kernel": [

@@ -71,6 +71,10 @@ CASES = [
     # conv_wgrad_wgmma_kernel (sm_90a, TF32 mode: cuDNN's truncating class): rows of 70 floats, so
     # odd rows start 8 bytes off 16 (shifted k-tiles, element-wise edge copies)
     ("wgrad_wgmma_Q70", 1, 64, 6, 72, 128, 3, dict()),
+    # the same kernel in the RNA class: 32 channels at 2 taps per warpgroup, 64-wide MMAs, a 9-column
+    # kernel (a block with idle warps); 16 channels at 4 taps, 160 filters in 3 blocks of 64
+    ("wgrad_wgmma_rna_5x9_C32", 1, 32, 12, 72, 64, (5, 9), dict()),
+    ("wgrad_wgmma_rna_C16_K160", 2, 16, 16, 40, 160, 5, dict(padding=2)),
     # the strided forward as a unit-stride one on stride-phase planes (model_new's space-to-depth)
     ("s2d_k11_s4_K96", 1, 3, 30, 150, 96, 11, dict(stride=4, padding=2, bias=True)),
     # the pointwise kernel (1x1, stride 1, no padding): a partial pixel tile (200 pixels), a ragged
