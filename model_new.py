@@ -40,7 +40,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
   grad-weight         conv_wgrad_wgmma_kernel  sm_90a: warpgroup MMA with the tap-shifted input rows as
                                                the register operand and dY through a descriptor, both
                                                loaded by the tensor copy engine (TMA), for cuDNN's
-                                               truncating-TF32 class (#55's grad-weight)
+                                               TF32 classes: truncated operands (#55's grad-weight)
+                                               and rounded ties away (#56, 5x9, ...: dY rounded by
+                                               round_tf32_planes_kernel or in shared memory); 64- or
+                                               128-wide MMAs, 1, 2 or 4 taps per warpgroup
                       conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
                                                (each input value loaded once for all taps), split over
                                                N*Ho*Wo, fixed-order reduction (the main path)
@@ -3263,7 +3266,7 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
     flush();  // also when this split got no k-tile: its ws tile must still be written (zeros)
 }
 
-// conv_wgrad_wgmma_kernel<PREC, BN> (sm_90a): the weight gradient on warpgroup MMA, for float32 in
+// conv_wgrad_wgmma_kernel<PREC, BN, ROUND_DY> (sm_90a): the weight gradient on warpgroup MMA, for float32 in
 //   cuDNN's TF32 classes: PREC_EXACT = truncated operands (#55's grad-weight: 3x3, 64k channels, 128k
 //   filters), PREC_TF32 = operands rounded to nearest, ties away (#56, the 5x9 layers, strided, ...).
 //     dW[k][c][r][s] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
@@ -3309,7 +3312,8 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   INFLIGHT k-tiles ahead, and each warpgroup keeps INFLIGHT (BN 64: 2, 128: 1) k-tiles of MMAs
 //   in flight (wgmma_wait<INFLIGHT>), so a stage is refilled only after the barrier that follows
 //   the retirement of the MMAs that read it; for the same reason the A fragments rotate through
-//   INFLIGHT + 1 register sets.
+//   INFLIGHT + 1 register sets.  So at least INFLIGHT + 2 stages (BN 64: 4, 128: 3): with fewer the
+//   prologue would load nothing and the first step wait for a k-tile never issued.
 // Precision: PREC_EXACT feeds the raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in
 //   this GEMM).  PREC_TF32 rounds X's fragments in registers (tf32_rna_fast, off the shared-memory
 //   path) and dY one of two ways (the copy engine's TF32-typed maps round ties to even, not away:
@@ -3320,9 +3324,9 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //     bytes each per step, the edge columns' zeros in the same pass, then the proxy fence), which
 //     adds 32 KB of shared-memory traffic per k-tile (BN 128) to the ~100 KB that the MMAs'
 //     operands and the copies already move.
-//   The copy wins where each dY element meets many MMAs (#56's weight gradient: 3.25 ms against
-//   4.23), the pass where dY's bytes dominate (KernelBench #63: 16 channels, 3x3): the launcher's
-//   rule is in choose_wgrad_wgmma.
+//   The copy is faster where each dY element meets many MMAs (#56's weight gradient: 3.25 ms against
+//   4.23 with the pass), the pass where dY's bytes dominate (KernelBench #63, 16 channels, 3x3: 9.0
+//   ms against 10.8 with the copy); the launcher's rule is in choose_wgrad_wgmma.
 //   Every flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one
 //   writer per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
 //   reproducible.  Columns outside [0, Q) are zero in both operands, so no input that a tap does
@@ -4838,7 +4842,7 @@ bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t
 // 128; tw taps per warpgroup, the one with the fewest warpgroup k-tiles (ceil(Cg / (64 / tw)) x
 // ceil(S / tw) per kernel row), then the fewest blocks.  KB_CONV_WWG_BN and KB_CONV_WWG_TW force
 // them (tests, experiments).  Stages: as many as fit, up to WWG_MAX_STAGES (KB_CONV_WWG_STAGES,
-// 4..8).
+// 3..8), at least the kernel's INFLIGHT + 2.
 struct WgmmaWgradChoice {
     bool use = false, round_in_smem = false;
     int bn = 0, tw = 0, ldw = 0, stages = 0, sblocks = 0, q_tiles = 0, smem = 0;
@@ -4896,10 +4900,11 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
     }
     c.ldw = (int)window(c.tw);
     const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    const int fewest = c.bn == 64 ? 4 : 3;  // INFLIGHT + 2 (see the kernel's pipeline)
     int most = WWG_MAX_STAGES;
-    if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(4, std::min(WWG_MAX_STAGES, std::atoi(e)));
-    for (c.stages = most; c.stages >= 4 && wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages) > optin; --c.stages) {}
-    if (c.stages < 4) return c;
+    if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(fewest, std::min(WWG_MAX_STAGES, std::atoi(e)));
+    for (c.stages = most; c.stages >= fewest && wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages) > optin; --c.stages) {}
+    if (c.stages < fewest) return c;
     c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages);
     int a_max = 0;  // the rows' misalignment: residues of p dy_sh, mod 4 floats (the planes are aligned)
     for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) & 3));

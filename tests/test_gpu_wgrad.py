@@ -15,6 +15,8 @@ Skipped as a whole without a CUDA GPU.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -216,7 +218,7 @@ WGMMA_CONFIGS = [
     Cfg("w72_odd_rows", 2, 64, 20, 72, 128, 3),          # Q = 70
     Cfg("pad1", 2, 64, 17, 64, 128, 3, p=1),
     Cfg("c80_k200", 2, 80, 12, 40, 200, 3, p=1),
-    Cfg("k5x7", 2, 16, 24, 60, 32, (5, 7)),               # Q = 54; tap blocks of 3, 3 and 1
+    Cfg("k5x7", 2, 16, 24, 60, 32, (5, 7)),               # Q = 54; 4 taps per warpgroup (forced 1: blocks of 3, 3, 1)
     Cfg("s2h_d2", 2, 32, 30, 48, 64, 3, s=(2, 1), p=2, d=2),
     Cfg("s2", 2, 16, 20, 64, 16, 3, s=2, p=1),            # window columns at stride 2
     Cfg("q10_one_tile", 3, 64, 8, 12, 128, 3),            # Q = 10 < 32
@@ -228,6 +230,7 @@ WGMMA_CONFIGS = [
     Cfg("k5x9_pad_dil", 2, 32, 30, 72, 64, (5, 9), p=(2, 4), d=(2, 3)),
     Cfg("c20_k160_s2w", 2, 20, 21, 88, 160, 3, s=(1, 2), p=1),   # Cg 20 of 32 (or 16 + 4) rows, 3 x 64 filters
     Cfg("c48_k72_g2", 2, 96, 14, 44, 144, (3, 5), p=(1, 2), g=2),
+    Cfg("s5w_wide_window", 2, 64, 12, 200, 128, 3, s=(1, 5)),   # a window of 164 floats: 3 stages at BN 128
 ]
 # Blockings: the launcher's choice, and each one forced (filters per MMA, taps per warpgroup).
 WGMMA_BLOCKINGS = {"default": {}, "bn64": {"KB_CONV_WWG_BN": "64"}, "bn128_tw2": {"KB_CONV_WWG_BN": "128", "KB_CONV_WWG_TW": "2"},
@@ -268,8 +271,16 @@ def test_wgrad_wgmma(cfg, klass, blocking, monkeypatch):
     names = " ".join(e.key for e in prof.key_averages())
     assert "conv_wgrad_wgmma_kernel" in names, f"[{cfg}] the wgmma kernel did not run: {names}"
     assert ("round_tf32_planes_kernel" in names) == (rounding == "copy"), f"[{cfg}] {klass}: {names}"
+    # The instance that ran: <precision, filters per MMA, dY rounded in shared memory> (the taps per
+    # warpgroup are a run-time value, not visible here).
+    forced_bn = WGMMA_BLOCKINGS[blocking].get("KB_CONV_WWG_BN")
+    instance = re.search(r"conv_wgrad_wgmma_kernel<(\d+),\s*(\d+),\s*(\w+)>", names)
+    assert instance, names
+    assert instance.group(1) == str(prec) and instance.group(3) == str(rounding == "smem").lower(), names
+    if forced_bn:
+        assert instance.group(2) == forced_bn, f"[{cfg}] KB_CONV_WWG_BN={forced_bn} did not take: {names}"
     again = run()
-    restarts = run(flush="3")           # many flush intervals: accumulators restarted by the MMA
+    restarts = run(flush="5")           # many flush intervals (not whole register-set rotations): accumulators restarted by the MMA
     contiguous = run(interleave="0")    # each split on one contiguous range of k-tiles (the earlier order)
     five = run(interleave="5")          # rows interleaved over 5 splits: many rows per split
     window = run(kernel="window")       # the same operand rounding, another summation order
@@ -291,7 +302,9 @@ def test_wgrad_wgmma(cfg, klass, blocking, monkeypatch):
 def test_wgrad_wgmma_rna_reads_a_sliced_gradient(monkeypatch):
     """The RNA class's rounded copy of dY is written plane by plane: here dY's planes of 17 x 70
     floats (not a multiple of 4: the copy's scalar tail) lie 18 rows apart in a larger tensor whose
-    extra rows hold infinities, which neither the copy nor the kernel may read."""
+    extra rows hold infinities.  The result must equal the window kernel's on the same operands (a
+    misplaced plane or a wrong tail shows there); an infinity that reached the copy's padding would
+    not show, since the tensor map never reads the padding."""
     monkeypatch.setenv("KB_CONV_WWG_ROUND", "copy")   # (this small layer would round in shared memory)
     cfg = Cfg("sliced_dy", 2, 32, 19, 72, 64, 3)   # P = 17, Q = 70
     torch.manual_seed(U.seed_for("wgrad-wgmma-sliced-dy"))
