@@ -3852,6 +3852,20 @@ void dispatch_dtype(at::ScalarType st, F&& f) {
     }
 }
 
+// The fixed-order sum of a weight gradient's split partials: ws[splits][dw.numel()] in dw's
+// accumulator type (AccumOf: float64 for float64, else float32) into dw.
+void reduce_wgrad_splits(const at::Tensor& ws, const at::Tensor& dw, int splits) {
+    const int64_t count = dw.numel();
+    dispatch_dtype(dw.scalar_type(), [&](auto tag) {
+        using T = decltype(tag);
+        using Acc = typename AccumOf<T>::type;
+        TORCH_CHECK(ws.scalar_type() == (sizeof(Acc) == 8 ? at::kDouble : at::kFloat), "split partials of the wrong type");
+        reduce_splits_kernel<T><<<grid_for(count, 256), 256, 0, launch_stream()>>>(
+            (const Acc*)ws.data_ptr(), (T*)dw.data_ptr(), count, splits);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+}
+
 template <typename T, typename OutT = float>
 void launch_pack(const at::Tensor& w, at::Tensor& out, const PackParams& pp) {
     const int64_t total = (int64_t)pp.groups * pp.taps_h * pp.taps_w * pp.red_pad * pp.col_pad;
@@ -4424,7 +4438,6 @@ bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Te
     bool launched = false;
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
         using T = decltype(tag);
-        using Acc = typename AccumOf<T>::type;
         auto kernel = conv_wgrad_depthwise_kernel<T>;
         allow_dynamic_smem(kernel, (int)smem);
         const int64_t wave = sms * resident_blocks(kernel, DW_THREADS, (int)smem);
@@ -4444,9 +4457,7 @@ bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Te
         p.ws = ws.data_ptr();
         kernel<<<(unsigned)blocks, DW_THREADS, (size_t)smem, launch_stream()>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        reduce_splits_kernel<T><<<grid_for(dw.numel(), 256), 256, 0, launch_stream()>>>(
-            (const Acc*)ws.data_ptr(), (T*)dw.data_ptr(), dw.numel(), p.splits);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        reduce_wgrad_splits(ws, dw, p.splits);
         launched = true;
     });
     return launched;
@@ -4663,24 +4674,13 @@ void dispatch_wgrad(at::ScalarType st, int64_t prec, F&& f) {
     }
 }
 
-// The fp32 workspace of split partials ([splits][K][C/g*R*S]), NaN-poisoned on request, and its
-// fixed-order sum into dw.
+// The fp32 workspace of split partials ([splits][K][C/g*R*S]), NaN-poisoned on request (summed into
+// dw by reduce_wgrad_splits).
 at::Tensor wgrad_workspace(WgradParams& p, const at::Tensor& dw, int K, bool poison) {
     auto ws = at::empty({(int64_t)p.splits * K * p.CRS}, dw.options().dtype(at::kFloat));
     if (poison) ws.fill_(NAN);
     p.ws = ws.data_ptr<float>();
     return ws;
-}
-void reduce_wgrad_splits(const at::Tensor& ws, const at::Tensor& dw, int splits) {
-    const int64_t count = dw.numel();
-    dispatch_dtype(dw.scalar_type(), [&](auto tag) {
-        using T = decltype(tag);
-        if constexpr (sizeof(T) != 8) {
-            reduce_splits_kernel<T><<<grid_for(count, 256), 256, 0, launch_stream()>>>(
-                ws.data_ptr<float>(), (T*)dw.data_ptr(), count, splits);
-            C10_CUDA_KERNEL_LAUNCH_CHECK();
-        }
-    });
 }
 
 // conv_wgrad_window_kernel's column blocking: kernel rows per block rb (as many as fit 36 n8
@@ -4915,7 +4915,9 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
     const uint64_t x_dims[4] = {(uint64_t)p.W, (uint64_t)p.H, (uint64_t)p.Cg * groups, (uint64_t)images};
     const uint64_t x_strides[3] = {(uint64_t)p.x_sh * 4, (uint64_t)p.x_sc * 4, (uint64_t)p.x_sn * 4};
     const uint32_t x_box[4] = {(uint32_t)c.ldw, 1, (uint32_t)(WWG_BM / c.tw), 1};
-    if (!encode_wgrad_dy_map(&c.dy_map, p, c.bn)) return c;
+    // (where dY is read through the rounded copy, run_wgrad_wgmma encodes its map for the copy)
+    const bool copy = prec == PREC_TF32 && !c.round_in_smem;
+    if (!copy && !encode_wgrad_dy_map(&c.dy_map, p, c.bn)) return c;
     if (!encode_f32_map(&c.x_map, p.x, 4, x_dims, x_strides, x_box, CU_TENSOR_MAP_SWIZZLE_NONE)) return c;
     c.use = true;
     return c;
@@ -4945,7 +4947,6 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
         p.dy = dy_rounded.data_ptr<float>();
         p.dy_sc = pitch;
         p.dy_sn = pitch * p.Ktot;
-        p.dy_sh = p.Q;
         TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn), "the driver refused the rounded gradient's tensor map");
     }
     p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.wwg_tw = wc.tw; p.q_tiles = wc.q_tiles;
@@ -4997,9 +4998,7 @@ void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t eleme
     conv_wgrad_direct_kernel<T><<<dim3((unsigned)elements, (unsigned)p.splits), WGD_THREADS, 0, stream>>>(
         p, (Acc*)ws.data_ptr(), elements, (int)bias_only);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    reduce_splits_kernel<T><<<grid_for(elements, 256), 256, 0, stream>>>(
-        (const Acc*)ws.data_ptr(), (T*)out.data_ptr(), elements, p.splits);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    reduce_wgrad_splits(ws, out, p.splits);
 }
 }  // namespace
 
@@ -5893,6 +5892,7 @@ def _forward_plan(x, weight, bias, geo):
 # KB_CONV_S2D=0 (read when a layer plans an input layout) turns it off.  The backward runs on the
 # strided geometry as before.
 _S2D_MAX_WASTE = 1.5
+_UNIT_GEOMETRY_ARGS = _Geometry((1, 1), 1, 0, 1, 1, "zeros").args  # the launchers' vector for the stride-phase layer
 
 
 def _space_to_depth_plan(x_shape, w_shape, geo, dtype, algo):
@@ -5921,7 +5921,7 @@ def _space_to_depth_forward(x, weight, bias, geo, s2d, algo, prec):
     taps = weight.new_zeros((k, c, kh2 * sh, kw2 * sw))
     taps[:, :, :kh, :kw] = weight.detach()
     taps = taps.view(k, c, kh2, sh, kw2, sw).permute(0, 1, 3, 5, 2, 4).reshape(k, c * sh * sw, kh2, kw2)
-    return _ext().conv2d_forward(planes, taps, bias, [1, 1, 0, 0, 0, 0, 1, 1, 1, 0], algo, prec, False,
+    return _ext().conv2d_forward(planes, taps, bias, _UNIT_GEOMETRY_ARGS, algo, prec, False,
                                  _state["poison"])
 
 
