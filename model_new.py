@@ -18,8 +18,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_fwd_wgmma_kernel    sm_90a (H100/H200): the halo GEMM on warpgroup MMA, warp-
                                                specialised (bulk-copy weights, halo loaders, two MMA
                                                warpgroups), persistent; float32 in cuDNN's RNA-TF32 class
-                                               (k8), float32 in 3xTF32 (IEEE mode; 128-wide x 2 rows,
-                                               partial sums folded every 2 k-tiles) and fp16 / bf16
+                                               (k8), float32 in 3xTF32 (IEEE mode; 128-wide x 2 rows
+                                               or 64-wide x 4 rows, partial sums folded every 2
+                                               k-tiles) and fp16 / bf16
                                                (k16, 128-wide tiles only); 128-wide x 4 rows, or 64-wide
                                                x 8 rows for narrow TF32 GEMMs (#55's grad-input; where
                                                its rows are whole sectors with the operands swapped,
@@ -43,7 +44,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                TF32 classes: truncated operands (#55's grad-weight)
                                                and rounded ties away (#56, 5x9, ...: dY rounded by
                                                round_tf32_planes_kernel or in shared memory); 64- or
-                                               128-wide MMAs, 1, 2 or 4 taps per warpgroup
+                                               128-wide MMAs, 1, 2 or 4 taps per warpgroup; and
+                                               3xTF32 (IEEE mode: both operands split, 64-wide MMAs,
+                                               partial sums folded into a register total)
                       conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
                                                (each input value loaded once for all taps), split over
                                                N*Ho*Wo, fixed-order reduction (the main path)
@@ -164,6 +167,12 @@ __device__ __forceinline__ uint32_t tf32_split_big(float v) {
 }
 __device__ __forceinline__ uint32_t tf32_split_small(float v, uint32_t big) {
     return tf32_rna(v - __uint_as_float(big));
+}
+// The big part through tf32_rna_fast (equal to tf32_split_big on every value: the clamp leaves no NaN,
+// and tf32_rna_fast equals cvt.rna off NaNs), for the wgmma weight gradient's 3xTF32 splits.
+__device__ __forceinline__ uint32_t tf32_split_big_fast(float v) {
+    const float tf32_max = __int_as_float(0x7f7fe000);
+    return tf32_rna_fast(fminf(fmaxf(v, -tf32_max), tf32_max));
 }
 
 // The same rounding with ties to even, which cuDNN uses on some shapes (1x1 convolutions among
@@ -1447,6 +1456,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   3xTF32  BN = 128, TR = 2 (128 pixels): one m64n128 accumulator per consumer thread, so that a
 //           second set (acc_total) fits beside it: the k-tiles' partial sums are folded into it with
 //           round-to-nearest adds every p.fold k-tiles (the tensor cores' accumulation truncates);
+//           for GEMMs of at most 64 columns (IEEE grad-input of #55 and #56) BN = 64, TR = 4: two
+//           m64n64 accumulators, the same 64 registers, and no MMA on padding;
 //   narrow  BN = 64,  TR = 8 (512 pixels): GEMMs of at most 64 columns (#55's and #56's grad-input,
 //           64 input channels), so that no MMA works on padding; the taller tile also loads fewer
 //           halo rows per output row (10 for 8, against 6 for 4), which matters because the halo
@@ -1533,9 +1544,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     // 3xTF32: every operand is held twice, its big and its small TF32 part (PARTS = 2).
     constexpr bool SPLIT = PREC == PREC_3XTF32;
     constexpr int PARTS = SPLIT ? 2 : 1;
-    static_assert(SPLIT ? (std::is_same<T, float>::value && BN == 128 && TR == 2)
+    static_assert(SPLIT ? (std::is_same<T, float>::value && ((BN == 128 && TR == 2) || (BN == 64 && TR == 4)))
                         : ((BN == 128 && TR == 4) || (BN == 64 && TR == 8)),
-                  "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles; 3xTF32: 128 x 2 rows");
+                  "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles; 3xTF32: 128 x 2 or 64 x 4 rows");
     static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 || PREC == PREC_3XTF32
                                                 : PREC == PREC_EXACT && BN == 128,
                   "float32 in RNA-TF32 or 3xTF32, or 16-bit (exact products) in the wide variant");
@@ -1859,11 +1870,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const unsigned kgs2_units = (2 * kgs) >> 4, kgs4_units = (4 * kgs) >> 4;
         const uint64_t b_hi = wgmma_desc_hi(BN * 16, 128);
         float acc[SG][BN / 2];
-        // 3xTF32 (SG == 1): the MMAs of every p.fold k-tiles start from zero, and their sum is added
-        // into acc_total with ordinary (round-to-nearest) fp32 adds once they are done.  The tensor
-        // cores' own accumulation truncates; over a whole reduction in one accumulator that left
-        // #55's layer at 4e-6 relative L2 from float64 and #56's at 1.6e-5 (cuDNN's IEEE kernels: 4e-7).
-        float acc_total[SPLIT ? BN / 2 : 1];
+        // 3xTF32: the MMAs of every p.fold k-tiles start from zero, and their sum is added into
+        // acc_total with ordinary (round-to-nearest) fp32 adds once they are done.  The tensor cores'
+        // own accumulation truncates; over a whole reduction in one accumulator that left #55's layer
+        // at 4e-6 relative L2 from float64 and #56's at 1.6e-5 (cuDNN's IEEE kernels: 4e-7).  Both
+        // 3xTF32 tiles hold 64 accumulators and 64 totals per thread (SG x BN / 2).
+        float acc_total[SPLIT ? SG : 1][SPLIT ? BN / 2 : 1];
         int s = 0;
         unsigned phase = 0;  // weight stage s and the parity of its round
         T* y = (T*)p.y;
@@ -2045,9 +2057,15 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                 if (kin + 1 == kpc) mbar_arrive(empty_h + 8 * hb);
                             }
                             s_back1 = -1; h_back1 = -1;
-                            wgmma_pin(acc[0]);
 #pragma unroll
-                            for (int i = 0; i < BN / 2; ++i) acc_total[i] = have_total ? acc_total[i] + acc[0][i] : acc[0][i];
+                            for (int sg = 0; sg < SG; ++sg) {
+                                wgmma_pin(acc[sg]);
+#pragma unroll
+                                for (int i = 0; i < BN / 2; ++i)
+                                    acc_total[sg % (SPLIT ? SG : 1)][i % (SPLIT ? BN / 2 : 1)] =
+                                        have_total ? acc_total[sg % (SPLIT ? SG : 1)][i % (SPLIT ? BN / 2 : 1)] + acc[sg][i]
+                                                   : acc[sg][i];
+                            }
                             have_total = true;
                             if (++s == stages) { s = 0; phase ^= 1; }
                             continue;
@@ -2082,7 +2100,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             for (int sg = 0; sg < SG; ++sg) wgmma_pin(acc[sg]);
             if constexpr (SPLIT) {
 #pragma unroll
-                for (int i = 0; i < BN / 2; ++i) acc[0][i] = acc_total[i];
+                for (int sg = 0; sg < SG; ++sg)
+#pragma unroll
+                    for (int i = 0; i < BN / 2; ++i) acc[sg][i] = acc_total[sg % (SPLIT ? SG : 1)][i % (SPLIT ? BN / 2 : 1)];
             }
             if (lane == 0) {
                 if (s_back2 >= 0) mbar_arrive(empty_b + 8 * s_back2);
@@ -2791,6 +2811,8 @@ struct WgradParams {
     // conv_wgrad_wgmma_kernel only: the X window's row length, pipeline stages, blocks of 3 wwg_tw
     // kernel columns per kernel row, and taps per warpgroup (1, 2 or 4: 64 / wwg_tw channels each).
     int wwg_ldw, wwg_stages, wwg_sblocks, wwg_tw;
+    // and, for 3xTF32, the k-tiles between folds of the accumulators into their round-to-nearest total.
+    int wwg_fold;
     // conv_wgrad_wgmma_kernel: 0 = split s reduces k-tiles [s kt_chunk, (s + 1) kt_chunk); > 0 = split s
     // reduces whole output rows s, s + row_step, s + 2 row_step, ... (rows numbered image * P + row;
     // row_step = splits), so that all splits move down dY and X together.
@@ -3327,6 +3349,13 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   The copy is faster where each dY element meets many MMAs (#56's weight gradient: 3.25 ms against
 //   4.23 with the pass), the pass where dY's bytes dominate (KernelBench #63, 16 channels, 3x3: 9.0
 //   ms against 10.8 with the copy); the launcher's rule is in choose_wgrad_wgmma.
+//   PREC_3XTF32 (IEEE mode, BN 64 only): X's fragments split in registers into big = rna(v) and the
+//   unrounded rest v - big (the tensor cores truncate it); each dY tile split in shared memory by all
+//   384 threads once it lands, big in place and small (rounded) into the stage's second dY tile;
+//   small x big, big x small, big x big per k8 step.  The tensor cores' accumulation truncates, so the
+//   accumulators restart every p.wwg_fold k-tiles and are added into a register total (see the main
+//   loop); the total, not the accumulators, goes to ws.  #55 in IEEE mode: 8.1 ms against the window
+//   kernel's 17.3 and cuDNN's 11.1, 6e-7 from float64 (docs/perf-log.md, s21).
 //   Every flush_every k-tiles the accumulators are added into this block's fp32 tile of ws (one
 //   writer per address: a fixed order), then reduce_splits_kernel sums the splits in order: bitwise
 //   reproducible.  Columns outside [0, Q) are zero in both operands, so no input that a tap does
@@ -3335,29 +3364,34 @@ constexpr int WWG_THREADS = 384;
 constexpr int WWG_MAX_STAGES = 8;
 constexpr int WWG_BM = 64;                         // MMA rows per warpgroup: 64 / tw channels x tw taps
 constexpr int WWG_MAX_LDW = 256;                   // the window's width at most (a box dimension's limit)
-// One stage: the dY tile (bn filters x 32 columns), then the X window (64 / tw channels x ldw), rounded
-// up to the 1024-byte swizzle atom.
-__host__ __device__ constexpr int wwg_stage_bytes(int bn, int tw, int ldw) {
-    return (bn * TILE_K * 4 + WWG_BM / tw * ldw * 4 + 1023) / 1024 * 1024;
+// One stage: the dY tile (bn filters x 32 columns; 3xTF32: its big part, then its small part), then the
+// X window (64 / tw channels x ldw), rounded up to the 1024-byte swizzle atom.
+__host__ __device__ constexpr int wwg_stage_bytes(int bn, int tw, int ldw, int dy_tiles) {
+    return (dy_tiles * bn * TILE_K * 4 + WWG_BM / tw * ldw * 4 + 1023) / 1024 * 1024;
 }
 // Dynamic shared memory: 1 KB of slack to align the stages to 1024 bytes, the stages, the mbarriers.
-__host__ __device__ constexpr int wwg_smem_bytes(int bn, int tw, int ldw, int stages) {
-    return 1024 + stages * wwg_stage_bytes(bn, tw, ldw) + 8 * stages;
+__host__ __device__ constexpr int wwg_smem_bytes(int bn, int tw, int ldw, int dy_tiles, int stages) {
+    return 1024 + stages * wwg_stage_bytes(bn, tw, ldw, dy_tiles) + 8 * stages;
 }
 
 template <int PREC, int BN, bool ROUND_DY>
 __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const __grid_constant__ WgradParams p,
                                                                           const __grid_constant__ CUtensorMap dy_map,
                                                                           const __grid_constant__ CUtensorMap x_map) {
-    static_assert(PREC == PREC_EXACT || PREC == PREC_TF32, "truncated or RNA-rounded TF32 operands");
+    static_assert(PREC == PREC_EXACT || PREC == PREC_TF32 || PREC == PREC_3XTF32, "a TF32 class or 3xTF32");
     static_assert(BN == 64 || BN == 128, "m64n64 or m64n128 MMAs");
     static_assert(PREC == PREC_TF32 || !ROUND_DY, "dY is rounded only in the RNA class");
+    static_assert(PREC != PREC_3XTF32 || BN == 64, "3xTF32 holds a second accumulator set: 64-wide MMAs only");
+    constexpr bool SPLIT = PREC == PREC_3XTF32;  // big and small parts of both operands, three MMAs per k8 step
+    constexpr int NPART = SPLIT ? 2 : 1;       // A fragment parts, and dY tiles per stage
     constexpr int B_BYTES = BN * TILE_K * 4;   // one stage's dY tile
     constexpr int NACC = BN / 2;               // accumulator registers per thread
     // k-tiles of MMAs in flight per warpgroup: two for the 64-wide MMAs, whose k-tile is half as much
     // tensor work against the same per-k-tile barrier and fragment loads (5x9 weight gradient -1.5 to
-    // -3%); one for the 128-wide (#55 +1 to +5% with two, #56 equal: docs/perf-log.md, s20).
-    constexpr int INFLIGHT = BN == 64 ? 2 : 1;
+    // -3%); one for the 128-wide (#55 +1 to +5% with two, #56 equal: docs/perf-log.md, s20), and for
+    // 3xTF32, whose k-tile is three times the tensor work and whose fragments and total take the
+    // registers a third set would need.
+    constexpr int INFLIGHT = BN == 64 && !SPLIT ? 2 : 1;
     read_params_in_place(p);
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // The warp index through a shuffle, so that the compiler knows it is warp-uniform: the
@@ -3375,7 +3409,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     const bool warp_active = s0 + tap < p.S;          // warp-uniform
     const int c0 = cblk * bmc, k0 = blockIdx.y * BN;
     const int ldw = p.wwg_ldw, stages = p.wwg_stages;
-    const int stage_bytes = wwg_stage_bytes(BN, tw, ldw);
+    const int stage_bytes = wwg_stage_bytes(BN, tw, ldw, NPART);
     const long long kt_begin = p.row_step ? 0 : (long long)split * p.kt_chunk;
     const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
     const long long rows_total = p.kt_total / p.q_tiles;   // images x P
@@ -3412,7 +3446,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         tma_load_3d(b_dst, &dy_map, c.op * p.Q + q0, group * p.Kg + k0, c.img, bar);
         const int h = c.op * p.stride_h + r * p.dil_h - p.pad_t;
         const int wx0 = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & ~3;
-        tma_load_4d(b_dst + B_BYTES, &x_map, wx0, h, group * p.Cg + c0, c.img, bar);
+        tma_load_4d(b_dst + NPART * B_BYTES, &x_map, wx0, h, group * p.Cg + c0, c.img, bar);
     };
 
     // Fragments: lane (g, t) of warp wl loads A(16 wl + g (+8), kk = t (+4)) of its warpgroup's
@@ -3426,38 +3460,63 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     float acc[NACC];
 #pragma unroll
     for (int i = 0; i < NACC; ++i) acc[i] = 0.f;
+    // 3xTF32: the round-to-nearest total of the folded accumulators (see the main loop).
+    float total[SPLIT ? NACC : 1];
+#pragma unroll
+    for (int i = 0; i < (SPLIT ? NACC : 1); ++i) total[i] = 0.f;
 
-    auto operand = [](float v) { return PREC == PREC_TF32 ? tf32_rna_fast(v) : __float_as_uint(v); };
-    auto load_a = [&](uint32_t (&a)[4][4], int stage, int q0) {
+    // A fragments: a[0] the operand (3xTF32: the big part), a[1] the small part.
+    auto load_a = [&](uint32_t (&a)[NPART][4][4], int stage, int q0) {
         const int xs = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & 3;
-        const float* base = reinterpret_cast<const float*>(smem + stage * stage_bytes + B_BYTES) + xs + a_lane;
+        const float* base = reinterpret_cast<const float*>(smem + stage * stage_bytes + NPART * B_BYTES) + xs + a_lane;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
             const float* f = base + ks * a_k8;
-            a[ks][0] = operand(f[0]);
-            a[ks][1] = operand(f[a_m8]);
-            a[ks][2] = operand(f[a_k4]);
-            a[ks][3] = operand(f[a_m8 + a_k4]);
+            const float v[4] = {f[0], f[a_m8], f[a_k4], f[a_m8 + a_k4]};
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                if constexpr (SPLIT) {
+                    // The small part unrounded: the tensor cores truncate it to TF32, which leaves an
+                    // error of at most 2^-11 of the small part (~2^-23 of v), and random low bits in
+                    // a register operand cost nothing (docs/perf-log.md, s11 b).
+                    a[0][ks][e] = tf32_split_big_fast(v[e]);
+                    a[NPART - 1][ks][e] = __float_as_uint(v[e] - __uint_as_float(a[0][ks][e]));
+                } else {
+                    a[0][ks][e] = PREC == PREC_TF32 ? tf32_rna_fast(v[e]) : __float_as_uint(v[e]);
+                }
+            }
         }
         if (q0 < 0 || q0 + TILE_K > p.Q) {  // a row's first or last k-tile: zero the columns outside it
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
 #pragma unroll
                 for (int hk = 0; hk < 2; ++hk)
-                    if ((unsigned)(q0 + 8 * ks + t + 4 * hk) >= (unsigned)p.Q) a[ks][2 * hk] = a[ks][2 * hk + 1] = 0u;
+                    if ((unsigned)(q0 + 8 * ks + t + 4 * hk) >= (unsigned)p.Q) {
+#pragma unroll
+                        for (int part = 0; part < NPART; ++part) a[part][ks][2 * hk] = a[part][ks][2 * hk + 1] = 0u;
+                    }
         }
     };
-    // accumulate == 0 on a flush interval's first k-tile: the MMA overwrites the accumulators
-    // (zeroing them in code would merge two definitions at the loop's back edge, and the compiler
-    // then waits for the MMAs in flight to move registers).
-    auto issue_mmas = [&](const uint32_t (&a)[4][4], int stage, int accumulate) {
+    // accumulate == 0 on a flush interval's (3xTF32: a fold period's) first k-tile: the MMA
+    // overwrites the accumulators (zeroing them in code would merge two definitions at the loop's
+    // back edge, and the compiler then waits for the MMAs in flight to move registers).  3xTF32:
+    // small x big, big x small, then big x big per k8 step, the small products first.
+    auto issue_mmas = [&](const uint32_t (&a)[NPART][4][4], int stage, int accumulate) {
         const unsigned b_stage = smem_u + stage * stage_bytes;
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
             const uint64_t b_desc = wgmma_desc(b_hi, b_stage + ks * 32);
-            if constexpr (BN == 128) wgmma_m64n128k8_tf32_rs(acc, a[ks], b_desc, ks == 0 ? accumulate : 1);
-            else wgmma_m64n64k8_tf32_rs(acc, a[ks], b_desc, ks == 0 ? accumulate : 1);
+            if constexpr (SPLIT) {
+                const uint64_t b_small = wgmma_desc(b_hi, b_stage + B_BYTES + ks * 32);
+                wgmma_m64n64k8_tf32_rs(acc, a[1][ks], b_desc, ks == 0 ? accumulate : 1);
+                wgmma_m64n64k8_tf32_rs(acc, a[0][ks], b_small, 1);
+                wgmma_m64n64k8_tf32_rs(acc, a[0][ks], b_desc, 1);
+            } else if constexpr (BN == 128) {
+                wgmma_m64n128k8_tf32_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
+            } else {
+                wgmma_m64n64k8_tf32_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
+            }
         }
         wgmma_commit();
     };
@@ -3476,7 +3535,8 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
 #pragma unroll
                         for (int e = 0; e < 2; ++e) {
                             const int c = c0 + ch_row + g + 8 * hm, k = k0 + 8 * j + 2 * t + e;
-                            const float v = acc[4 * j + 2 * hm + e];
+                            const float v = SPLIT ? total[(4 * j + 2 * hm + e) % (SPLIT ? NACC : 1)]
+                                                  : acc[4 * j + 2 * hm + e];
                             if (c < p.Cg && k < p.Kg) {
                                 float* dst = ws + (long long)k * p.CRS + ((long long)c * p.R + r) * p.S + s0 + tap;
                                 if (first_flush) *dst = v;
@@ -3486,6 +3546,10 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
             }
         }
         first_flush = false;
+        if constexpr (SPLIT) {
+#pragma unroll
+            for (int i = 0; i < (SPLIT ? NACC : 1); ++i) total[i] = 0.f;
+        }
     };
 
     Cursor load_at, use_at;
@@ -3504,11 +3568,38 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         advance(load_at);
         if (++load_stage == stages) load_stage = 0;
     }
-    auto step = [&](int kt, uint32_t (&a)[4][4], int accumulate) {
+    // fold (3xTF32 only): after this k-tile's MMAs, wait for all of them and add the accumulators
+    // into the total.
+    auto step = [&](int kt, uint32_t (&a)[NPART][4][4], int accumulate, bool fold) {
         const int q0 = tile_q0(use_at);
         const bool edge = q0 < 0 || q0 + TILE_K > p.Q;   // dY columns outside the row: zeros
         mbar_wait(bars + 8 * use_stage, use_phase);      // k-tile kt's boxes have landed
-        if constexpr (ROUND_DY) {
+        if constexpr (SPLIT) {
+            // Every 16-byte chunk of the raw tile (as for ROUND_DY, below) split in place: its big
+            // part stays, its small part goes to the same place in the stage's second dY tile; the
+            // edge columns zeroed first (both parts 0).
+            unsigned char* tile = smem + use_stage * stage_bytes;
+            for (int i = tid; i < BN * 8; i += WWG_THREADS) {
+                uint4* big_chunk = reinterpret_cast<uint4*>(tile + 16 * i);
+                const float4 raw = *reinterpret_cast<const float4*>(big_chunk);
+                float v[4] = {raw.x, raw.y, raw.z, raw.w};
+                if (edge) {
+                    const int j = q0 + 4 * ((i & 7) ^ ((i >> 3) & 7));
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        if ((unsigned)(j + e) >= (unsigned)p.Q) v[e] = 0.f;
+                }
+                uint32_t hi[4], lo[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    hi[e] = tf32_split_big_fast(v[e]);
+                    lo[e] = tf32_rna_fast(v[e] - __uint_as_float(hi[e]));   // (rounded: clean bits in shared memory, s10)
+                }
+                *big_chunk = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+                *reinterpret_cast<uint4*>(tile + B_BYTES + 16 * i) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+            }
+            fence_proxy_async_smem();
+        } else if constexpr (ROUND_DY) {
             // Every 16-byte chunk of the tile (row k = 128 bytes, chunk i & 7 holding columns
             // 4 ((i & 7) ^ (k & 7)) .. + 3 under the swizzle) rounded in place, edge columns zeroed.
             unsigned char* tile = smem + use_stage * stage_bytes;
@@ -3543,26 +3634,65 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         if (wg_active) {
             load_a(a, use_stage, q0);
             issue_mmas(a, use_stage, accumulate);
-            wgmma_wait<INFLIGHT>();        // k-tile kt - INFLIGHT's MMAs: its stage and A registers are free
+            if (SPLIT && fold) {
+                wgmma_wait<0>();
+                wgmma_pin(acc);
+#pragma unroll
+                for (int i = 0; i < (SPLIT ? NACC : 1); ++i) total[i] += acc[i];
+            } else {
+                wgmma_wait<INFLIGHT>();    // k-tile kt - INFLIGHT's MMAs: its stage and A registers are free
+            }
         }
         advance(use_at);
         if (++use_stage == stages) { use_stage = 0; use_phase ^= 1u; }
     };
     // Flush intervals of flush_every k-tiles (0: one interval), each ending in a flush; the inner
     // loop rotates through the INFLIGHT + 1 A register sets.
-    uint32_t a_set[INFLIGHT + 1][4][4];
+    uint32_t a_set[INFLIGHT + 1][NPART][4][4];
     const int interval = p.flush_every > 0 ? p.flush_every : max(KT, 1);
-    for (int kt = 0; kt < KT;) {
-        const int end = min(KT, kt + interval);
-        for (int accumulate = 0; kt < end; kt += INFLIGHT + 1, accumulate = 1) {
-            step(kt, a_set[0], accumulate);
-            if (kt + 1 < end) step(kt + 1, a_set[1], 1);
-            if constexpr (INFLIGHT == 2) {
-                if (kt + 2 < end) step(kt + 2, a_set[INFLIGHT], 1);
+    if constexpr (SPLIT) {
+        // 3xTF32: the tensor cores add each product into the accumulators with truncation, three MMAs
+        // per k8 step, so an accumulator summed over many k-tiles drifts towards zero (the forward's
+        // w14: 4e-6 from float64 over one 576-term reduction).  So the accumulators restart every
+        // wwg_fold k-tiles (accumulate 0) and are added into `total` with round-to-nearest adds once
+        // their MMAs have retired.  The warpgroups fold a third of a period apart, so that the tensor
+        // cores are not left idle by all three waiting at once.
+        const int fold_every = max(1, p.wwg_fold);
+        int until_fold = fold_every - wg * fold_every / 3;
+        auto fold_now = [&](int kt, int end) {
+            const bool fold = --until_fold <= 0 || kt + 1 == end;   // an interval ends on a fold
+            if (fold) until_fold = fold_every;
+            return fold;
+        };
+        for (int kt = 0; kt < KT;) {
+            const int end = min(KT, kt + interval);
+            int accumulate = 0;
+            for (; kt < end; kt += 2) {
+                bool fold = fold_now(kt, end);
+                step(kt, a_set[0], accumulate, fold);
+                accumulate = fold ? 0 : 1;
+                if (kt + 1 < end) {
+                    fold = fold_now(kt + 1, end);
+                    step(kt + 1, a_set[1], accumulate, fold);
+                    accumulate = fold ? 0 : 1;
+                }
             }
+            kt = end;
+            flush();
         }
-        kt = end;
-        flush();
+    } else {
+        for (int kt = 0; kt < KT;) {
+            const int end = min(KT, kt + interval);
+            for (int accumulate = 0; kt < end; kt += INFLIGHT + 1, accumulate = 1) {
+                step(kt, a_set[0], accumulate, false);
+                if (kt + 1 < end) step(kt + 1, a_set[1], 1, false);
+                if constexpr (INFLIGHT == 2) {
+                    if (kt + 2 < end) step(kt + 2, a_set[INFLIGHT], 1, false);
+                }
+            }
+            kt = end;
+            flush();
+        }
     }
     if (KT == 0) flush();  // this split got no k-tile: its ws tile must still be written (zeros)
 }
@@ -3920,10 +4050,11 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 // Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
-// 3xTF32, i.e. the truncating and ties-to-even classes; 3xTF32 GEMMs of at most 64 columns;
-// 16-bit GEMMs of at most 64 columns; stride_w > 1; a
+// 3xTF32, i.e. the truncating and ties-to-even classes; 16-bit GEMMs of at most 64 columns;
+// stride_w > 1; a
 // single tap; outputs narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel
-// variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8 rows (float32 only).
+// variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8 rows (float32 only);
+// 3xTF32: 128 x 2 and 64 x 4 rows.
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
@@ -3942,10 +4073,12 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     const bool split = !sixteen && prec == PREC_3XTF32;  // big and small parts of every operand
     if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
-    // half of the 128-wide tile (RNA-TF32 only: 16-bit and 3xTF32 narrow GEMMs go to the sm_80 kernels).
+    // half of the 128-wide tile (RNA-TF32 and 3xTF32: 16-bit narrow GEMMs go to the sm_80 kernels).
     if (col_n <= 64) {
-        if (sixteen || split) return c;
+        if (sixteen) return c;
         c.bn = 64; c.tr = 8;
+    }
+    if (col_n <= 64 && !split) {
         // The swapped narrow variant (the weights as the register operand A, 64 halo pixels as B,
         // read once per k8 step for all 4 rows of a warpgroup instead of B for every row: shared-memory
         // reads per MMA fall from 128 to 80 bytes a clock at the MMA rate, which left the halo loaders'
@@ -3959,7 +4092,8 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
                  p.y_sn % 8 == 0 && reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
     }
     const int parts = split ? 2 : 1;
-    if (split) c.tr = 2;  // 3xTF32: 2-row tiles, whose accumulators leave registers for the fold
+    // 3xTF32: 2-row tiles (narrow: 4 rows), whose accumulators leave registers for the fold
+    if (split) c.tr = c.bn == 64 ? 4 : 2;
     const int cpg = 16 / elem_bytes;  // elements per 16 bytes
     // Bulk epilogue rounds (channels per staging round; the default rule is below):
     // KB_CONV_WGMMA_RC=16|32|64 forces one for experiments (tools/wgmma_probe.py --rounds).
@@ -4221,6 +4355,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
         void (*kernel)(const ConvGemmParams) = nullptr;
         if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false>;
+        else if (split && wc.bn == 64) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false>;
         else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false>;
         else if (wc.bn == WG_BN) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false>;
         else if (wc.swap) {
@@ -4751,10 +4886,11 @@ void split_k_tiles(WgradParams& p, int64_t blocks, int groups) {
 // (0: only at the end).  conv_wgrad_wgmma_kernel flushes every 1024: in the truncating class its
 // flushes cost 0.14 ms of 2.40 on #55 at 512 (2.26 at the end), and its error stays under cuDNN's
 // (docs/perf-log.md, b3); in the RNA class the error from float64 is the same at 128 to 1024 and
-// fewer flushes land nearer cuDNN's gradient (5x9: 1.9e-4 at 128, 1.5e-4 at 1024; s20).
+// fewer flushes land nearer cuDNN's gradient (5x9: 1.9e-4 at 128, 1.5e-4 at 1024; s20); its 3xTF32
+// instance folds its accumulators into a register total every few k-tiles instead (s21).
 int wgrad_flush_every(int64_t prec, bool wgmma = false) {
     if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) return std::max(0, std::atoi(f));
-    return prec == PREC_3XTF32 ? 16 : wgmma ? 1024 : 512;
+    return wgmma ? 1024 : prec == PREC_3XTF32 ? 16 : 512;
 }
 
 // Launch conv_wgrad_window_kernel and the split reduction into dw (splits: split_k_tiles).
@@ -4861,14 +4997,16 @@ bool encode_wgrad_dy_map(CUtensorMap* map, const WgradParams& p, int bn) {
 
 WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t algo, int64_t prec, at::ScalarType st) {
     WgmmaWgradChoice c;
-    if (algo != ALGO_GEMM_SM90A || st != at::kFloat || (prec != PREC_EXACT && prec != PREC_TF32) ||
+    if (algo != ALGO_GEMM_SM90A || st != at::kFloat || (prec != PREC_EXACT && prec != PREC_TF32 && prec != PREC_3XTF32) ||
         p.pad_mode != PAD_ZEROS)
         return c;
+    const bool split = prec == PREC_3XTF32;
     if (p.x_sw != 1 || p.dy_sw != 1 || p.dy_sh != p.Q || p.W % 4 != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
     if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || p.x_sn % 4 || p.x_sc % 4 || p.x_sh % 4) return c;
     if (reinterpret_cast<uintptr_t>(p.dy) % 16 != 0 || p.dy_sc % 4 != 0 || p.dy_sn % 4 != 0) return c;
     c.bn = ceil_div(p.Kg, 64) * 64 < ceil_div(p.Kg, 128) * 128 ? 64 : 128;
     if (const char* e = std::getenv("KB_CONV_WWG_BN")) c.bn = std::atoi(e) == 64 ? 64 : 128;
+    if (split) c.bn = 64;  // (the kernel's 3xTF32 instance: 64-wide MMAs only)
     auto window = [&](int tw) {  // the X window's width for 3 tw taps: an odd multiple of 4 floats
         const int taps = std::min(p.S, 3 * tw);
         const int64_t cols = 3 + (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
@@ -4900,12 +5038,13 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
     }
     c.ldw = (int)window(c.tw);
     const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
-    const int fewest = c.bn == 64 ? 4 : 3;  // INFLIGHT + 2 (see the kernel's pipeline)
+    const int fewest = c.bn == 64 && !split ? 4 : 3;  // INFLIGHT + 2 (see the kernel's pipeline)
+    const int dy_tiles = split ? 2 : 1;
     int most = WWG_MAX_STAGES;
     if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(fewest, std::min(WWG_MAX_STAGES, std::atoi(e)));
-    for (c.stages = most; c.stages >= fewest && wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages) > optin; --c.stages) {}
+    for (c.stages = most; c.stages >= fewest && wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, c.stages) > optin; --c.stages) {}
     if (c.stages < fewest) return c;
-    c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, c.stages);
+    c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, c.stages);
     int a_max = 0;  // the rows' misalignment: residues of p dy_sh, mod 4 floats (the planes are aligned)
     for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) & 3));
     c.q_tiles = (int)ceil_div((int64_t)p.Q + a_max, TILE_K);
@@ -4963,6 +5102,8 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
                 "too many weight-gradient blocks");
     const at::Tensor ws = wgrad_workspace(p, dw, K, poison);
     p.flush_every = wgrad_flush_every(prec, true);
+    p.wwg_fold = 2;   // 3xTF32: k-tiles per fold (docs/perf-log.md, s21); KB_CONV_WWG_FOLD for experiments
+    if (const char* e = std::getenv("KB_CONV_WWG_FOLD")) p.wwg_fold = std::max(1, std::atoi(e));
     const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
     auto launch = [&](auto kernel) {
         allow_dynamic_smem(kernel, wc.smem);
@@ -4975,6 +5116,8 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
     } else if (prec == PREC_TF32) {
         if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_TF32, 64, false>);
         else launch(conv_wgrad_wgmma_kernel<PREC_TF32, 128, false>);
+    } else if (prec == PREC_3XTF32) {
+        launch(conv_wgrad_wgmma_kernel<PREC_3XTF32, 64, false>);
     } else {
         if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_EXACT, 64, false>);
         else launch(conv_wgrad_wgmma_kernel<PREC_EXACT, 128, false>);

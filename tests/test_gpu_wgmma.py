@@ -218,14 +218,20 @@ def test_wgmma_epilogue_rounds_agree(cfg, dname, monkeypatch):
         assert torch.equal(out, default), f"{where} rounds of {rc} vs the default: " + U.diff_report(out, default)
 
 
+DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS
+# IEEE grad-input: GEMMs of 64 or fewer columns (the layers' input channels), i.e. the narrow 3xTF32
+# instance, with padding, dilation, a 4-byte loader (W % 4), channels_last and dY rows of 4k + 2.
+DGRAD_IEEE = CONFIGS[:4] + NARROW + ODD_ROWS[:2]
+
+
 # IEEE mode: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2> (big and small TF32 parts of both
-# operands, three MMAs per k-step, 2-row tiles).  Narrow GEMMs stay on the sm_80 kernels in this mode.
-WIDE = [c for c in CONFIGS if not c.id.startswith("narrow")]
+# operands, three MMAs per k-step, 2-row tiles), and for narrow GEMMs (at most 64 columns) its
+# 64-wide, 4-row instance <float, PREC_3XTF32, 64, 4>.
 IEEE_TILINGS = {"default": {}, "tpk1_st4_hb2": {"KB_CONV_WGMMA_CFG": "1,4,2,1"}}
 
 
 @pytest.mark.parametrize("tiling", list(IEEE_TILINGS))
-@pytest.mark.parametrize("cfg", WIDE, ids=[c.id for c in WIDE])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_wgmma_forward_ieee(cfg, tiling, monkeypatch):
     where, out, sm80, exp, (err, err_sm80, err_cudnn) = forward_checked(
         cfg, "ieee", "wgmma-ieee", IEEE_TILINGS[tiling], monkeypatch, "fp32")
@@ -238,18 +244,44 @@ def test_wgmma_forward_ieee(cfg, tiling, monkeypatch):
 
 
 def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
-    """#55's layer at a reduced size in IEEE mode launches the 3xTF32 instance (PREC_3XTF32 = 1)."""
+    """#55's layer at a reduced size in IEEE mode launches the 3xTF32 instance (PREC_3XTF32 = 1) in
+    its forward (128 columns: the wide instance) and its grad-input (64 columns: the narrow one)."""
     cfg = CONFIGS[0]
     model, _ = U.make_models(M, cfg)
-    x = U.make_input(cfg)
-    with U.precision_mode("ieee"), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        model(x)
-        U.sync()
-    keys = " ".join(e.key for e in prof.key_averages())
-    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false>" in keys, keys
+    x = U.make_input(cfg).requires_grad_(True)
+    with U.precision_mode("ieee"):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y = model(x)
+            U.sync()
+        forward = " ".join(e.key for e in prof.key_averages())
+        g = torch.randn_like(y)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            torch.autograd.grad(y, x, g)
+            U.sync()
+        backward = " ".join(e.key for e in prof.key_averages())
+    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false>" in forward, forward
+    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false>" in backward, backward
 
 
-DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS
+@pytest.mark.parametrize("cfg", DGRAD_IEEE, ids=[c.id for c in DGRAD_IEEE])
+def test_wgmma_grad_input_ieee(cfg):
+    """IEEE mode's grad-input on the 3xTF32 instances (the narrow one for 64 or fewer input
+    channels) against the sm_80 kernels' 3xTF32, nn.Conv2d's IEEE gradient and float64."""
+    torch.manual_seed(U.seed_for("wgmma-dgrad-ieee", cfg.id))
+    with U.precision_mode("ieee"):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        gx, gx80, gy = grad_inputs_both(model, x)
+        (gx_ref,) = torch.autograd.grad(ref(x), x, gy)
+        (truth,) = torch.autograd.grad(U.double_copy(ref)(x.double()), x, gy.double())
+    where = f"[{cfg}] IEEE grad-input"
+    assert not torch.isnan(gx).any(), f"{where}: NaN (unwritten elements under poison?)"
+    err, err80, err_ref = U.rel_l2(gx, truth), U.rel_l2(gx80, truth), U.rel_l2(gx_ref, truth)
+    assert err <= 1e-6, f"{where}: rel L2 from float64 {err:.3e} (sm_80 {err80:.3e}, cuDNN {err_ref:.3e})"
+    assert U.rel_l2(gx, gx80) <= 2e-6, f"{where}: wgmma vs sm_80 kernels rel L2 {U.rel_l2(gx, gx80):.2e}"
+    assert U.rel_l2(gx, gx_ref) <= 1e-5, f"{where}: rel L2 vs nn.Conv2d {U.rel_l2(gx, gx_ref):.2e}"
+
+
 
 
 @pytest.mark.parametrize("cfg", DGRAD, ids=[c.id for c in DGRAD])

@@ -40,6 +40,7 @@ INSTANTIATIONS = {
         "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2, false>(const __grid_constant__ ConvGemmParams);",
+        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<f16_t, PREC_EXACT, 128, 4, false>(const __grid_constant__ ConvGemmParams);",
         "template __global__ void conv_fwd_wgmma_kernel<bf16_t, PREC_EXACT, 128, 4, false>(const __grid_constant__ ConvGemmParams);"],
     "conv_fwd_gemm_kernel": [
@@ -64,7 +65,8 @@ INSTANTIATIONS = {
     "conv_wgrad_wgmma_kernel": [
         "template __global__ void conv_wgrad_wgmma_kernel<{p}, {n}, {r}>(const __grid_constant__ WgradParams, "
         "const __grid_constant__ CUtensorMap, const __grid_constant__ CUtensorMap);".format(p=p, n=n, r=r)
-        for p, r in (("PREC_EXACT", "false"), ("PREC_TF32", "false"), ("PREC_TF32", "true")) for n in (64, 128)],
+        for p, r, n in [(p, r, n) for p, r in (("PREC_EXACT", "false"), ("PREC_TF32", "false"), ("PREC_TF32", "true"))
+                        for n in (64, 128)] + [("PREC_3XTF32", "false", 64)]],
     "conv_fwd_direct_kernel": [
         f"template __global__ void conv_fwd_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_dgrad_direct_kernel": [

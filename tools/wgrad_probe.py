@@ -3,9 +3,9 @@
 KB_CONV_WGRAD_KERNEL=window) against cuDNN's in one run (cold L2, CUDA events, mean / median ms), which
 of our kernels ran, and the error (relative L2) against cuDNN's gradient and against float64:
 
-    python3 tools/wgrad_probe.py [--shapes 5x9,56] [--trials 10] [--rounds 3] [--flush 64,256,1024] [--env NAME=V,...]
+    python3 tools/wgrad_probe.py [--shapes 5x9,56] [--trials 10] [--rounds 3] [--flush 64,256,1024] [--env NAME=V,...] [--ieee]
 
-TF32 mode (torch's default flags).  --flush adds, per interval, the default route's error with
+TF32 mode (torch's default flags), or IEEE mode with --ieee (TF32 off).  --flush adds, per interval, the default route's error with
 KB_CONV_WGRAD_FLUSH at that value; --env adds one timed row per setting.  The float64 truth is
 computed at --acc-batch images (default 2; the reduction is then shorter than at the full batch).
 """
@@ -74,8 +74,9 @@ def main():
     ap.add_argument("--acc-batch", type=int, default=2)
     ap.add_argument("--no-window", action="store_true", help="skip the window kernel's row")
     ap.add_argument("--env", action="append", default=[], help="one more timed row under these variables")
+    ap.add_argument("--ieee", action="store_true", help="TF32 off (IEEE mode) instead of torch's default flags")
     args = ap.parse_args()
-    set_tf32(True)
+    set_tf32(not args.ieee)
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         new, ref = models(shape)
