@@ -73,7 +73,11 @@ def main():
     ap.add_argument("--ieee", action="store_true",
                     help="#55 / #56 in IEEE mode: sm_80 3xTF32 kernel vs the wgmma 3xTF32 instance's tilings, "
                          "and the default's agreement with cuDNN (IEEE)")
+    ap.add_argument("--prec", type=int, default=0,
+                    help="precision code for --vary / --rounds / --swap / --ncu-shot cases (0 TF32, 1 3xTF32)")
     args = ap.parse_args()
+    global PREC
+    PREC = args.prec
     torch.manual_seed(0)
     w55 = torch.randn(128, 64, 3, 3, device="cuda") * 0.05
     w56 = torch.randn(128, 64, 5, 7, device="cuda") * 0.05
@@ -164,7 +168,10 @@ def case_call(cases, name):
     x = torch.rand(*shape, device="cuda").to(dtype)
     wd = w.to(dtype)
     ext = M._ext()
-    return lambda: ext.conv2d_forward(x, wd, None, geo, 2, 0, False, False)
+    return lambda: ext.conv2d_forward(x, wd, None, geo, 2, PREC, False, False)
+
+
+PREC = 0  # the launcher's precision code for case_call (--prec)
 
 
 def rounds_sweep(cases, names):
