@@ -1446,7 +1446,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   each operand is split into big = rna(v) and small = rna(v - big), both held in shared memory
 //   (the small parts 4 channel groups after the big ones, in the halo and in each weight tap), and
 //   every k8 step issues small x big, big x small and big x big: fp32 accuracy at 3x the MMAs, with
-//   the same loads and epilogue, on 2-row tiles whose partial sums are folded (below).  T = f16_t /
+//   the same loads and epilogue, on 2-row (narrow: 4-row) tiles whose partial sums are folded (below).  T = f16_t /
 //   bf16_t (wide variant only): the 16-bit operands as they are (exact products), k16 MMAs.
 //   Every 16 bytes of shared memory hold
 //   CPG = 4 fp32 or 8 16-bit channels, so the layouts below are the same bytes in both: a chunk is
@@ -3290,7 +3290,8 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 
 // conv_wgrad_wgmma_kernel<PREC, BN, ROUND_DY> (sm_90a): the weight gradient on warpgroup MMA, for float32 in
 //   cuDNN's TF32 classes: PREC_EXACT = truncated operands (#55's grad-weight: 3x3, 64k channels, 128k
-//   filters), PREC_TF32 = operands rounded to nearest, ties away (#56, the 5x9 layers, strided, ...).
+//   filters), PREC_TF32 = operands rounded to nearest, ties away (#56, the 5x9 layers, strided, ...);
+//   and in IEEE mode (or cuDNN's exact-fp32 class): PREC_3XTF32, BN 64 (see Precision, below).
 //     dW[k][c][r][s] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
 //   Per warpgroup a GEMM of M = 64 rows = 64 / tw input channels at each of tw taps (r, s), N = BN
 //   output channels (128, or 64 where the layer's filters fit that better), reduced over output
@@ -3310,7 +3311,7 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   grid.y = ceil(Kg / BN); grid.z = groups x splits, split s reducing whole output rows s, s + splits,
 //   s + 2 splits, ... (row_step, the launcher's default: the grid walks dY and X together), or with
 //   row_step 0 a contiguous range of k-tiles in (n, p, q-tile) order.  One m64nBN fp32 accumulator
-//   (BN / 2 registers) per thread.
+//   (BN / 2 registers) per thread; 3xTF32 also holds its round-to-nearest total (another BN / 2).
 // Copies: the tensor copy engine (TMA), one thread issuing two boxes per k-tile into a stage and
 //   every thread waiting on the stage's mbarrier.  (b1-b2 copied with 16-byte cp.async from every
 //   thread, and those copies, ~19 GB/s per SM, bound the kernel at twice its MMA time.)
@@ -3330,12 +3331,13 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //      32 banks.  Tap s of column kk is at window column xs + kk sw + (s - s0) dw.
 //   Channels and filters past the block's group (partial blocks) load whatever is there or zeros;
 //   they only reach accumulator rows and columns that are never written out.
-// Pipeline: wwg_stages stages (each a multiple of 1024 bytes, B first); boxes run wwg_stages - 1 -
-//   INFLIGHT k-tiles ahead, and each warpgroup keeps INFLIGHT (BN 64: 2, 128: 1) k-tiles of MMAs
-//   in flight (wgmma_wait<INFLIGHT>), so a stage is refilled only after the barrier that follows
-//   the retirement of the MMAs that read it; for the same reason the A fragments rotate through
-//   INFLIGHT + 1 register sets.  So at least INFLIGHT + 2 stages (BN 64: 4, 128: 3): with fewer the
-//   prologue would load nothing and the first step wait for a k-tile never issued.
+// Pipeline: wwg_stages stages (each a multiple of 1024 bytes, B first: 3xTF32 its big part, then its
+//   small part, then X); boxes run wwg_stages - 1 - INFLIGHT k-tiles ahead, and each warpgroup keeps
+//   INFLIGHT (BN 64: 2; BN 128 and 3xTF32: 1) k-tiles of MMAs in flight (wgmma_wait<INFLIGHT>), so a
+//   stage is refilled only after the barrier that follows the retirement of the MMAs that read it;
+//   for the same reason the A fragments rotate through INFLIGHT + 1 register sets.  So at least
+//   INFLIGHT + 2 stages (BN 64: 4; BN 128 and 3xTF32: 3): with fewer the prologue would load nothing
+//   and the first step wait for a k-tile never issued.
 // Precision: PREC_EXACT feeds the raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in
 //   this GEMM).  PREC_TF32 rounds X's fragments in registers (tf32_rna_fast, off the shared-memory
 //   path) and dY one of two ways (the copy engine's TF32-typed maps round ties to even, not away:
@@ -3523,7 +3525,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
 
     float* ws = p.ws + ((long long)split * p.Ktot + (long long)group * p.Kg) * p.CRS;
     bool first_flush = true;
-    auto flush = [&]() {  // ws tile (+)= acc
+    auto flush = [&]() {  // ws tile (+)= acc (3xTF32: total)
         wgmma_wait<0>();      // outside the branch, so that the compiler sees every path retire the MMAs
         if (wg_active) {
             wgmma_pin(acc);
@@ -3655,14 +3657,16 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         // per k8 step, so an accumulator summed over many k-tiles drifts towards zero (the forward's
         // w14: 4e-6 from float64 over one 576-term reduction).  So the accumulators restart every
         // wwg_fold k-tiles (accumulate 0) and are added into `total` with round-to-nearest adds once
-        // their MMAs have retired.  The warpgroups fold a third of a period apart, so that the tensor
-        // cores are not left idle by all three waiting at once.
+        // their MMAs have retired.  The warpgroups' folds are offset by (wg fold + 1) / 3 k-tiles
+        // (fold 2: warpgroup 0 on odd k-tiles, 1 and 2 on even ones), so that the tensor cores are not
+        // left idle by all three waiting at once; an interval's last k-tile also folds (flush reads
+        // the total), without moving the warpgroup's own fold points.
         const int fold_every = max(1, p.wwg_fold);
-        int until_fold = fold_every - wg * fold_every / 3;
+        int until_fold = fold_every - (wg * fold_every + 1) / 3;
         auto fold_now = [&](int kt, int end) {
-            const bool fold = --until_fold <= 0 || kt + 1 == end;   // an interval ends on a fold
-            if (fold) until_fold = fold_every;
-            return fold;
+            const bool due = --until_fold <= 0;
+            if (due) until_fold = fold_every;
+            return due || kt + 1 == end;
         };
         for (int kt = 0; kt < KT;) {
             const int end = min(KT, kt + interval);
@@ -4968,7 +4972,8 @@ bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t
 }
 
 // conv_wgrad_wgmma_kernel's conditions, blocking, window and tensor maps: float32 in a TF32 class
-// (PREC_EXACT: truncated operands, PREC_TF32: rounded ties away), the sm_90a build on a 9.0 device,
+// (PREC_EXACT: truncated operands, PREC_TF32: rounded ties away) or in 3xTF32 (IEEE mode: bn 64
+// always, stages sized with its second dY tile, dY's raw map), the sm_90a build on a 9.0 device,
 // zeros padding.  The copy engine needs 16-byte aligned tensors and strides of 16-byte multiples:
 // X with W % 4 == 0 and unit-stride rows (x_sh, x_sc, x_sn multiples of 4 floats); dY with each
 // output plane contiguous (dy_sh == Q, dy_sw == 1: the plane is read as one row) and dy_sc, dy_sn

@@ -39,7 +39,7 @@ def measured_rule_alone(monkeypatch):
     monkeypatch.setattr(M, "_cudnn_engine", lambda *args, **kwargs: None)
 
 # Every configuration is in cuDNN's RNA-TF32 class by the rule (reduction C*kh*kw >= 250, and >= 512
-# when strided), which is the only class the wgmma kernel computes: the others go to sm_80 kernels.
+# when strided), the class the wgmma kernel computes in TF32 mode (besides 3xTF32 in IEEE mode).
 CONFIGS = [
     Cfg("l55_like", 2, 64, 36, 130, 128, 3),                          # ragged last column tile
     Cfg("l55_bias_pad", 3, 64, 23, 70, 128, 3, p=1, bias=True),       # halo shift 3, P % 4 != 0
@@ -63,7 +63,7 @@ CONFIGS = [
     # NCHW output through the bulk-copy epilogue: 2 column blocks with biases swapped in tile by tile,
     # odd row length (rows start at every offset mod 16 bytes), a ragged last column tile.
     Cfg("many_tiles_2blocks_bias", 3, 32, 98, 203, 130, 3, p=1, bias=True),
-    # Narrow GEMMs (at most 64 columns) take the 64-wide, 8-row variant.
+    # Narrow GEMMs (at most 64 columns) take the 64-wide, 8-row variant (IEEE mode: 64-wide, 4 rows).
     Cfg("narrow_k64", 2, 64, 36, 130, 64, 3),
     Cfg("narrow_k40_bias_pad", 3, 48, 23, 70, 40, 3, p=1, bias=True),  # P % 8 != 0
     Cfg("narrow_k24_dilated_odd", 2, 32, 30, 91, 24, 3, d=(2, 3), p=(2, 3)),  # W % 4 != 0: 4-byte loader
@@ -263,17 +263,43 @@ def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
     assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false>" in backward, backward
 
 
-@pytest.mark.parametrize("cfg", DGRAD_IEEE, ids=[c.id for c in DGRAD_IEEE])
-def test_wgmma_grad_input_ieee(cfg):
-    """IEEE mode's grad-input on the 3xTF32 instances (the narrow one for 64 or fewer input
-    channels) against the sm_80 kernels' 3xTF32, nn.Conv2d's IEEE gradient and float64."""
-    torch.manual_seed(U.seed_for("wgmma-dgrad-ieee", cfg.id))
-    with U.precision_mode("ieee"):
+def grad_inputs_against_cudnn(cfg, mode, seed_tag, truth=False):
+    """One seeded layer and input of cfg in precision mode `mode`: (grad-input through the wgmma kernel,
+    through the sm_80 kernels, nn.Conv2d's for the same dY, and with truth=True float64's, else None)."""
+    torch.manual_seed(U.seed_for(seed_tag, cfg.id))
+    with U.precision_mode(mode):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg).requires_grad_(True)
         gx, gx80, gy = grad_inputs_both(model, x)
         (gx_ref,) = torch.autograd.grad(ref(x), x, gy)
-        (truth,) = torch.autograd.grad(U.double_copy(ref)(x.double()), x, gy.double())
+        exact = torch.autograd.grad(U.double_copy(ref)(x.double()), x, gy.double())[0] if truth else None
+    return gx, gx80, gx_ref, exact
+
+
+# (configuration, pass) whose IEEE-mode GEMM has at most 64 columns: the narrow 3xTF32 instance must run,
+# so that the comparisons with the sm_80 kernels above compare two different kernels.
+NARROW_IEEE_RUNS = [(c, "grad_input") for c in DGRAD_IEEE] + [(c, "forward") for c in NARROW]
+
+
+@pytest.mark.parametrize("cfg,pass_name", NARROW_IEEE_RUNS, ids=[f"{c.id}-{p}" for c, p in NARROW_IEEE_RUNS])
+def test_wgmma_narrow_3xtf32_instance_runs(cfg, pass_name):
+    model, _ = U.make_models(M, cfg)
+    x = U.make_input(cfg).requires_grad_(pass_name == "grad_input")
+    with U.precision_mode("ieee"):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y = model(x)
+            if pass_name == "grad_input":
+                torch.autograd.grad(y, x, torch.randn_like(y))
+            U.sync()
+    keys = " ".join(e.key for e in prof.key_averages())
+    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false>" in keys, f"[{cfg}] {pass_name}: {keys}"
+
+
+@pytest.mark.parametrize("cfg", DGRAD_IEEE, ids=[c.id for c in DGRAD_IEEE])
+def test_wgmma_grad_input_ieee(cfg):
+    """IEEE mode's grad-input on the 3xTF32 instances (the narrow one for 64 or fewer input
+    channels) against the sm_80 kernels' 3xTF32, nn.Conv2d's IEEE gradient and float64."""
+    gx, gx80, gx_ref, truth = grad_inputs_against_cudnn(cfg, "ieee", "wgmma-dgrad-ieee", truth=True)
     where = f"[{cfg}] IEEE grad-input"
     assert not torch.isnan(gx).any(), f"{where}: NaN (unwritten elements under poison?)"
     err, err80, err_ref = U.rel_l2(gx, truth), U.rel_l2(gx80, truth), U.rel_l2(gx_ref, truth)
@@ -282,18 +308,11 @@ def test_wgmma_grad_input_ieee(cfg):
     assert U.rel_l2(gx, gx_ref) <= 1e-5, f"{where}: rel L2 vs nn.Conv2d {U.rel_l2(gx, gx_ref):.2e}"
 
 
-
-
 @pytest.mark.parametrize("cfg", DGRAD, ids=[c.id for c in DGRAD])
 def test_wgmma_grad_input_path(cfg):
     """grad-input phases go through the same launcher: gradients agree with nn.Conv2d's.  The first
     four have 64 or fewer input channels, so their grad-input GEMMs take the narrow variant."""
-    torch.manual_seed(U.seed_for("wgmma-dgrad", cfg.id))
-    with U.precision_mode("tf32"):
-        model, ref = U.make_models(M, cfg)
-        x = U.make_input(cfg).requires_grad_(True)
-        gx, gx80, gy = grad_inputs_both(model, x)
-        (gx_ref,) = torch.autograd.grad(ref(x), x, gy)
+    gx, gx80, gx_ref, _ = grad_inputs_against_cudnn(cfg, "tf32", "wgmma-dgrad")
     where = f"[{cfg}] grad-input"
     assert U.rel_l2(gx, gx80) <= 1e-5, f"{where}: wgmma vs sm_80 kernels rel L2 {U.rel_l2(gx, gx80):.2e}"
     if U.rel_l2(gx, gx_ref) > 1e-4 and U.rel_l2(gx80, gx_ref) > 1e-4:
@@ -613,8 +632,10 @@ LOW_PAYLOAD_NAN = 0x7F800001
 FLT_MAX_BITS = (0x7F7FFFFF, 0xFF7FFFFF)
 NONFINITE_FWD = [c for c in CONFIGS if c.id in ("many_tiles", "odd_rows_fwd_bias", "odd_width", "reflect")]
 NONFINITE_DGRAD = [c for c in ODD_ROWS + SWAP_CONFIGS if c.id in ("odd_rows_l55", "swap_many_tiles")]
+# "wgrad" plants the values in X, "wgrad_dy" in dY (which the wgmma weight gradient's 3xTF32 instance
+# splits in shared memory).
 NONFINITE_CASES = ([(c, "fwd") for c in NONFINITE_FWD] + [(c, "dgrad") for c in NONFINITE_DGRAD] +
-                   [(c, "wgrad") for c in NONFINITE_DGRAD])
+                   [(c, "wgrad") for c in NONFINITE_DGRAD] + [(c, "wgrad_dy") for c in NONFINITE_DGRAD])
 
 
 def plant(t: torch.Tensor, bits: int, places: list) -> None:
@@ -665,25 +686,25 @@ def test_nonfinite_operands_propagate(case, mode, wgmma):
             y_ref = ref(x0)
         gy0 = torch.randn_like(ref(x0))
         for index, bits in enumerate(NONFINITE_BITS):
-            if which == "wgrad" and bits in FLT_MAX_BITS:
+            if which in ("wgrad", "wgrad_dy") and bits in FLT_MAX_BITS:
                 continue
-            target = gy0 if which == "dgrad" else x0
+            target = gy0 if which in ("dgrad", "wgrad_dy") else x0
             n = target.numel()
             places = [0 if index % 2 == 0 else n - 1, int(torch.randint(1, n - 1, (1,)))]
             if which == "fwd":
                 x = x0.detach().clone()
                 plant(x, bits, places)
                 got, exp = model(x), ref(x)
-            elif which == "wgrad":
-                x = x0.detach().clone()
-                plant(x, bits, places)
-                (got,) = torch.autograd.grad(model(x), weight, gy0)
+            elif which in ("wgrad", "wgrad_dy"):
+                x, gy = x0.detach().clone(), gy0.clone()
+                plant(x if which == "wgrad" else gy, bits, places)
+                (got,) = torch.autograd.grad(model(x), weight, gy)
                 if mode == "ieee":
                     ref64 = U.double_copy(ref).cpu()
-                    (exp,) = torch.autograd.grad(ref64(x.double().cpu()), ref64.weight, gy0.double().cpu())
+                    (exp,) = torch.autograd.grad(ref64(x.double().cpu()), ref64.weight, gy.double().cpu())
                     exp = exp.to(got.device)
                 else:
-                    (exp,) = torch.autograd.grad(ref(x), ref.weight, gy0)
+                    (exp,) = torch.autograd.grad(ref(x), ref.weight, gy)
             else:
                 gy = gy0.clone()
                 plant(gy, bits, places)
@@ -693,7 +714,7 @@ def test_nonfinite_operands_propagate(case, mode, wgmma):
             if bits == LOW_PAYLOAD_NAN and mode == "tf32":
                 # the known deviation: NaN may read as Inf, but nothing else may differ
                 problem = nonfinite_mismatch(got, exp, tol, nan_as_inf=True)
-                if (problem is None and which != "wgrad" and
+                if (problem is None and which not in ("wgrad", "wgrad_dy") and
                         torch.equal(torch.isnan(got), torch.isnan(exp))):
                     problem = "the low-payload NaN now stays NaN: update tf32_rna's note and this test"
             else:
