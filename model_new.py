@@ -161,19 +161,17 @@ __device__ __forceinline__ uint32_t tf32_rna_fast(float v) {
 // so a finite v near FLT_MAX keeps a finite big (rounded to Inf, it left Inf - Inf = NaN in small),
 // and an infinite or NaN v leaves big finite and its Inf or NaN in small.  Every sum of products
 // then is Inf or NaN where fp32's is (an Inf input gave NaN outputs before).
-__device__ __forceinline__ uint32_t tf32_split_big(float v) {
+__device__ __forceinline__ float tf32_clamp_finite(float v) {
     const float tf32_max = __int_as_float(0x7f7fe000);
-    return tf32_rna(fminf(fmaxf(v, -tf32_max), tf32_max));
+    return fminf(fmaxf(v, -tf32_max), tf32_max);
 }
+__device__ __forceinline__ uint32_t tf32_split_big(float v) { return tf32_rna(tf32_clamp_finite(v)); }
 __device__ __forceinline__ uint32_t tf32_split_small(float v, uint32_t big) {
     return tf32_rna(v - __uint_as_float(big));
 }
 // The big part through tf32_rna_fast (equal to tf32_split_big on every value: the clamp leaves no NaN,
 // and tf32_rna_fast equals cvt.rna off NaNs), for the wgmma weight gradient's 3xTF32 splits.
-__device__ __forceinline__ uint32_t tf32_split_big_fast(float v) {
-    const float tf32_max = __int_as_float(0x7f7fe000);
-    return tf32_rna_fast(fminf(fmaxf(v, -tf32_max), tf32_max));
-}
+__device__ __forceinline__ uint32_t tf32_split_big_fast(float v) { return tf32_rna_fast(tf32_clamp_finite(v)); }
 
 // The same rounding with ties to even, which cuDNN uses on some shapes (1x1 convolutions among
 // them: tools/tie_rounding_probe.py matched cuDNN bitwise with it where RNA missed by 4e-4).  In
@@ -3576,48 +3574,31 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         const int q0 = tile_q0(use_at);
         const bool edge = q0 < 0 || q0 + TILE_K > p.Q;   // dY columns outside the row: zeros
         mbar_wait(bars + 8 * use_stage, use_phase);      // k-tile kt's boxes have landed
-        if constexpr (SPLIT) {
-            // Every 16-byte chunk of the raw tile (as for ROUND_DY, below) split in place: its big
-            // part stays, its small part goes to the same place in the stage's second dY tile; the
-            // edge columns zeroed first (both parts 0).
+        if constexpr (SPLIT || ROUND_DY) {
+            // All 384 threads pass over the landed tile: every 16-byte chunk (row k = 128 bytes,
+            // chunk i & 7 holding columns 4 ((i & 7) ^ (k & 7)) .. + 3 under the swizzle), the edge
+            // columns zeroed.  ROUND_DY: rounded in place.  3xTF32: split, its big part in place and
+            // its small part (rounded: clean bits in shared memory, s10) at the same place in the
+            // stage's second dY tile.
             unsigned char* tile = smem + use_stage * stage_bytes;
             for (int i = tid; i < BN * 8; i += WWG_THREADS) {
-                uint4* big_chunk = reinterpret_cast<uint4*>(tile + 16 * i);
-                const float4 raw = *reinterpret_cast<const float4*>(big_chunk);
-                float v[4] = {raw.x, raw.y, raw.z, raw.w};
+                uint4* chunk = reinterpret_cast<uint4*>(tile + 16 * i);
+                const float4 raw = *reinterpret_cast<const float4*>(chunk);
+                const float v[4] = {raw.x, raw.y, raw.z, raw.w};
+                uint32_t hi[4], lo[4];
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    hi[e] = SPLIT ? tf32_split_big_fast(v[e]) : tf32_rna_fast(v[e]);
+                    lo[e] = SPLIT ? tf32_rna_fast(v[e] - __uint_as_float(hi[e])) : 0u;
+                }
                 if (edge) {
                     const int j = q0 + 4 * ((i & 7) ^ ((i >> 3) & 7));
 #pragma unroll
                     for (int e = 0; e < 4; ++e)
-                        if ((unsigned)(j + e) >= (unsigned)p.Q) v[e] = 0.f;
+                        if ((unsigned)(j + e) >= (unsigned)p.Q) hi[e] = lo[e] = 0u;
                 }
-                uint32_t hi[4], lo[4];
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    hi[e] = tf32_split_big_fast(v[e]);
-                    lo[e] = tf32_rna_fast(v[e] - __uint_as_float(hi[e]));   // (rounded: clean bits in shared memory, s10)
-                }
-                *big_chunk = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-                *reinterpret_cast<uint4*>(tile + B_BYTES + 16 * i) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-            }
-            fence_proxy_async_smem();
-        } else if constexpr (ROUND_DY) {
-            // Every 16-byte chunk of the tile (row k = 128 bytes, chunk i & 7 holding columns
-            // 4 ((i & 7) ^ (k & 7)) .. + 3 under the swizzle) rounded in place, edge columns zeroed.
-            unsigned char* tile = smem + use_stage * stage_bytes;
-            for (int i = tid; i < BN * 8; i += WWG_THREADS) {
-                uint4* chunk = reinterpret_cast<uint4*>(tile + 16 * i);
-                uint4 v = *chunk;
-                v.x = tf32_rna_fast(__uint_as_float(v.x)); v.y = tf32_rna_fast(__uint_as_float(v.y));
-                v.z = tf32_rna_fast(__uint_as_float(v.z)); v.w = tf32_rna_fast(__uint_as_float(v.w));
-                if (edge) {
-                    const int j = q0 + 4 * ((i & 7) ^ ((i >> 3) & 7));
-                    if ((unsigned)j >= (unsigned)p.Q) v.x = 0u;
-                    if ((unsigned)(j + 1) >= (unsigned)p.Q) v.y = 0u;
-                    if ((unsigned)(j + 2) >= (unsigned)p.Q) v.z = 0u;
-                    if ((unsigned)(j + 3) >= (unsigned)p.Q) v.w = 0u;
-                }
-                *chunk = v;
+                *chunk = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+                if constexpr (SPLIT) *reinterpret_cast<uint4*>(tile + B_BYTES + 16 * i) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
             }
             fence_proxy_async_smem();
         } else if (edge && tid < BN) {
