@@ -719,6 +719,13 @@ struct ConvGemmParams {
     // groups of the same pixels (conflict-free 16-byte shared stores); 0 = halo_h * halo_w x 16 bytes
     // and lanes along the row (the earlier layout, KB_CONV_WGMMA_HALO_ILV=0, for comparisons).
     int halo_ilv;
+    // wgmma kernel: where a tap row's A operands start and how they advance, in bytes of the halo
+    // (the host's wgmma_tap_walk; column stride 2 alternates two column steps, see the kernel):
+    // tap_col_first = the first tap's column pixel, tap_col_step / tap_col_step_odd = the step from a
+    // tap in an even / odd halo column, tap_row_step = from past a tap row's last tap to the next
+    // row's first; tap_phase_first = the first tap's column parity (0 at unit stride), tap_phase_flip
+    // = 1 when each step changes it.  Read from the constant bank where used (no registers held).
+    int tap_col_first, tap_col_step, tap_col_step_odd, tap_row_step, tap_phase_first, tap_phase_flip;
     // 3xTF32 instance: k-tiles per partial sum, folded into a second fp32 set (WG_FOLD, or
     // KB_CONV_WGMMA_FOLD in the environment for experiments)
     int fold;
@@ -1471,9 +1478,15 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //           8 floats, e.g. #55's grad-input, dX rows of 1024), no staging.  At most 2 taps per
 //           k-tile, each k-tile's MMAs retired before the next one's fragments load (see issue_taps).
 //           The default where the output allows it; KB_CONV_WGMMA_SWAP=0 turns it off (choose_wgmma).
-//   stride_w must be 1 (the host checks), any stride_h, dilation, padding mode.  Each wgmma row of
-//   A is one output pixel: 64 consecutive columns of one output row, which for a tap (i, j) are 64
-//   consecutive pixels of one halo row, so A needs no gather at all.
+//   Any stride_h, dilation, padding mode; stride_w 1, or 2 in the float32 wide variants (below).
+//   Each wgmma row of A is one output pixel: 64 consecutive columns of one output row, which for a
+//   tap (i, j) are 64 consecutive pixels of one halo row, so A needs no gather at all.
+//   Column stride 2 (phase-split halo): output column m of tap j reads halo column 2 m + d_j, every
+//   other pixel, which no descriptor can address (its rows are 16 bytes apart).  So each halo row
+//   holds its even columns first, then its odd ones (halo_w / 2 pixels each): column 2 m + d_j is
+//   pixel m + d_j / 2 of phase d_j % 2, and the 64 pixels are consecutive again.  The loaders write
+//   a unit's 4 pixels to the two phases; the MMAs are those of the unit-stride kernel, with no zero
+//   taps (as the space-to-depth route would have: 16/9 of the MMAs for 3x3).
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
 //   warps 1-3     halo: each chunk rounded to TF32 on its way in (16-byte loads and a register
@@ -1504,7 +1517,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   ((halo_h * halo_w + 1) * 16 B: the pad makes it an odd number of 16-byte granules, so that the
 //   vector loaders' 16-byte stores spread over all banks, perf log s5; without halo_ilv,
 //   halo_h * halo_w * 16 B).  Tap (i, j) of output row r starts at pixel ((r*stride_h + i*dil_h) *
-//   halo_w + j*dil_w): a 16-byte offset per pixel, which the descriptor's start address allows.
+//   halo_w + j*dil_w): a 16-byte offset per pixel, which the descriptor's start address allows
+//   (column stride 2: see above).
 //   Scalar-path lanes: 4 channels x 8 columns, so 32-byte global runs and 128 contiguous shared bytes.
 // Weights (B): packed [group][tap][Cpad/4][Kpad][4] (pack layout 2): one tap's 16 channels x BN
 //   output channels are 4 contiguous runs of BN x 16 bytes, bulk-copied into [tap][channel group]
@@ -1600,7 +1614,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         t.img = (int)(tile % nimg); t.group = (int)(tile / nimg);
         t.p0 = tp * TR; t.q0 = tq * WG_TC; t.n0 = nb * BN;
         t.row0 = t.p0 * p.stride_h + p.off_h + p.tap_row_lo;
-        t.col0 = t.q0 + p.off_w + p.tap_col_lo;
+        t.col0 = t.q0 * p.stride_w + p.off_w + p.tap_col_lo;
         return t;
     };
 
@@ -1641,6 +1655,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         } else {
             // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
             const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
+            // Column stride 2: each halo row holds its even input columns, then its odd ones (see
+            // the kernel's header); col_ps = log2 of the phases, phase_bytes = one phase's pixels.
+            const int col_ps = p.stride_w == 2 ? 1 : 0, col_pm = (1 << col_ps) - 1;
+            const unsigned phase_bytes = (unsigned)((HC >> col_ps) * 16);
             const T* x = (const T*)p.x;
             const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
             unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
@@ -1671,8 +1689,16 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         const int g4n = HC / CPG, units = 4 * HR * g4n;
                         const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
                         const int ilv = p.halo_ilv;
-                        const int run0 = ilv ? ht >> 2 : ht, run_step = ilv ? WG_HALO_THREADS / 4 : WG_HALO_THREADS;
-                        int u = ht, kg = ilv ? ht & 3 : run0 / (HR * g4n), hr = (run0 / g4n) % HR, g4 = run0 % g4n;
+                        // Column stride 2 puts a run's pixels 2 granules from the next run's (in each
+                        // phase), so there a quarter warp takes 2 channel groups x 4 adjacent runs
+                        // (group = lane bits 0 and 3, run = bits 1-2 and 4-; unit 4 run + group): 4
+                        // runs x 2 groups an odd number of granules apart hit all 8 granules.
+                        const bool ph_lanes = ilv && col_ps;
+                        const int ph_kg = (ht & 1) | ((ht >> 2) & 2);
+                        const int run0 = ph_lanes ? (((ht >> 1) & 3) | ((ht >> 4) << 2)) : ilv ? ht >> 2 : ht;
+                        const int run_step = ilv ? WG_HALO_THREADS / 4 : WG_HALO_THREADS;
+                        int u = ph_lanes ? 4 * run0 + ph_kg : ht;
+                        int kg = ph_lanes ? ph_kg : ilv ? ht & 3 : run0 / (HR * g4n), hr = (run0 / g4n) % HR, g4 = run0 % g4n;
                         const int s_kg = ilv ? 0 : run_step / (HR * g4n), s_hr = (run_step / g4n) % HR, s_g4 = run_step % g4n;
                         const int col_a = t.col0 - p.halo_shift;  // a multiple of CPG
                         auto next_unit = [&]() {  // this thread's next unit: 96 on, carried through (g4, hr, kg)
@@ -1721,8 +1747,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         } else {
                             // One loop per load width, so that no branch separates a batch's loads (with
                             // a run-time width test inside, #55's forward went from 2.86 to 4.53 ms).
-                            auto batches = [&](auto vec_tag, auto units_tag) {
+                            // PH: column stride 2, the unit's pixels 0 and 2 to the even phase, 1 and 3 to
+                            // the odd one (same loads; two adds more per unit).
+                            auto batches = [&](auto vec_tag, auto units_tag, auto ph_tag) {
                             constexpr int VEC = decltype(vec_tag)::value, UNITS = decltype(units_tag)::value;
+                            constexpr bool PH = decltype(ph_tag)::value;
+                            const unsigned o1 = PH ? phase_bytes : 16u, o2 = PH ? 16u : 32u, o3 = PH ? phase_bytes + 16u : 48u;
                             while (u < units) {
                                 float4 v[UNITS][4];
                                 int off[UNITS];
@@ -1732,7 +1762,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     // VEC 3: pixels (w_in, w_in + 1) and (w_in + 2, w_in + 3) each in [0, W) or not
                                     const bool lo_ok = (unsigned)w_in < (unsigned)p.W, hi_ok = (unsigned)(w_in + 2) < (unsigned)p.W;
                                     const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (VEC == 3 ? lo_ok || hi_ok : lo_ok);
-                                    off[k] = u < units ? (int)(kg * kgs + (hr * HC + 4 * g4) * 16) : -1;
+                                    off[k] = u < units ? (int)(kg * kgs + (hr * HC + (PH ? 2 : 4) * g4) * 16) : -1;
 #pragma unroll
                                     for (int ch = 0; ch < 4; ++ch) {
                                         const int c = chunk * CK + 4 * kg + ch;
@@ -1759,7 +1789,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                                 for (int k = 0; k < UNITS; ++k) {
                                     if (off[k] < 0) continue;
-                                    float4* dst = (float4*)(dst_b + off[k]);
+                                    const unsigned char* dst = dst_b + off[k];
                                     // the big parts (TF32, ties away), and under 3xTF32 the small ones
                                     // 4 channel groups further on, each from its big part
                                     auto r = [&](float f) { return __uint_as_float(SPLIT ? tf32_split_big(f) : tf32_rna_fast(f)); };
@@ -1768,25 +1798,34 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     const float4 b1 = make_float4(r(v[k][0].y), r(v[k][1].y), r(v[k][2].y), r(v[k][3].y));
                                     const float4 b2 = make_float4(r(v[k][0].z), r(v[k][1].z), r(v[k][2].z), r(v[k][3].z));
                                     const float4 b3 = make_float4(r(v[k][0].w), r(v[k][1].w), r(v[k][2].w), r(v[k][3].w));
-                                    dst[0] = b0; dst[1] = b1; dst[2] = b2; dst[3] = b3;
+                                    *(float4*)dst = b0; *(float4*)(dst + o1) = b1; *(float4*)(dst + o2) = b2; *(float4*)(dst + o3) = b3;
                                     if constexpr (SPLIT) {
-                                        float4* lo = (float4*)(dst_b + off[k] + 4 * kgs);
-                                        lo[0] = make_float4(rs(v[k][0].x, b0.x), rs(v[k][1].x, b0.y), rs(v[k][2].x, b0.z), rs(v[k][3].x, b0.w));
-                                        lo[1] = make_float4(rs(v[k][0].y, b1.x), rs(v[k][1].y, b1.y), rs(v[k][2].y, b1.z), rs(v[k][3].y, b1.w));
-                                        lo[2] = make_float4(rs(v[k][0].z, b2.x), rs(v[k][1].z, b2.y), rs(v[k][2].z, b2.z), rs(v[k][3].z, b2.w));
-                                        lo[3] = make_float4(rs(v[k][0].w, b3.x), rs(v[k][1].w, b3.y), rs(v[k][2].w, b3.z), rs(v[k][3].w, b3.w));
+                                        const unsigned char* lo = dst + 4 * kgs;
+                                        *(float4*)lo = make_float4(rs(v[k][0].x, b0.x), rs(v[k][1].x, b0.y), rs(v[k][2].x, b0.z), rs(v[k][3].x, b0.w));
+                                        *(float4*)(lo + o1) = make_float4(rs(v[k][0].y, b1.x), rs(v[k][1].y, b1.y), rs(v[k][2].y, b1.z), rs(v[k][3].y, b1.w));
+                                        *(float4*)(lo + o2) = make_float4(rs(v[k][0].z, b2.x), rs(v[k][1].z, b2.y), rs(v[k][2].z, b2.z), rs(v[k][3].z, b2.w));
+                                        *(float4*)(lo + o3) = make_float4(rs(v[k][0].w, b3.x), rs(v[k][1].w, b3.y), rs(v[k][2].w, b3.z), rs(v[k][3].w, b3.w));
                                     }
                                 }
                             }
                             };
                             // Units per batch: 5 where that takes a chunk in one round trip (#55's forward:
                             // 408 units), else 4 (a fifth unit would not save a round trip there).
-                            if (BN == 128 && p.halo_vec == 4 && units <= 5 * WG_HALO_THREADS && units > 4 * WG_HALO_THREADS &&
+                            // Column stride 2 (wide variants only; never halo_vec 3, the host's choice).
+                            using I4 = std::integral_constant<int, 4>;
+                            // (5-unit batches, three round trips per chunk instead of four on a 3x3
+                            // layer's 9 x 132 halo, measured the same: perf log s22)
+                            if (BN == 128 && col_ps) {
+                                if constexpr (BN == 128) {
+                                    if (p.halo_vec == 4) batches(I4{}, I4{}, std::true_type{});
+                                    else batches(std::integral_constant<int, 2>{}, I4{}, std::true_type{});
+                                }
+                            } else if (BN == 128 && p.halo_vec == 4 && units <= 5 * WG_HALO_THREADS && units > 4 * WG_HALO_THREADS &&
                                 !(p.profile_skip & 64))
-                                batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 5>{});
-                            else if (p.halo_vec == 4) batches(std::integral_constant<int, 4>{}, std::integral_constant<int, 4>{});
-                            else if (p.halo_vec == 3) batches(std::integral_constant<int, 3>{}, std::integral_constant<int, 4>{});
-                            else batches(std::integral_constant<int, 2>{}, std::integral_constant<int, 4>{});
+                                batches(I4{}, std::integral_constant<int, 5>{}, std::false_type{});
+                            else if (p.halo_vec == 4) batches(I4{}, I4{}, std::false_type{});
+                            else if (p.halo_vec == 3) batches(std::integral_constant<int, 3>{}, I4{}, std::false_type{});
+                            else batches(std::integral_constant<int, 2>{}, I4{}, std::false_type{});
                         }
                         fence_proxy_async_smem();
                         mbar_arrive(full_h + 8 * b);
@@ -1811,7 +1850,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             cw_ok_hi[kg] = w_ok && c + 1 < p.Cg;  // 16-bit: the word's second channel
                             src_c[kg] = x_img + (cw_ok[kg] ? c * xs_c + w_in * xs_w : 0);
                         }
-                        unsigned* dst_c = dst_b + hc * 4;
+                        unsigned* dst_c = dst_b + ((hc & col_pm) * (HC >> col_ps) + (hc >> col_ps)) * 4;
                         for (int hr0 = 0; hr0 < HR; hr0 += 8) {
                             int h_off[8];
                             bool h_ok[8];
@@ -1891,12 +1930,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         // 3 staging buffers: one barrier per round (below), else two
         const bool one_barrier = p.epi_bufs == 3;
 
-        // The A operand of tap (i, j) for output row 2 cwg (+ sg stride_h rows) starts at halo pixel
-        // ((2 cwg stride_h + i dil_h - tap_row_lo) HC + j dil_w - tap_col_lo + halo_shift): the
-        // offsets advance tap by tap without a division.
-        const unsigned a_origin = (unsigned)(((SG * cwg * p.stride_h - p.tap_row_lo) * HC - p.tap_col_lo + p.halo_shift) * 16);
-        const unsigned a_col_step = (unsigned)(p.dil_w * 16);
-        const unsigned a_row_step = (unsigned)((p.dil_h * HC - p.taps_w * p.dil_w) * 16);
+        // The A operand of tap (i, j) for output row 2 cwg (+ sg stride_h rows) starts at halo row
+        // 2 cwg stride_h + i dil_h - tap_row_lo, column d_j = j dil_w - tap_col_lo + halo_shift: pixel
+        // d_j of the row, or with column stride 2 pixel d_j / 2 of phase d_j % 2, since output column
+        // m reads halo column 2 m + d_j.  The offsets advance tap by tap without a division (steps from
+        // the host: p.tap_*).
+        const unsigned a_origin = (unsigned)(((SG * cwg * p.stride_h - p.tap_row_lo) * HC) * 16 + p.tap_col_first);
         const unsigned a_sg_step = (unsigned)(p.stride_h * HC * 16);
         // halo_vec 3: A operands in odd input rows start 2 pixels (32 bytes) further right (the loader
         // shifted those rows).  a_row[sg] = output row sg's offset plus that shift for the current tap
@@ -1937,7 +1976,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 mbar_wait(full_h + 8 * hb, hphase);
                 const unsigned halo_at = h0 + hb * halo_bytes + ((p.profile_skip & 16) ? 0u : a_origin);
                 unsigned a_off = 0;
-                int tj = 0;
+                int tj = 0, tph = p.tap_phase_first;
                 unsigned a_row[SG];
 #pragma unroll
                 for (int sg = 0; sg < SG; ++sg)
@@ -1953,9 +1992,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     // compiler adds a dummy MMA to mark the group's end, which stalled the issue.
                     // The A offsets of the next tap (both operand orders).
                     auto next_tap = [&]() {
-                        a_off += a_col_step;
+                        a_off += (unsigned)(tph ? p.tap_col_step_odd : p.tap_col_step);
+                        tph ^= p.tap_phase_flip;
                         if (++tj == p.taps_w) {
-                            tj = 0; a_off += a_row_step;
+                            tj = 0; tph = p.tap_phase_first; a_off += (unsigned)p.tap_row_step;
 #pragma unroll
                             for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
                         }
@@ -4056,7 +4096,12 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     const int taps = p.taps_h * p.taps_w;
     const bool sixteen = elem_bytes == 2;  // fp16 / bf16: exact products, whatever prec says
     const bool split = !sixteen && prec == PREC_3XTF32;  // big and small parts of every operand
-    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || p.stride_w != 1 || taps < 2 || p.Q < 32) return c;
+    // Column stride 2: the float32 wide variants, on a phase-split halo (see the kernel);
+    // KB_CONV_WGMMA_PHASES=0 (read at every call) sends such layers to the sm_80 kernels, for comparisons.
+    const char* phases_env = std::getenv("KB_CONV_WGMMA_PHASES");
+    const bool phases = p.stride_w == 2 && !sixteen && col_n > 64 && !(phases_env && std::atoi(phases_env) == 0);
+    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < 2 || p.Q < 32)
+        return c;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
     // half of the 128-wide tile (RNA-TF32 and 3xTF32: 16-bit narrow GEMMs go to the sm_80 kernels).
     if (col_n <= 64) {
@@ -4105,7 +4150,7 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // the loader starts their units 2 columns early (halo_vec 3).  Those loads reach 2 floats into
     // the previous row (odd rows) or the next (even rows); with H even the last row is odd, so no
     // load leaves the tensor.
-    const bool vec4_odd_rows = !vec4 && vec2 && p.W % 4 == 2 && p.x_sh % 4 == 2 && p.x_sc % 4 == 0 &&
+    const bool vec4_odd_rows = !phases && !vec4 && vec2 && p.W % 4 == 2 && p.x_sh % 4 == 2 && p.x_sc % 4 == 0 &&
                                p.x_sn % 4 == 0 && p.H % 2 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
                                !std::getenv("KB_CONV_NO_HALO_VEC3");
     // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, else scalar loads.
@@ -4113,8 +4158,8 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     else c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
-    int64_t hw = (int64_t)WG_TC + span_w + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
-    if (c.halo_vec) hw = round_up(hw, cpg);
+    int64_t hw = (int64_t)(WG_TC - 1) * p.stride_w + span_w + 1 + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
+    hw = round_up(hw, c.halo_vec ? cpg : p.stride_w);  // (two phases of hw / 2 pixels under column stride 2)
     // Channel groups one 16-byte granule further apart than their hh x hw pixels, so that the vector
     // loaders' 16-byte stores are free of bank conflicts (the kernel's halo loader);
     // KB_CONV_WGMMA_HALO_ILV=0 (read at every call) keeps the earlier dense layout for comparisons.
@@ -4174,6 +4219,14 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // stages), else rounds of 16 (#56: its larger halo leaves 3 stages; rounds of 32 were 1.65 to
     // 1.70 against 1.58).  Rounds of 64 under fp32 gained nothing (#55 2.60).
     // The swapped narrow variant: at most 2 taps per k-tile (its register budget, see the kernel).
+    // Column stride 2: one tap per k-tile over as many stages as fit beside 2 halo buffers (its 9-row
+    // halo leaves 3 taps x 2 stages, 2 x 3 or 1 x 7: 0.58, 0.55 and 0.52 ms on bench.py's strided layer,
+    // perf log s22).
+    if (phases) {
+        const int stages = most_stages(1, 2);
+        if (stages >= 2) take(1, stages, 2, 1);
+        return c;
+    }
     for (int tpk = std::min(c.swap ? 2 : 3, (taps + 1) / 2); tpk >= 1; --tpk) {
         if (!sixteen && !rc_forced && c.bn == WG_BN) {
             c.epi_rc = 32;
@@ -4186,6 +4239,22 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         if (with2 >= 2) { take(tpk, with2, 2, 1); return c; }
     }
     return c;
+}
+
+// The wgmma kernel's walk over the taps' A operands (ConvGemmParams::tap_*), in bytes of the halo:
+// tap j of a tap row reads halo column d_j = halo_shift - tap_col_lo + j dil_w, which is pixel d_j
+// of the halo row, or under column stride 2 pixel d_j / 2 of phase d_j % 2 (halo_w / 2 pixels per
+// phase).  The step from one tap to the next then depends only on d_j's parity.
+void wgmma_tap_walk(ConvGemmParams& p) {
+    const int phases = p.stride_w == 2 ? 2 : 1, half = p.halo_w / phases;
+    auto pix = [&](int d) { return phases == 2 ? (d & 1) * half + (d >> 1) : d; };  // (>> floors negatives)
+    const int d_first = p.halo_shift - p.tap_col_lo, d_end = d_first + p.taps_w * p.dil_w;
+    p.tap_col_first = pix(d_first) * 16;
+    p.tap_col_step = pix(p.dil_w) * 16;
+    p.tap_col_step_odd = (pix(1 + p.dil_w) - pix(1)) * 16;
+    p.tap_row_step = (p.dil_h * p.halo_w - (pix(d_end) - pix(d_first))) * 16;
+    p.tap_phase_first = phases == 2 ? (d_first & 1) : 0;
+    p.tap_phase_flip = phases == 2 ? (p.dil_w & 1) : 0;
 }
 
 // The tiling above, then a third bulk-epilogue staging buffer per consumer warpgroup where it fits
@@ -4333,6 +4402,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.profile_skip = profile_skip;
         p.tap_row_lo = std::min(0, (p.taps_h - 1) * p.dil_h);
         p.tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
+        wgmma_tap_walk(p);
         p.tiles_p = (int)ceil_div(p.P, wc.tr); p.tiles_q = (int)ceil_div(p.Q, WG_TC);
         p.n_blocks = p.Kpad / wc.bn;
         p.total_tiles = (int64_t)groups * N * p.tiles_p * p.tiles_q * p.n_blocks;

@@ -85,6 +85,29 @@ CONFIGS = [
     Cfg("vec4_many_tiles_2blocks_bias", 3, 32, 98, 204, 130, 3, p=1, bias=True),
     Cfg("vec4_wide_3x11", 2, 32, 20, 84, 128, (3, 11), p=(1, 5)),
 ]
+# Column stride 2 on the phase-split halo (float32 wide variants; the rule's strided class wants a
+# reduction of 512+): 16-byte loads (W % 4 == 0) with halo shifts 3 (padding 1) and 0, 8-byte loads
+# (W % 4 == 2), the 4-byte loader (odd W, reflect padding, channels_last input), odd dil_w (each tap
+# step changes the phase) and even dil_w (it does not), a (3, 5) kernel, groups, 2 column blocks with
+# biases, stride (1, 2) with a (3, 1) kernel, and many tiles per persistent block.  None is a
+# space-to-depth layer (3x3 at stride 2 would be 16/9 of the MMAs there, (3, 5) at stride 2 24/15;
+# a (3, 5) kernel at stride (1, 2), 18/15, would take that route).  Each also fits the IEEE
+# instance's halo (big and small parts of 5 rows; dil_h 2 needs 7, which do not fit beside weights).
+STRIDED = [
+    Cfg("s2_vec4_pad_bias", 2, 64, 34, 132, 128, 3, s=2, p=1, bias=True),
+    Cfg("s2_vec4_nopad", 2, 64, 33, 136, 128, 3, s=2),
+    Cfg("s2_vec2", 2, 64, 34, 130, 128, 3, s=2, p=1),
+    Cfg("s2_odd_width_2blocks", 2, 64, 31, 141, 130, 3, s=2, bias=True),
+    Cfg("s2_dil_w3", 2, 64, 40, 160, 128, 3, s=2, d=(1, 3), p=(1, 3)),
+    Cfg("s2_dil_w2", 2, 64, 40, 168, 128, 3, s=2, d=(1, 2), p=(1, 2)),
+    Cfg("s2_3x5", 2, 48, 30, 140, 128, (3, 5), s=2, p=(1, 2)),
+    Cfg("s2_groups2", 2, 128, 30, 100, 256, 3, s=2, p=1, g=2),
+    Cfg("s2_reflect", 2, 64, 30, 100, 128, 3, s=2, p=1, pm="reflect"),
+    Cfg("s2_cl", 2, 64, 30, 100, 128, 3, s=2, p=1, layout="cl"),
+    Cfg("s12_3x1", 2, 192, 20, 140, 128, (3, 1), s=(1, 2), p=(1, 0)),
+    Cfg("s2_many_tiles", 3, 64, 130, 264, 130, 3, s=2, p=1, bias=True),
+]
+CONFIGS += STRIDED
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
 # grad-input with dY rows of 4k + 2 floats and an even dY height (as #55's: 510 x 1022), so that the
 # narrow variant loads dY with halo_vec 3: odd tap-row dilation (parity flips per tap row), even
@@ -319,6 +342,34 @@ def test_wgmma_grad_input_path(cfg):
         pytest.xfail(f"{where}: cuDNN's class differs from the rule's here (sm_80 kernels alike: "
                      f"rel L2 {U.rel_l2(gx80, gx_ref):.2e})")
     assert U.rel_l2(gx, gx_ref) <= 1e-4, f"{where}: rel L2 vs nn.Conv2d {U.rel_l2(gx, gx_ref):.2e}"
+
+
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+@pytest.mark.parametrize("cfg", STRIDED, ids=[c.id for c in STRIDED])
+def test_wgmma_strided_forward_runs_on_the_phase_split_halo(cfg, mode, monkeypatch):
+    """Column stride 2 lands on the wide wgmma instance of its mode (TF32: <float, 0, 128, 4>; IEEE:
+    <float, 1, 128, 2>), and KB_CONV_WGMMA_PHASES=0 sends it back to the sm_80 kernels, whose output
+    the phase-split one matches (CONFIGS' tests hold both to float64 and nn.Conv2d)."""
+    torch.manual_seed(U.seed_for("wgmma-phases", cfg.id, mode))
+    want = "conv_fwd_wgmma_kernel<float, 0, 128, 4, false>" if mode == "tf32" else \
+        "conv_fwd_wgmma_kernel<float, 1, 128, 2, false>"
+    with U.precision_mode(mode):
+        model, _ = U.make_models(M, cfg)
+        x = U.make_input(cfg)
+        outs, keys = [], []
+        for value in ("1", "0"):
+            monkeypatch.setenv("KB_CONV_WGMMA_PHASES", value)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                outs.append(model(x))
+                U.sync()
+            keys.append(" ".join(e.key for e in prof.key_averages()))
+    where = f"[{cfg}] {mode}"
+    assert want in keys[0], f"{where}: {keys[0]}"
+    assert "conv_fwd_wgmma_kernel" not in keys[1], f"{where} KB_CONV_WGMMA_PHASES=0: {keys[1]}"
+    assert not torch.isnan(outs[0]).any(), f"{where}: NaN in output (unwritten elements under poison?)"
+    # (IEEE: the sm_80 gather kernel's 3xTF32 sums are ~4e-6 from float64, the wgmma kernel's ~5e-7)
+    tol = 1e-4 if mode == "tf32" else 1e-5
+    assert U.rel_l2(outs[0], outs[1]) <= tol, f"{where}: phase-split vs sm_80 rel L2 {U.rel_l2(outs[0], outs[1]):.2e}"
 
 
 def test_wgmma_kernel_is_the_one_that_runs():
@@ -556,7 +607,8 @@ HALO_LAYOUT_CASES = [("l55_like", "tf32", torch.float32), ("odd_width", "tf32", 
                      ("odd_rows_l55", "tf32", torch.float32), ("swap_many_tiles", "tf32", torch.float32),
                      ("narrow_k24_dilated_odd", "tf32", torch.float32), ("many_tiles", "tf32", torch.float32),
                      ("h_l55_like", "tf32", torch.float16), ("h_bias_pad", "tf32", torch.bfloat16),
-                     ("h_c35_odd_width", "tf32", torch.float16)]
+                     ("h_c35_odd_width", "tf32", torch.float16), ("s2_vec4_pad_bias", "tf32", torch.float32),
+                     ("s2_dil_w3", "ieee", torch.float32), ("s2_odd_width_2blocks", "tf32", torch.float32)]
 HALO_LAYOUT_IDS = [f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in HALO_LAYOUT_CASES]
 
 

@@ -3,14 +3,15 @@
 (nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
 
     python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
-                                 [--backward] [--kernels default,halo,gemm,nos2d,nopw]
+                                 [--backward] [--kernels default,halo,gemm,nos2d,nopw,nophases]
 
 Per shape and mode: forward (no autograd) mean / median ms of both (cold L2, CUDA events:
 tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs against cuDNN's with
 torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and our precision class;
 with --backward also forward + backward.  --kernels times ModelNew again under each
 KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
-KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel).  Modes: tf32,
+KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel; nophases:
+KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -32,6 +33,8 @@ SHAPES = {
     "kb50": (256, 3, 224, 224, 96, 11, {"stride": 4, "padding": 2, "bias": True}),
     "strided": (8, 64, 512, 512, 128, 3, {"stride": 2, "padding": 1}),       # bench.py's row
     "strided-c32": (8, 32, 512, 512, 64, 3, {"stride": 2, "padding": 1}),
+    "s2-5x5": (8, 64, 512, 512, 128, 5, {"stride": 2, "padding": 2}),         # a space-to-depth layer (36/25)
+    "s2-c128-k256": (8, 128, 256, 256, 256, 3, {"stride": 2, "padding": 1}),
     "resnet-s2": (32, 128, 56, 56, 256, 3, {"stride": 2, "padding": 1}),
     "1x1": (8, 256, 256, 256, 128, 1, {}),                                   # bench.py's row
     "rn-1x1-reduce": (32, 256, 56, 56, 64, 1, {}),                           # ResNet-50 bottleneck 1x1s
@@ -50,7 +53,10 @@ def probe(name, mode, trials, backward, kernel="default"):
     os.environ.pop("KB_CONV_FWD_KERNEL", None)
     os.environ.pop("KB_CONV_S2D", None)
     os.environ.pop("KB_CONV_PW", None)
-    if kernel == "nos2d":
+    os.environ.pop("KB_CONV_WGMMA_PHASES", None)
+    if kernel == "nophases":
+        os.environ["KB_CONV_WGMMA_PHASES"] = "0"
+    elif kernel == "nos2d":
         os.environ["KB_CONV_S2D"] = "0"
     elif kernel == "nopw":
         os.environ["KB_CONV_PW"] = "0"

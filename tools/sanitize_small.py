@@ -75,6 +75,10 @@ CASES = [
     # kernel (a block with idle warps); 16 channels at 4 taps, 160 filters in 3 blocks of 64
     ("wgrad_wgmma_rna_5x9_C32", 1, 32, 12, 72, 64, (5, 9), dict()),
     ("wgrad_wgmma_rna_C16_K160", 2, 16, 16, 40, 160, 5, dict(padding=2)),
+    # column stride 2 on the wgmma kernel's phase-split halo: 16-byte loads, two column blocks, biases;
+    # the 4-byte loader (odd W) with an odd dil_w (the phase changes from tap to tap)
+    ("wgmma_phases_vec4_K130", 1, 64, 12, 136, 130, 3, dict(stride=2, padding=1, bias=True)),
+    ("wgmma_phases_scalar_W141", 1, 64, 10, 141, 128, 3, dict(stride=2, dilation=(1, 3), padding=(1, 3))),
     # the strided forward as a unit-stride one on stride-phase planes (model_new's space-to-depth)
     ("s2d_k11_s4_K96", 1, 3, 30, 150, 96, 11, dict(stride=4, padding=2, bias=True)),
     # the pointwise kernel (1x1, stride 1, no padding): a partial pixel tile (200 pixels), a ragged
