@@ -1486,7 +1486,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   holds its even columns first, then its odd ones (halo_w / 2 pixels each): column 2 m + d_j is
 //   pixel m + d_j / 2 of phase d_j % 2, and the 64 pixels are consecutive again.  The loaders write
 //   a unit's 4 pixels to the two phases; the MMAs are those of the unit-stride kernel, with no zero
-//   taps (as the space-to-depth route would have: 16/9 of the MMAs for 3x3).
+//   taps (as the space-to-depth route would have: 16/9 of the MMAs for 3x3).  Compiled as separate
+//   instances (PHASES), so that the unit-stride ones carry none of its code.
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
 //   warps 1-3     halo: each chunk rounded to TF32 on its way in (16-byte loads and a register
@@ -1548,9 +1549,11 @@ __host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes, int bu
 }
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
-template <typename T, int PREC, int BN, int TR, bool SWAP>
+template <typename T, int PREC, int BN, int TR, bool SWAP, bool PHASES>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
+    static_assert(!PHASES || (std::is_same<T, float>::value && BN == 128 && !SWAP),
+                  "column stride 2 (the phase-split halo) exists for the float32 wide variants only");
     static_assert(!SWAP || (std::is_same<T, float>::value && PREC == PREC_TF32 && BN == 64 && TR == 8),
                   "the swapped operand order exists for the narrow TF32 variant only");
     // 3xTF32: every operand is held twice, its big and its small TF32 part (PARTS = 2).
@@ -1614,7 +1617,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         t.img = (int)(tile % nimg); t.group = (int)(tile / nimg);
         t.p0 = tp * TR; t.q0 = tq * WG_TC; t.n0 = nb * BN;
         t.row0 = t.p0 * p.stride_h + p.off_h + p.tap_row_lo;
-        t.col0 = t.q0 * p.stride_w + p.off_w + p.tap_col_lo;
+        t.col0 = t.q0 * (PHASES ? 2 : 1) + p.off_w + p.tap_col_lo;
         return t;
     };
 
@@ -1655,10 +1658,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         } else {
             // ---- halo producer: 96 threads; thread = (channel-in-group cq, column lane cl) ----
             const int ht = tid - 32, cq = ht & 3, cl = ht >> 2;  // cl in [0, 24)
-            // Column stride 2: each halo row holds its even input columns, then its odd ones (see
-            // the kernel's header); col_ps = log2 of the phases, phase_bytes = one phase's pixels.
-            const int col_ps = p.stride_w == 2 ? 1 : 0, col_pm = (1 << col_ps) - 1;
-            const unsigned phase_bytes = (unsigned)((HC >> col_ps) * 16);
+            // Column stride 2 (PHASES): each halo row holds its even input columns, then its odd ones
+            // (see the kernel's header); col_ps = log2 of the phases, phase_bytes = one phase's pixels.
+            constexpr int col_ps = PHASES ? 1 : 0, col_pm = (1 << col_ps) - 1;
+            const unsigned phase_bytes = PHASES ? (unsigned)(HC / 2 * 16) : 0u;
             const T* x = (const T*)p.x;
             const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
             unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
@@ -1693,7 +1696,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         // phase), so there a quarter warp takes 2 channel groups x 4 adjacent runs
                         // (group = lane bits 0 and 3, run = bits 1-2 and 4-; unit 4 run + group): 4
                         // runs x 2 groups an odd number of granules apart hit all 8 granules.
-                        const bool ph_lanes = ilv && col_ps;
+                        const bool ph_lanes = PHASES && ilv;
                         const int ph_kg = (ht & 1) | ((ht >> 2) & 2);
                         const int run0 = ph_lanes ? (((ht >> 1) & 3) | ((ht >> 4) << 2)) : ilv ? ht >> 2 : ht;
                         const int run_step = ilv ? WG_HALO_THREADS / 4 : WG_HALO_THREADS;
@@ -1815,11 +1818,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             using I4 = std::integral_constant<int, 4>;
                             // (5-unit batches, three round trips per chunk instead of four on a 3x3
                             // layer's 9 x 132 halo, measured the same: perf log s22)
-                            if (BN == 128 && col_ps) {
-                                if constexpr (BN == 128) {
-                                    if (p.halo_vec == 4) batches(I4{}, I4{}, std::true_type{});
-                                    else batches(std::integral_constant<int, 2>{}, I4{}, std::true_type{});
-                                }
+                            if constexpr (PHASES) {
+                                if (p.halo_vec == 4) batches(I4{}, I4{}, std::true_type{});
+                                else batches(std::integral_constant<int, 2>{}, I4{}, std::true_type{});
                             } else if (BN == 128 && p.halo_vec == 4 && units <= 5 * WG_HALO_THREADS && units > 4 * WG_HALO_THREADS &&
                                 !(p.profile_skip & 64))
                                 batches(I4{}, std::integral_constant<int, 5>{}, std::false_type{});
@@ -1934,8 +1935,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         // 2 cwg stride_h + i dil_h - tap_row_lo, column d_j = j dil_w - tap_col_lo + halo_shift: pixel
         // d_j of the row, or with column stride 2 pixel d_j / 2 of phase d_j % 2, since output column
         // m reads halo column 2 m + d_j.  The offsets advance tap by tap without a division (steps from
-        // the host: p.tap_*).
-        const unsigned a_origin = (unsigned)(((SG * cwg * p.stride_h - p.tap_row_lo) * HC) * 16 + p.tap_col_first);
+        // the host under PHASES: p.tap_*).
+        const unsigned a_origin = PHASES ? (unsigned)(((SG * cwg * p.stride_h - p.tap_row_lo) * HC) * 16 + p.tap_col_first)
+                                         : (unsigned)(((SG * cwg * p.stride_h - p.tap_row_lo) * HC - p.tap_col_lo + p.halo_shift) * 16);
+        const unsigned a_col_step = PHASES ? (unsigned)p.tap_col_step : (unsigned)(p.dil_w * 16);
+        const unsigned a_row_step = PHASES ? (unsigned)p.tap_row_step : (unsigned)((p.dil_h * HC - p.taps_w * p.dil_w) * 16);
         const unsigned a_sg_step = (unsigned)(p.stride_h * HC * 16);
         // halo_vec 3: A operands in odd input rows start 2 pixels (32 bytes) further right (the loader
         // shifted those rows).  a_row[sg] = output row sg's offset plus that shift for the current tap
@@ -1976,7 +1980,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 mbar_wait(full_h + 8 * hb, hphase);
                 const unsigned halo_at = h0 + hb * halo_bytes + ((p.profile_skip & 16) ? 0u : a_origin);
                 unsigned a_off = 0;
-                int tj = 0, tph = p.tap_phase_first;
+                int tj = 0, tph = PHASES ? p.tap_phase_first : 0;
                 unsigned a_row[SG];
 #pragma unroll
                 for (int sg = 0; sg < SG; ++sg)
@@ -1990,17 +1994,25 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     // The k-tile's MMAs as straight-line code for each tap count (NT), so that the
                     // commit closes a known instruction sequence: with a run-time trip count the
                     // compiler adds a dummy MMA to mark the group's end, which stalled the issue.
-                    // The A offsets of the next tap (both operand orders).
-                    auto next_tap = [&]() {
-                        a_off += (unsigned)(tph ? p.tap_col_step_odd : p.tap_col_step);
-                        tph ^= p.tap_phase_flip;
+                    // The A offsets of the next tap (both operand orders).  FLIP: column stride 2 with
+                    // an odd dil_w, where the step alternates between two (tph: the tap's column
+                    // parity); a separate instance of the k-tile's code, so that no other layer pays
+                    // for the selection.
+                    auto next_tap = [&](auto flip_tag) {
+                        if constexpr (decltype(flip_tag)::value) {
+                            a_off += tph ? (unsigned)p.tap_col_step_odd : a_col_step;
+                            tph ^= 1;
+                        } else {
+                            a_off += a_col_step;
+                        }
                         if (++tj == p.taps_w) {
-                            tj = 0; tph = p.tap_phase_first; a_off += (unsigned)p.tap_row_step;
+                            tj = 0; a_off += a_row_step;
+                            if constexpr (PHASES) tph = p.tap_phase_first;
 #pragma unroll
                             for (int sg = 0; sg < SG; ++sg) a_row[sg] ^= row_flip;
                         }
                     };
-                    auto issue_taps = [&](auto nt_tag) {
+                    auto issue_taps = [&](auto nt_tag, auto flip_tag) {
                         constexpr int NT = decltype(nt_tag)::value;
                         if constexpr (SWAP) {
                             // A = the k-tile's weights as register fragments (m = output channel 16 wq + g
@@ -2033,7 +2045,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     for (int sg = 0; sg < SG; ++sg)
                                         wgmma_m64n64k8_tf32_rs(acc[sg], af[u][ks], wgmma_desc_add(d_tap, ks * kgs2_units + a_row[sg]),
                                                                (kt | u | ks) != 0);
-                                next_tap();
+                                next_tap(flip_tag);
                             }
                             wgmma_commit();
                             wgmma_wait<0>();
@@ -2061,23 +2073,32 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                         }
                                     }
                                 }
-                                next_tap();
+                                next_tap(flip_tag);
                             }
                             wgmma_commit();
                         }
                     };
                     if constexpr (!SWAP) wgmma_fence();  // (the swapped variant fences after its fragment loads)
-                    switch (nt) {
-                        case 1: issue_taps(std::integral_constant<int, 1>{}); break;
-                        case 2: issue_taps(std::integral_constant<int, 2>{}); break;
-                        // The swapped variant has at most 2 taps per k-tile (the host's choice): with
-                        // 3, the k-tile's fragments beside the 128 accumulators are more than ptxas
-                        // holds without serialising the MMAs.
-                        case 3: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 3>{}); break; }
-                                [[fallthrough]];
-                        case 4: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 4>{}); break; }
-                                [[fallthrough]];
-                        default: wgmma_commit(); break;  // profiling without MMAs: an empty group
+                    using NoFlip = std::false_type;
+                    if (PHASES && p.tap_phase_flip) {
+                        // column stride 2, odd dil_w: one tap per k-tile (the host's choice)
+                        if constexpr (PHASES) {
+                            if (nt == 1) issue_taps(std::integral_constant<int, 1>{}, std::true_type{});
+                            else wgmma_commit();
+                        }
+                    } else {
+                        switch (nt) {
+                            case 1: issue_taps(std::integral_constant<int, 1>{}, NoFlip{}); break;
+                            case 2: issue_taps(std::integral_constant<int, 2>{}, NoFlip{}); break;
+                            // The swapped variant has at most 2 taps per k-tile (the host's choice): with
+                            // 3, the k-tile's fragments beside the 128 accumulators are more than ptxas
+                            // holds without serialising the MMAs.
+                            case 3: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 3>{}, NoFlip{}); break; }
+                                    [[fallthrough]];
+                            case 4: if constexpr (!SWAP) { issue_taps(std::integral_constant<int, 4>{}, NoFlip{}); break; }
+                                    [[fallthrough]];
+                            default: wgmma_commit(); break;  // profiling without MMAs: an empty group
+                        }
                     }
                     if constexpr (SPLIT) {
                         // Fold every p.fold k-tiles (and after the tile's last): wait for all MMAs,
@@ -4089,6 +4110,7 @@ struct WgmmaChoice {
     int epi_rc = 16;  // bulk epilogue: channels per staging round
     int epi_bufs = 2;  // bulk epilogue: staging buffers per consumer warpgroup (ConvGemmParams::epi_bufs)
     bool swap = false;  // narrow variant with the operands swapped (weights A, halo B; direct stores)
+    bool phases = false;  // column stride 2: the phase-split halo (the kernel's PHASES instances)
 };
 
 WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
@@ -4102,6 +4124,7 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     const bool phases = p.stride_w == 2 && !sixteen && col_n > 64 && !(phases_env && std::atoi(phases_env) == 0);
     if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < 2 || p.Q < 32)
         return c;
+    c.phases = phases;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
     // half of the 128-wide tile (RNA-TF32 and 3xTF32: 16-bit narrow GEMMs go to the sm_80 kernels).
     if (col_n <= 64) {
@@ -4184,7 +4207,7 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     if (const char* cfg = std::getenv("KB_CONV_WGMMA_CFG")) {
         int tpk = 0, stages = 0, bufs = 0, depth = 0;
         if (std::sscanf(cfg, "%d,%d,%d,%d", &tpk, &stages, &bufs, &depth) == 4 && tpk >= 1 && tpk <= WG_MAX_TPK &&
-            (!c.swap || tpk <= 2) &&
+            (!c.swap || tpk <= 2) && (!phases || !(p.dil_w & 1) || tpk == 1) &&
             2 * tpk <= taps + 1 && stages >= 2 && stages <= WG_MAX_STAGES && bufs >= 2 && bufs <= WG_MAX_HALO_BUFS &&
             depth >= 1 && depth <= 2 && stages >= 2 * depth && fits(tpk, stages, bufs)) {
             take(tpk, stages, bufs, depth);
@@ -4221,7 +4244,7 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // The swapped narrow variant: at most 2 taps per k-tile (its register budget, see the kernel).
     // Column stride 2: one tap per k-tile over as many stages as fit beside 2 halo buffers (its 9-row
     // halo leaves 3 taps x 2 stages, 2 x 3 or 1 x 7: 0.58, 0.55 and 0.52 ms on bench.py's strided layer,
-    // perf log s22).
+    // perf log s22).  With an odd dil_w (dil_w 1 among them) the kernel has only this tiling's code.
     if (phases) {
         const int stages = most_stages(1, 2);
         if (stages >= 2) take(1, stages, 2, 1);
@@ -4409,15 +4432,18 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
         const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
         void (*kernel)(const ConvGemmParams) = nullptr;
-        if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false>;
-        else if (split && wc.bn == 64) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false>;
-        else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false>;
-        else if (wc.bn == WG_BN) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false>;
+        // (PHASES: the column-stride-2 instances, so that the unit-stride ones carry none of its code)
+        if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false, false>;
+        else if (split && wc.bn == 64) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false, false>;
+        else if (split && wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, true>;
+        else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, false>;
+        else if (wc.bn == WG_BN && wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, true>;
+        else if (wc.bn == WG_BN) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, false>;
         else if (wc.swap) {
             TORCH_CHECK(wc.taps_per_kt <= 2, "internal: the swapped narrow wgmma variant takes at most 2 taps per k-tile");
-            kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true>;
+            kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true, false>;
         }
-        else kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false>;
+        else kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false, false>;
         allow_dynamic_smem(kernel, wc.smem);
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();

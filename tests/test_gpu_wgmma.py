@@ -282,8 +282,8 @@ def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
             torch.autograd.grad(y, x, g)
             U.sync()
         backward = " ".join(e.key for e in prof.key_averages())
-    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false>" in forward, forward
-    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false>" in backward, backward
+    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false>" in forward, forward
+    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>" in backward, backward
 
 
 def grad_inputs_against_cudnn(cfg, mode, seed_tag, truth=False):
@@ -315,7 +315,7 @@ def test_wgmma_narrow_3xtf32_instance_runs(cfg, pass_name):
                 torch.autograd.grad(y, x, torch.randn_like(y))
             U.sync()
     keys = " ".join(e.key for e in prof.key_averages())
-    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false>" in keys, f"[{cfg}] {pass_name}: {keys}"
+    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>" in keys, f"[{cfg}] {pass_name}: {keys}"
 
 
 @pytest.mark.parametrize("cfg", DGRAD_IEEE, ids=[c.id for c in DGRAD_IEEE])
@@ -347,12 +347,13 @@ def test_wgmma_grad_input_path(cfg):
 @pytest.mark.parametrize("mode", ["tf32", "ieee"])
 @pytest.mark.parametrize("cfg", STRIDED, ids=[c.id for c in STRIDED])
 def test_wgmma_strided_forward_runs_on_the_phase_split_halo(cfg, mode, monkeypatch):
-    """Column stride 2 lands on the wide wgmma instance of its mode (TF32: <float, 0, 128, 4>; IEEE:
-    <float, 1, 128, 2>), and KB_CONV_WGMMA_PHASES=0 sends it back to the sm_80 kernels, whose output
-    the phase-split one matches (CONFIGS' tests hold both to float64 and nn.Conv2d)."""
+    """Column stride 2 lands on the phase-split instance of its mode's wide variant (TF32:
+    <float, 0, 128, 4, false, true>; IEEE: <float, 1, 128, 2, false, true>), and KB_CONV_WGMMA_PHASES=0
+    sends it back to the sm_80 kernels, whose output the phase-split one matches (CONFIGS' tests hold
+    both to float64 and nn.Conv2d)."""
     torch.manual_seed(U.seed_for("wgmma-phases", cfg.id, mode))
-    want = "conv_fwd_wgmma_kernel<float, 0, 128, 4, false>" if mode == "tf32" else \
-        "conv_fwd_wgmma_kernel<float, 1, 128, 2, false>"
+    want = "conv_fwd_wgmma_kernel<float, 0, 128, 4, false, true>" if mode == "tf32" else \
+        "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, true>"
     with U.precision_mode(mode):
         model, _ = U.make_models(M, cfg)
         x = U.make_input(cfg)
@@ -392,8 +393,8 @@ def test_wgmma_kernel_is_the_one_that_runs():
 
 # (configuration, KB_CONV_WGMMA_SWAP or None, the narrow instance that must run): dX rows of 130 floats
 # are not whole 32-byte sectors (unswapped); rows of 136 are (swapped by default, not under SWAP=0).
-NARROW_RUNS = [("l55_like", None, "64, 8, false>"), ("swap_l55", None, "64, 8, true>"),
-               ("swap_l55", "0", "64, 8, false>")]
+NARROW_RUNS = [("l55_like", None, "64, 8, false, false>"), ("swap_l55", None, "64, 8, true, false>"),
+               ("swap_l55", "0", "64, 8, false, false>")]
 
 
 @pytest.mark.parametrize("cfg_id,swap,want", NARROW_RUNS, ids=[f"{c}-{s or 'default'}" for c, s, _ in NARROW_RUNS])
@@ -415,7 +416,7 @@ def test_wgmma_narrow_variant_runs_grad_input(cfg_id, swap, want, monkeypatch):
     assert any("conv_fwd_wgmma_kernel" in k and want in k for k in keys), keys
 
 
-# The swapped narrow variant (conv_fwd_wgmma_kernel<float, 0, 64, 8, true>: the weights as the
+# The swapped narrow variant (conv_fwd_wgmma_kernel<float, 0, 64, 8, true, false>: the weights as the
 # register operand A, 64 halo pixels as B, fragments stored straight to NCHW as 8-byte pairs), the
 # default where the output's rows, planes and images are multiples of 8 floats, e.g. #55's grad-input
 # (dX rows of 1024).  Grad-input with dY rows of 4k + 2 (halo_vec 3), a ragged last column tile,
@@ -458,7 +459,7 @@ def test_wgmma_swapped_narrow_variant(cfg, monkeypatch):
         (gx64,) = torch.autograd.grad(y64, x64, gy.double())
         U.sync()
     keys = [e.key for e in prof.key_averages()]
-    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, true>" in k for k in keys), (
+    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, true, false>" in k for k in keys), (
         f"[{cfg}] the swapped variant did not run: {keys}")
     class_misses = []
     for name, got, unswapped, exp, truth in (("forward", y, y0, y_ref.detach(), y64.detach()),

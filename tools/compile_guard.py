@@ -36,13 +36,12 @@ INSTANTIATIONS = {
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
         for n in (2, 4)],
     "conv_fwd_wgmma_kernel": [
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 128, 4, false>(const __grid_constant__ ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false>(const __grid_constant__ ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true>(const __grid_constant__ ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2, false>(const __grid_constant__ ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false>(const __grid_constant__ ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<f16_t, PREC_EXACT, 128, 4, false>(const __grid_constant__ ConvGemmParams);",
-        "template __global__ void conv_fwd_wgmma_kernel<bf16_t, PREC_EXACT, 128, 4, false>(const __grid_constant__ ConvGemmParams);"],
+        "template __global__ void conv_fwd_wgmma_kernel<{}>(const __grid_constant__ ConvGemmParams);".format(args)
+        for args in ("float, PREC_TF32, 128, 4, false, false", "float, PREC_TF32, 128, 4, false, true",
+                     "float, PREC_TF32, 64, 8, false, false", "float, PREC_TF32, 64, 8, true, false",
+                     "float, PREC_3XTF32, 128, 2, false, false", "float, PREC_3XTF32, 128, 2, false, true",
+                     "float, PREC_3XTF32, 64, 4, false, false", "f16_t, PREC_EXACT, 128, 4, false, false",
+                     "bf16_t, PREC_EXACT, 128, 4, false, false")],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
