@@ -724,7 +724,7 @@ struct ConvGemmParams {
     // tap_col_first = the first tap's column pixel, tap_col_step / tap_col_step_odd = the step from a
     // tap in an even / odd halo column, tap_row_step = from past a tap row's last tap to the next
     // row's first; tap_phase_first = the first tap's column parity (0 at unit stride), tap_phase_flip
-    // = 1 when each step changes it.  Read from the constant bank where used (no registers held).
+    // = 1 when each step changes it.  Used by the column-stride-2 (PHASES) instances only.
     int tap_col_first, tap_col_step, tap_col_step_odd, tap_row_step, tap_phase_first, tap_phase_flip;
     // 3xTF32 instance: k-tiles per partial sum, folded into a second fp32 set (WG_FOLD, or
     // KB_CONV_WGMMA_FOLD in the environment for experiments)
@@ -2081,7 +2081,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                     if constexpr (!SWAP) wgmma_fence();  // (the swapped variant fences after its fragment loads)
                     using NoFlip = std::false_type;
                     if (PHASES && p.tap_phase_flip) {
-                        // column stride 2, odd dil_w: one tap per k-tile (the host's choice)
+                        // column stride 2, odd dil_w: one tap per k-tile (choose_wgmma_tiling's choice,
+                        // checked in run_conv_gemm before the launch; nt 0 only when profiling)
                         if constexpr (PHASES) {
                             if (nt == 1) issue_taps(std::integral_constant<int, 1>{}, std::true_type{});
                             else wgmma_commit();
@@ -4228,6 +4229,15 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // halo buffers, else 1 tap.  #55: 2 taps x 4 stages 6.2-6.6 ms, 3 x 2 8.5 (the warpgroups, folding
     // at different k-tiles, run a k-tile apart, which two stages do not allow), 1 x 8 7.4; #56: 2 x 3
     // 5.2-5.4, 1 x 6 6.0.
+    // Column stride 2, both precisions: one tap per k-tile over as many stages as fit beside 2 halo
+    // buffers (TF32, bench.py's strided layer, whose 9-row halo leaves 3 taps x 2 stages, 2 x 3 or 1 x 7:
+    // 0.58, 0.55 and 0.52 ms, perf log s22; 3xTF32 by the same rule).  With an odd dil_w (dil_w 1 among
+    // them) the kernel has code for this tiling only (run_conv_gemm checks).
+    if (phases) {
+        const int stages = most_stages(1, 2);
+        if (stages >= 2) take(1, stages, 2, 1);
+        return c;
+    }
     if (split) {
         for (int tpk = std::min(2, (taps + 1) / 2); tpk >= 1; --tpk) {
             const int stages = most_stages(tpk, 2);
@@ -4242,14 +4252,6 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // stages), else rounds of 16 (#56: its larger halo leaves 3 stages; rounds of 32 were 1.65 to
     // 1.70 against 1.58).  Rounds of 64 under fp32 gained nothing (#55 2.60).
     // The swapped narrow variant: at most 2 taps per k-tile (its register budget, see the kernel).
-    // Column stride 2: one tap per k-tile over as many stages as fit beside 2 halo buffers (its 9-row
-    // halo leaves 3 taps x 2 stages, 2 x 3 or 1 x 7: 0.58, 0.55 and 0.52 ms on bench.py's strided layer,
-    // perf log s22).  With an odd dil_w (dil_w 1 among them) the kernel has only this tiling's code.
-    if (phases) {
-        const int stages = most_stages(1, 2);
-        if (stages >= 2) take(1, stages, 2, 1);
-        return c;
-    }
     for (int tpk = std::min(c.swap ? 2 : 3, (taps + 1) / 2); tpk >= 1; --tpk) {
         if (!sixteen && !rc_forced && c.bn == WG_BN) {
             c.epi_rc = 32;
@@ -4444,6 +4446,8 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
             kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true, false>;
         }
         else kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false, false>;
+        TORCH_CHECK(!wc.phases || !(p.dil_w & 1) || wc.taps_per_kt == 1,
+                    "internal: column stride 2 with an odd dilation takes one tap per k-tile on the wgmma kernel");
         allow_dynamic_smem(kernel, wc.smem);
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -6106,11 +6110,13 @@ def _forward_plan(x, weight, bias, geo):
 # reads padded input rows p*sh + r and columns q*sw + t; split r = sh*a + b and t = sw*e + f, and the
 # sum becomes one over the sh*sw stride-phase planes (b, f) of the input, each sampled at (p + a, q + e):
 # a unit-stride convolution with C*sh*sw channels and a ceil(kh/sh) x ceil(kw/sw) kernel whose taps
-# beyond the original kernel are zero.  It runs on the sm_90a wgmma kernel, which takes unit strides
-# only; the alternative for these layers is the sm_80 kernels (KernelBench #50, 3 x 11 x 11 at stride 4:
-# 6.2 ms on the gather GEMM kernel against cuDNN's 2.1).  Taken where the zero taps add at most half
-# again to the MMAs (11x11 at stride 4: 144 / 121; 7x7 at stride 2: 64 / 49; not 3x3 at stride 2:
-# 16 / 9, which the gather GEMM kernel serves better).  The products are the same roundings of the
+# beyond the original kernel are zero.  It runs on the sm_90a wgmma kernel's unit-stride instances; the
+# alternatives are the sm_80 kernels (KernelBench #50, 3 x 11 x 11 at stride 4: 6.2 ms on the gather GEMM
+# kernel against cuDNN's 2.1) and, for column stride 2 in float32 with more than 64 filters, the wgmma
+# kernel's phase-split halo (perf log s22).  Taken where the zero taps add at most half again to the
+# MMAs (11x11 at stride 4: 144 / 121; 7x7 at stride 2: 64 / 49; not 3x3 at stride 2: 16 / 9, which the
+# phase split serves; 5x5 at stride 2, 36 / 25, stays here: 2.0 ms against 1.7 on the phase split,
+# both behind cuDNN's 1.0, not re-tuned).  The products are the same roundings of the
 # same operands plus exact zeros, so the arithmetic class is unchanged (the accumulation order is
 # not: within rna's noise of cuDNN).  Only for column strides > 1 (the wgmma kernel takes row strides
 # itself); zero padding, no dilation or groups, NCHW output;
