@@ -24,7 +24,8 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                (k16, 128-wide tiles only); 128-wide x 4 rows, or 64-wide
                                                x 8 rows for narrow TF32 GEMMs (#55's grad-input; where
                                                its rows are whole sectors with the operands swapped,
-                                               weights in registers, direct stores); NCHW output
+                                               weights in registers, direct stores); column stride 2
+                                               on a phase-split halo (float32, 128-wide); NCHW output
                                                through bulk copies
                       conv_fwd_depthwise_kernel depthwise (Cg == 1): a plane's tile and halo staged in
                                                shared memory (cp.async, double-buffered runs of tiles),
@@ -4098,8 +4099,8 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
 // 3xTF32, i.e. the truncating and ties-to-even classes; 16-bit GEMMs of at most 64 columns;
-// stride_w > 1; a
-// single tap; outputs narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel
+// stride_w > 2, or 2 outside the float32 GEMMs of more than 64 columns (phases: the phase-split halo);
+// a single tap; outputs narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel
 // variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8 rows (float32 only);
 // 3xTF32: 128 x 2 and 64 x 4 rows.
 struct WgmmaChoice {
