@@ -4458,7 +4458,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // H200, float32: 3x3 at stride 2 with 32 / 64 / 128 channels 0.51 / 0.84 / 0.25 ms against the
     // halo kernel's 0.74 / 1.58 / 0.43 with TF32, 0.90 / 1.58 / 0.37 against 0.87 / 2.24 / 0.60 in
     // IEEE mode); with 3 channels (7x7) the halo kernel is the faster (0.78 against 1.34 ms).
-    const bool strided_wide = sizeof(T) == 4 && (p.stride_h > 1 || p.stride_w > 1) && p.Cg >= 32;
+    // 3xTF32 (IEEE mode) is the exception: the gather kernel holds one accumulator set over the whole
+    // reduction, and the tensor cores' truncating accumulation then left long reductions 1e-5 to 6e-5
+    // (relative L2) from float64, cuDNN's IEEE kernels ~1e-6 (tools/conv_fuzz.py, perf log s23); the
+    // halo kernel folds its partial sums with round-to-nearest adds, so it takes those layers.
+    const bool strided_wide = sizeof(T) == 4 && (p.stride_h > 1 || p.stride_w > 1) && p.Cg >= 32 &&
+                              prec != PREC_3XTF32;
     const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX && prec != PREC_TF32_RNE && !force_gemm &&
                          (force_halo || !strided_wide);
     const int block_n = pp.col_n <= 64 ? 64 : TILE_N;  // halo kernel: 64-wide tiles for narrow GEMMs
@@ -4752,6 +4757,15 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
     check_tensor(dy, "grad_output"); check_tensor(w, "weight");
     const Geometry g0 = parse_geometry(geometry);
     const c10::cuda::CUDAGuard guard(dy.device());
+    // 16-bit with reflect, replicate or circular padding: the padded input's gradient (below) would be
+    // stored in 16 bits and the fold would add those rounded parts, a second rounding that cancellation
+    // between the parts turns into errors of many ulps (bfloat16: up to 100% of small elements;
+    // tools/conv_fuzz.py).  So that pass runs in float32 on the operands' exact float32 images (TF32
+    // holds fp16's and bf16's significands, so its RNA rounding changes nothing and every product is
+    // exact), folds in float32, and rounds once.
+    if (g0.pad_mode != PAD_ZEROS && (dy.scalar_type() == at::kHalf || dy.scalar_type() == at::kBFloat16))
+        return conv2d_backward_input(dy.to(at::kFloat), w.to(at::kFloat), x_size, geometry, algo, PREC_TF32,
+                                     channels_last, poison).to(dy.scalar_type());
     w = w.contiguous();
     TORCH_CHECK(x_size.size() == 4, "input size must have 4 entries");
     const int N = (int)x_size[0], C = (int)x_size[1], H = (int)x_size[2], W = (int)x_size[3];
@@ -5847,9 +5861,9 @@ def precision_class(x, weight, groups, stride=1, padding=0, dilation=1, pass_nam
 def _precision_of_input(pass_name, x, weight, geo):
     """_precision_of_call for a (C, H, W) or (N, C, H, W) input as it would be called (layout, alignment)."""
     x4 = x if x.dim() == 4 else x.unsqueeze(0)
-    channels_last = _suggest_channels_last(x4, weight)
+    channels_last, align = _cudnn_layout(x4, weight, geo)
     return _precision_of_call(pass_name, tuple(x4.shape), x.dtype, tuple(weight.shape), geo,
-                              x.device if x.is_cuda else None, channels_last, _cudnn_alignment(x4, channels_last))
+                              x.device if x.is_cuda else None, channels_last, align)
 
 
 def _public_class(klass):
@@ -5959,11 +5973,25 @@ def _cudnn_alignment(t, channels_last):
     return min(32, address & -address) if address else 32
 
 
+def _is_channels_last(t):
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def _suggest_channels_last(x, weight):
     """Output layout as cuDNN picks it: channels_last when the input or weight is channels_last."""
-    def is_cl(t):
-        return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-    return is_cl(x) or is_cl(weight)
+    return _is_channels_last(x) or _is_channels_last(weight)
+
+
+def _cudnn_layout(x4, weight, geo):
+    """(channels_last, byte alignment) of the input torch hands cuDNN for this call, which is also the
+    output's layout.  With a reflect, replicate or circular padding torch first pads into a fresh
+    NCHW-contiguous tensor (on CUDA also from a channels_last input), so only the weight's layout counts
+    there, and the copy is aligned: asked with the input's own layout, cuDNN named TF32 engines where
+    the reference module ran fp32 ones (tools/conv_fuzz.py, perf log s23)."""
+    if geo.padding_mode != "zeros":
+        return _is_channels_last(weight), 32
+    channels_last = _suggest_channels_last(x4, weight)
+    return channels_last, _cudnn_alignment(x4, channels_last)
 
 
 def _capability(device):
@@ -6056,8 +6084,9 @@ class _Conv2dFunction(torch.autograd.Function):
             grad_x = _ext().conv2d_backward_input(grad_y, weight, list(ctx.x_shape), geo.args, algo, prec,
                                                   ctx.channels_last, poison)
         if ctx.needs_input_grad[1]:
+            align = 32 if geo.padding_mode != "zeros" else _cudnn_alignment(x, ctx.channels_last)
             algo, prec = _algorithm("grad_weight", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device,
-                                    ctx.channels_last, _cudnn_alignment(x, ctx.channels_last))
+                                    ctx.channels_last, align)
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -6096,9 +6125,9 @@ def _forward_plan(x, weight, bias, geo):
         _validate(x, weight, bias, geo)
         unbatched = x.dim() == 3
         x4 = x.unsqueeze(0) if unbatched else x
-        channels_last = _suggest_channels_last(x4, weight)
+        channels_last, align = _cudnn_layout(x4, weight, geo)
         algo, prec = _algorithm("forward", tuple(x4.shape), x.dtype, tuple(weight.shape), geo, x.device,
-                                channels_last, _cudnn_alignment(x4, channels_last))
+                                channels_last, align)
         s2d = None if channels_last else _space_to_depth_plan(tuple(x4.shape), tuple(weight.shape), geo, x.dtype, algo)
         plan = (unbatched, channels_last, algo, prec, s2d)
         if len(geo.plans) >= _PLANS_PER_GEOMETRY:

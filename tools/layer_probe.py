@@ -33,6 +33,8 @@ SHAPES = {
     "kb50": (256, 3, 224, 224, 96, 11, {"stride": 4, "padding": 2, "bias": True}),
     "strided": (8, 64, 512, 512, 128, 3, {"stride": 2, "padding": 1}),       # bench.py's row
     "strided-c32": (8, 32, 512, 512, 64, 3, {"stride": 2, "padding": 1}),
+    "strided-c64-k64": (8, 64, 512, 512, 64, 3, {"stride": 2, "padding": 1}),  # not on the phase split (64 filters)
+    "s3-c96": (8, 96, 384, 384, 96, 3, {"stride": 3, "padding": 1}),            # column stride 3
     "s2-5x5": (8, 64, 512, 512, 128, 5, {"stride": 2, "padding": 2}),         # a space-to-depth layer (36/25)
     "s2-c128-k256": (8, 128, 256, 256, 256, 3, {"stride": 2, "padding": 1}),
     "resnet-s2": (32, 128, 56, 56, 256, 3, {"stride": 2, "padding": 1}),

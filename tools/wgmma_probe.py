@@ -104,7 +104,7 @@ def main():
         return
     if args.skip is not None:  # child of --parts
         names = args.cases.split(",")
-        times = [f"{n} {one(n, *cases[n][:2], pad=cases[n][2], dtype=(cases[n] + (torch.float32,))[3]):.3f} ms"
+        times = [f"{n} {one(n, *cases[n][:2], prec=PREC, pad=cases[n][2], dtype=(cases[n] + (torch.float32,))[3]):.3f} ms"
                  for n in names]
         print(f"{args.skip:3d} {SKIPS.get(args.skip, '?'):20s} " + "  ".join(times), flush=True)
         return
@@ -142,7 +142,8 @@ def main():
         M._ext()
         for s in ([int(v) for v in args.only.split(",")] if args.only else SKIPS):
             env = dict(os.environ, KB_CONV_PROFILE_SKIP=str(s))
-            subprocess.run([sys.executable, __file__, "--skip", str(s), "--cases", args.cases], env=env, check=False)
+            subprocess.run([sys.executable, __file__, "--skip", str(s), "--cases", args.cases, "--prec", str(PREC)],
+                           env=env, check=False)
         return
     # Tilings of the sm_90a kernel (KB_CONV_WGMMA_CFG = taps per k-tile, weight stages, halo
     # buffers, k-tiles of MMAs in flight), each timed against the sm_80 kernel in the same run.

@@ -1,0 +1,179 @@
+"""CPU tests of tools/conv_fuzz.py, the randomised GPU tests' generator and checker: the drawn problems
+are the ones nn.Conv2d accepts (or, where marked, rejects), they cover the argument space, and the
+checker's bounds pass float32 arithmetic while failing the bugs they are meant to catch."""
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+import torch.nn as nn
+
+from tools import conv_fuzz as F
+
+SEEDS = range(600)
+
+
+def _meta_output(case):
+    model = nn.Conv2d(**case.ctor, device="meta")
+    n = 1 if case.n is None else case.n
+    return model(torch.empty((n, case.ctor["in_channels"], case.h, case.w), device="meta"))
+
+
+def test_draw_is_deterministic():
+    assert [F.draw_case(s) for s in range(50)] == [F.draw_case(s) for s in range(50)]
+    assert len({F.draw_case(s).describe() for s in range(50)}) == 50
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_drawn_problems_are_valid_and_sized():
+    for seed in SEEDS:
+        case = F.draw_case(seed)
+        p, q, _ = F.geometry(case.ctor, case.h, case.w)
+        out = _meta_output(case)  # raises for a problem nn.Conv2d rejects
+        assert tuple(out.shape[2:]) == (p, q), case.describe()
+        kh, kw = F._pair(case.ctor["kernel_size"])
+        cg = case.ctor["in_channels"] // case.ctor["groups"]
+        n = 1 if case.n is None else case.n
+        assert n * case.ctor["out_channels"] * p * q * cg * kh * kw <= F.MAX_MACS, case.describe()
+
+
+def test_draws_cover_the_argument_space():
+    seen = collections.Counter()
+    for seed in SEEDS:
+        c = F.draw_case(seed)
+        groups, cin = c.ctor["groups"], c.ctor["in_channels"]
+        _, q, _ = F.geometry(c.ctor, c.h, c.w)
+        kh, kw = F._pair(c.ctor["kernel_size"])
+        seen.update([c.dtype, c.mode, c.layout, c.ctor["padding_mode"], str(c.ctor["padding"])[:1],
+                     "invalid:" + str(c.invalid), "hopper" if c.hopper else "sm80", "backward" * c.backward,
+                     "depthwise" if groups == cin and groups > 1 else "grouped" if groups > 1 else "dense",
+                     "unbatched" if c.n is None else "batched", "bias" * c.ctor["bias"]])
+        if q >= 32 and kh * kw >= 2:
+            seen["wide"] += 1
+        if F._pair(c.ctor["stride"])[1] == 2 and c.ctor["out_channels"] // groups > 64 and q >= 32:
+            seen["stride_w 2, more than 64 filters"] += 1
+        if max(F._pair(c.ctor["dilation"])) > 1:
+            seen["dilated"] += 1
+    wanted = (list(F.DTYPES) + ["tf32", "ieee", "contig", "cl", "sliced", "transposed", "zeros", "reflect",
+              "replicate", "circular", "s", "v", "(", "hopper", "sm80", "backward", "depthwise", "grouped",
+              "dense", "unbatched", "bias", "wide", "stride_w 2, more than 64 filters", "dilated"]
+              + ["invalid:" + k for k in F.INVALID_KINDS])
+    missing = [w for w in wanted if seen[w] < 5]
+    assert not missing, f"fewer than 5 of 600 draws: {missing} ({dict(seen)})"
+
+
+def _float64_abs_and_squares(x, w):
+    """float64 conv(x, w), conv(|x|, |w|) and sqrt(conv(x^2, w^2)): the checker's truth, S and R."""
+    x64, w64 = x.double(), w.double()
+    conv = torch.nn.functional.conv2d
+    return conv(x64, w64), conv(x64.abs(), w64.abs()), conv(x64.square(), w64.square()).sqrt()
+
+
+def test_checker_passes_float32_and_tf32_arithmetic():
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 16, 12, 14), torch.randn(24, 16, 3, 3)
+    truth, abs_sum, rsq = _float64_abs_and_squares(x, w)
+    fp32 = torch.nn.functional.conv2d(x, w)
+    for dtype, mode in (("float32", "ieee"), ("float32", "tf32")):
+        problems, _ = F.check_quantity("output", fp32, truth, abs_sum, rsq, 144, dtype, mode)
+        assert not problems, problems
+    # TF32 with truncated operands: the loosest float32 class the bound must admit
+    trunc = lambda t: (t.view(torch.int32) & ~0x1FFF).view(torch.float32)
+    tf32 = torch.nn.functional.conv2d(trunc(x), trunc(w))
+    problems, _ = F.check_quantity("output", tf32, truth, abs_sum, rsq, 144, "float32", "tf32")
+    assert not problems, problems
+    problems, _ = F.check_quantity("output", tf32, truth, abs_sum, rsq, 144, "float32", "ieee")
+    assert problems, "TF32 arithmetic must fail IEEE mode's bounds"
+
+
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+def test_checker_catches_a_skipped_tap_and_a_wrong_element(mode):
+    torch.manual_seed(1)
+    x, w = torch.randn(2, 16, 12, 14), torch.randn(24, 16, 3, 3)
+    truth, abs_sum, rsq = _float64_abs_and_squares(x, w)
+    w_skip = w.clone()
+    w_skip[:, :, 1, 2] = 0  # one tap of every filter left out
+    skipped = torch.nn.functional.conv2d(x, w_skip)
+    problems, _ = F.check_quantity("output", skipped, truth, abs_sum, rsq, 144, "float32", mode)
+    assert any("beyond the worst-case bound" in p for p in problems), problems
+    one_wrong = torch.nn.functional.conv2d(x, w)
+    one_wrong[1, 5, 3, 7] += x[1, 3, 4, 9] * w[5, 3, 1, 2]  # a single product counted twice
+    problems, _ = F.check_quantity("output", one_wrong, truth, abs_sum, rsq, 144, "float32", mode)
+    assert any(p.startswith("output: 1 of") and "beyond the statistical bound" in p for p in problems), problems
+    unwritten = torch.nn.functional.conv2d(x, w)
+    unwritten[0, 0, 0, 0] = float("nan")
+    problems, _ = F.check_quantity("output", unwritten, truth, abs_sum, rsq, 144, "float32", mode)
+    assert problems and "not finite" in problems[0], problems
+
+
+def test_checker_catches_a_missed_tile_of_a_long_reduction():
+    """The weight gradient reduces over every pixel: the elementwise bound grows with that length, so the
+    relative L2 bound must catch a block of pixels left out."""
+    torch.manual_seed(2)
+    x, g = torch.randn(4, 8, 40, 60), torch.randn(4, 16, 38, 58)
+    full = torch.nn.grad.conv2d_weight(x.double(), (16, 8, 3, 3), g.double())
+    abs_sum = torch.nn.grad.conv2d_weight(x.double().abs(), (16, 8, 3, 3), g.double().abs())
+    rsq = torch.nn.grad.conv2d_weight(x.double().square(), (16, 8, 3, 3), g.double().square()).sqrt()
+    g_missing = g.clone()
+    g_missing[1, :, 8:16, 0:32] = 0  # one 8 x 32 tile of one image
+    missed = torch.nn.grad.conv2d_weight(x, (16, 8, 3, 3), g_missing)
+    pixels = 4 * 38 * 58
+    problems, _ = F.check_quantity("grad_weight", torch.nn.grad.conv2d_weight(x, (16, 8, 3, 3), g), full,
+                                   abs_sum, rsq, pixels, "float32", "tf32")
+    assert not problems, problems
+    problems, _ = F.check_quantity("grad_weight", missed, full, abs_sum, rsq, pixels, "float32", "tf32")
+    assert any("relative L2" in p for p in problems), problems
+
+
+def test_16_bit_bounds():
+    torch.manual_seed(3)
+    x, w = torch.randn(2, 8, 10, 10).half(), torch.randn(12, 8, 3, 3).half()
+    truth, abs_sum, rsq = _float64_abs_and_squares(x, w)
+    ours = truth.half()  # exact sums, one rounding: what the 16-bit kernels give at best
+    problems, _ = F.check_quantity("output", ours, truth, abs_sum, rsq, 72, "float16", "tf32")
+    assert not problems, problems
+    bf = truth.bfloat16()
+    problems, _ = F.check_quantity("output", bf, truth, abs_sum, rsq, 72, "float16", "tf32")
+    assert problems, "bfloat16 rounding must fail the float16 bound"
+
+
+class _StandIn(nn.Module):
+    """nn.Conv2d under ModelNew's interface (parameters in .conv2d), on the CPU; `offset` != 0 breaks
+    one output element."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, offset=0.0, **kw):
+        super().__init__()
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, **kw)
+        self.offset = offset
+
+    def forward(self, x):
+        y = self.conv2d(x)
+        if self.offset:
+            bump = torch.zeros(y.numel(), dtype=y.dtype)
+            bump[y.numel() // 2] = self.offset
+            y = y + bump.view(y.shape)
+        return y
+
+
+def _stand_in_module(offset):
+    import types
+    return types.SimpleNamespace(ModelNew=lambda *a, **k: _StandIn(*a, offset=offset, **k),
+                                 set_hopper=lambda flag: None)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_run_case_on_a_cpu_stand_in():
+    """The harness itself (parameters drawn alike, broken calls, float64 and absolute-value passes,
+    gradients) on nn.Conv2d's own float32 / float64 CPU arithmetic: every case passes; with one output
+    element off by 0.05 every valid case fails.  (The CPU's 16-bit convolutions round between their
+    steps, so they are not a stand-in for fp32-accumulating kernels.)"""
+    cases = [c for c in map(F.draw_case, range(120)) if c.dtype in ("float32", "float64")]
+    assert len(cases) > 60
+    good, broken = _stand_in_module(0.0), _stand_in_module(0.05)
+    for case in cases:
+        result = F.run_case(good, case, device="cpu")
+        assert not result.problems, f"{case.describe()}: {result.problems}"
+        if case.invalid is None:
+            result = F.run_case(broken, case, device="cpu")
+            assert any("output" in p for p in result.problems), case.describe()
