@@ -177,3 +177,123 @@ def test_run_case_on_a_cpu_stand_in():
         if case.invalid is None:
             result = F.run_case(broken, case, device="cpu")
             assert any("output" in p for p in result.problems), case.describe()
+
+
+class _GradOffset(torch.autograd.Function):
+    """conv2d whose backward puts `offset` on one element of the gradient named `which`."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, conv, which, offset):
+        ctx.save_for_backward(x, w)
+        ctx.conv, ctx.which, ctx.offset, ctx.has_bias = conv, which, offset, b is not None
+        return torch.nn.functional.conv2d(conv._pad(x), w, b, conv.stride, conv._pad_arg(), conv.dilation,
+                                          conv.groups)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved_tensors
+        with torch.enable_grad():
+            xd, wd = x.detach().requires_grad_(True), w.detach().requires_grad_(True)
+            y = torch.nn.functional.conv2d(ctx.conv._pad(xd), wd, None, ctx.conv.stride, ctx.conv._pad_arg(),
+                                           ctx.conv.dilation, ctx.conv.groups)
+            gx, gw = torch.autograd.grad(y, (xd, wd), gy)
+        gb = gy.sum(dim=(0, 2, 3)) if ctx.has_bias else None
+        grads = {"grad_input": gx, "grad_weight": gw, "grad_bias": gb}
+        target = grads[ctx.which]
+        if target is not None:
+            bump = torch.zeros(target.numel(), dtype=target.dtype)
+            bump[target.numel() // 2] = ctx.offset
+            grads[ctx.which] = target + bump.view(target.shape)
+        return grads["grad_input"], grads["grad_weight"], grads["grad_bias"], None, None, None
+
+
+class _GradStandIn(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, which="grad_input", offset=0.0, **kw):
+        super().__init__()
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, **kw)
+        self.which, self.offset = which, offset
+
+    def forward(self, x):
+        c = self.conv2d
+        unbatched = x.dim() == 3
+        x4 = x.unsqueeze(0) if unbatched else x
+        y = _GradOffset.apply(x4, c.weight, c.bias, self, self.which, self.offset)
+        return y[0] if unbatched else y
+
+    # nn.Conv2d's own padding, as its _conv_forward applies it
+    def _pad(self, x):
+        c = self.conv2d
+        if c.padding_mode == "zeros":
+            return x
+        return torch.nn.functional.pad(x, c._reversed_padding_repeated_twice, mode=c.padding_mode)
+
+    def _pad_arg(self):
+        c = self.conv2d
+        return c.padding if c.padding_mode == "zeros" else 0
+
+    @property
+    def stride(self):
+        return self.conv2d.stride
+
+    @property
+    def dilation(self):
+        return self.conv2d.dilation
+
+    @property
+    def groups(self):
+        return self.conv2d.groups
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("which", ["grad_input", "grad_weight", "grad_bias"])
+def test_run_case_catches_a_wrong_gradient_element(which):
+    import types
+    cases = [c for c in map(F.draw_case, range(400)) if c.dtype in ("float32", "float64") and c.backward
+             and c.invalid is None and (which != "grad_bias" or c.ctor["bias"])][:12]
+    assert len(cases) >= 8
+    for offset, expect in ((0.0, False), (0.5, True)):
+        module = types.SimpleNamespace(
+            ModelNew=lambda *a, **k: _GradStandIn(*a, which=which, offset=offset, **k), set_hopper=lambda flag: None)
+        for case in cases:
+            problems = F.run_case(module, case, device="cpu").problems
+            named = [p for p in problems if p.startswith(which + ":")]
+            assert bool(named) == expect and (expect or not problems), f"{case.describe()} offset {offset}: {problems}"
+
+
+class _Lenient(nn.Module):
+    """Accepts any call (returns zeros where nn.Conv2d raises): the invalid-call checks must object."""
+
+    def __init__(self, *a, **k):
+        super().__init__()
+        self.conv2d = nn.Conv2d(*a, **k)
+
+    def forward(self, x):
+        try:
+            return self.conv2d(x)
+        except Exception:  # noqa: BLE001
+            return torch.zeros(1)
+
+
+def test_run_case_catches_a_module_that_accepts_broken_calls():
+    import types
+    module = types.SimpleNamespace(ModelNew=lambda *a, **k: _Lenient(*a, **k), set_hopper=lambda flag: None)
+    cases = [c for c in map(F.draw_case, range(800)) if c.invalid and c.invalid != "device"
+             and c.dtype in ("float32", "float64")][:20]
+    assert len(cases) >= 10
+    for case in cases:
+        problems = F.run_case(module, case, device="cpu").problems
+        assert any("where ModelNew returns" in p for p in problems), f"{case.describe()}: {problems}"
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_every_broken_call_is_rejected_by_nn_conv2d():
+    """(On the CPU, so without the device kind: a CPU input to a CPU module is no error.)"""
+    for seed in range(1500):
+        case = F.draw_case(seed)
+        if not case.invalid or case.invalid == "device":
+            continue
+        torch.manual_seed(seed)
+        ref = nn.Conv2d(**case.ctor).to(F.DTYPES[case.dtype] if case.dtype != "float16" else torch.float32)
+        x = F.make_input(case, device="cpu", dtype=ref.weight.dtype)
+        with pytest.raises(Exception):
+            ref(F._broken_input(case, x))
