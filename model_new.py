@@ -5988,10 +5988,13 @@ def _cudnn_layout(x4, weight, geo):
     NCHW-contiguous tensor (on CUDA also from a channels_last input), so only the weight's layout counts
     there, and the copy is aligned: asked with the input's own layout, cuDNN named TF32 engines where
     the reference module ran fp32 ones (tools/conv_fuzz.py, perf log s23)."""
-    if geo.padding_mode != "zeros":
-        return _is_channels_last(weight), 32
-    channels_last = _suggest_channels_last(x4, weight)
-    return channels_last, _cudnn_alignment(x4, channels_last)
+    channels_last = _is_channels_last(weight) if geo.padding_mode != "zeros" else _suggest_channels_last(x4, weight)
+    return channels_last, _cudnn_input_alignment(x4, channels_last, geo)
+
+
+def _cudnn_input_alignment(x4, channels_last, geo):
+    """The alignment half of _cudnn_layout: torch's padded copy (non-zero padding modes) is aligned."""
+    return 32 if geo.padding_mode != "zeros" else _cudnn_alignment(x4, channels_last)
 
 
 def _capability(device):
@@ -6084,9 +6087,8 @@ class _Conv2dFunction(torch.autograd.Function):
             grad_x = _ext().conv2d_backward_input(grad_y, weight, list(ctx.x_shape), geo.args, algo, prec,
                                                   ctx.channels_last, poison)
         if ctx.needs_input_grad[1]:
-            align = 32 if geo.padding_mode != "zeros" else _cudnn_alignment(x, ctx.channels_last)
             algo, prec = _algorithm("grad_weight", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device,
-                                    ctx.channels_last, align)
+                                    ctx.channels_last, _cudnn_input_alignment(x, ctx.channels_last, geo))
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
         if ctx.has_bias and ctx.needs_input_grad[2]:

@@ -4,6 +4,7 @@ checker's bounds pass float32 arithmetic while failing the bugs they are meant t
 from __future__ import annotations
 
 import collections
+import types
 
 import pytest
 import torch
@@ -156,10 +157,9 @@ class _StandIn(nn.Module):
         return y
 
 
-def _stand_in_module(offset):
-    import types
-    return types.SimpleNamespace(ModelNew=lambda *a, **k: _StandIn(*a, offset=offset, **k),
-                                 set_hopper=lambda flag: None)
+def _as_model_new(module_class, **extra):
+    """A stand-in for the model_new module: ModelNew builds module_class(..., **extra); no sm_90a switch."""
+    return types.SimpleNamespace(ModelNew=lambda *a, **k: module_class(*a, **extra, **k), set_hopper=lambda flag: None)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -170,7 +170,7 @@ def test_run_case_on_a_cpu_stand_in():
     steps, so they are not a stand-in for fp32-accumulating kernels.)"""
     cases = [c for c in map(F.draw_case, range(120)) if c.dtype in ("float32", "float64")]
     assert len(cases) > 60
-    good, broken = _stand_in_module(0.0), _stand_in_module(0.05)
+    good, broken = _as_model_new(_StandIn, offset=0.0), _as_model_new(_StandIn, offset=0.05)
     for case in cases:
         result = F.run_case(good, case, device="cpu")
         assert not result.problems, f"{case.describe()}: {result.problems}"
@@ -247,13 +247,11 @@ class _GradStandIn(nn.Module):
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("which", ["grad_input", "grad_weight", "grad_bias"])
 def test_run_case_catches_a_wrong_gradient_element(which):
-    import types
     cases = [c for c in map(F.draw_case, range(400)) if c.dtype in ("float32", "float64") and c.backward
              and c.invalid is None and (which != "grad_bias" or c.ctor["bias"])][:12]
     assert len(cases) >= 8
     for offset, expect in ((0.0, False), (0.5, True)):
-        module = types.SimpleNamespace(
-            ModelNew=lambda *a, **k: _GradStandIn(*a, which=which, offset=offset, **k), set_hopper=lambda flag: None)
+        module = _as_model_new(_GradStandIn, which=which, offset=offset)
         for case in cases:
             problems = F.run_case(module, case, device="cpu").problems
             named = [p for p in problems if p.startswith(which + ":")]
@@ -275,8 +273,7 @@ class _Lenient(nn.Module):
 
 
 def test_run_case_catches_a_module_that_accepts_broken_calls():
-    import types
-    module = types.SimpleNamespace(ModelNew=lambda *a, **k: _Lenient(*a, **k), set_hopper=lambda flag: None)
+    module = _as_model_new(_Lenient)
     cases = [c for c in map(F.draw_case, range(800)) if c.invalid and c.invalid != "device"
              and c.dtype in ("float32", "float64")][:20]
     assert len(cases) >= 10

@@ -188,20 +188,12 @@ def draw_case(seed: int) -> Case:
 
 
 def make_input(case: Case, device="cuda", dtype=None):
-    """The case's input (standard normal values) in its layout, dtype and device."""
-    dtype = dtype or DTYPES[case.dtype]
-    c = case.ctor["in_channels"]
-    n = 1 if case.n is None else case.n
-    if case.layout == "transposed":
-        x = torch.randn(n, c, case.w, case.h, device=device).transpose(2, 3)
-    elif case.layout == "sliced":
-        x = torch.randn(n, 2 * c, case.h + 2, 2 * case.w, device=device)[:, ::2, 1:case.h + 1, ::2]
-    else:
-        x = torch.randn(n, c, case.h, case.w, device=device)
-        if case.layout == "cl":
-            x = x.contiguous(memory_format=torch.channels_last)
-    x = x.to(dtype)
-    return x[0] if case.n is None else x
+    """The case's input (standard normal values) in its layout, dtype and device: the GPU tests' own
+    make_input on the case as a Cfg."""
+    c = case.ctor
+    cfg = U.Cfg(f"fuzz{case.seed}", 1 if case.n is None else case.n, c["in_channels"], case.h, case.w,
+                c["out_channels"], c["kernel_size"], layout="unbatched" if case.n is None else case.layout)
+    return U.make_input(cfg, dtype=dtype or DTYPES[case.dtype], device=device)
 
 
 # ---------------------------------------------------------------------------------------------
