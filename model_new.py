@@ -67,7 +67,8 @@ Precision contract (decided for each GEMM and input layout, see _precision_for()
       IEEE-accurate (depthwise, short reductions, small problems, ...); always fp32 accumulation.
   float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big,
       the registers folded into a round-to-nearest fp32 total every k-tile; every 2 k-tiles on the
-      wgmma kernel) or plain fp32 FMA in the direct kernels.
+      wgmma kernel; every k8 step's partial sum in the gather kernel) or plain fp32 FMA in the direct
+      kernels.
   float16 / bfloat16 -> exact products (16-bit MMAs on sm_90a; TF32 on the sm_80 kernels, where every
       16-bit value is a TF32 value), fp32 accumulation, output rounded once to the input dtype.
   float64 -> plain float64 arithmetic (direct kernels).
@@ -618,9 +619,21 @@ __device__ __forceinline__ void to_tf32(float v, uint32_t& big, uint32_t& small)
 // column k + t) for this lane; b_pair(jp, k) returns B(k + t, column g) of n8 tiles 2*jp and 2*jp+1
 // (a float2, so a kernel whose layout puts those two side by side can fetch them with one
 // 64-bit load).  A_READY / B_READY: that operand is already a TF32 (or exact) value.
-template <int PREC, bool A_READY, bool B_READY, int KSTEPS, int NT, typename ALoad, typename BPairLoad>
+// KSTEP_SUMS (3xTF32 only): each k8 step's three MMAs per tile start from zero in four scratch
+// registers, and that partial sum is added into acc with round-to-nearest FADDs.  The tensor cores'
+// accumulation truncates, so feeding acc itself to every MMA pulls a long reduction towards zero by
+// one truncation per MMA (perf log s23: 1e-5..6e-5 from float64 over a few thousand terms); the
+// partial sums' truncations are relative to an 8-term sum of either sign, so they do not add up.
+// A kernel that holds 128 accumulators per thread has no registers for a k-tile's total
+// (conv_fwd_halo_kernel's acc_total), and four scratch registers fit.
+template <int PREC, bool A_READY, bool B_READY, int KSTEPS, int NT, bool KSTEP_SUMS = false,
+          typename ALoad, typename BPairLoad>
 __device__ __forceinline__ void warp_mma(float (&acc)[4][NT][4], ALoad a_at, BPairLoad b_pair) {
-#pragma unroll
+    // KSTEP_SUMS: the k8 steps are not unrolled, so that the compiler does not load the next step's
+    // fragments while this one's partial sums still hold their scratch registers (ptxas spilled
+    // 72-240 bytes of a 128-accumulator warp's registers otherwise).
+    constexpr bool kStepSums = PREC == PREC_3XTF32 && KSTEP_SUMS;
+#pragma unroll (kStepSums ? 1 : KSTEPS)
     for (int ks = 0; ks < KSTEPS; ++ks) {
         const int kk = ks * 8;
         uint32_t a_big[4][4], a_small[4][4];
@@ -643,11 +656,21 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][NT][4], ALoad a_at, BPa
             for (int h = 0; h < 2; ++h) {
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
-                    if (PREC == PREC_3XTF32) {
-                        mma_tf32_16x8x8(acc[i][2 * jp + h], a_small[i], b_big[h]);
-                        mma_tf32_16x8x8(acc[i][2 * jp + h], a_big[i], b_small[h]);
+                    float (&d)[4] = acc[i][2 * jp + h];
+                    if (kStepSums) {
+                        float part[4] = {0.f, 0.f, 0.f, 0.f};
+                        mma_tf32_16x8x8(part, a_small[i], b_big[h]);
+                        mma_tf32_16x8x8(part, a_big[i], b_small[h]);
+                        mma_tf32_16x8x8(part, a_big[i], b_big[h]);
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) d[e] += part[e];
+                    } else {
+                        if (PREC == PREC_3XTF32) {
+                            mma_tf32_16x8x8(d, a_small[i], b_big[h]);
+                            mma_tf32_16x8x8(d, a_big[i], b_small[h]);
+                        }
+                        mma_tf32_16x8x8(d, a_big[i], b_big[h]);
                     }
-                    mma_tf32_16x8x8(acc[i][2 * jp + h], a_big[i], b_big[h]);
                 }
             }
         }
@@ -656,13 +679,13 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][NT][4], ALoad a_at, BPa
 
 // The same step over operands with compile-time strides: A(m, k) = As[m * A_SM + k * A_SK],
 // B(k, n) = Bs[n * B_SN + k * B_SK] (gather forward and weight-gradient kernels).
-template <int PREC, bool B_READY, int A_SM, int A_SK, int B_SN, int B_SK>
+template <int PREC, bool B_READY, int A_SM, int A_SK, int B_SN, int B_SK, bool KSTEP_SUMS = false>
 __device__ __forceinline__ void warp_mma_tile(float (&acc)[4][8][4], const float* __restrict__ As,
                                               const float* __restrict__ Bs, int lane) {
     const int g = lane >> 2, t = lane & 3;
     const float* a = As + g * A_SM + t * A_SK;
     const float* b = Bs + g * B_SN + t * B_SK;
-    warp_mma<PREC, false, B_READY, TILE_K / 8, 8>(
+    warp_mma<PREC, false, B_READY, TILE_K / 8, 8, KSTEP_SUMS>(
         acc,
         [&](int i, int half, int k) { return a[(i * 16 + half * 8) * A_SM + k * A_SK]; },
         [&](int jp, int k) {
@@ -757,6 +780,9 @@ struct ConvGemmParams {
 // B tile (packed weights): Bs[k][n], n contiguous (stride 136): 16-byte cp.async, no bounds
 //   checks (the pack is zero-padded to Cpad x Kpad).
 // Pipeline: STAGES = 3 shared-memory stages; 104 KB per block, two blocks per SM.
+// 3xTF32: 128 accumulators per thread leave no registers for a folded total (the halo kernel's
+//   acc_total), so each k8 step's three MMAs per tile start from zero and are added into the
+//   accumulators with round-to-nearest FADDs (warp_mma's KSTEP_SUMS).
 // Epilogue: fp32 accumulators (+ bias) rounded once to T and written through y's strides.
 constexpr int FWD_A_LD = TILE_M + 8;
 constexpr int FWD_B_LD = TILE_N + 8;
@@ -868,7 +894,7 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) conv_fwd_gemm_kernel(const __
         if (next < KT) { issue_a(next_stage, next); load_b(next_stage, next); }
         cp_async_commit();
         const float* stage_base = smem + (kt % STAGES) * FWD_STAGE_FLOATS;
-        warp_mma_tile<PREC, B_READY, 1, FWD_A_LD, 1, FWD_B_LD>(
+        warp_mma_tile<PREC, B_READY, 1, FWD_A_LD, 1, FWD_B_LD, true>(
             acc, stage_base + wm * 64, stage_base + TILE_K * FWD_A_LD + wn * 64, lane);
         if (next < KT) finish_a(next_stage);
     }
@@ -4458,10 +4484,11 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // H200, float32: 3x3 at stride 2 with 32 / 64 / 128 channels 0.51 / 0.84 / 0.25 ms against the
     // halo kernel's 0.74 / 1.58 / 0.43 with TF32, 0.90 / 1.58 / 0.37 against 0.87 / 2.24 / 0.60 in
     // IEEE mode); with 3 channels (7x7) the halo kernel is the faster (0.78 against 1.34 ms).
-    // 3xTF32 (IEEE mode) is the exception: the gather kernel holds one accumulator set over the whole
-    // reduction, and the tensor cores' truncating accumulation then left long reductions 1e-5 to 6e-5
-    // (relative L2) from float64, cuDNN's IEEE kernels ~1e-6 (tools/conv_fuzz.py, perf log s23); the
-    // halo kernel folds its partial sums with round-to-nearest adds, so it takes those layers.
+    // 3xTF32 (IEEE mode) is the exception: there the halo kernel is the faster, now that the gather
+    // kernel adds each k8 step's partial sums with round-to-nearest FADDs (KSTEP_SUMS; before, its one
+    // truncating accumulator left long reductions 1e-5 to 6e-5 from float64): 3x3 at stride 2, 8 x 512
+    // x 512 inputs, with 32 channels and 64 filters, 64 and 64, 64 and 128: 0.87 / 1.69 / 1.69 ms
+    // against the gather kernel's 0.97 / 1.78 / 1.78; stride 3 with 96 channels 0.71 on both (s24).
     const bool strided_wide = sizeof(T) == 4 && (p.stride_h > 1 || p.stride_w > 1) && p.Cg >= 32 &&
                               prec != PREC_3XTF32;
     const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX && prec != PREC_TF32_RNE && !force_gemm &&
@@ -5974,21 +6001,38 @@ def _cudnn_alignment(t, channels_last):
 
 
 def _is_channels_last(t):
-    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
-
-
-def _suggest_channels_last(x, weight):
-    """Output layout as cuDNN picks it: channels_last when the input or weight is channels_last."""
-    return _is_channels_last(x) or _is_channels_last(weight)
+    """t's strides read as channels_last the way torch reads them to pick cuDNN's layout
+    (suggest_memory_format, c10's is_channels_last_strides_2d): the strides of C, W, H, N in rising
+    order, each at least the span of the one before.  Unlike is_contiguous(channels_last) this also
+    holds for a channels_last tensor that is not dense (a slice of one), and it tells apart the
+    layouts of tensors with a dimension of size 1 by their strides alone: a (K, 1, R, S) or
+    (K, C, 1, 1) weight moved to channels_last is channels_last here, though it is contiguous too."""
+    if t.dim() != 4:
+        return False
+    sizes, strides = t.shape, t.stride()
+    if strides[1] == 0:
+        return False
+    span = 0
+    for d in (1, 3, 2, 0):
+        if sizes[d] == 0 or strides[d] < span or (d == 0 and span == strides[1]):
+            return False
+        span = strides[d] * sizes[d] if sizes[d] > 1 else strides[d]
+    return True
 
 
 def _cudnn_layout(x4, weight, geo):
-    """(channels_last, byte alignment) of the input torch hands cuDNN for this call, which is also the
-    output's layout.  With a reflect, replicate or circular padding torch first pads into a fresh
-    NCHW-contiguous tensor (on CUDA also from a channels_last input), so only the weight's layout counts
-    there, and the copy is aligned: asked with the input's own layout, cuDNN named TF32 engines where
-    the reference module ran fp32 ones (tools/conv_fuzz.py, perf log s23)."""
-    channels_last = _is_channels_last(weight) if geo.padding_mode != "zeros" else _suggest_channels_last(x4, weight)
+    """(channels_last, byte alignment) of the input torch hands cuDNN for this call; channels_last is
+    also the layout of the output and of both gradients (the input's: with zero padding only, see
+    _Conv2dFunction.backward).  With a reflect, replicate or circular padding torch first pads into a
+    fresh NCHW-contiguous tensor (on CUDA also from a channels_last input), so only the weight's layout
+    counts there, and the copy is aligned: asked with the input's own layout, cuDNN named TF32 engines
+    where the reference module ran fp32 ones (tools/conv_fuzz.py, perf log s23).  The rule itself is
+    torch's cudnn_conv_suggest_memory_format: channels_last when the input or the weight is, but never in
+    float64, which it keeps in NCHW."""
+    if x4.dtype == torch.float64 or weight.dtype == torch.float64:
+        channels_last = False
+    else:
+        channels_last = (geo.padding_mode == "zeros" and _is_channels_last(x4)) or _is_channels_last(weight)
     return channels_last, _cudnn_input_alignment(x4, channels_last, geo)
 
 
@@ -6081,16 +6125,20 @@ class _Conv2dFunction(torch.autograd.Function):
         # The rule is read again now: cuDNN's backward also follows the flags at backward time.
         poison = _state["poison"]
         grad_x = grad_w = grad_b = None
+        # Layouts as torch's: both gradients in cuDNN's layout (ctx.channels_last), except the input's
+        # under a reflect, replicate or circular padding, which torch's padding backward returns NCHW.
         if ctx.needs_input_grad[0]:
             algo, prec = _algorithm("grad_input", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device,
                                     ctx.channels_last)
             grad_x = _ext().conv2d_backward_input(grad_y, weight, list(ctx.x_shape), geo.args, algo, prec,
-                                                  ctx.channels_last, poison)
+                                                  ctx.channels_last and geo.padding_mode == "zeros", poison)
         if ctx.needs_input_grad[1]:
             algo, prec = _algorithm("grad_weight", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device,
                                     ctx.channels_last, _cudnn_input_alignment(x, ctx.channels_last, geo))
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
+            if ctx.channels_last:  # the kernels write (K, Cg, R, S) rows; one small copy of the weight
+                grad_w = grad_w.contiguous(memory_format=torch.channels_last)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = _ext().conv2d_backward_bias(grad_y, poison)
         return grad_x, grad_w, grad_b, None, None, None

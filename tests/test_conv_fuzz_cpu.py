@@ -49,7 +49,8 @@ def test_draws_cover_the_argument_space():
         seen.update([c.dtype, c.mode, c.layout, c.ctor["padding_mode"], str(c.ctor["padding"])[:1],
                      "invalid:" + str(c.invalid), "hopper" if c.hopper else "sm80", "backward" * c.backward,
                      "depthwise" if groups == cin and groups > 1 else "grouped" if groups > 1 else "dense",
-                     "unbatched" if c.n is None else "batched", "bias" * c.ctor["bias"]])
+                     "unbatched" if c.n is None else "batched", "bias" * c.ctor["bias"],
+                     "weight_cl" * c.weight_cl])
         if q >= 32 and kh * kw >= 2:
             seen["wide"] += 1
         if F._pair(c.ctor["stride"])[1] == 2 and c.ctor["out_channels"] // groups > 64 and q >= 32:
@@ -58,7 +59,7 @@ def test_draws_cover_the_argument_space():
             seen["dilated"] += 1
     wanted = (list(F.DTYPES) + ["tf32", "ieee", "contig", "cl", "sliced", "transposed", "zeros", "reflect",
               "replicate", "circular", "s", "v", "(", "hopper", "sm80", "backward", "depthwise", "grouped",
-              "dense", "unbatched", "bias", "wide", "stride_w 2, more than 64 filters", "dilated"]
+              "dense", "unbatched", "bias", "weight_cl", "wide", "stride_w 2, more than 64 filters", "dilated"]
               + ["invalid:" + k for k in F.INVALID_KINDS])
     missing = [w for w in wanted if seen[w] < 5]
     assert not missing, f"fewer than 5 of 600 draws: {missing} ({dict(seen)})"
@@ -294,3 +295,66 @@ def test_every_broken_call_is_rejected_by_nn_conv2d():
         x = F.make_input(case, device="cpu", dtype=ref.weight.dtype)
         with pytest.raises(Exception):
             ref(F._broken_input(case, x))
+
+
+def test_layout_problems():
+    a = torch.empty(2, 3, 4, 5)
+    assert F.layout_problems("output", a, torch.empty(2, 3, 4, 5)) == []
+    cl = a.contiguous(memory_format=torch.channels_last)
+    assert F.layout_problems("output", cl, a), "channels_last against contiguous must differ"
+    # a dimension of size 1 has no meaningful stride: (1, C, 1, 1) is both layouts at once
+    one = torch.empty(1, 3, 1, 1)
+    assert F.layout_problems("output", one.contiguous(memory_format=torch.channels_last), one) == []
+
+
+class _LayoutStandIn(_StandIn):
+    """nn.Conv2d whose output comes back in the other memory layout."""
+
+    def forward(self, x):
+        y = super().forward(x)
+        if y.dim() != 4 or y.shape[1] == 1 or y.shape[2] * y.shape[3] == 1:
+            return y
+        other = torch.contiguous_format if y.is_contiguous(memory_format=torch.channels_last) else torch.channels_last
+        return y.contiguous(memory_format=other)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_run_case_catches_a_different_output_layout():
+    cases = [c for c in map(F.draw_case, range(200)) if c.dtype in ("float32", "float64") and c.invalid is None
+             and c.n is not None][:10]
+    assert len(cases) >= 8
+    module = _as_model_new(_LayoutStandIn)
+    caught = 0
+    for case in cases:
+        problems = F.run_case(module, case, device="cpu").problems
+        caught += any(p.startswith("output: strides") for p in problems)
+    assert caught >= len(cases) - 2, caught  # all but outputs whose channel or pixel count is 1
+
+
+class _GradLayout(torch.autograd.Function):
+    """Identity forward; the input's gradient comes back in the other memory layout."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, gx):
+        other = torch.contiguous_format if gx.is_contiguous(memory_format=torch.channels_last) else torch.channels_last
+        return gx.contiguous(memory_format=other)
+
+
+class _GradLayoutStandIn(_StandIn):
+    def forward(self, x):
+        return super().forward(_GradLayout.apply(x) if x.dim() == 4 else x)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_run_case_catches_a_different_gradient_layout():
+    cases = [c for c in map(F.draw_case, range(400)) if c.dtype in ("float32", "float64") and c.backward
+             and c.invalid is None and c.n is not None and c.ctor["in_channels"] > 1 and c.h * c.w > 1][:8]
+    assert len(cases) >= 6
+    module = _as_model_new(_GradLayoutStandIn)
+    for case in cases:
+        problems = F.run_case(module, case, device="cpu").problems
+        assert any(p.startswith("grad_input: strides") for p in problems), f"{case.describe()}: {problems}"

@@ -91,6 +91,36 @@ def test_strided_route_kernels(cfg_id, mode, kernel, monkeypatch):
     assert kernel in text, text
 
 
+def test_gather_kernel_ieee_partial_sums(monkeypatch):
+    """IEEE mode (3xTF32) on the gather GEMM kernel, forced for forward and grad-input (by default it
+    serves 1x1 layers at stride > 1, 1x2 kernels, grad-input's 1- and 2-tap stride phases and strided
+    layers whose halo does not fit).  Positive inputs, the grader's torch.rand, make the tensor cores'
+    truncating accumulation pull every sum the same way: with one accumulator over the 1,152-long
+    reduction the forward was ~2e-5 (relative L2) from float64 (perf log s23); each k8 step's partial
+    sum added with round-to-nearest FADDs keeps it near cuDNN's IEEE ~1e-6."""
+    cfg = Cfg("gather_ieee_c128", 2, 128, 30, 46, 40, 3, s=2, p=1, bias=True)
+    monkeypatch.setenv("KB_CONV_FWD_KERNEL", "gemm")
+    torch.manual_seed(5)
+    model, ref = U.make_models(M, cfg)
+    x = torch.rand(cfg.N, cfg.C, cfg.H, cfg.W, device=U.DEVICE)
+    with U.precision_mode("ieee"):
+        xg = x.clone().requires_grad_(True)
+        y = model(xg)
+        g = torch.rand_like(y)
+        (dx,) = torch.autograd.grad(y, xg, g)
+        text = _forward_kernels(model, x)
+    ref64 = U.double_copy(ref)
+    x64 = x.double().requires_grad_(True)
+    y64 = ref64(x64)
+    (dx64,) = torch.autograd.grad(y64, x64, g.double())
+    U.sync()
+    if text:
+        assert "conv_fwd_gemm_kernel" in text, text
+    for name, ours, truth in (("forward", y, y64), ("grad_input", dx, dx64)):
+        err = U.rel_l2(ours, truth)
+        assert err <= 2e-6, f"{name}: rel L2 {err:.2e} from float64 > 2e-6"
+
+
 def test_space_to_depth_off_matches_on():
     """KB_CONV_S2D=0 runs the same layer on the strided kernels: both within TF32 noise of each other
     and of cuDNN (and the plan is made per module, so the switch is read)."""

@@ -354,3 +354,60 @@ def test_nvcc_version_from_the_binary(tmp_path, monkeypatch, banner, expected):
     other.write_bytes(b"release 12.6, V12.6.20")
     monkeypatch.setenv("PYTORCH_NVCC", str(other))
     assert M._nvcc_version() == (12, 6)
+
+
+def _layouts_to_read():
+    """Tensors whose layout torch's cuDNN path reads: dense either way, slices, transposes, permutes,
+    sizes of 0 and 1, expanded strides."""
+    import random
+    r = random.Random(0)
+    for _ in range(3000):
+        n, c, h, w = (r.choice([0, 1, 1, 2, 3, 5]) for _ in range(4))
+        kind = r.randrange(6)
+        if kind == 0:
+            yield torch.empty(n, c, h, w).contiguous(memory_format=torch.channels_last)
+        elif kind == 1:
+            yield torch.empty(n, h, w, c).permute(0, 3, 1, 2)
+        elif kind == 2:  # a channel slice of a channels_last tensor: not dense, still channels_last to torch
+            yield torch.empty(n, 2 * c + 1, h, w).contiguous(memory_format=torch.channels_last)[:, ::2]
+        elif kind == 3:
+            yield torch.empty(n, c, w, h).transpose(2, 3)
+        elif kind == 4:
+            yield torch.empty(n, c, h + 2, 2 * w)[:, :, 1:h + 1, ::2]
+        else:
+            yield torch.empty(1).expand(n, c, h, w) if n * c * h * w else torch.empty(n, c, h, w)
+
+
+def test_channels_last_reading_is_torchs():
+    """_is_channels_last decides the output's and the gradients' layout (as cuDNN's path in torch does,
+    through suggest_memory_format): it must read strides exactly as torch does, including a (K, 1, R, S)
+    or (K, C, 1, 1) weight moved to channels_last (contiguous too, but channels_last to torch)."""
+    prims = pytest.importorskip("torch._prims_common")
+    if not hasattr(prims, "suggest_memory_format"):
+        pytest.skip("this torch has no torch._prims_common.suggest_memory_format to compare with")
+    differ = [(tuple(t.shape), t.stride()) for t in _layouts_to_read()
+              if M._is_channels_last(t) != (prims.suggest_memory_format(t) == torch.channels_last)]
+    assert not differ, differ[:10]
+    cl = torch.channels_last  # Module.to restrides (Tensor.contiguous would keep these as they are)
+    depthwise_w = nn.Conv2d(8, 8, 3, groups=8).to(memory_format=cl).weight.detach()
+    pointwise_w = nn.Conv2d(4, 8, 1).to(memory_format=cl).weight.detach()
+    assert M._is_channels_last(depthwise_w) and M._is_channels_last(pointwise_w)
+    assert not M._is_channels_last(torch.empty(8, 1, 3, 3)) and not M._is_channels_last(torch.empty(8, 4, 1, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_cudnn_layout_rule(dtype):
+    """channels_last when the input (zero padding only: torch pads other modes into an NCHW copy) or the
+    weight is channels_last; never in float64, which torch's cuDNN path keeps in NCHW."""
+    geo_zeros = M._Geometry((3, 3), 1, 1, 1, 1, "zeros")
+    geo_reflect = M._Geometry((3, 3), 1, 1, 1, 1, "reflect")
+    x = torch.empty(2, 4, 6, 7, dtype=dtype)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    w = torch.empty(5, 4, 3, 3, dtype=dtype)
+    w_cl = w.contiguous(memory_format=torch.channels_last)
+    cl = dtype != torch.float64
+    assert M._cudnn_layout(x, w, geo_zeros)[0] is False
+    assert M._cudnn_layout(x_cl, w, geo_zeros)[0] is cl
+    assert M._cudnn_layout(x, w_cl, geo_zeros)[0] is cl
+    assert M._cudnn_layout(x_cl, w, geo_reflect)[0] is False
+    assert M._cudnn_layout(x, w_cl, geo_reflect)[0] is cl

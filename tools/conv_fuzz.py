@@ -10,14 +10,14 @@ combination nobody listed (perf log s22: a (1, 3) kernel at stride 2 took two ta
 mode and skipped taps) needs a wider net.  Each seed draws one nn.Conv2d problem: shape, kernel,
 stride, padding (ints, pairs, "same", "valid") and padding mode, dilation, groups (depthwise among
 them), bias, dtype (float32 in TF32 or IEEE mode, float16, bfloat16, float64), input layout
-(contiguous, channels_last, sliced, transposed, unbatched), the sm_90a kernels allowed or not, and
-whether a backward runs.  About one seed in eight instead breaks the call (channels, a too-small
+(contiguous, channels_last, sliced, transposed, unbatched), the weight's layout, the sm_90a kernels
+allowed or not, and whether a backward runs.  About one seed in eight instead breaks the call (channels, a too-small
 input, the input's rank, dtype or device): nn.Conv2d raises there, and so must ModelNew, after which
 a small valid convolution must still be right.
 
 The checks, for the output and each gradient ("quantities"):
-- the dtype and shape nn.Conv2d gives, every element finite (the inputs are; the kernels' buffers
-  are NaN-poisoned first, so an element nobody writes shows);
+- the dtype, shape and memory layout (strides) nn.Conv2d gives, every element finite (the inputs
+  are; the kernels' buffers are NaN-poisoned first, so an element nobody writes shows);
 - every element within two error bounds of the float64 result computed from the same (rounded)
   parameters and inputs (`bounds`): a worst-case one, (gamma + n 2^-23) S + u |truth|, where S is the
   same computation on absolute values (conv(|x|, |w|) + |b| for the output, and so on), n the length of
@@ -75,6 +75,7 @@ class Case:
     hopper: bool              # the sm_90a kernels allowed (model_new.set_hopper)
     backward: bool
     invalid: Optional[str] = None
+    weight_cl: bool = False   # both modules moved to channels_last (their weights then are)
 
     def describe(self) -> str:
         c = self.ctor
@@ -83,6 +84,7 @@ class Case:
                 f"stride={c['stride']}, padding={c['padding']!r}, dilation={c['dilation']}, groups={c['groups']}, "
                 f"bias={c['bias']}, padding_mode={c['padding_mode']!r}) on {shape} {self.layout} {self.dtype} "
                 f"{self.mode}{'' if self.hopper else ' sm80-only'}{' +backward' if self.backward else ''}"
+                f"{' channels_last-weight' if self.weight_cl else ''}"
                 f"{' INVALID:' + self.invalid if self.invalid else ''}")
 
 
@@ -181,10 +183,10 @@ def draw_case(seed: int) -> Case:
         else:
             break
     invalid = r.choice(INVALID_KINDS) if r.random() < 0.12 else None
+    mode, hopper, backward = r.choice(["tf32", "ieee"]), r.random() < 0.8, r.random() < 0.6
     return Case(seed=seed, ctor=ctor, n=None if layout == "unbatched" else n, h=h, w=w,
-                layout="contig" if layout == "unbatched" else layout, dtype=dtype,
-                mode=r.choice(["tf32", "ieee"]), hopper=r.random() < 0.8,
-                backward=r.random() < 0.6, invalid=invalid)
+                layout="contig" if layout == "unbatched" else layout, dtype=dtype, mode=mode, hopper=hopper,
+                backward=backward, invalid=invalid, weight_cl=r.random() < 0.1)  # drawn last: earlier seeds keep their draws
 
 
 def make_input(case: Case, device="cuda", dtype=None):
@@ -273,6 +275,20 @@ def check_quantity(name, ours, truth, abs_sum, root_sq_sum, n_red, dtype, mode):
     return problems, ratios
 
 
+def layout_problems(name, ours, theirs) -> list:
+    """ours' memory layout against nn.Conv2d's result for the same quantity: the same strides in every
+    dimension longer than 1 (a dimension of size 1 has no meaningful stride).  Code that views or
+    reshapes a result, or hands it to a kernel that expects a layout, sees the difference."""
+    if ours.shape != theirs.shape:
+        return []
+    mine = [s for s, n in zip(ours.stride(), ours.shape) if n > 1]
+    ref = [s for s, n in zip(theirs.stride(), theirs.shape) if n > 1]
+    if mine == ref:
+        return []
+    return [f"{name}: strides {tuple(ours.stride())}, nn.Conv2d's {tuple(theirs.stride())} "
+            f"(shape {tuple(ours.shape)})"]
+
+
 def _double_model(ref: nn.Module, how: str) -> nn.Module:
     """ref in float64 with its parameters as they are ("plain"), as absolute values or squared."""
     m = copy.deepcopy(ref).double()
@@ -359,6 +375,8 @@ def run_case(M, case: Case, device="cuda") -> Result:
         if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
             problems.append(f"parameter {name} not drawn as nn.Conv2d draws it under the same seed")
     model, ref = model.to(device=device, dtype=dtype), ref.to(device=device, dtype=dtype)
+    if case.weight_cl:
+        model, ref = model.to(memory_format=torch.channels_last), ref.to(memory_format=torch.channels_last)
     torch.manual_seed(case.seed + 1)
     x = make_input(case, device)
     M.set_hopper(case.hopper)
@@ -395,18 +413,22 @@ def _run_case_body(M, case, device, dtype, model, ref, x, problems, t0) -> Resul
         klass = model.precision_class(x, detailed=True) if hasattr(model, "precision_class") else "?"
         xg = x.detach().requires_grad_(case.backward)
         y = model(xg)
-        y_ref = ref(x)
-        grads = {}
+        xr = x.detach().requires_grad_(case.backward)
+        y_ref = ref(xr)
+        grads, ref_grads = {}, {}
         if case.backward:
             g = torch.randn(y.shape, device=device).to(dtype)
-            params = [model.conv2d.weight] + ([model.conv2d.bias] if model.conv2d.bias is not None else [])
-            out = torch.autograd.grad(y, [xg] + params, g)
-            grads = {"grad_input": out[0], "grad_weight": out[1]}
-            if len(out) > 2:
-                grads["grad_bias"] = out[2]
+            for into, m, out, inp in ((grads, model.conv2d, y, xg), (ref_grads, ref, y_ref, xr)):
+                params = [m.weight] + ([m.bias] if m.bias is not None else [])
+                got = torch.autograd.grad(out, [inp] + params, g)
+                into.update(zip(("grad_input", "grad_weight", "grad_bias"), got))
         _sync(device)
     if y.dtype != y_ref.dtype or y.shape != y_ref.shape:
         problems.append(f"output {y.dtype} {tuple(y.shape)}, nn.Conv2d {y_ref.dtype} {tuple(y_ref.shape)}")
+    problems += layout_problems("output", y, y_ref)
+    for name, theirs in ref_grads.items():
+        if grads.get(name) is not None:
+            problems += layout_problems(name, grads[name], theirs)
     close = None
     if y.shape == y_ref.shape:
         tol = 1e-4 if dtype in (torch.float32, torch.float64) else 1e-2

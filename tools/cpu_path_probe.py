@@ -57,7 +57,7 @@ def main():
         ("M._tf32_allowed()", M._tf32_allowed),
         ("M._validate", lambda: M._validate(x, w, None, geo)),
         ("M._algorithm", lambda: M._algorithm("forward", tuple(x.shape), x.dtype, tuple(w.shape), geo, x.device)),
-        ("M._suggest_channels_last", lambda: M._suggest_channels_last(x, w)),
+        ("M._cudnn_layout", lambda: M._cudnn_layout(x, w, geo)),
         ("geo.vector()", geo.vector),
         ("M._forward_plan (a cached plan)", lambda: M._forward_plan(x, wd, None, geo)),
         ("ext.conv2d_forward (bare)", lambda: M._ext().conv2d_forward(x, wd, None, geo.vector(), algo, prec, False, False)),
