@@ -389,3 +389,50 @@ def test_backward_half(cfg_id, dtype):
     assert out_n.dtype == dtype
     expect = {"input", "weight"} | ({"bias"} if cfg.bias else set())
     _compare_grads(where, cfg, ref, base, g, grads_new, grads_ref, HALF_GRAD_TOL, expect)
+
+
+# (id, input layout: contig / cl, weight moved to channels_last, dtype, padding mode, groups, kernel)
+LAYOUT_CASES = [
+    ("cl_input", "cl", False, torch.float32, "zeros", 1, 3),
+    ("cl_weight", "contig", True, torch.float32, "zeros", 1, 3),
+    ("cl_weight_1x1", "contig", True, torch.float16, "zeros", 1, 1),        # (K, C, 1, 1): contiguous too
+    ("cl_weight_depthwise", "contig", True, torch.float32, "zeros", 6, 3),  # (K, 1, R, S): contiguous too
+    ("cl_weight_reflect", "contig", True, torch.float32, "reflect", 1, 3),
+    ("cl_input_circular", "cl", False, torch.bfloat16, "circular", 2, 3),
+    ("cl_input_float64", "cl", False, torch.float64, "zeros", 1, 3),
+    ("sliced_cl_input", "cl_sliced", False, torch.float32, "zeros", 1, 3),   # not dense, channels_last to torch
+]
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=[c[0] for c in LAYOUT_CASES])
+def test_result_layouts_are_nn_conv2ds(case):
+    """The output's and every gradient's strides are those nn.Conv2d gives (torch.autograd.grad hands
+    them over as the backward made them): channels_last where torch runs cuDNN in channels_last (the
+    input, under zero padding, or the weight read as channels_last by its strides; never float64),
+    and the input's gradient NCHW under a reflect / replicate / circular padding."""
+    _, layout, weight_cl, dtype, pm, groups, k = case
+    torch.manual_seed(11)
+    kw = dict(padding=1, padding_mode=pm, groups=groups, bias=True)
+    model = M.ModelNew(6, 12, k, **kw)
+    ref = nn.Conv2d(6, 12, k, **kw)
+    ref.load_state_dict(model.conv2d.state_dict())
+    model, ref = model.to(U.DEVICE, dtype), ref.to(U.DEVICE, dtype)
+    if weight_cl:
+        model, ref = model.to(memory_format=torch.channels_last), ref.to(memory_format=torch.channels_last)
+    base = torch.randn(2, 12 if layout == "cl_sliced" else 6, 9, 11, device=U.DEVICE, dtype=dtype)
+    if layout != "contig":
+        base = base.contiguous(memory_format=torch.channels_last)
+    x = base[:, ::2] if layout == "cl_sliced" else base
+    results = []
+    for m, params in ((model, model.conv2d), (ref, ref)):
+        xg = x.detach().requires_grad_(True)
+        y = m(xg)
+        g = torch.ones_like(y)
+        results.append([y] + list(torch.autograd.grad(y, [xg, params.weight, params.bias], g)))
+    U.sync()
+    for name, ours, theirs in zip(("output", "grad_input", "grad_weight", "grad_bias"), *results):
+        mine = [s for s, n in zip(ours.stride(), ours.shape) if n > 1]
+        want = [s for s, n in zip(theirs.stride(), theirs.shape) if n > 1]
+        assert mine == want, f"{case[0]} {name}: strides {ours.stride()}, nn.Conv2d's {theirs.stride()}"
+        tol = 1e-2 if dtype in (torch.float16, torch.bfloat16) else 2e-3
+        assert U.rel_l2(ours, theirs) <= tol, f"{case[0]} {name}: rel L2 {U.rel_l2(ours, theirs):.2e}"
