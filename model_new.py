@@ -67,8 +67,8 @@ Precision contract (decided for each GEMM and input layout, see _precision_for()
       IEEE-accurate (depthwise, short reductions, small problems, ...); always fp32 accumulation.
   float32, TF32 off -> IEEE-accurate: 3xTF32 (a = big + small, acc += small*big + big*small + big*big,
       the registers folded into a round-to-nearest fp32 total every k-tile; every 2 k-tiles on the
-      wgmma kernel; every k8 step's partial sum in the gather kernel) or plain fp32 FMA in the direct
-      kernels.
+      wgmma kernel; every k8 step's partial sum in the forward / grad-input gather kernel,
+      conv_fwd_gemm_kernel) or plain fp32 FMA in the direct kernels.
   float16 / bfloat16 -> exact products (16-bit MMAs on sm_90a; TF32 on the sm_80 kernels, where every
       16-bit value is a TF32 value), fp32 accumulation, output rounded once to the input dtype.
   float64 -> plain float64 arithmetic (direct kernels).
@@ -657,7 +657,7 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][NT][4], ALoad a_at, BPa
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
                     float (&d)[4] = acc[i][2 * jp + h];
-                    if (kStepSums) {
+                    if constexpr (kStepSums) {
                         float part[4] = {0.f, 0.f, 0.f, 0.f};
                         mma_tf32_16x8x8(part, a_small[i], b_big[h]);
                         mma_tf32_16x8x8(part, a_big[i], b_small[h]);
@@ -6138,7 +6138,9 @@ class _Conv2dFunction(torch.autograd.Function):
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
             if ctx.channels_last:  # the kernels write (K, Cg, R, S) rows; one small copy of the weight
-                grad_w = grad_w.contiguous(memory_format=torch.channels_last)
+                # (clone, not contiguous: a (K, 1, R, S) or (K, C, 1, 1) gradient counts as channels_last
+                # already and would keep its NCHW strides, where torch's has canonical channels_last ones)
+                grad_w = grad_w.clone(memory_format=torch.channels_last)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = _ext().conv2d_backward_bias(grad_y, poison)
         return grad_x, grad_w, grad_b, None, None, None

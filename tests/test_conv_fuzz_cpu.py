@@ -201,7 +201,7 @@ class _GradOffset(torch.autograd.Function):
         gb = gy.sum(dim=(0, 2, 3)) if ctx.has_bias else None
         grads = {"grad_input": gx, "grad_weight": gw, "grad_bias": gb}
         target = grads[ctx.which]
-        if target is not None:
+        if target is not None and ctx.offset:  # (an add would also pick its own strides for the result)
             bump = torch.zeros(target.numel(), dtype=target.dtype)
             bump[target.numel() // 2] = ctx.offset
             grads[ctx.which] = target + bump.view(target.shape)
@@ -302,9 +302,11 @@ def test_layout_problems():
     assert F.layout_problems("output", a, torch.empty(2, 3, 4, 5)) == []
     cl = a.contiguous(memory_format=torch.channels_last)
     assert F.layout_problems("output", cl, a), "channels_last against contiguous must differ"
-    # a dimension of size 1 has no meaningful stride: (1, C, 1, 1) is both layouts at once
-    one = torch.empty(1, 3, 1, 1)
-    assert F.layout_problems("output", one.contiguous(memory_format=torch.channels_last), one) == []
+    # torch reads the strides of dimensions of size 1 too: a (K, 1, R, S) weight moved to channels_last
+    # is channels_last to it, though it is contiguous as well
+    w = torch.empty(8, 1, 3, 3)
+    w_cl = torch.empty(8, 3, 3, 1).permute(0, 3, 1, 2)
+    assert w_cl.is_contiguous() and F.layout_problems("grad_weight", w, w_cl)
 
 
 class _LayoutStandIn(_StandIn):

@@ -97,8 +97,9 @@ def test_gather_kernel_ieee_partial_sums(monkeypatch):
     layers whose halo does not fit).  Positive inputs, the grader's torch.rand, make the tensor cores'
     truncating accumulation pull every sum the same way: with one accumulator over the 1,152-long
     reduction the forward was ~2e-5 (relative L2) from float64 (perf log s23); each k8 step's partial
-    sum added with round-to-nearest FADDs keeps it near cuDNN's IEEE ~1e-6."""
-    cfg = Cfg("gather_ieee_c128", 2, 128, 30, 46, 40, 3, s=2, p=1, bias=True)
+    sum added with round-to-nearest FADDs keeps it near cuDNN's IEEE ~1e-6.  512 filters give grad-input's
+    1- and 2-tap stride phases reductions of 512 and 1,024 terms."""
+    cfg = Cfg("gather_ieee_c128", 2, 128, 30, 46, 512, 3, s=2, p=1, bias=True)  # grad-input: 512-1,024 terms
     monkeypatch.setenv("KB_CONV_FWD_KERNEL", "gemm")
     torch.manual_seed(5)
     model, ref = U.make_models(M, cfg)

@@ -186,7 +186,8 @@ def draw_case(seed: int) -> Case:
     mode, hopper, backward = r.choice(["tf32", "ieee"]), r.random() < 0.8, r.random() < 0.6
     return Case(seed=seed, ctor=ctor, n=None if layout == "unbatched" else n, h=h, w=w,
                 layout="contig" if layout == "unbatched" else layout, dtype=dtype, mode=mode, hopper=hopper,
-                backward=backward, invalid=invalid, weight_cl=r.random() < 0.1)  # drawn last: earlier seeds keep their draws
+                backward=backward, invalid=invalid,
+                weight_cl=r.random() < 0.1)  # drawn last: each seed's earlier draws are unchanged
 
 
 def make_input(case: Case, device="cuda", dtype=None):
@@ -276,14 +277,11 @@ def check_quantity(name, ours, truth, abs_sum, root_sq_sum, n_red, dtype, mode):
 
 
 def layout_problems(name, ours, theirs) -> list:
-    """ours' memory layout against nn.Conv2d's result for the same quantity: the same strides in every
-    dimension longer than 1 (a dimension of size 1 has no meaningful stride).  Code that views or
-    reshapes a result, or hands it to a kernel that expects a layout, sees the difference."""
-    if ours.shape != theirs.shape:
-        return []
-    mine = [s for s, n in zip(ours.stride(), ours.shape) if n > 1]
-    ref = [s for s, n in zip(theirs.stride(), theirs.shape) if n > 1]
-    if mine == ref:
+    """ours' memory layout against nn.Conv2d's result for the same quantity: the same strides, also
+    those of dimensions of size 1, which torch itself reads to tell a (K, 1, R, S) or (K, C, 1, 1)
+    channels_last tensor from a contiguous one (suggest_memory_format).  Code that views or reshapes a
+    result, or hands it to a kernel that expects a layout, sees the difference."""
+    if ours.shape != theirs.shape or ours.stride() == theirs.stride():
         return []
     return [f"{name}: strides {tuple(ours.stride())}, nn.Conv2d's {tuple(theirs.stride())} "
             f"(shape {tuple(ours.shape)})"]
