@@ -6137,9 +6137,11 @@ class _Conv2dFunction(torch.autograd.Function):
                                     ctx.channels_last, _cudnn_input_alignment(x, ctx.channels_last, geo))
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
-            if ctx.channels_last:  # the kernels write (K, Cg, R, S) rows; one small copy of the weight
-                # (clone, not contiguous: a (K, 1, R, S) or (K, C, 1, 1) gradient counts as channels_last
-                # already and would keep its NCHW strides, where torch's has canonical channels_last ones)
+            # The kernels write (K, Cg, R, S) rows; torch's is channels_last (canonical strides: clone, as
+            # a (K, 1, R, S) or (K, C, 1, 1) gradient counts as channels_last already and .contiguous
+            # would keep its NCHW strides), but NCHW for a one-channel input (measured: tools/conv_fuzz.py,
+            # perf log s24).  One small copy of the weight.
+            if ctx.channels_last and ctx.x_shape[1] > 1:
                 grad_w = grad_w.clone(memory_format=torch.channels_last)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = _ext().conv2d_backward_bias(grad_y, poison)

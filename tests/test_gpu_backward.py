@@ -401,6 +401,7 @@ LAYOUT_CASES = [
     ("cl_input_circular", "cl", False, torch.bfloat16, "circular", 2, 3),
     ("cl_input_float64", "cl", False, torch.float64, "zeros", 1, 3),
     ("sliced_cl_input", "cl_sliced", False, torch.float32, "zeros", 1, 3),   # not dense, channels_last to torch
+    ("cl_weight_one_channel", "contig", True, torch.float32, "zeros", 1, 5),  # grad_weight NCHW (torch's rule)
 ]
 
 
@@ -411,15 +412,16 @@ def test_result_layouts_are_nn_conv2ds(case):
     input, under zero padding, or the weight read as channels_last by its strides; never float64),
     and the input's gradient NCHW under a reflect / replicate / circular padding."""
     _, layout, weight_cl, dtype, pm, groups, k = case
+    cin = 1 if case[0].endswith("one_channel") else 6
     torch.manual_seed(11)
     kw = dict(padding=1, padding_mode=pm, groups=groups, bias=True)
-    model = M.ModelNew(6, 12, k, **kw)
-    ref = nn.Conv2d(6, 12, k, **kw)
+    model = M.ModelNew(cin, 12, k, **kw)
+    ref = nn.Conv2d(cin, 12, k, **kw)
     ref.load_state_dict(model.conv2d.state_dict())
     model, ref = model.to(U.DEVICE, dtype), ref.to(U.DEVICE, dtype)
     if weight_cl:
         model, ref = model.to(memory_format=torch.channels_last), ref.to(memory_format=torch.channels_last)
-    base = torch.randn(2, 12 if layout == "cl_sliced" else 6, 9, 11, device=U.DEVICE, dtype=dtype)
+    base = torch.randn(2, 2 * cin if layout == "cl_sliced" else cin, 9, 11, device=U.DEVICE, dtype=dtype)
     if layout != "contig":
         base = base.contiguous(memory_format=torch.channels_last)
     x = base[:, ::2] if layout == "cl_sliced" else base
