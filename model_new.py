@@ -6036,6 +6036,20 @@ def _cudnn_layout(x4, weight, geo):
     return channels_last, _cudnn_input_alignment(x4, channels_last, geo)
 
 
+def _grad_weight_channels_last(x4, channels_last, geo):
+    """The layout of torch's weight gradient: cuDNN's (channels_last), but NCHW where torch hands cuDNN a
+    one-channel input as it lies, in NCHW strides: .contiguous(channels_last) copies nothing from a
+    tensor that already counts as channels_last-contiguous, as a (N, 1, H, W) NCHW input (or the NCHW copy
+    a padding mode pads into) does, and cuDNN's weight gradient then comes back NCHW (measured:
+    tools/conv_fuzz.py, perf log s24; a transposed or sliced one-channel input is copied, and its
+    weight gradient is channels_last)."""
+    if not channels_last or x4.shape[1] != 1:
+        return channels_last
+    if geo.padding_mode != "zeros":
+        return False
+    return _is_channels_last(x4) or not x4.is_contiguous(memory_format=torch.channels_last)
+
+
 def _cudnn_input_alignment(x4, channels_last, geo):
     """The alignment half of _cudnn_layout: torch's padded copy (non-zero padding modes) is aligned."""
     return 32 if geo.padding_mode != "zeros" else _cudnn_alignment(x4, channels_last)
@@ -6115,6 +6129,7 @@ class _Conv2dFunction(torch.autograd.Function):
         ctx.w_shape = tuple(weight.shape)
         ctx.has_bias = bias is not None
         ctx.channels_last = channels_last
+        ctx.grad_w_channels_last = _grad_weight_channels_last(x, channels_last, geo)
         return y
 
     @staticmethod
@@ -6137,11 +6152,10 @@ class _Conv2dFunction(torch.autograd.Function):
                                     ctx.channels_last, _cudnn_input_alignment(x, ctx.channels_last, geo))
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
-            # The kernels write (K, Cg, R, S) rows; torch's is channels_last (canonical strides: clone, as
-            # a (K, 1, R, S) or (K, C, 1, 1) gradient counts as channels_last already and .contiguous
-            # would keep its NCHW strides), but NCHW for a one-channel input (measured: tools/conv_fuzz.py,
-            # perf log s24).  One small copy of the weight.
-            if ctx.channels_last and ctx.x_shape[1] > 1:
+            # The kernels write (K, Cg, R, S) rows; torch's may be channels_last (_grad_weight_channels_last).
+            # clone, not contiguous: a (K, 1, R, S) or (K, C, 1, 1) gradient counts as channels_last already
+            # and would keep its NCHW strides.  One small copy of the weight.
+            if ctx.grad_w_channels_last:
                 grad_w = grad_w.clone(memory_format=torch.channels_last)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = _ext().conv2d_backward_bias(grad_y, poison)
