@@ -6129,7 +6129,6 @@ class _Conv2dFunction(torch.autograd.Function):
         ctx.w_shape = tuple(weight.shape)
         ctx.has_bias = bias is not None
         ctx.channels_last = channels_last
-        ctx.grad_w_channels_last = _grad_weight_channels_last(x, channels_last, geo)
         return y
 
     @staticmethod
@@ -6141,7 +6140,8 @@ class _Conv2dFunction(torch.autograd.Function):
         poison = _state["poison"]
         grad_x = grad_w = grad_b = None
         # Layouts as torch's: both gradients in cuDNN's layout (ctx.channels_last), except the input's
-        # under a reflect, replicate or circular padding, which torch's padding backward returns NCHW.
+        # under a reflect, replicate or circular padding, which torch's padding backward returns NCHW,
+        # and the weight's where _grad_weight_channels_last says.
         if ctx.needs_input_grad[0]:
             algo, prec = _algorithm("grad_input", ctx.x_shape, grad_y.dtype, ctx.w_shape, geo, grad_y.device,
                                     ctx.channels_last)
@@ -6152,10 +6152,9 @@ class _Conv2dFunction(torch.autograd.Function):
                                     ctx.channels_last, _cudnn_input_alignment(x, ctx.channels_last, geo))
             grad_w = _ext().conv2d_backward_weight(grad_y, x, list(ctx.w_shape), geo.args, algo, prec,
                                                    poison)
-            # The kernels write (K, Cg, R, S) rows; torch's may be channels_last (_grad_weight_channels_last).
-            # clone, not contiguous: a (K, 1, R, S) or (K, C, 1, 1) gradient counts as channels_last already
-            # and would keep its NCHW strides.  One small copy of the weight.
-            if ctx.grad_w_channels_last:
+            # The kernels write (K, Cg, R, S) rows.  clone, not contiguous: a (K, 1, R, S) or (K, C, 1, 1)
+            # gradient counts as channels_last already and would keep its NCHW strides.  One small copy.
+            if _grad_weight_channels_last(x, ctx.channels_last, geo):
                 grad_w = grad_w.clone(memory_format=torch.channels_last)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = _ext().conv2d_backward_bias(grad_y, poison)

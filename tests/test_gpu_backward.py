@@ -391,17 +391,18 @@ def test_backward_half(cfg_id, dtype):
     _compare_grads(where, cfg, ref, base, g, grads_new, grads_ref, HALF_GRAD_TOL, expect)
 
 
-# (id, input layout: contig / cl, weight moved to channels_last, dtype, padding mode, groups, kernel)
+# (id, input channels, input layout: contig / cl / cl_sliced, weight moved to channels_last, dtype,
+# padding mode, groups, kernel)
 LAYOUT_CASES = [
-    ("cl_input", "cl", False, torch.float32, "zeros", 1, 3),
-    ("cl_weight", "contig", True, torch.float32, "zeros", 1, 3),
-    ("cl_weight_1x1", "contig", True, torch.float16, "zeros", 1, 1),        # (K, C, 1, 1): contiguous too
-    ("cl_weight_depthwise", "contig", True, torch.float32, "zeros", 6, 3),  # (K, 1, R, S): contiguous too
-    ("cl_weight_reflect", "contig", True, torch.float32, "reflect", 1, 3),
-    ("cl_input_circular", "cl", False, torch.bfloat16, "circular", 2, 3),
-    ("cl_input_float64", "cl", False, torch.float64, "zeros", 1, 3),
-    ("sliced_cl_input", "cl_sliced", False, torch.float32, "zeros", 1, 3),   # not dense, channels_last to torch
-    ("cl_weight_one_channel", "contig", True, torch.float32, "zeros", 1, 5),  # grad_weight NCHW (torch's rule)
+    ("cl_input", 6, "cl", False, torch.float32, "zeros", 1, 3),
+    ("cl_weight", 6, "contig", True, torch.float32, "zeros", 1, 3),
+    ("cl_weight_1x1", 6, "contig", True, torch.float16, "zeros", 1, 1),        # (K, C, 1, 1): contiguous too
+    ("cl_weight_depthwise", 6, "contig", True, torch.float32, "zeros", 6, 3),  # (K, 1, R, S): contiguous too
+    ("cl_weight_reflect", 6, "contig", True, torch.float32, "reflect", 1, 3),
+    ("cl_input_circular", 6, "cl", False, torch.bfloat16, "circular", 2, 3),
+    ("cl_input_float64", 6, "cl", False, torch.float64, "zeros", 1, 3),
+    ("sliced_cl_input", 6, "cl_sliced", False, torch.float32, "zeros", 1, 3),   # not dense, channels_last to torch
+    ("cl_weight_one_channel", 1, "contig", True, torch.float32, "zeros", 1, 5),  # grad_weight NCHW (torch's rule)
 ]
 
 
@@ -411,8 +412,7 @@ def test_result_layouts_are_nn_conv2ds(case):
     them over as the backward made them): channels_last where torch runs cuDNN in channels_last (the
     input, under zero padding, or the weight read as channels_last by its strides; never float64),
     and the input's gradient NCHW under a reflect / replicate / circular padding."""
-    _, layout, weight_cl, dtype, pm, groups, k = case
-    cin = 1 if case[0].endswith("one_channel") else 6
+    _, cin, layout, weight_cl, dtype, pm, groups, k = case
     torch.manual_seed(11)
     kw = dict(padding=1, padding_mode=pm, groups=groups, bias=True)
     model = M.ModelNew(cin, 12, k, **kw)
