@@ -4309,6 +4309,28 @@ void wgmma_tap_walk(ConvGemmParams& p) {
     p.tap_phase_flip = phases == 2 ? (p.dil_w & 1) : 0;
 }
 
+// Row phase phi of d of a sweep with unit row stride and row dilation +-d (run_conv_gemm): output
+// rows phi + d p' (p' = 0, 1, ...) with tap i read input row  phi + d p' + i dil_h + off_h  =
+// b + d (p' + i dil_h / d + (phi + off_h - b) / d),  b = (phi + off_h) mod d.  So the phase is the
+// sweep over the views x[b::d] and y[phi::d] (rows d times as far apart) with row dilation
+// dil_h / d and offset (phi + off_h - b) / d; its pointers move by whole rows, so their
+// alignment, which the loaders read, is that of a row.
+ConvGemmParams row_phase(const ConvGemmParams& p, int phi, int d, int N, int elem_bytes) {
+    ConvGemmParams q = p;
+    const int first = phi + p.off_h;            // the input row of output row phi at tap 0
+    const int b = ((first % d) + d) % d;        // its residue: the view's first input row
+    q.x = (const char*)p.x + (int64_t)b * p.x_sh * elem_bytes;
+    q.x_sh = p.x_sh * d;
+    q.H = b < p.H ? (p.H - b + d - 1) / d : 0;
+    q.off_h = (first - b) / d;                  // exact: first - b is a multiple of d
+    q.dil_h = p.dil_h / d;
+    q.y = (char*)p.y + (int64_t)phi * p.y_sh * elem_bytes;
+    q.y_sh = p.y_sh * d;
+    q.P = phi < p.P ? (p.P - phi + d - 1) / d : 0;
+    q.M = (int64_t)N * q.P * q.Q;
+    return q;
+}
+
 // The tiling above, then a third bulk-epilogue staging buffer per consumer warpgroup where it fits
 // beside the tiling's pipeline (one barrier per round instead of two: perf log s6);
 // KB_CONV_WGMMA_EPI_BUFS=2 (read at every call) keeps two.
@@ -4431,9 +4453,10 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const char* kernel_env = std::getenv("KB_CONV_FWD_KERNEL");
     const bool force_halo = kernel_env && std::strcmp(kernel_env, "halo") == 0;
     const bool force_gemm = kernel_env && std::strcmp(kernel_env, "gemm") == 0;
-    const WgmmaChoice wc = ((sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX && !force_halo && !force_gemm)
-                               ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
-    if (wc.use) {
+    const bool wgmma_allowed = (sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX && !force_halo && !force_gemm;
+    // The wgmma kernel on sweep q (the whole GEMM, or one of its row phases, below) with tiling wc:
+    // packs the weights for it (a few microseconds; each row phase packs its own), then launches.
+    auto launch_wgmma = [&](ConvGemmParams q, const WgmmaChoice& wc) {
         // float32: TF32 (RNA) weights in fp32, and under 3xTF32 their small parts in a second pack;
         // 16-bit: the weights as they are, 8 per 16 bytes.
         const bool split = !sixteen && prec == PREC_3XTF32;
@@ -4441,25 +4464,25 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         pp.red_pad = (int)round_up(pp.red_n, sixteen ? 2 * WG_CK : WG_CK);
         pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;
-        p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
-        const at::Tensor wpack = pack_gemm_weights<T>(w, pp, p, (int64_t)groups * taps * p.Cpad * p.Kpad, split);
-        p.halo_h = wc.halo_h; p.halo_w = wc.halo_w;
-        p.taps_per_kt = wc.taps_per_kt; p.kt_per_chunk = wc.kt_per_chunk;
-        p.halo_vec = wc.halo_vec; p.halo_shift = wc.halo_shift; p.halo_bufs = wc.halo_bufs;
-        p.b_stages = wc.b_stages; p.mma_depth = wc.mma_depth; p.epi_rc = wc.epi_rc; p.halo_ilv = wc.halo_ilv;
-        p.epi_bufs = wc.epi_bufs;
+        q.Cpad = pp.red_pad; q.Kpad = pp.col_pad;
+        const at::Tensor wpack = pack_gemm_weights<T>(w, pp, q, (int64_t)groups * taps * q.Cpad * q.Kpad, split);
+        q.halo_h = wc.halo_h; q.halo_w = wc.halo_w;
+        q.taps_per_kt = wc.taps_per_kt; q.kt_per_chunk = wc.kt_per_chunk;
+        q.halo_vec = wc.halo_vec; q.halo_shift = wc.halo_shift; q.halo_bufs = wc.halo_bufs;
+        q.b_stages = wc.b_stages; q.mma_depth = wc.mma_depth; q.epi_rc = wc.epi_rc; q.halo_ilv = wc.halo_ilv;
+        q.epi_bufs = wc.epi_bufs;
         const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
-        p.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
+        q.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
-        p.profile_skip = profile_skip;
-        p.tap_row_lo = std::min(0, (p.taps_h - 1) * p.dil_h);
-        p.tap_col_lo = std::min(0, (p.taps_w - 1) * p.dil_w);
-        wgmma_tap_walk(p);
-        p.tiles_p = (int)ceil_div(p.P, wc.tr); p.tiles_q = (int)ceil_div(p.Q, WG_TC);
-        p.n_blocks = p.Kpad / wc.bn;
-        p.total_tiles = (int64_t)groups * N * p.tiles_p * p.tiles_q * p.n_blocks;
+        q.profile_skip = profile_skip;
+        q.tap_row_lo = std::min(0, (q.taps_h - 1) * q.dil_h);
+        q.tap_col_lo = std::min(0, (q.taps_w - 1) * q.dil_w);
+        wgmma_tap_walk(q);
+        q.tiles_p = (int)ceil_div(q.P, wc.tr); q.tiles_q = (int)ceil_div(q.Q, WG_TC);
+        q.n_blocks = q.Kpad / wc.bn;
+        q.total_tiles = (int64_t)groups * N * q.tiles_p * q.tiles_q * q.n_blocks;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-        const unsigned blocks = (unsigned)std::min<int64_t>(p.total_tiles, sms);
+        const unsigned blocks = (unsigned)std::min<int64_t>(q.total_tiles, sms);
         void (*kernel)(const ConvGemmParams) = nullptr;
         // (PHASES: the column-stride-2 instances, so that the unit-stride ones carry none of its code)
         if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false, false>;
@@ -4473,11 +4496,40 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
             kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true, false>;
         }
         else kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false, false>;
-        TORCH_CHECK(!wc.phases || !(p.dil_w & 1) || wc.taps_per_kt == 1,
+        TORCH_CHECK(!wc.phases || !(q.dil_w & 1) || wc.taps_per_kt == 1,
                     "internal: column stride 2 with an odd dilation takes one tap per k-tile on the wgmma kernel");
         allow_dynamic_smem(kernel, wc.smem);
-        kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(p);
+        kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(q);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    const WgmmaChoice wc = wgmma_allowed ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
+    // Row phases of a dilated sweep (unit row stride, |dil_h| = d >= 2): output rows phi, phi + d, ...
+    // read input rows of one residue mod d only, so each phase is the same sweep on views that take
+    // every d-th input and output row, with row dilation +-1 (row_phase).  Its halo holds
+    // tr + taps_h - 1 rows instead of tr + (taps_h - 1) d, which lets the wgmma kernel take layers
+    // whose halo does not fit otherwise (IEEE mode's split halo on bench.py's 5x9 layer with
+    // dilation (2, 3): 10 rows, 283 KB for two buffers; 6 rows as phases).  Every output element
+    // sums the same products in the same order either way.  By default only where the whole sweep
+    // does not fit; KB_CONV_ROW_PHASES=1 (read at every call) wherever the phases fit, =0 never.
+    const char* row_phases_env = std::getenv("KB_CONV_ROW_PHASES");
+    const int row_phases_mode = row_phases_env ? std::atoi(row_phases_env) : -1;
+    const int d = std::abs(p.dil_h);
+    if (wgmma_allowed && row_phases_mode != 0 && (!wc.use || row_phases_mode == 1) && p.stride_h == 1 && d >= 2 &&
+        p.taps_h >= 2 && p.P >= d && p.H >= d) {
+        std::vector<ConvGemmParams> phase_p;
+        std::vector<WgmmaChoice> phase_c;
+        for (int phi = 0; phi < d; ++phi) {
+            phase_p.push_back(row_phase(p, phi, d, N, (int)sizeof(T)));
+            phase_c.push_back(choose_wgmma(phase_p.back(), prec, hopper, pp.col_n, (int)sizeof(T)));
+            if (!phase_c.back().use) break;
+        }
+        if (phase_c.size() == (size_t)d && phase_c.back().use) {
+            for (int phi = 0; phi < d; ++phi) launch_wgmma(phase_p[phi], phase_c[phi]);
+            return;
+        }
+    }
+    if (wc.use) {
+        launch_wgmma(p, wc);
         return;
     }
     // Strided layers of 32 or more channels per group: the gather GEMM kernel (tools/layer_probe.py,
@@ -6051,8 +6103,13 @@ def _grad_weight_channels_last(x4, channels_last, geo):
 
 
 def _cudnn_input_alignment(x4, channels_last, geo):
-    """The alignment half of _cudnn_layout: torch's padded copy (non-zero padding modes) is aligned."""
-    return 32 if geo.padding_mode != "zeros" else _cudnn_alignment(x4, channels_last)
+    """The alignment half of _cudnn_layout: torch's padded copy is aligned.  It pads into a fresh tensor
+    for the non-zero padding modes and for an asymmetric 'same' padding (an even kernel extent at an odd
+    dilation: torch's convolution_same pads the odd part with constant_pad_nd, as _cudnn_problem models)."""
+    t, b, l, r = geo.pads
+    if geo.padding_mode != "zeros" or t != b or l != r:
+        return 32
+    return _cudnn_alignment(x4, channels_last)
 
 
 def _capability(device):

@@ -395,6 +395,25 @@ def test_channels_last_reading_is_torchs():
     assert not M._is_channels_last(torch.empty(8, 1, 3, 3)) and not M._is_channels_last(torch.empty(8, 4, 1, 1))
 
 
+def test_cudnn_input_alignment_of_padded_copies(monkeypatch):
+    """The input alignment asked of cuDNN is the input's own with a symmetric zero padding, and 32 bytes
+    where torch pads into a fresh tensor first: a non-zero padding mode, or padding='same' with an even
+    kernel extent (an asymmetric padding, whose odd part torch's convolution_same pads with
+    constant_pad_nd).  The input's own alignment is stubbed at 4 bytes, as a view one float in."""
+    monkeypatch.setattr(M, "_cudnn_alignment", lambda t, channels_last: 4)
+    x = torch.empty(2, 4, 6, 7)
+    cases = [(M._Geometry((3, 3), 1, 1, 1, 1, "zeros"), 4),
+             (M._Geometry((3, 3), 1, "same", 1, 1, "zeros"), 4),      # 3x3: symmetric 'same'
+             (M._Geometry((2, 3), 1, "same", 1, 1, "zeros"), 32),     # even kernel height
+             (M._Geometry((3, 4), 1, "same", (2, 1), 1, "zeros"), 32),  # even kernel width
+             (M._Geometry((2, 2), 1, "same", 2, 1, "zeros"), 4),      # even extent at dilation 2: symmetric
+             (M._Geometry((3, 3), 1, 1, 1, 1, "reflect"), 32)]
+    for geo, want in cases:
+        t, b, l, r = geo.pads
+        assert (want == 32) == (geo.padding_mode != "zeros" or t != b or l != r), geo.pads
+        assert M._cudnn_input_alignment(x, False, geo) == want, (geo.kernel_size, geo.padding, geo.pads)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 def test_cudnn_layout_rule(dtype):
     """channels_last when the input (zero padding only: torch pads other modes into an NCHW copy) or the

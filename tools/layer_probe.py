@@ -11,7 +11,8 @@ torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and o
 with --backward also forward + backward.  --kernels times ModelNew again under each
 KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
 KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel; nophases:
-KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel).  Modes: tf32,
+KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel; rowphases / norowphases:
+KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -44,6 +45,9 @@ SHAPES = {
     "c3-7x7-s2": (32, 3, 224, 224, 64, 7, {"stride": 2, "padding": 3}),
     "kb63": (16, 16, 1024, 1024, 128, 3, {}),                                # KernelBench level 1 #63
     "kb87": (16, 64, 1024, 1024, 128, 1, {}),                                # KernelBench level 1 #87
+    "5x9": (8, 32, 512, 512, 64, (5, 9), {}),                                # bench.py's rows
+    "5x9-pad-dil": (8, 32, 512, 512, 64, (5, 9), {"padding": (2, 4), "dilation": (2, 3)}),
+    "3x3-dil4": (8, 64, 256, 256, 128, 3, {"padding": 4, "dilation": 4}),  # a dilated 3x3 (DeepLab-like)
 }
 
 
@@ -56,7 +60,10 @@ def probe(name, mode, trials, backward, kernel="default"):
     os.environ.pop("KB_CONV_S2D", None)
     os.environ.pop("KB_CONV_PW", None)
     os.environ.pop("KB_CONV_WGMMA_PHASES", None)
-    if kernel == "nophases":
+    os.environ.pop("KB_CONV_ROW_PHASES", None)
+    if kernel in ("rowphases", "norowphases"):
+        os.environ["KB_CONV_ROW_PHASES"] = "1" if kernel == "rowphases" else "0"
+    elif kernel == "nophases":
         os.environ["KB_CONV_WGMMA_PHASES"] = "0"
     elif kernel == "nos2d":
         os.environ["KB_CONV_S2D"] = "0"

@@ -52,7 +52,7 @@ def main():
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--skip", type=int)
     ap.add_argument("--cases", default="#55,#56",
-                    help="with --parts / --rounds / --swap: shapes (#55,#56,#55-n1,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,dgrad56,#55-fp16,#55-bf16)")
+                    help="with --parts / --rounds / --swap: shapes (#55,#56,#55-n1,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,dgrad56,#55-fp16,#55-bf16,kb63)")
     ap.add_argument("--batches", action="store_true", help="#55's layer at batch 1..8: ours and cuDNN (NCHW)")
     ap.add_argument("--only", help="with --parts: comma-separated KB_CONV_PROFILE_SKIP values to run")
     ap.add_argument("--overhead", action="store_true",
@@ -81,6 +81,7 @@ def main():
     torch.manual_seed(0)
     w55 = torch.randn(128, 64, 3, 3, device="cuda") * 0.05
     w56 = torch.randn(128, 64, 5, 7, device="cuda") * 0.05
+    w63 = torch.randn(128, 16, 3, 3, device="cuda") * 0.1
     # #55's grad-input as the launcher runs it: dY (rows of 1022) against the transposed weights,
     # padding 2, 64 output channels: the narrow variant with 8-byte halo loads; "dgrad-aligned" the
     # same with rows of 1024 (16-byte loads), "dgrad-c64" with 64 input channels (half the chunks).
@@ -94,7 +95,8 @@ def main():
              "#55-n1": (w55, (1, 64, 512, 1024), 0),
              "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--rounds / --swap)
              "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
-             "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16)}
+             "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16),
+             "kb63": (w63, (16, 16, 1024, 1024), 0)}  # KernelBench #63: 16 channels, 8.6 GB of output
     if args.ncu_shot:  # each of --cases twice: give ncu one case and --launch-skip 1 to profile a warm run
         for name in args.cases.split(","):
             run = case_call(cases, name)

@@ -1,0 +1,164 @@
+"""GPU tests of the wgmma kernel's row phases (run_conv_gemm's row_phase): a sweep with unit row stride
+and row dilation d >= 2 runs as d sweeps over views that take every d-th input and output row, with row
+dilation 1, so that its halo holds tr + taps_h - 1 rows instead of tr + (taps_h - 1) d.  By default the
+launcher takes them only where the whole sweep's halo does not fit in shared memory (IEEE mode's split
+halo on dilated layers such as bench.py's 5x9 layer with dilation (2, 3)); KB_CONV_ROW_PHASES=1 takes
+them wherever they fit, =0 never (read at every call).
+
+- IEEE mode: layers whose split halo does not fit land on the 3xTF32 wgmma instance, d launches per
+  sweep (forward, and grad-input, whose sweep has row dilation -d), and are as accurate as the sm_80
+  kernels they ran on before (float64 and nn.Conv2d); with the phases off they run on the sm_80 kernels.
+- TF32 and 16-bit: every output element sums the same products in the same order with or without the
+  phases, so forcing them must give bitwise the same forward and grad-input.
+
+Outputs are poisoned (conftest's built_and_poisoned), so an element no phase writes stays NaN.
+Skipped without a CUDA GPU; the module skips on GPUs other than compute capability 9.0.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
+
+M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
+Cfg = U.Cfg
+
+pytestmark = [
+    pytest.mark.usefixtures("built_and_poisoned"),
+    pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
+                       reason="the wgmma kernel runs on compute capability 9.0 (H100/H200) only"),
+]
+
+WIDE_IEEE = "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false>"
+NARROW_IEEE = "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>"
+
+# (configuration, the 3xTF32 instance its forward must run, d launches; the one its grad-input must
+# run, with how many launches (0: not checked)).  Heights and output heights that are not multiples
+# of d, so that the phases hold different numbers of rows.
+IEEE_CASES = [
+    # bench.py's 5x9 layer with padding (2, 4) and dilation (2, 3), small: 64 filters and 32 channels,
+    # so forward and grad-input are both 64-wide GEMMs (narrow instance, 4-row tiles: 12 halo rows,
+    # 283 KB for two split buffers; as 2 phases 8 rows)
+    (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(2, 4), d=(2, 3), bias=True),
+     NARROW_IEEE, 2, NARROW_IEEE, 2),
+    # 130 filters: the wide instance (2-row tiles; 14 halo rows of 72 pixels do not fit, 3 phases of 6
+    # rows do); 40 channels: grad-input narrow, row dilation -3; padding 6 puts the first input row of
+    # each phase at a different residue
+    (Cfg("wide_5x3_d3_pad6", 2, 40, 37, 90, 130, (5, 3), p=(6, 1), d=(3, 1), bias=True),
+     WIDE_IEEE, 3, NARROW_IEEE, 3),
+    # stride 2, dilation 4: the forward (row stride 2) is not split in phases and runs elsewhere;
+    # grad-input's stride phase with taps has row dilation -2 (12 halo rows, no fit) and runs as 2 row
+    # phases; its other stride phase has no taps (those dX rows are zero)
+    (Cfg("dgrad_s2_d4", 2, 32, 60, 100, 48, (5, 3), s=(2, 1), p=(8, 1), d=(4, 1)),
+     None, 0, NARROW_IEEE, 2),
+]
+
+
+def kernel_counts(prof) -> dict:
+    return {e.key: e.count for e in prof.key_averages()}
+
+
+def launches(counts: dict, name: str) -> int:
+    return sum(n for key, n in counts.items() if name in key)
+
+
+def forward_and_grad_input(model, x, gy=None):
+    """(y, dX, dY) with x requiring grad; dY drawn at random when not given."""
+    y = model(x)
+    if gy is None:
+        gy = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, gy)
+    return y.detach(), gx, gy
+
+
+@pytest.mark.parametrize("case", IEEE_CASES, ids=[c[0].id for c in IEEE_CASES])
+def test_ieee_dilated_layers_run_as_row_phases(case, monkeypatch):
+    cfg, fwd_kernel, fwd_n, dgrad_kernel, dgrad_n = case
+    torch.manual_seed(U.seed_for("row-phases-ieee", cfg.id))
+    with U.precision_mode("ieee"):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y = model(x)
+            U.sync()
+        fwd_counts = kernel_counts(prof)
+        gy = torch.randn_like(y)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            (gx,) = torch.autograd.grad(y, x, gy)
+            U.sync()
+        dgrad_counts = kernel_counts(prof)
+        monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y0, gx0, _ = forward_and_grad_input(model, x, gy)
+            U.sync()
+        off_counts = kernel_counts(prof)
+        y_ref = ref(x)
+        (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
+        ref64 = U.double_copy(ref)
+        x64 = x.detach().double().requires_grad_(True)
+        y64 = ref64(x64)
+        (gx64,) = torch.autograd.grad(y64, x64, gy.double())
+        U.sync()
+    if fwd_kernel:
+        assert launches(fwd_counts, fwd_kernel) == fwd_n, f"[{cfg}] forward: {fwd_counts}"
+    assert launches(dgrad_counts, dgrad_kernel) == dgrad_n, f"[{cfg}] grad-input: {dgrad_counts}"
+    # with the phases off, these layers' sweeps do not fit the wgmma kernel: the sm_80 kernels ran, so
+    # the comparison below is between two different kernels
+    assert launches(off_counts, "conv_fwd_wgmma_kernel") == 0, f"[{cfg}] KB_CONV_ROW_PHASES=0: {off_counts}"
+    for name, got, sm80, exp, truth in (("forward", y.detach(), y0, y_ref.detach(), y64.detach()),
+                                        ("grad-input", gx, gx0, gx_ref, gx64)):
+        where = f"[{cfg}] {name}"
+        assert not torch.isnan(got).any(), f"{where}: NaN (an element no phase wrote?)"
+        err, err0 = U.rel_l2(got, truth), U.rel_l2(sm80, truth)
+        assert err <= 2e-6, f"{where}: rel L2 {err:.2e} from float64 (sm_80 kernels: {err0:.2e})"
+        assert torch.allclose(got, exp, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(got, exp)
+
+
+# (configuration, dtype): layers whose whole sweep fits, so that the default runs it whole and
+# KB_CONV_ROW_PHASES=1 in phases (forward; float32 also grad-input).
+BITWISE_CASES = [
+    (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(2, 4), d=(2, 3), bias=True), torch.float32),
+    (Cfg("wide_5x3_d3_pad6", 2, 40, 37, 90, 130, (5, 3), p=(6, 1), d=(3, 1), bias=True), torch.float32),
+    (Cfg("wide_3x3_d2_odd_w", 2, 64, 30, 91, 128, 3, p=1, d=2), torch.float32),       # 4-byte loader
+    (Cfg("wide_3x3_d2_cl", 2, 64, 30, 90, 128, 3, p=2, d=2, layout="cl"), torch.float32),  # channels_last
+    (Cfg("wide_5x3_d3_pad6_fp16", 2, 40, 37, 96, 130, (5, 3), p=(6, 1), d=(3, 1), bias=True), torch.float16),
+    (Cfg("wide_3x3_d2_bf16", 2, 64, 30, 88, 128, 3, p=1, d=2), torch.bfloat16),
+]
+
+
+@pytest.mark.parametrize("case", BITWISE_CASES, ids=[f"{c.id}" for c, _ in BITWISE_CASES])
+def test_row_phases_are_bitwise_the_whole_sweep(case, monkeypatch):
+    cfg, dtype = case
+    # the rule alone picks the class (every case here is in the RNA-TF32 class by it: reductions of 250+),
+    # and the unswapped narrow variant runs either way: the claim is about the same kernel's sums
+    monkeypatch.setattr(M, "_cudnn_engine", lambda *args, **kwargs: None)
+    monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "0")
+    torch.manual_seed(U.seed_for("row-phases-bitwise", cfg.id))
+    with U.precision_mode("tf32"):
+        model, ref = U.make_models(M, cfg, dtype=dtype)
+        x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+        monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y0, gx0, gy = forward_and_grad_input(model, x)
+            U.sync()
+        whole = kernel_counts(prof)
+        monkeypatch.setenv("KB_CONV_ROW_PHASES", "1")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            y1, gx1, _ = forward_and_grad_input(model, x, gy)
+            U.sync()
+        phased = kernel_counts(prof)
+        y_ref = ref(x)
+        U.sync()
+    d = cfg.d[0] if isinstance(cfg.d, tuple) else cfg.d
+    n_whole = launches(whole, "conv_fwd_wgmma_kernel")
+    n_phased = launches(phased, "conv_fwd_wgmma_kernel")
+    # each wgmma sweep (the forward; float32's grad-input too) runs whole, then as d phases
+    want_whole = 2 if dtype == torch.float32 else 1
+    assert n_whole == want_whole and n_phased == d * n_whole, (
+        f"[{cfg}] wgmma launches: whole {whole}, phased {phased}")
+    for name, a, b in (("forward", y0, y1), ("grad-input", gx0, gx1)):
+        assert not torch.isnan(b).any(), f"[{cfg}] {name}: NaN (an element no phase wrote?)"
+        assert torch.equal(a, b), f"[{cfg}] {name}: phases differ from the whole sweep: " + U.diff_report(b, a)
+    tol = 1e-4 if dtype == torch.float32 else 1e-2
+    assert U.rel_l2(y1, y_ref.detach()) <= tol, f"[{cfg}] forward vs nn.Conv2d {U.rel_l2(y1, y_ref.detach()):.2e}"
