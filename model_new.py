@@ -4278,8 +4278,18 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // beside their staging (#55: 3 taps x 4 stages, 2.53 against 2.62 for rounds of 16 with 5
     // stages), else rounds of 16 (#56: its larger halo leaves 3 stages; rounds of 32 were 1.65 to
     // 1.70 against 1.58).  Rounds of 64 under fp32 gained nothing (#55 2.60).
+    // Short reductions (Cg x taps <= 256, such as KernelBench #63: 16 channels, 3x3, 8.6 GB of output),
+    // whose time is mostly the epilogue's (#63: stores alone 5.3 of 6.8 ms), in rounds of 64 channels:
+    // #63 6.32-6.52 ms against 6.73-6.76 for rounds of 32 (tools/wgmma_probe.py --rounds, perf log s25).
     // The swapped narrow variant: at most 2 taps per k-tile (its register budget, see the kernel).
+    const bool short_reduction = (int64_t)p.Cg * taps <= 256;
     for (int tpk = std::min(c.swap ? 2 : 3, (taps + 1) / 2); tpk >= 1; --tpk) {
+        if (!sixteen && !rc_forced && c.bn == WG_BN && short_reduction) {
+            c.epi_rc = 64;
+            const int rc64_3 = most_stages(tpk, 3), rc64_2 = most_stages(tpk, 2);
+            if (rc64_3 >= 4) { take(tpk, rc64_3, 3, 1); return c; }
+            if (rc64_2 >= 2) { take(tpk, rc64_2, 2, 1); return c; }
+        }
         if (!sixteen && !rc_forced && c.bn == WG_BN) {
             c.epi_rc = 32;
             const int rc32 = most_stages(tpk, 3);
