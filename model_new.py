@@ -4518,14 +4518,17 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // every d-th input and output row, with row dilation +-1 (row_phase).  Its halo holds
     // tr + taps_h - 1 rows instead of tr + (taps_h - 1) d, which lets the wgmma kernel take layers
     // whose halo does not fit otherwise (IEEE mode's split halo on bench.py's 5x9 layer with
-    // dilation (2, 3): 10 rows, 283 KB for two buffers; 6 rows as phases).  Every output element
-    // sums the same products in the same order either way.  By default only where the whole sweep
-    // does not fit; KB_CONV_ROW_PHASES=1 (read at every call) wherever the phases fit, =0 never.
+    // dilation (2, 3), 4-row tiles: 12 rows, 283 KB for two buffers; 8 rows as phases).  In TF32
+    // and 16 bits every output element sums the same products in the same order either way (under
+    // 3xTF32 the folds may group the k-tiles differently).  Zero padding only: the other modes'
+    // loaders reflect, clamp or wrap rows within the rows they are given, and a view holds every
+    // d-th row only.  By default only where the whole sweep does not fit; KB_CONV_ROW_PHASES=1
+    // (read at every call) wherever the phases fit, =0 never.
     const char* row_phases_env = std::getenv("KB_CONV_ROW_PHASES");
     const int row_phases_mode = row_phases_env ? std::atoi(row_phases_env) : -1;
     const int d = std::abs(p.dil_h);
-    if (wgmma_allowed && row_phases_mode != 0 && (!wc.use || row_phases_mode == 1) && p.stride_h == 1 && d >= 2 &&
-        p.taps_h >= 2 && p.P >= d && p.H >= d) {
+    if (wgmma_allowed && row_phases_mode != 0 && (!wc.use || row_phases_mode == 1) && p.pad_mode == PAD_ZEROS &&
+        p.stride_h == 1 && d >= 2 && p.taps_h >= 2 && p.P >= d && p.H >= d) {
         std::vector<ConvGemmParams> phase_p;
         std::vector<WgmmaChoice> phase_c;
         for (int phi = 0; phi < d; ++phi) {

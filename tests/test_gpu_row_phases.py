@@ -37,15 +37,16 @@ NARROW_IEEE = "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>"
 # run, with how many launches (0: not checked)).  Heights and output heights that are not multiples
 # of d, so that the phases hold different numbers of rows.
 IEEE_CASES = [
-    # bench.py's 5x9 layer with padding (2, 4) and dilation (2, 3), small: 64 filters and 32 channels,
-    # so forward and grad-input are both 64-wide GEMMs (narrow instance, 4-row tiles: 12 halo rows,
-    # 283 KB for two split buffers; as 2 phases 8 rows)
-    (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(2, 4), d=(2, 3), bias=True),
+    # bench.py's 5x9 layer with dilation (2, 3), small: 64 filters and 32 channels, so forward and
+    # grad-input are both 64-wide GEMMs (narrow instance, 4-row tiles: 12 halo rows, 283 KB for two
+    # split buffers; as 2 phases 8 rows); row padding 3 (bench.py's is 2), so that output row phi's
+    # first input row has the other residue mod 2 (the view starts at row 1 - phi)
+    (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(3, 4), d=(2, 3), bias=True),
      NARROW_IEEE, 2, NARROW_IEEE, 2),
     # 130 filters: the wide instance (2-row tiles; 14 halo rows of 72 pixels do not fit, 3 phases of 6
-    # rows do); 40 channels: grad-input narrow, row dilation -3; padding 6 puts the first input row of
-    # each phase at a different residue
-    (Cfg("wide_5x3_d3_pad6", 2, 40, 37, 90, 130, (5, 3), p=(6, 1), d=(3, 1), bias=True),
+    # rows do); 40 channels: grad-input narrow, row dilation -3; row padding 5: the phases' views start
+    # at rows 1, 2, 0 with offsets -2, -2, -1
+    (Cfg("wide_5x3_d3_pad5", 2, 40, 37, 90, 130, (5, 3), p=(5, 1), d=(3, 1), bias=True),
      WIDE_IEEE, 3, NARROW_IEEE, 3),
     # stride 2, dilation 4: the forward (row stride 2) is not split in phases and runs elsewhere;
     # grad-input's stride phase with taps has row dilation -2 (12 halo rows, no fit) and runs as 2 row
@@ -118,11 +119,11 @@ def test_ieee_dilated_layers_run_as_row_phases(case, monkeypatch):
 # (configuration, dtype): layers whose whole sweep fits, so that the default runs it whole and
 # KB_CONV_ROW_PHASES=1 in phases (forward; float32 also grad-input).
 BITWISE_CASES = [
-    (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(2, 4), d=(2, 3), bias=True), torch.float32),
-    (Cfg("wide_5x3_d3_pad6", 2, 40, 37, 90, 130, (5, 3), p=(6, 1), d=(3, 1), bias=True), torch.float32),
+    (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(3, 4), d=(2, 3), bias=True), torch.float32),
+    (Cfg("wide_5x3_d3_pad5", 2, 40, 37, 90, 130, (5, 3), p=(5, 1), d=(3, 1), bias=True), torch.float32),
     (Cfg("wide_3x3_d2_odd_w", 2, 64, 30, 91, 128, 3, p=1, d=2), torch.float32),       # 4-byte loader
     (Cfg("wide_3x3_d2_cl", 2, 64, 30, 90, 128, 3, p=2, d=2, layout="cl"), torch.float32),  # channels_last
-    (Cfg("wide_5x3_d3_pad6_fp16", 2, 40, 37, 96, 130, (5, 3), p=(6, 1), d=(3, 1), bias=True), torch.float16),
+    (Cfg("wide_5x3_d3_pad5_fp16", 2, 40, 37, 96, 130, (5, 3), p=(5, 1), d=(3, 1), bias=True), torch.float16),
     (Cfg("wide_3x3_d2_bf16", 2, 64, 30, 88, 128, 3, p=1, d=2), torch.bfloat16),
 ]
 
@@ -162,3 +163,38 @@ def test_row_phases_are_bitwise_the_whole_sweep(case, monkeypatch):
         assert torch.equal(a, b), f"[{cfg}] {name}: phases differ from the whole sweep: " + U.diff_report(b, a)
     tol = 1e-4 if dtype == torch.float32 else 1e-2
     assert U.rel_l2(y1, y_ref.detach()) <= tol, f"[{cfg}] forward vs nn.Conv2d {U.rel_l2(y1, y_ref.detach()):.2e}"
+
+
+# Padding modes: the forward's loaders reflect, clamp or wrap rows within the rows they are given, so a
+# view of every d-th row would read the wrong rows; such forwards never run as row phases, not even under
+# KB_CONV_ROW_PHASES=1 (grad-input computes the padded input's gradient with zero padding, and may).
+# The first case's whole sweep does not fit the wgmma kernel (a 20-row halo), its 6-row phases would.
+PAD_MODE_CASES = [
+    Cfg("reflect_3x3_d8", 1, 64, 40, 100, 128, 3, p=8, d=8, pm="reflect"),
+    Cfg("replicate_5x9_d23", 2, 32, 41, 100, 64, (5, 9), p=(3, 4), d=(2, 3), pm="replicate", bias=True),
+    Cfg("circular_5x3_d3", 2, 40, 37, 90, 130, (5, 3), p=(5, 1), d=(3, 1), pm="circular"),
+]
+
+
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+@pytest.mark.parametrize("cfg", PAD_MODE_CASES, ids=[c.id for c in PAD_MODE_CASES])
+def test_padding_modes_keep_their_rows(cfg, mode, monkeypatch):
+    monkeypatch.setattr(M, "_cudnn_engine", lambda *args, **kwargs: None)
+    torch.manual_seed(U.seed_for("row-phases-pad-modes", cfg.id, mode))
+    with U.precision_mode(mode):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        monkeypatch.setenv("KB_CONV_ROW_PHASES", "1")
+        y1, gx1, gy = forward_and_grad_input(model, x)
+        monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
+        y0, _, _ = forward_and_grad_input(model, x, gy)
+        ref64 = U.double_copy(ref)
+        x64 = x.detach().double().requires_grad_(True)
+        y64 = ref64(x64)
+        (gx64,) = torch.autograd.grad(y64, x64, gy.double())
+        U.sync()
+    tol = U.TENSOR_CORE_MODES["fp32-ieee" if mode == "ieee" else "fp32-tf32"][2]  # a wrong row is O(1)
+    assert torch.equal(y1, y0), f"[{cfg}] {mode}: the forward changed under KB_CONV_ROW_PHASES=1"
+    for name, got, truth in (("forward", y1, y64.detach()), ("grad-input", gx1, gx64)):
+        err = U.rel_l2(got, truth)
+        assert err <= tol, f"[{cfg}] {mode} {name}: rel L2 {err:.2e} from float64 > {tol:.0e}"

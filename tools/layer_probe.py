@@ -48,6 +48,7 @@ SHAPES = {
     "5x9": (8, 32, 512, 512, 64, (5, 9), {}),                                # bench.py's rows
     "5x9-pad-dil": (8, 32, 512, 512, 64, (5, 9), {"padding": (2, 4), "dilation": (2, 3)}),
     "3x3-dil4": (8, 64, 256, 256, 128, 3, {"padding": 4, "dilation": 4}),  # a dilated 3x3 (DeepLab-like)
+    "3x3-dil8": (8, 64, 256, 256, 128, 3, {"padding": 8, "dilation": 8}),  # whole: a 20-row halo, no fit
 }
 
 

@@ -79,7 +79,8 @@ CASES = [
     # the 4-byte loader (odd W) with an odd dil_w (the phase changes from tap to tap)
     ("wgmma_phases_vec4_K130", 1, 64, 12, 136, 130, 3, dict(stride=2, padding=1, bias=True)),
     ("wgmma_phases_scalar_W141", 1, 64, 10, 141, 128, 3, dict(stride=2, dilation=(1, 3), padding=(1, 3))),
-    # row phases (IEEE mode: the split halo of 14 rows does not fit, 3 phases of 6 do; grad-input too)
+    # row phases (IEEE mode: the forward's split halo of 14 rows does not fit, 3 phases of 6 do;
+    # grad-input's 16 rows as 3 phases of 8)
     ("wgmma_row_phases_d3_K130", 1, 40, 21, 72, 130, (5, 3), dict(padding=(6, 1), dilation=(3, 1), bias=True)),
     # the strided forward as a unit-stride one on stride-phase planes (model_new's space-to-depth)
     ("s2d_k11_s4_K96", 1, 3, 30, 150, 96, 11, dict(stride=4, padding=2, bias=True)),
