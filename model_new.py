@@ -4465,7 +4465,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const bool force_gemm = kernel_env && std::strcmp(kernel_env, "gemm") == 0;
     const bool wgmma_allowed = (sizeof(T) == 4 || sixteen) && image_span < (int64_t)INT32_MAX && !force_halo && !force_gemm;
     // The wgmma kernel on sweep q (the whole GEMM, or one of its row phases, below) with tiling wc:
-    // packs the weights for it (a few microseconds; each row phase packs its own), then launches.
+    // packs the weights for it, then launches.  The pack depends on wc.bn only (and on pp, the same
+    // for every phase), so row phases of one bn share one pack, kept alive here until the last
+    // launch is queued.
+    at::Tensor wpack_kept;
+    int wpack_kept_bn = 0;
+    const void* wpack_kept_lo = nullptr;
     auto launch_wgmma = [&](ConvGemmParams q, const WgmmaChoice& wc) {
         // float32: TF32 (RNA) weights in fp32, and under 3xTF32 their small parts in a second pack;
         // 16-bit: the weights as they are, 8 per 16 bytes.
@@ -4475,7 +4480,14 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         pp.col_pad = (int)round_up(pp.col_n, wc.bn);
         pp.col_major = 2;
         q.Cpad = pp.red_pad; q.Kpad = pp.col_pad;
-        const at::Tensor wpack = pack_gemm_weights<T>(w, pp, q, (int64_t)groups * taps * q.Cpad * q.Kpad, split);
+        if (!wpack_kept.defined() || wpack_kept_bn != wc.bn) {
+            wpack_kept = pack_gemm_weights<T>(w, pp, q, (int64_t)groups * taps * q.Cpad * q.Kpad, split);
+            wpack_kept_bn = wc.bn;
+            wpack_kept_lo = q.wpack_lo;
+        } else {
+            q.wpack = wpack_kept.data_ptr();
+            q.wpack_lo = wpack_kept_lo;
+        }
         q.halo_h = wc.halo_h; q.halo_w = wc.halo_w;
         q.taps_per_kt = wc.taps_per_kt; q.kt_per_chunk = wc.kt_per_chunk;
         q.halo_vec = wc.halo_vec; q.halo_shift = wc.halo_shift; q.halo_bufs = wc.halo_bufs;

@@ -56,8 +56,12 @@ IEEE_CASES = [
 ]
 
 
-def kernel_counts(prof) -> dict:
-    return {e.key: e.count for e in prof.key_averages()}
+def profiled(run):
+    """run() under the CUDA profiler, synchronised: (its result, {kernel name: launches})."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        out = run()
+        U.sync()
+    return out, {e.key: e.count for e in prof.key_averages()}
 
 
 def launches(counts: dict, name: str) -> int:
@@ -80,20 +84,11 @@ def test_ieee_dilated_layers_run_as_row_phases(case, monkeypatch):
     with U.precision_mode("ieee"):
         model, ref = U.make_models(M, cfg)
         x = U.make_input(cfg).requires_grad_(True)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y = model(x)
-            U.sync()
-        fwd_counts = kernel_counts(prof)
+        y, fwd_counts = profiled(lambda: model(x))
         gy = torch.randn_like(y)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            (gx,) = torch.autograd.grad(y, x, gy)
-            U.sync()
-        dgrad_counts = kernel_counts(prof)
+        (gx,), dgrad_counts = profiled(lambda: torch.autograd.grad(y, x, gy))
         monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y0, gx0, _ = forward_and_grad_input(model, x, gy)
-            U.sync()
-        off_counts = kernel_counts(prof)
+        (y0, gx0, _), off_counts = profiled(lambda: forward_and_grad_input(model, x, gy))
         y_ref = ref(x)
         (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
         ref64 = U.double_copy(ref)
@@ -140,15 +135,9 @@ def test_row_phases_are_bitwise_the_whole_sweep(case, monkeypatch):
         model, ref = U.make_models(M, cfg, dtype=dtype)
         x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
         monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y0, gx0, gy = forward_and_grad_input(model, x)
-            U.sync()
-        whole = kernel_counts(prof)
+        (y0, gx0, gy), whole = profiled(lambda: forward_and_grad_input(model, x))
         monkeypatch.setenv("KB_CONV_ROW_PHASES", "1")
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y1, gx1, _ = forward_and_grad_input(model, x, gy)
-            U.sync()
-        phased = kernel_counts(prof)
+        (y1, gx1, _), phased = profiled(lambda: forward_and_grad_input(model, x, gy))
         y_ref = ref(x)
         U.sync()
     d = cfg.d[0] if isinstance(cfg.d, tuple) else cfg.d
