@@ -297,6 +297,35 @@ def forward_backward(module, cfg: Cfg, base: torch.Tensor, g: Optional[torch.Ten
     return out.detach(), g, {"input": leaf.grad, "weight": w.grad, "bias": None if b is None else b.grad}
 
 
+def wgmma_module_marks() -> list:
+    """pytestmark of the modules that test the sm_90a wgmma kernel (call after gpu_module_model_new, which
+    skips the module without a GPU): the built, poisoning extension, and compute capability 9.0."""
+    import pytest
+
+    return [pytest.mark.usefixtures("built_and_poisoned"),
+            pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
+                               reason="the wgmma kernel runs on compute capability 9.0 (H100/H200) only")]
+
+
+def forward_and_grad_input(model, x, gy=None):
+    """(output, grad-input for gy, gy) of model on x, which requires grad; gy drawn at random when None."""
+    y = model(x)
+    gy = torch.randn_like(y) if gy is None else gy
+    return y.detach(), torch.autograd.grad(y, x, gy)[0], gy
+
+
+def reference_and_truth(ref, x, gy):
+    """nn.Conv2d's output and grad-input for gy on x (which requires grad), and float64's from a double copy
+    of ref, synchronised: (y_ref, gx_ref, y64, gx64), outputs detached."""
+    y_ref = ref(x)
+    (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
+    x64 = x.detach().double().requires_grad_(True)
+    y64 = double_copy(ref)(x64)
+    (gx64,) = torch.autograd.grad(y64, x64, gy.double())
+    sync()
+    return y_ref.detach(), gx_ref, y64.detach(), gx64
+
+
 # Precision modes of the tensor-core GPU tests (test_gpu_strided.py, test_gpu_pointwise.py):
 # name -> (dtype, precision mode, relative L2 bound against float64 truth)
 TENSOR_CORE_MODES = {

@@ -24,11 +24,7 @@ import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
 M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
 Cfg = U.Cfg
 
-pytestmark = [
-    pytest.mark.usefixtures("built_and_poisoned"),
-    pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
-                       reason="the wgmma kernel runs on compute capability 9.0 (H100/H200) only"),
-]
+pytestmark = U.wgmma_module_marks()
 
 WIDE_IEEE = "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false>"
 NARROW_IEEE = "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>"
@@ -68,13 +64,7 @@ def launches(counts: dict, name: str) -> int:
     return sum(n for key, n in counts.items() if name in key)
 
 
-def forward_and_grad_input(model, x, gy=None):
-    """(y, dX, dY) with x requiring grad; dY drawn at random when not given."""
-    y = model(x)
-    if gy is None:
-        gy = torch.randn_like(y)
-    (gx,) = torch.autograd.grad(y, x, gy)
-    return y.detach(), gx, gy
+forward_and_grad_input = U.forward_and_grad_input
 
 
 @pytest.mark.parametrize("case", IEEE_CASES, ids=[c[0].id for c in IEEE_CASES])
@@ -89,20 +79,14 @@ def test_ieee_dilated_layers_run_as_row_phases(case, monkeypatch):
         (gx,), dgrad_counts = profiled(lambda: torch.autograd.grad(y, x, gy))
         monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
         (y0, gx0, _), off_counts = profiled(lambda: forward_and_grad_input(model, x, gy))
-        y_ref = ref(x)
-        (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
-        ref64 = U.double_copy(ref)
-        x64 = x.detach().double().requires_grad_(True)
-        y64 = ref64(x64)
-        (gx64,) = torch.autograd.grad(y64, x64, gy.double())
-        U.sync()
+        y_ref, gx_ref, y64, gx64 = U.reference_and_truth(ref, x, gy)
     if fwd_kernel:
         assert launches(fwd_counts, fwd_kernel) == fwd_n, f"[{cfg}] forward: {fwd_counts}"
     assert launches(dgrad_counts, dgrad_kernel) == dgrad_n, f"[{cfg}] grad-input: {dgrad_counts}"
     # with the phases off, these layers' sweeps do not fit the wgmma kernel: the sm_80 kernels ran, so
     # the comparison below is between two different kernels
     assert launches(off_counts, "conv_fwd_wgmma_kernel") == 0, f"[{cfg}] KB_CONV_ROW_PHASES=0: {off_counts}"
-    for name, got, sm80, exp, truth in (("forward", y.detach(), y0, y_ref.detach(), y64.detach()),
+    for name, got, sm80, exp, truth in (("forward", y.detach(), y0, y_ref, y64),
                                         ("grad-input", gx, gx0, gx_ref, gx64)):
         where = f"[{cfg}] {name}"
         assert not torch.isnan(got).any(), f"{where}: NaN (an element no phase wrote?)"
@@ -177,13 +161,9 @@ def test_padding_modes_keep_their_rows(cfg, mode, monkeypatch):
         y1, gx1, gy = forward_and_grad_input(model, x)
         monkeypatch.setenv("KB_CONV_ROW_PHASES", "0")
         y0, _, _ = forward_and_grad_input(model, x, gy)
-        ref64 = U.double_copy(ref)
-        x64 = x.detach().double().requires_grad_(True)
-        y64 = ref64(x64)
-        (gx64,) = torch.autograd.grad(y64, x64, gy.double())
-        U.sync()
+        _, _, y64, gx64 = U.reference_and_truth(ref, x, gy)
     tol = U.TENSOR_CORE_MODES["fp32-ieee" if mode == "ieee" else "fp32-tf32"][2]  # a wrong row is O(1)
     assert torch.equal(y1, y0), f"[{cfg}] {mode}: the forward changed under KB_CONV_ROW_PHASES=1"
-    for name, got, truth in (("forward", y1, y64.detach()), ("grad-input", gx1, gx64)):
+    for name, got, truth in (("forward", y1, y64), ("grad-input", gx1, gx64)):
         err = U.rel_l2(got, truth)
         assert err <= tol, f"[{cfg}] {mode} {name}: rel L2 {err:.2e} from float64 > {tol:.0e}"

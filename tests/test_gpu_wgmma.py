@@ -22,11 +22,7 @@ import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
 M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
 Cfg = U.Cfg
 
-pytestmark = [
-    pytest.mark.usefixtures("built_and_poisoned"),
-    pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
-                       reason="the wgmma kernel runs on compute capability 9.0 (H100/H200) only"),
-]
+pytestmark = U.wgmma_module_marks()
 
 
 @pytest.fixture(autouse=True)
@@ -457,11 +453,7 @@ SWAP_CONFIGS = [
 ]
 
 
-def forward_and_grad_input(model, x, gy=None):
-    """(output, grad-input for gy, gy): gy drawn at random when None."""
-    y = model(x)
-    gy = torch.randn_like(y) if gy is None else gy
-    return y.detach(), torch.autograd.grad(y, x, gy)[0], gy
+forward_and_grad_input = U.forward_and_grad_input
 
 
 @pytest.mark.parametrize("cfg", SWAP_CONFIGS, ids=[c.id for c in SWAP_CONFIGS])
@@ -475,13 +467,7 @@ def test_wgmma_swapped_narrow_variant(cfg, monkeypatch):
             U.sync()
         monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "0")
         y0, gx0, _ = forward_and_grad_input(model, x, gy)
-        y_ref = ref(x)
-        (gx_ref,) = torch.autograd.grad(y_ref, x, gy)
-        ref64 = U.double_copy(ref)
-        x64 = x.detach().double().requires_grad_(True)
-        y64 = ref64(x64)
-        (gx64,) = torch.autograd.grad(y64, x64, gy.double())
-        U.sync()
+        y_ref, gx_ref, y64, gx64 = U.reference_and_truth(ref, x, gy)
     keys = [e.key for e in prof.key_averages()]
     assert any("conv_fwd_wgmma_kernel" in k and "64, 8, true, false>" in k for k in keys), (
         f"[{cfg}] the swapped variant did not run: {keys}")
