@@ -4541,14 +4541,15 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const int d = std::abs(p.dil_h);
     if (wgmma_allowed && row_phases_mode != 0 && (!wc.use || row_phases_mode == 1) && p.pad_mode == PAD_ZEROS &&
         p.stride_h == 1 && d >= 2 && p.taps_h >= 2 && p.P >= d && p.H >= d) {
-        std::vector<ConvGemmParams> phase_p;
-        std::vector<WgmmaChoice> phase_c;
-        for (int phi = 0; phi < d; ++phi) {
-            phase_p.push_back(row_phase(p, phi, d, N, (int)sizeof(T)));
-            phase_c.push_back(choose_wgmma(phase_p.back(), prec, hopper, pp.col_n, (int)sizeof(T)));
-            if (!phase_c.back().use) break;
+        std::vector<ConvGemmParams> phase_p(d);
+        std::vector<WgmmaChoice> phase_c(d);
+        bool all_fit = true;
+        for (int phi = 0; phi < d && all_fit; ++phi) {
+            phase_p[phi] = row_phase(p, phi, d, N, (int)sizeof(T));
+            phase_c[phi] = choose_wgmma(phase_p[phi], prec, hopper, pp.col_n, (int)sizeof(T));
+            all_fit = phase_c[phi].use;
         }
-        if (phase_c.size() == (size_t)d && phase_c.back().use) {
+        if (all_fit) {
             for (int phi = 0; phi < d; ++phi) launch_wgmma(phase_p[phi], phase_c[phi]);
             return;
         }

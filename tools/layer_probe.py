@@ -52,26 +52,31 @@ SHAPES = {
 }
 
 
+# --kernels NAME -> the launcher's switch it sets (read at every call); any other name but "default"
+# goes to KB_CONV_FWD_KERNEL as it is (halo, gemm).
+KERNEL_SETTINGS = {
+    "nos2d": ("KB_CONV_S2D", "0"),
+    "nopw": ("KB_CONV_PW", "0"),
+    "nophases": ("KB_CONV_WGMMA_PHASES", "0"),
+    "rowphases": ("KB_CONV_ROW_PHASES", "1"),
+    "norowphases": ("KB_CONV_ROW_PHASES", "0"),
+}
+
+
+def clear_switches():
+    for var in {"KB_CONV_FWD_KERNEL"} | {v for v, _ in KERNEL_SETTINGS.values()}:
+        os.environ.pop(var, None)
+
+
 def probe(name, mode, trials, backward, kernel="default"):
     n, c, h, w, k, ks, kw = SHAPES[name]
     set_tf32(mode != "ieee")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
     tol = 1e-2 if dtype != torch.float32 else 1e-4
-    os.environ.pop("KB_CONV_FWD_KERNEL", None)
-    os.environ.pop("KB_CONV_S2D", None)
-    os.environ.pop("KB_CONV_PW", None)
-    os.environ.pop("KB_CONV_WGMMA_PHASES", None)
-    os.environ.pop("KB_CONV_ROW_PHASES", None)
-    if kernel in ("rowphases", "norowphases"):
-        os.environ["KB_CONV_ROW_PHASES"] = "1" if kernel == "rowphases" else "0"
-    elif kernel == "nophases":
-        os.environ["KB_CONV_WGMMA_PHASES"] = "0"
-    elif kernel == "nos2d":
-        os.environ["KB_CONV_S2D"] = "0"
-    elif kernel == "nopw":
-        os.environ["KB_CONV_PW"] = "0"
-    elif kernel != "default":
-        os.environ["KB_CONV_FWD_KERNEL"] = kernel
+    clear_switches()
+    if kernel != "default":
+        var, value = KERNEL_SETTINGS.get(kernel, ("KB_CONV_FWD_KERNEL", kernel))
+        os.environ[var] = value
     ref, ours = pair_models(c, k, ks, dtype=dtype, **kw)
     out = {"shape": name, "mode": mode, "ok": True, "maxabs": 0.0}
     for seed in range(3):
@@ -132,9 +137,7 @@ def main():
                 print(f"| {name} | {mode} | {kernel} | {r['class']} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} "
                       f"| {rm / nm:.2f}x | {check} |", flush=True)
     set_tf32(True)
-    os.environ.pop("KB_CONV_FWD_KERNEL", None)
-    os.environ.pop("KB_CONV_S2D", None)
-    os.environ.pop("KB_CONV_PW", None)
+    clear_switches()
     return 1 if bad else 0
 
 
