@@ -572,6 +572,21 @@ __device__ __forceinline__ void tma_load_4d(unsigned dst, const CUtensorMap* map
                  : "memory");
 #endif
 }
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map, int c0, int c1, unsigned bar) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 :: "r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar) : "memory");
+#endif
+}
+// The tensor copy engine the other way: one box from shared memory (laid out as the map's swizzle
+// says) to the tensor, in the issuing thread's bulk groups (bulk_commit, bulk_wait_read, bulk_wait);
+// elements outside the tensor are not written.
+__device__ __forceinline__ void tma_store_3d(const CUtensorMap* map, unsigned src, int c0, int c1, int c2) {
+#ifdef KB_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%1, %2, %3}], [%4];\n"
+                 :: "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(src) : "memory");
+#endif
+}
 
 // ---------------------------------------------------------------------------------------------
 // The shared tensor-core step.  Block tile 128 x 128, reduction slice 32, 4 warps in a 2 x 2
@@ -757,6 +772,9 @@ struct ConvGemmParams {
     // staging buffers for it), and staging buffers per consumer warpgroup: 3 (one barrier per round)
     // where they fit, else 2 (two barriers per round)
     int epi_rc, epi_bufs;
+    // conv_fwd_pointwise_tma_kernel: its stages, and 1 where the whole weight block stays in shared
+    // memory (loaded once per block; the stages then hold input boxes only), else 0
+    int pw_stages, pw_resident;
     // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
     // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs; bit 4 points every A operand
     // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
@@ -1186,6 +1204,257 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
             *(uint2*)dst = make_uint2(lo, hi);
         }
     }
+}
+
+// conv_fwd_pointwise_tma_kernel (sm_90a): conv_fwd_pointwise_kernel's GEMM, Y[k][pix] = sum_c W[k][c]
+//   X[c][pix] (+ bias[k]) per image, for groups == 1 in a TF32 class (RNA, ties to even, truncated)
+//   or in 16 bits, with every byte moved by the tensor copy engine (TMA), persistent and
+//   warp-specialised.  Why: such layers only stream (KernelBench #87: 12.9 GB for 275 GFLOP), and
+//   conv_fwd_pointwise_kernel moves its bytes with the threads that multiply: each block copies its
+//   k-tiles, multiplies, stages and stores in turn, with only the SM's other block to overlap, and
+//   re-reads its weights per block.  It reached 3.4-3.5 TB/s on #87 against cuDNN's 3.8 (0.89x,
+//   fp16 0.72x: docs/perf-log.md, s19).  Here one thread keeps the copies of the next tiles in
+//   flight while the warps multiply, and each warp hands its finished 64 x 32 output block to the
+//   copy engine and goes on while the store drains.
+// Tiling: as conv_fwd_pointwise_kernel: BM output channels x BN pixels of one image per tile (BM 128
+//   x BN 128, or 64 x 256 where Kg <= 64), k-tiles of 128 bytes of channels (BK = 32 fp32 or 64
+//   16-bit), 8 consumer warps of 64 x 32 (A = weights by ldmatrix.x4, B = pixels); warp 8 is the
+//   producer, whose lane 0 issues the copies.  The grid holds one block per SM and walks the tiles
+//   (channel block minor, so the channel blocks of one pixel tile read X at about the same time).
+// Shared memory, in the layouts the copy engine writes and reads (128-byte rows whose 16-byte chunk
+//   c lies at c ^ (row % 8): the 128-byte swizzle, 1024-byte aligned; 16-bit staging: 64-byte rows,
+//   chunk c at c ^ ((row / 2) % 4), the 64-byte swizzle):
+//   stage  W box [BM output channels][128 bytes of channels] of the map over the pack
+//          [Kpad][Cpad], then BN / (128 / ES) X boxes [BK channels][128 bytes of pixels] of the map
+//          over x as [N][C][H*W] (zeros past the plane and past the last channel: no padding in the
+//          pack is needed for X, and garbage never meets a zero weight).
+//   A      ldmatrix.x4 at row m, chunk (2 ks + half) ^ (m % 8): 8 rows per matrix, 8 banks groups.
+//   B fp32 lane (g, t) reads channel row t (+4) at pixel 4j + 16 (g / 4) + g % 4 of the warp's
+//          32-pixel box for n8 tile j: its chunk (j + 4 (g / 4)) ^ t (^4) differs across the 8
+//          (g / 4, t) pairs, so the 32 lanes hit 32 banks (a dense [c][pix] layout without the
+//          swizzle puts 4 lanes on each bank).  The MMA's column n of tile j is therefore pixel
+//          4j + 16 (n / 4) + n % 4, which only the epilogue needs to know.
+//   B 16-bit  ldmatrix.x4.trans as in conv_fwd_pointwise_kernel (8 consecutive channel rows per
+//          matrix: 8 chunks), columns in pixel order.
+//   out    per warp two staging buffers of [64 output channels][32 pixels] in the input dtype, the
+//          box of y's map: the warp writes its accumulators (+ bias) there (float2 / 32-bit
+//          stores: conflict-free per half-warp under the swizzle), fences them to the async proxy
+//          and its lane 0 stores the box with one tensor copy (outputs past the plane or past the
+//          last channel are not written).  The buffer is reused two tiles later, after
+//          cp.async.bulk.wait_group.read 1.
+// Weights: where the layer has one block of filters and its whole weight block fits beside the
+//   staging and three input stages (#87: 32 KB), it is loaded once per block into its own region (KT
+//   boxes, one mbarrier) and the stages hold the input boxes only (p.pw_resident); else each stage
+//   carries its k-tile's W box in front of the X boxes.
+// Pipeline: p.pw_stages stages (as many as fit, at most 8), each with a full mbarrier (the producer's
+//   arrive with the stage's bytes) and an empty one (one arrive per consumer warp once its MMAs have
+//   read the stage).
+// Shared memory: [resident weights][stages][16 staging buffers][mbarriers], 1024-byte aligned.
+constexpr int PWT_THREADS = 288;   // 8 consumer warps, 1 producer warp
+constexpr int PWT_MAX_STAGES = 8;
+__host__ __device__ constexpr int pwt_w_bytes(int bm) { return bm * 128; }                   // one W box
+__host__ __device__ constexpr int pwt_x_bytes(int bm) { return 128 * pw_bn(bm); }            // a stage's X boxes
+__host__ __device__ constexpr int pwt_out_bytes(int es) { return 64 * 32 * es; }              // one staging buffer
+__host__ __device__ constexpr int pwt_stage_bytes(int bm, bool resident) {
+    return (resident ? 0 : pwt_w_bytes(bm)) + pwt_x_bytes(bm);
+}
+// 1 KB of slack for the 1024-byte alignment, the resident weights (kt W boxes, or none), the stages,
+// 16 staging buffers, the mbarriers (full and empty per stage, one for the resident weights)
+__host__ __device__ constexpr int pwt_smem_bytes(int es, int bm, int kt_resident, int stages) {
+    return 1024 + kt_resident * pwt_w_bytes(bm) + stages * pwt_stage_bytes(bm, kt_resident > 0) +
+           16 * pwt_out_bytes(es) + 8 * (2 * stages + 1);
+}
+
+template <typename T, int PREC, int BM>
+__global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
+    const __grid_constant__ ConvGemmParams p, const __grid_constant__ CUtensorMap x_map,
+    const __grid_constant__ CUtensorMap w_map, const __grid_constant__ CUtensorMap y_map) {
+    read_params_in_place(p);
+    static_assert(sizeof(T) == 4 || sizeof(T) == 2, "fp32 or 16-bit");
+    static_assert(PREC != PREC_3XTF32, "3xTF32 stays on conv_fwd_pointwise_kernel");
+    constexpr bool SIXTEEN = sizeof(T) == 2;
+    constexpr int ES = (int)sizeof(T);
+    constexpr int BK = pw_bk(ES);                 // channels per k-tile
+    constexpr int BN = pw_bn(BM);                 // pixels per tile
+    constexpr int BOX_PIX = 128 / ES;             // pixels per X box
+    constexpr int X_BOX_BYTES = BK * 128;
+    constexpr int W_BYTES = BM * 128;
+    constexpr int OUT_BYTES = pwt_out_bytes(ES);
+    constexpr int WN_WARPS = 8 / (BM / 64);       // warps along the pixels
+    static_assert((BN / BOX_PIX) * X_BOX_BYTES == pwt_x_bytes(BM) && W_BYTES == pwt_w_bytes(BM), "stage layout");
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
+    const int stages = p.pw_stages, KT = p.Cpad / BK;
+    const bool resident = p.pw_resident != 0;
+    const int stage_bytes = pwt_stage_bytes(BM, resident);
+    const int x_in_stage = resident ? 0 : W_BYTES;          // the X boxes' offset within a stage
+    const unsigned smem_u = ((unsigned)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
+    unsigned char* smem = smem_raw + (smem_u - (unsigned)__cvta_generic_to_shared(smem_raw));
+    const unsigned stages_u = smem_u + (resident ? KT * W_BYTES : 0);   // after the resident weights
+    const unsigned out_u = stages_u + stages * stage_bytes;  // staging buffer (warp, b) at out_u + (2 warp + b) OUT_BYTES
+    const unsigned bars = out_u + 16 * OUT_BYTES;            // full[stages], empty[stages], the weights'
+    const unsigned w_bar = bars + 16 * stages;
+    if (tid == 0) {
+        for (int s = 0; s < stages; ++s) {
+            mbar_init(bars + 8 * s, 1);
+            mbar_init(bars + 8 * (stages + s), 8);
+        }
+        mbar_init(w_bar, 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+    const long long plane = (long long)p.P * p.Q;
+    const long long pix_tiles = (plane + BN - 1) / BN;
+    auto decode = [&](long long tile, int& kb, int& img, int& pix0) {
+        kb = (int)(tile % p.n_blocks);
+        const long long rest = tile / p.n_blocks;
+        img = (int)(rest / pix_tiles);
+        pix0 = (int)(rest - (long long)img * pix_tiles) * BN;
+    };
+
+    if (warp == 8) {  // the producer
+        if (lane == 0) {
+            if (resident) {   // the whole weight block (one block of filters: kb = 0), once
+                mbar_arrive_expect_tx(w_bar, KT * W_BYTES);
+                for (int kt = 0; kt < KT; ++kt) tma_load_2d(smem_u + kt * W_BYTES, &w_map, kt * BK, 0, w_bar);
+            }
+            int stage = 0;
+            unsigned phase = 0;
+            for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+                int kb, img, pix0;
+                decode(tile, kb, img, pix0);
+                for (int kt = 0; kt < KT; ++kt) {
+                    mbar_wait(bars + 8 * (stages + stage), phase ^ 1u);  // released (a fresh barrier: at once)
+                    const unsigned dst = stages_u + stage * stage_bytes, full = bars + 8 * stage;
+                    mbar_arrive_expect_tx(full, stage_bytes);
+                    if (!resident) tma_load_2d(dst, &w_map, kt * BK, kb * BM, full);
+#pragma unroll
+                    for (int b = 0; b < BN / BOX_PIX; ++b)
+                        tma_load_3d(dst + x_in_stage + b * X_BOX_BYTES, &x_map, pix0 + b * BOX_PIX, kt * BK, img, full);
+                    if (++stage == stages) { stage = 0; phase ^= 1u; }
+                }
+            }
+        }
+        return;
+    }
+
+    const int g = lane >> 2, t = lane & 3;
+    const int wm = warp / WN_WARPS, wn = warp % WN_WARPS;
+    // A: row wm 64 + 16 i + l_row of the W box, chunk (2 ks + l_half) ^ (lane % 8)
+    const int l_row = (lane & 7) + 8 * ((lane >> 3) & 1), l_half = lane >> 4;
+    const unsigned a_row = (unsigned)((wm * 64 + l_row) * 128);
+    // B, fp32: byte offsets in the warp's box of n8 tile j's b0 (channel row t) and b1 (row t + 4)
+    unsigned b_off[4][2];
+    // the warp's X box within a stage (fp32: its 32 pixels; 16-bit: the 64 holding its 32)
+    const unsigned x_box = (unsigned)(x_in_stage + (SIXTEEN ? (wn / 2) * X_BOX_BYTES : wn * X_BOX_BYTES));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const unsigned c = (unsigned)((j | (4 * (g >> 2))) ^ t);
+        b_off[j][0] = (unsigned)(t * 128) + (c << 4) + (unsigned)((g & 3) * 4);
+        b_off[j][1] = (unsigned)((t + 4) * 128) + ((c ^ 4u) << 4) + (unsigned)((g & 3) * 4);
+    }
+    const T* bias = (const T*)p.bias;
+    if (resident) mbar_wait(w_bar, 0);   // the resident weights have landed
+
+    int stage = 0, buf = 0;
+    unsigned phase = 0;
+    for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+        int kb, img, pix0;
+        decode(tile, kb, img, pix0);
+        float acc[4][4][4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+        for (int kt = 0; kt < KT; ++kt) {
+            mbar_wait(bars + 8 * stage, phase);   // the stage's boxes have landed
+            const unsigned st = stages_u + stage * stage_bytes;                  // its X boxes at st + x_box
+            const unsigned wk = resident ? smem_u + kt * W_BYTES : st;           // k-tile kt's W box
+            if constexpr (SIXTEEN) {
+#pragma unroll
+                for (int ks = 0; ks < BK / 16; ++ks) {
+                    uint32_t a[4][4], b[4][2];
+                    const unsigned a_chunk = (unsigned)(((2 * ks + l_half) ^ (lane & 7)) << 4);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], wk + a_row + i * 16 * 128 + a_chunk);
+#pragma unroll
+                    for (int jp = 0; jp < 2; ++jp) {
+                        // channel row ks 16 + l_row; pixel (wn % 2) 32 + jp 16 + l_half 8 of the box
+                        const unsigned chunk = (unsigned)((((wn & 1) * 4 + jp * 2 + l_half) ^ (lane & 7)) << 4);
+                        uint32_t r[4];
+                        ldmatrix_x4_trans(r, st + x_box + (unsigned)((ks * 16 + l_row) * 128) + chunk);
+                        b[2 * jp][0] = r[0]; b[2 * jp][1] = r[1]; b[2 * jp + 1][0] = r[2]; b[2 * jp + 1][1] = r[3];
+                    }
+#pragma unroll
+                    for (int i = 0; i < 4; ++i)
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) mma_16bit_16x8x16<T>(acc[i][j], a[i], b[j][0], b[j][1]);
+                }
+            } else {
+                const unsigned char* xs = smem + (st - smem_u) + x_box;
+#pragma unroll
+                for (int ks = 0; ks < BK / 8; ++ks) {
+                    uint32_t a[4][4];
+                    const unsigned a_chunk = (unsigned)(((2 * ks + l_half) ^ (lane & 7)) << 4);
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], wk + a_row + i * 16 * 128 + a_chunk);
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const float lo = *reinterpret_cast<const float*>(xs + ks * 1024 + b_off[j][0]);
+                        const float hi = *reinterpret_cast<const float*>(xs + ks * 1024 + b_off[j][1]);
+                        uint32_t b[2];
+                        if constexpr (PREC == PREC_TF32) { b[0] = tf32_rna_fast(lo); b[1] = tf32_rna_fast(hi); }
+                        else if constexpr (PREC == PREC_TF32_RNE) { b[0] = tf32_rne_fast(lo); b[1] = tf32_rne_fast(hi); }
+                        else { b[0] = __float_as_uint(lo); b[1] = __float_as_uint(hi); }
+#pragma unroll
+                        for (int i = 0; i < 4; ++i) mma_tf32_16x8x8(acc[i][j], a[i], b);
+                    }
+                }
+            }
+            __syncwarp();   // (mma.sync has consumed every lane's fragments)
+            if (lane == 0) mbar_arrive(bars + 8 * (stages + stage));
+            if (++stage == stages) { stage = 0; phase ^= 1u; }
+        }
+
+        // Epilogue: accumulators (+ bias) -> this warp's staging buffer -> one tensor store.
+        const unsigned out = out_u + (unsigned)((2 * warp + buf) * OUT_BYTES);
+        unsigned char* out_p = smem + (out - smem_u);
+        if (lane == 0) bulk_wait_read<1>();   // the store issued from this buffer two tiles ago has read it
+        __syncwarp();
+        const int k_first = kb * BM + wm * 64;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int row = i * 16 + half * 8 + g;      // output channel k_first + row
+                const float bv = (bias && k_first + row < p.Kg) ? to_acc(bias[k_first + row]) : 0.f;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float v0 = acc[i][j][half * 2] + bv, v1 = acc[i][j][half * 2 + 1] + bv;
+                    if constexpr (SIXTEEN) {
+                        // pixels 8j + 2t, +1: chunk j of the 64-byte row, word t
+                        const unsigned chunk = (unsigned)(j ^ ((row >> 1) & 3));
+                        const uint32_t packed = (uint32_t)from_acc<T>(v0).bits | ((uint32_t)from_acc<T>(v1).bits << 16);
+                        *reinterpret_cast<uint32_t*>(out_p + row * 64 + (chunk << 4) + t * 4) = packed;
+                    } else {
+                        // pixels 4j + 16 (t / 2) + 2 (t % 2), +1: chunk j + 4 (t / 2), bytes 8 (t % 2)
+                        const unsigned chunk = (unsigned)((j | (4 * (t >> 1))) ^ (row & 7));
+                        *reinterpret_cast<float2*>(out_p + row * 128 + (chunk << 4) + (t & 1) * 8) = make_float2(v0, v1);
+                    }
+                }
+            }
+        }
+        fence_proxy_async_smem();
+        __syncwarp();
+        if (lane == 0) {
+            tma_store_3d(&y_map, out, pix0 + wn * 32, k_first, img);
+            bulk_commit();
+        }
+        buf ^= 1;
+    }
+    if (lane == 0) bulk_wait<0>();   // the last stores have completed before the block retires
 }
 
 // conv_fwd_halo_kernel: the same GEMM, but the activations of one 16-channel slice are loaded
@@ -4045,6 +4314,64 @@ void check_tensor(const at::Tensor& t, const char* name) {
     TORCH_CHECK(t.dim() == 4, name, " must be 4-D, got ", t.dim(), "-D");
 }
 
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda), looked
+// up once; null where the driver has none (the wgmma weight gradient then gives way to the window
+// kernel).
+using TensorMapEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                          const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                          CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+TensorMapEncodeTiled tensor_map_encoder() {
+    static const TensorMapEncodeTiled fn = []() -> TensorMapEncodeTiled {
+        void* f = nullptr;
+#if CUDART_VERSION >= 12050
+        cudaDriverEntryPointQueryResult found;
+        const bool ok = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) ==
+                            cudaSuccess && found == cudaDriverEntryPointSuccess;
+#else
+        const bool ok = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault) == cudaSuccess;
+#endif
+        if (!ok) {
+            f = nullptr;
+            (void)cudaGetLastError();   // the failed lookup must not surface as the next launch's error
+        }
+        return reinterpret_cast<TensorMapEncodeTiled>(f);
+    }();
+    return fn;
+}
+
+// A tensor map of 4-byte (float32) or 2-byte elements: dims and byte strides innermost first (strides
+// of dims 1..rank-1), zero fill outside; false if the driver refuses it (KB_CONV_WWG_REPORT set: its
+// error code to stderr).  The copy engine only moves the bytes, so a 2-byte map is typed UINT16 for
+// fp16 and bf16 alike.
+bool encode_tensor_map(CUtensorMap* map, const void* base, int elem_bytes, int rank, const uint64_t* dims,
+                       const uint64_t* strides_bytes, const uint32_t* box, CUtensorMapSwizzle swizzle) {
+    const TensorMapEncodeTiled encode = tensor_map_encoder();
+    if (!encode) return false;
+    // The driver encodes in the calling thread's current context.  Backward runs on the autograd
+    // engine's thread, where the runtime had not yet made the primary context current at the first
+    // backward of a process: the encoder refused it (CUresult 201, CUDA_ERROR_INVALID_CONTEXT) and
+    // that call fell back to the window kernel, later ones not.  cudaSetDevice (CUDA >= 12) makes
+    // the context current.
+    int device = 0;
+    C10_CUDA_CHECK(cudaGetDevice(&device));
+    C10_CUDA_CHECK(cudaSetDevice(device));
+    cuuint64_t d[5], st[4];
+    cuuint32_t b[5], es[5];
+    for (int i = 0; i < rank; ++i) { d[i] = dims[i]; b[i] = box[i]; es[i] = 1; }
+    for (int i = 0; i + 1 < rank; ++i) st[i] = strides_bytes[i];
+    const CUtensorMapDataType dtype = elem_bytes == 4 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_UINT16;
+    const CUresult status = encode(map, dtype, (cuuint32_t)rank, const_cast<void*>(base), d, st, b, es,
+                                   CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (status != CUDA_SUCCESS && std::getenv("KB_CONV_WWG_REPORT"))
+        std::fprintf(stderr, "cuTensorMapEncodeTiled refused a rank-%d map: CUresult %d\n", rank, (int)status);
+    return status == CUDA_SUCCESS;
+}
+bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t* dims, const uint64_t* strides_bytes,
+                    const uint32_t* box, CUtensorMapSwizzle swizzle) {
+    return encode_tensor_map(map, base, 4, rank, dims, strides_bytes, box, swizzle);
+}
+
 template <typename F>
 void dispatch_dtype(at::ScalarType st, F&& f) {
     switch (st) {
@@ -4405,25 +4732,101 @@ bool pointwise_fits(const ConvGemmParams& p) {
     }
 }
 
+// conv_fwd_pointwise_tma_kernel's tensor maps: x as [N][C][H*W] (boxes of 128 bytes of pixels x BK
+// channels), the pack as [Kpad][Cpad] (BK channels x bm filters), y as [N][K][H*W] (32 pixels x 64
+// filters: one warp's block); false where the driver refuses one.
+struct PointwiseTmaMaps { CUtensorMap x, w, y; };
+bool encode_pointwise_maps(PointwiseTmaMaps& m, const ConvGemmParams& p, int N, int bm, int es) {
+    const uint64_t plane = (uint64_t)p.P * p.Q;
+    const uint64_t x_dims[3] = {plane, (uint64_t)p.Cg, (uint64_t)N};
+    const uint64_t x_strides[2] = {(uint64_t)p.x_sc * es, (uint64_t)p.x_sn * es};
+    const uint32_t x_box[3] = {(uint32_t)(128 / es), (uint32_t)pw_bk(es), 1};
+    const uint64_t w_dims[2] = {(uint64_t)p.Cpad, (uint64_t)p.Kpad};
+    const uint64_t w_strides[1] = {(uint64_t)p.Cpad * es};
+    const uint32_t w_box[2] = {(uint32_t)pw_bk(es), (uint32_t)bm};
+    const uint64_t y_dims[3] = {plane, (uint64_t)p.Kg, (uint64_t)N};
+    const uint64_t y_strides[2] = {(uint64_t)p.y_sc * es, (uint64_t)p.y_sn * es};
+    const uint32_t y_box[3] = {32, 64, 1};
+    return encode_tensor_map(&m.x, p.x, es, 3, x_dims, x_strides, x_box, CU_TENSOR_MAP_SWIZZLE_128B) &&
+           encode_tensor_map(&m.w, p.wpack, es, 2, w_dims, w_strides, w_box, CU_TENSOR_MAP_SWIZZLE_128B) &&
+           encode_tensor_map(&m.y, p.y, es, 3, y_dims, y_strides, y_box,
+                             es == 4 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B);
+}
+
+// 1x1 layers (pointwise_fits) on conv_fwd_pointwise_tma_kernel where it can run: the sm_90a build on a
+// 9.0 device (hopper), one group, a TF32 class or 16 bits (3xTF32 keeps two weight packs and a second
+// accumulator set), positive strides, pixel and image coordinates within int32, its shared memory
+// within the device's, and maps the driver accepts; else on conv_fwd_pointwise_kernel.
+// KB_CONV_PW_TMA=0 keeps every layer on conv_fwd_pointwise_kernel (read at every call: A/B runs, tests).
 template <typename T>
-void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N) {
+void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N, bool hopper) {
     constexpr bool sixteen = sizeof(T) == 2;
+    constexpr int es = (int)sizeof(T);
     const int kprec = sixteen ? PREC_EXACT : prec;  // 16-bit: exact products on 16-bit MMAs
     const bool split = kprec == PREC_3XTF32;
     // fp32 packs pre-rounded to the class's TF32 (3xTF32: the big parts, then the small parts in a
     // second pack); 16-bit packs hold the weights as they are
     pp.round_mode = kprec == PREC_TF32 ? 1 : kprec == PREC_TF32_RNE ? 2 : split ? 4 : 0;
-    pp.red_pad = (int)round_up(pp.red_n, pw_bk((int)sizeof(T)));
+    pp.red_pad = (int)round_up(pp.red_n, pw_bk(es));
     const int bm = pp.col_n <= 64 ? 64 : 128;  // output channels per block (the kernel's comment)
     pp.col_pad = (int)round_up(pp.col_n, bm);
     pp.col_major = 1;  // [group][output channel][input channel]: the kernel's A rows
     p.Cpad = pp.red_pad; p.Kpad = pp.col_pad;
     const at::Tensor wpack = pack_gemm_weights<T>(w, pp, p, (int64_t)groups * p.Cpad * p.Kpad, split);
     p.n_blocks = p.Kpad / bm;
-    const int64_t blocks = (int64_t)N * ceil_div((int64_t)p.P * p.Q, pw_bn(bm)) * p.n_blocks;
-    TORCH_CHECK(blocks < (int64_t)INT32_MAX, "too many output tiles");
-    const dim3 grid((unsigned)blocks, 1, (unsigned)groups);
-    const int smem = pw_smem_bytes((int)sizeof(T), split, bm);
+    const int64_t plane = (int64_t)p.P * p.Q;
+    const int64_t tiles = (int64_t)N * ceil_div(plane, pw_bn(bm)) * p.n_blocks;
+    TORCH_CHECK(tiles < (int64_t)INT32_MAX, "too many output tiles");
+
+    const char* tma_env = std::getenv("KB_CONV_PW_TMA");
+    const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    // Stages and resident weights (the kernel's comment): as many stages as fit, at most
+    // PWT_MAX_STAGES; the weights resident where there is one block of filters and three input stages
+    // still fit beside them.  KB_CONV_PWT_RESIDENT=0 and KB_CONV_PWT_STAGES=n (at most n stages) for
+    // experiments.
+    const int kt_count = p.Cpad / pw_bk(es);
+    const char* resident_env = std::getenv("KB_CONV_PWT_RESIDENT");
+    const char* stages_env = std::getenv("KB_CONV_PWT_STAGES");
+    const int most = stages_env ? std::max(2, std::min(PWT_MAX_STAGES, std::atoi(stages_env))) : PWT_MAX_STAGES;
+    auto fitting_stages = [&](int kt_resident) {
+        int n = most;
+        while (n > 0 && pwt_smem_bytes(es, bm, kt_resident, n) > optin) --n;
+        return n;
+    };
+    p.pw_resident = p.n_blocks == 1 && !(resident_env && std::strcmp(resident_env, "0") == 0) &&
+                    fitting_stages(kt_count) >= 3;
+    p.pw_stages = fitting_stages(p.pw_resident ? kt_count : 0);
+    PointwiseTmaMaps maps;
+    const bool tma = hopper && groups == 1 && !split && !(tma_env && std::strcmp(tma_env, "0") == 0) &&
+                     p.x_sc > 0 && p.x_sn > 0 && p.y_sc > 0 && p.y_sn > 0 && plane + pw_bn(bm) < (int64_t)INT32_MAX &&
+                     N < INT32_MAX && p.pw_stages >= 2 && encode_pointwise_maps(maps, p, N, bm, es);
+    if (tma) {
+        p.total_tiles = tiles;
+        const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+        const unsigned grid = (unsigned)std::min<int64_t>(tiles, sms);
+        const int smem = pwt_smem_bytes(es, bm, p.pw_resident ? kt_count : 0, p.pw_stages);
+        auto run = [&](auto kernel) {
+            allow_dynamic_smem(kernel, smem);
+            kernel<<<grid, PWT_THREADS, smem, launch_stream()>>>(p, maps.x, maps.w, maps.y);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+        };
+        auto variant = [&](auto bm_tag) {
+            constexpr int BM = decltype(bm_tag)::value;
+            if constexpr (sixteen) {
+                run(conv_fwd_pointwise_tma_kernel<T, PREC_EXACT, BM>);
+            } else {
+                if (kprec == PREC_TF32) run(conv_fwd_pointwise_tma_kernel<float, PREC_TF32, BM>);
+                else if (kprec == PREC_TF32_RNE) run(conv_fwd_pointwise_tma_kernel<float, PREC_TF32_RNE, BM>);
+                else run(conv_fwd_pointwise_tma_kernel<float, PREC_EXACT, BM>);
+            }
+        };
+        if (bm == 64) variant(std::integral_constant<int, 64>{});
+        else variant(std::integral_constant<int, 128>{});
+        return;
+    }
+
+    const dim3 grid((unsigned)tiles, 1, (unsigned)groups);
+    const int smem = pw_smem_bytes(es, split, bm);
     auto run = [&](auto kernel) {
         allow_dynamic_smem(kernel, smem);
         kernel<<<grid, PW_THREADS, smem, launch_stream()>>>(p);
@@ -4451,7 +4854,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     auto stream = launch_stream();
     const int taps = p.taps_h * p.taps_w;
     if (pointwise_fits<T>(p)) {
-        run_pointwise<T>(p, pp, w, groups, prec, N);
+        run_pointwise<T>(p, pp, w, groups, prec, N, hopper);
         return;
     }
     // The halo kernels address one image with 32-bit offsets.
@@ -5119,57 +5522,6 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
     reduce_wgrad_splits(ws, dw, p.splits);
-}
-
-// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda), looked
-// up once; null where the driver has none (the wgmma weight gradient then gives way to the window
-// kernel).
-using TensorMapEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                          const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                          CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-TensorMapEncodeTiled tensor_map_encoder() {
-    static const TensorMapEncodeTiled fn = []() -> TensorMapEncodeTiled {
-        void* f = nullptr;
-#if CUDART_VERSION >= 12050
-        cudaDriverEntryPointQueryResult found;
-        const bool ok = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) ==
-                            cudaSuccess && found == cudaDriverEntryPointSuccess;
-#else
-        const bool ok = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault) == cudaSuccess;
-#endif
-        if (!ok) {
-            f = nullptr;
-            (void)cudaGetLastError();   // the failed lookup must not surface as the next launch's error
-        }
-        return reinterpret_cast<TensorMapEncodeTiled>(f);
-    }();
-    return fn;
-}
-
-// A float32 tensor map: dims and byte strides innermost first (strides of dims 1..rank-1), zero fill
-// outside; false if the driver refuses it (KB_CONV_WWG_REPORT set: its error code to stderr).
-bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t* dims, const uint64_t* strides_bytes,
-                    const uint32_t* box, CUtensorMapSwizzle swizzle) {
-    const TensorMapEncodeTiled encode = tensor_map_encoder();
-    if (!encode) return false;
-    // The driver encodes in the calling thread's current context.  Backward runs on the autograd
-    // engine's thread, where the runtime had not yet made the primary context current at the first
-    // backward of a process: the encoder refused it (CUresult 201, CUDA_ERROR_INVALID_CONTEXT) and
-    // that call fell back to the window kernel, later ones not.  cudaSetDevice (CUDA >= 12) makes
-    // the context current.
-    int device = 0;
-    C10_CUDA_CHECK(cudaGetDevice(&device));
-    C10_CUDA_CHECK(cudaSetDevice(device));
-    cuuint64_t d[5], st[4];
-    cuuint32_t b[5], es[5];
-    for (int i = 0; i < rank; ++i) { d[i] = dims[i]; b[i] = box[i]; es[i] = 1; }
-    for (int i = 0; i + 1 < rank; ++i) st[i] = strides_bytes[i];
-    const CUresult status = encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, (cuuint32_t)rank, const_cast<void*>(base), d, st,
-                                   b, es, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (status != CUDA_SUCCESS && std::getenv("KB_CONV_WWG_REPORT"))
-        std::fprintf(stderr, "cuTensorMapEncodeTiled refused a rank-%d map: CUresult %d\n", rank, (int)status);
-    return status == CUDA_SUCCESS;
 }
 
 // conv_wgrad_wgmma_kernel's conditions, blocking, window and tensor maps: float32 in a TF32 class

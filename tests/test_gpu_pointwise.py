@@ -1,9 +1,11 @@
-"""GPU tests of the pointwise kernel (model_new's conv_fwd_pointwise_kernel): 1x1 convolutions at
-stride 1 without padding on NCHW planes, forward and (the same kernel on the transposed weights)
-grad-input.  Forward, input, weight and bias gradients against float64 truth and nn.Conv2d, both
+"""GPU tests of the pointwise kernels (model_new's conv_fwd_pointwise_kernel, and on sm_90a for one group
+outside IEEE mode conv_fwd_pointwise_tma_kernel): 1x1 convolutions at stride 1 without padding on NCHW
+planes, forward and (the same kernel on the transposed weights) grad-input.  Forward, input, weight and bias gradients against float64 truth and nn.Conv2d, both
 precision modes and the 16-bit dtypes, outputs poisoned; which kernel ran, and that layers outside
 its conditions (padding, stride, odd planes, channels_last, strided or misaligned inputs) take
-another route and stay right; the kernel switched off (KB_CONV_PW=0) gives the same class of result.
+another route and stay right; the kernel switched off (KB_CONV_PW=0) gives the same class of result; the tensor-copy kernel's outputs
+are bitwise those of conv_fwd_pointwise_kernel (KB_CONV_PW_TMA=0) on layers that walk several tiles
+per block, partial tiles and filter blocks, both block shapes and every dtype.
 
 Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
@@ -22,6 +24,11 @@ Cfg = U.Cfg
 pytestmark = pytest.mark.usefixtures("built_and_poisoned")  # conftest.py
 
 PW = "conv_fwd_pointwise_kernel"
+PWT = "conv_fwd_pointwise_tma_kernel"
+
+
+def _on_pointwise(text: str) -> bool:
+    return PW in text or PWT in text
 
 CONFIGS = [
     # taken by the pointwise kernel (planes of multiples of 8 pixels: the 16-bit dtypes too)
@@ -96,7 +103,7 @@ def test_pointwise_route(cfg, dtype):
             pytest.skip("the profiler recorded no CUDA kernels here")
         plane = cfg.H * cfg.W
         expected = cfg.id in TAKEN and (dtype == torch.float32 or plane % 8 == 0)
-        assert (PW in text) == expected, f"[{cfg}] {dtype} {prec}: {text}"
+        assert _on_pointwise(text) == expected, f"[{cfg}] {dtype} {prec}: {text}"
 
 
 def test_pointwise_grad_input_route():
@@ -110,7 +117,7 @@ def test_pointwise_grad_input_route():
     text = _kernels(lambda: torch.autograd.grad(y, x, g))
     if not text:
         pytest.skip("the profiler recorded no CUDA kernels here")
-    assert PW in text, text
+    assert _on_pointwise(text), text
 
 
 def test_pointwise_misaligned_input_falls_back():
@@ -124,7 +131,7 @@ def test_pointwise_misaligned_input_falls_back():
     assert x.data_ptr() % 16 != 0
     text = _forward_text(cfg, x=x)
     if text:
-        assert PW not in text, text
+        assert not _on_pointwise(text), text
     with torch.no_grad():
         y, y_ref = model(x), ref(x)
     assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4), U.diff_report(y, y_ref)
@@ -149,7 +156,7 @@ def test_pointwise_off_matches_on(prec):
                 os.environ.pop("KB_CONV_PW", None)
             y_ref = ref(x)
     if text_off:
-        assert PW not in text_off, text_off
+        assert not _on_pointwise(text_off), text_off
     for y in (y_on, y_off):
         assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4), U.diff_report(y, y_ref)
     assert torch.allclose(y_on, y_off, atol=1e-5, rtol=1e-5), U.diff_report(y_on, y_off)
@@ -171,3 +178,138 @@ def test_pointwise_large_values_and_infinities():
     assert torch.equal(torch.isinf(y), torch.isinf(y_ref)), "Inf positions differ"
     finite = torch.isfinite(y_ref)
     assert torch.allclose(y[finite], y_ref[finite], atol=1e-4, rtol=1e-4)
+
+
+# ---- conv_fwd_pointwise_tma_kernel (sm_90a) ----------------------------------------------------------
+
+hopper_only = pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
+                                 reason="conv_fwd_pointwise_tma_kernel runs on compute capability 9.0 only")
+
+# Layers for the tensor-copy kernel beyond CONFIGS: more tiles than 2 x 132 blocks (each block walks
+# several tiles, its stages wrap around and its staging buffers are reused), partial tiles, a second
+# and partial filter block, the 64-filter block shape (BM 64 x 256 pixels), 16-bit planes.
+TMA_CONFIGS = [
+    Cfg("pwt_k130_many_tiles", 8, 64, 64, 64, 130, 1, bias=True),     # 32 x 8 pixel tiles x 2 filter blocks
+    Cfg("pwt_c45_partial", 5, 45, 36, 20, 128, 1),                    # 720 pixels: 5 full tiles + 80
+    Cfg("pwt_bm64_many_tiles", 16, 40, 64, 96, 48, 1, bias=True),     # 24 x 16 tiles of 256 pixels
+    Cfg("pwt_c256_k64", 4, 256, 32, 32, 64, 1),                       # 8 k-tiles, BM 64
+]
+TMA_TAKEN = [c for c in CONFIGS[:9] if c.g == 1] + TMA_CONFIGS
+
+
+def _tma_off(fn):
+    os.environ["KB_CONV_PW_TMA"] = "0"
+    try:
+        return fn()
+    finally:
+        os.environ.pop("KB_CONV_PW_TMA", None)
+
+
+@hopper_only
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("cfg", TMA_TAKEN, ids=[c.id for c in TMA_TAKEN])
+def test_pointwise_tma_equals_pointwise_kernel(cfg, dtype):
+    """The tensor-copy kernel's forward and grad-input equal conv_fwd_pointwise_kernel's bit for bit (the
+    same products summed in the same order per output), and the forward is within the grader's tolerance
+    of nn.Conv2d; the route is the one its conditions name (IEEE mode and groups stay on the other)."""
+    if dtype != torch.float32 and (cfg.H * cfg.W) % 8:
+        pytest.skip("16-bit planes of a multiple of 8 pixels only (both pointwise kernels)")
+    torch.manual_seed(U.seed_for("pointwise_tma", cfg.id, str(dtype)))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+    for prec in (("tf32", "ieee") if dtype == torch.float32 else ("tf32",)):
+        with U.precision_mode(prec):
+            text_on = _kernels(lambda: model(x))
+            text_off = _tma_off(lambda: _kernels(lambda: model(x)))
+            if text_on:
+                # TF32 mode: on it where the forward's class is a TF32 one (cuDNN computes some small
+                # 1x1 layers in fp32, which we then do in 3xTF32 on conv_fwd_pointwise_kernel)
+                on_tma = model.precision_class(x.detach()) in ("tf32", "half")
+                assert (PWT in text_on) == on_tma, f"[{cfg}] {dtype} {prec}: {text_on}"
+                assert PWT not in text_off and PW in text_off, f"[{cfg}] {dtype} {prec}, switched off: {text_off}"
+            if prec == "ieee":
+                continue
+            y_on, gx_on, gy = U.forward_and_grad_input(model, x)
+            y_off, gx_off, _ = _tma_off(lambda: U.forward_and_grad_input(model, x, gy))
+            with torch.no_grad():
+                y_ref = ref(x)
+                y64 = U.double_copy(ref)(x.detach().double())
+        U.sync()
+        where = f"[{cfg}] {dtype}"
+        assert torch.equal(y_on, y_off), f"{where} forward: " + U.diff_report(y_on, y_off)
+        assert torch.equal(gx_on, gx_off), f"{where} grad-input: " + U.diff_report(gx_on, gx_off)
+        tol = 1e-4 if dtype == torch.float32 else 1e-2
+        if dtype == torch.float32 and not torch.allclose(y_on, y_ref, atol=tol, rtol=tol):
+            # cuDNN's 1x1 engines compute some small layers in fp32 (the main test's note)
+            klass = model.precision_class(x.detach(), "forward", detailed=True)
+            U.xfail_if_cudnn_class_differs(where, klass, U.rel_l2(y_on, y64), U.rel_l2(y_ref, y64))
+        assert torch.allclose(y_on.float(), y_ref.float(), atol=tol, rtol=tol), \
+            f"{where}: " + U.diff_report(y_on.float(), y_ref.float())
+
+
+@hopper_only
+def test_pointwise_tma_batch_strided_input():
+    """Every second image of a bigger batch: the input map's image stride is twice the batch's, and the
+    result is still conv_fwd_pointwise_kernel's and nn.Conv2d's."""
+    cfg = TMA_CONFIGS[0]
+    torch.manual_seed(11)
+    model, ref = U.make_models(M, cfg)
+    x = torch.randn(2 * cfg.N, cfg.C, cfg.H, cfg.W, device="cuda")[::2]
+    with torch.no_grad():
+        text = _kernels(lambda: model(x))
+        y = model(x)
+        y_off = _tma_off(lambda: model(x))
+        y_ref = ref(x)
+    if text:
+        assert PWT in text, text
+    assert torch.equal(y, y_off), U.diff_report(y, y_off)
+    assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4), U.diff_report(y, y_ref)
+
+
+@hopper_only
+def test_pointwise_tma_infinities_tf32():
+    """Inf and NaN inputs land where nn.Conv2d's do with TF32 on (the rounding keeps them)."""
+    cfg = TMA_CONFIGS[1]
+    torch.manual_seed(12)
+    with U.precision_mode("tf32"):
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg)
+        x[0, 3, 4, 5] = float("inf")
+        x[1, 7, 0, 0] = float("nan")
+        x[4, 44, 35, 19] = float("-inf")
+        with torch.no_grad():
+            text = _kernels(lambda: model(x))
+            y, y_ref = model(x), ref(x)
+    if text:
+        assert PWT in text, text
+    assert torch.equal(torch.isnan(y), torch.isnan(y_ref)), "NaN positions differ"
+    assert torch.equal(torch.isinf(y), torch.isinf(y_ref)), "Inf positions differ"
+    finite = torch.isfinite(y_ref)
+    assert torch.allclose(y[finite], y_ref[finite], atol=1e-4, rtol=1e-4)
+
+
+@hopper_only
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("env", [{"KB_CONV_PWT_RESIDENT": "0"}, {"KB_CONV_PWT_STAGES": "2"},
+                                 {"KB_CONV_PWT_RESIDENT": "0", "KB_CONV_PWT_STAGES": "2"}],
+                         ids=["streamed", "two_stages", "streamed_two_stages"])
+def test_pointwise_tma_pipeline_variants(env, dtype):
+    """The weights streamed with the input instead of resident, and two stages instead of as many as fit,
+    give the same bits: on a layer whose weights are resident by default (one filter block, many tiles per
+    block) and on one with two filter blocks (always streamed)."""
+    for cfg in (Cfg("pwt_resident_many_tiles", 8, 64, 64, 72, 96, 1, bias=True), TMA_CONFIGS[0]):
+        torch.manual_seed(U.seed_for("pointwise_tma_variants", cfg.id, str(dtype)))
+        model, _ = U.make_models(M, cfg, dtype=dtype)
+        x = U.make_input(cfg, dtype=dtype)
+        with U.precision_mode("tf32"), torch.no_grad():
+            y = model(x)
+            os.environ.update(env)
+            try:
+                text = _kernels(lambda: model(x))
+                y_variant = model(x)
+            finally:
+                for k in env:
+                    os.environ.pop(k, None)
+        if text:
+            assert PWT in text, text
+        assert torch.equal(y, y_variant), f"[{cfg}] {dtype} {env}: " + U.diff_report(y.float(), y_variant.float())

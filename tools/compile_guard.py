@@ -53,6 +53,13 @@ INSTANTIATIONS = {
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_TF32_RNE"), ("float", "PREC_3XTF32"),
                      ("float", "PREC_EXACT"), ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
         for m in (64, 128)],
+    "conv_fwd_pointwise_tma_kernel": [
+        "template __global__ void conv_fwd_pointwise_tma_kernel<{t}, {p}, {m}>(const __grid_constant__ ConvGemmParams, "
+        "const __grid_constant__ CUtensorMap, const __grid_constant__ CUtensorMap, "
+        "const __grid_constant__ CUtensorMap);".format(t=t, p=p, m=m)
+        for t, p in (("float", "PREC_TF32"), ("float", "PREC_TF32_RNE"), ("float", "PREC_EXACT"),
+                     ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))
+        for m in (64, 128)],
     "conv_wgrad_gemm_kernel": [
         "template __global__ void conv_wgrad_gemm_kernel<{t}, {p}>(const __grid_constant__ WgradParams);".format(t=t, p=p)
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),

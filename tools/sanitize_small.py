@@ -87,13 +87,19 @@ CASES = [
     # the pointwise kernel (1x1, stride 1, no padding): a partial pixel tile (200 pixels), a ragged
     # k-tile (45 channels), a second, partial block of filters (130), and its grad-input
     ("pointwise_K130_P200", 2, 45, 10, 20, 130, 1, dict(bias=True)),
+    # on sm_90a in TF32 mode and 16 bits the same layer runs on conv_fwd_pointwise_tma_kernel; here 272
+    # pixel tiles on 132 blocks (each block walks 2-3 tiles: its stages wrap, its staging buffers are
+    # reused), and the 64-filter block shape with 256-pixel tiles
+    ("pointwise_tma_272_tiles", 2, 8, 128, 136, 128, 1, dict(bias=True)),
+    ("pointwise_tma_K40_bm64", 3, 40, 16, 24, 40, 1, dict()),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
                 # the 16-bit wgmma instances: the first two take its scalar loader (W of 68 and 67
                 # are not multiples of 8), the third its 16-byte one
                 ("wgmma_vec_K130", torch.float16), ("wgmma_scalar_W67", torch.bfloat16),
-                ("wgmma16_vec_W72", torch.bfloat16), ("pointwise_K130_P200", torch.float16)]
+                ("wgmma16_vec_W72", torch.bfloat16), ("pointwise_K130_P200", torch.float16),
+                ("pointwise_tma_272_tiles", torch.bfloat16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
