@@ -772,9 +772,8 @@ struct ConvGemmParams {
     // staging buffers for it), and staging buffers per consumer warpgroup: 3 (one barrier per round)
     // where they fit, else 2 (two barriers per round)
     int epi_rc, epi_bufs;
-    // conv_fwd_pointwise_tma_kernel: its stages, and 1 where the whole weight block stays in shared
-    // memory (loaded once per block; the stages then hold input boxes only), else 0
-    int pw_stages, pw_resident;
+    // conv_fwd_pointwise_tma_kernel: its stages (see the kernel's pipeline)
+    int pw_stages;
     // Profiling switch (environment KB_CONV_PROFILE_SKIP, default 0): bit 0 skips the output stores,
     // bit 1 the halo loads, bit 2 the weight copies, bit 3 the MMAs; bit 4 points every A operand
     // at the (1024-byte aligned) start of the halo buffer instead of the tap's one-pixel shifts.
@@ -1228,7 +1227,7 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //          [Kpad][Cpad], then BN / (128 / ES) X boxes [BK channels][128 bytes of pixels] of the map
 //          over x as [N][C][H*W] (zeros past the plane and past the last channel: no padding in the
 //          pack is needed for X, and garbage never meets a zero weight).
-//   A      ldmatrix.x4 at row m, chunk (2 ks + half) ^ (m % 8): 8 rows per matrix, 8 banks groups.
+//   A      ldmatrix.x4 at row m, chunk (2 ks + half) ^ (m % 8): 8 rows per matrix in 8 bank groups.
 //   B fp32 lane (g, t) reads channel row t (+4) at pixel 4j + 16 (g / 4) + g % 4 of the warp's
 //          32-pixel box for n8 tile j: its chunk (j + 4 (g / 4)) ^ t (^4) differs across the 8
 //          (g / 4, t) pairs, so the 32 lanes hit 32 banks (a dense [c][pix] layout without the
@@ -1242,27 +1241,24 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //          and its lane 0 stores the box with one tensor copy (outputs past the plane or past the
 //          last channel are not written).  The buffer is reused two tiles later, after
 //          cp.async.bulk.wait_group.read 1.
-// Weights: where the layer has one block of filters and its whole weight block fits beside the
-//   staging and three input stages (#87: 32 KB), it is loaded once per block into its own region (KT
-//   boxes, one mbarrier) and the stages hold the input boxes only (p.pw_resident); else each stage
-//   carries its k-tile's W box in front of the X boxes.
-// Pipeline: p.pw_stages stages (as many as fit, at most 8), each with a full mbarrier (the producer's
-//   arrive with the stage's bytes) and an empty one (one arrive per consumer warp once its MMAs have
-//   read the stage).
-// Shared memory: [resident weights][stages][16 staging buffers][mbarriers], 1024-byte aligned.
+// Pipeline: p.pw_stages stages, each with a full mbarrier (the producer's arrive with the stage's
+//   bytes) and an empty one (one arrive per consumer warp once its MMAs have read the stage).  How far
+//   the copies run ahead matters more than it seems: with many input bytes in flight the reads crowd
+//   out the output's writes.  Measured (docs/perf-log.md, s26), #87 (64 -> 128 channels) ran best
+//   with 2 stages (fp16 1.78 ms against 2.02 with 8), bench.py's 1x1 (256 -> 128) with as many as fit
+//   (fp16 0.111 ms with 6, 0.138 with 2); the launcher keeps about 64 KB x C / K of input in flight
+//   per SM (run_pointwise).  (Weights resident in shared memory instead of a W box per stage
+//   measured the same, and were dropped.)
+// Shared memory: [stages][16 staging buffers][mbarriers], 1024-byte aligned.
 constexpr int PWT_THREADS = 288;   // 8 consumer warps, 1 producer warp
 constexpr int PWT_MAX_STAGES = 8;
 __host__ __device__ constexpr int pwt_w_bytes(int bm) { return bm * 128; }                   // one W box
 __host__ __device__ constexpr int pwt_x_bytes(int bm) { return 128 * pw_bn(bm); }            // a stage's X boxes
 __host__ __device__ constexpr int pwt_out_bytes(int es) { return 64 * 32 * es; }              // one staging buffer
-__host__ __device__ constexpr int pwt_stage_bytes(int bm, bool resident) {
-    return (resident ? 0 : pwt_w_bytes(bm)) + pwt_x_bytes(bm);
-}
-// 1 KB of slack for the 1024-byte alignment, the resident weights (kt W boxes, or none), the stages,
-// 16 staging buffers, the mbarriers (full and empty per stage, one for the resident weights)
-__host__ __device__ constexpr int pwt_smem_bytes(int es, int bm, int kt_resident, int stages) {
-    return 1024 + kt_resident * pwt_w_bytes(bm) + stages * pwt_stage_bytes(bm, kt_resident > 0) +
-           16 * pwt_out_bytes(es) + 8 * (2 * stages + 1);
+__host__ __device__ constexpr int pwt_stage_bytes(int bm) { return pwt_w_bytes(bm) + pwt_x_bytes(bm); }
+// 1 KB of slack for the 1024-byte alignment, the stages, 16 staging buffers, the mbarriers
+__host__ __device__ constexpr int pwt_smem_bytes(int es, int bm, int stages) {
+    return 1024 + stages * pwt_stage_bytes(bm) + 16 * pwt_out_bytes(es) + 16 * stages;
 }
 
 template <typename T, int PREC, int BM>
@@ -1285,21 +1281,16 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const int tid = threadIdx.x, lane = tid & 31, warp = __shfl_sync(0xffffffffu, tid >> 5, 0);
     const int stages = p.pw_stages, KT = p.Cpad / BK;
-    const bool resident = p.pw_resident != 0;
-    const int stage_bytes = pwt_stage_bytes(BM, resident);
-    const int x_in_stage = resident ? 0 : W_BYTES;          // the X boxes' offset within a stage
+    constexpr int STAGE_BYTES = W_BYTES + (BN / BOX_PIX) * X_BOX_BYTES;   // the W box, then the X boxes
     const unsigned smem_u = ((unsigned)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
     unsigned char* smem = smem_raw + (smem_u - (unsigned)__cvta_generic_to_shared(smem_raw));
-    const unsigned stages_u = smem_u + (resident ? KT * W_BYTES : 0);   // after the resident weights
-    const unsigned out_u = stages_u + stages * stage_bytes;  // staging buffer (warp, b) at out_u + (2 warp + b) OUT_BYTES
-    const unsigned bars = out_u + 16 * OUT_BYTES;            // full[stages], empty[stages], the weights'
-    const unsigned w_bar = bars + 16 * stages;
+    const unsigned out_u = smem_u + stages * STAGE_BYTES;   // staging buffer (warp, b) at out_u + (2 warp + b) OUT_BYTES
+    const unsigned bars = out_u + 16 * OUT_BYTES;            // full[stages], then empty[stages]
     if (tid == 0) {
         for (int s = 0; s < stages; ++s) {
             mbar_init(bars + 8 * s, 1);
             mbar_init(bars + 8 * (stages + s), 8);
         }
-        mbar_init(w_bar, 1);
         mbar_init_fence();
     }
     __syncthreads();
@@ -1314,10 +1305,6 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
 
     if (warp == 8) {  // the producer
         if (lane == 0) {
-            if (resident) {   // the whole weight block (one block of filters: kb = 0), once
-                mbar_arrive_expect_tx(w_bar, KT * W_BYTES);
-                for (int kt = 0; kt < KT; ++kt) tma_load_2d(smem_u + kt * W_BYTES, &w_map, kt * BK, 0, w_bar);
-            }
             int stage = 0;
             unsigned phase = 0;
             for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
@@ -1325,12 +1312,12 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
                 decode(tile, kb, img, pix0);
                 for (int kt = 0; kt < KT; ++kt) {
                     mbar_wait(bars + 8 * (stages + stage), phase ^ 1u);  // released (a fresh barrier: at once)
-                    const unsigned dst = stages_u + stage * stage_bytes, full = bars + 8 * stage;
-                    mbar_arrive_expect_tx(full, stage_bytes);
-                    if (!resident) tma_load_2d(dst, &w_map, kt * BK, kb * BM, full);
+                    const unsigned dst = smem_u + stage * STAGE_BYTES, full = bars + 8 * stage;
+                    mbar_arrive_expect_tx(full, STAGE_BYTES);
+                    tma_load_2d(dst, &w_map, kt * BK, kb * BM, full);
 #pragma unroll
                     for (int b = 0; b < BN / BOX_PIX; ++b)
-                        tma_load_3d(dst + x_in_stage + b * X_BOX_BYTES, &x_map, pix0 + b * BOX_PIX, kt * BK, img, full);
+                        tma_load_3d(dst + W_BYTES + b * X_BOX_BYTES, &x_map, pix0 + b * BOX_PIX, kt * BK, img, full);
                     if (++stage == stages) { stage = 0; phase ^= 1u; }
                 }
             }
@@ -1346,7 +1333,7 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
     // B, fp32: byte offsets in the warp's box of n8 tile j's b0 (channel row t) and b1 (row t + 4)
     unsigned b_off[4][2];
     // the warp's X box within a stage (fp32: its 32 pixels; 16-bit: the 64 holding its 32)
-    const unsigned x_box = (unsigned)(x_in_stage + (SIXTEEN ? (wn / 2) * X_BOX_BYTES : wn * X_BOX_BYTES));
+    const unsigned x_box = (unsigned)(W_BYTES + (SIXTEEN ? (wn / 2) * X_BOX_BYTES : wn * X_BOX_BYTES));
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
         const unsigned c = (unsigned)((j | (4 * (g >> 2))) ^ t);
@@ -1354,7 +1341,6 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
         b_off[j][1] = (unsigned)((t + 4) * 128) + ((c ^ 4u) << 4) + (unsigned)((g & 3) * 4);
     }
     const T* bias = (const T*)p.bias;
-    if (resident) mbar_wait(w_bar, 0);   // the resident weights have landed
 
     int stage = 0, buf = 0;
     unsigned phase = 0;
@@ -1370,15 +1356,14 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
                 for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
         for (int kt = 0; kt < KT; ++kt) {
             mbar_wait(bars + 8 * stage, phase);   // the stage's boxes have landed
-            const unsigned st = stages_u + stage * stage_bytes;                  // its X boxes at st + x_box
-            const unsigned wk = resident ? smem_u + kt * W_BYTES : st;           // k-tile kt's W box
+            const unsigned st = smem_u + stage * STAGE_BYTES;   // its W box; its X boxes at st + x_box
             if constexpr (SIXTEEN) {
 #pragma unroll
                 for (int ks = 0; ks < BK / 16; ++ks) {
                     uint32_t a[4][4], b[4][2];
                     const unsigned a_chunk = (unsigned)(((2 * ks + l_half) ^ (lane & 7)) << 4);
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], wk + a_row + i * 16 * 128 + a_chunk);
+                    for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], st + a_row + i * 16 * 128 + a_chunk);
 #pragma unroll
                     for (int jp = 0; jp < 2; ++jp) {
                         // channel row ks 16 + l_row; pixel (wn % 2) 32 + jp 16 + l_half 8 of the box
@@ -1399,7 +1384,7 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
                     uint32_t a[4][4];
                     const unsigned a_chunk = (unsigned)(((2 * ks + l_half) ^ (lane & 7)) << 4);
 #pragma unroll
-                    for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], wk + a_row + i * 16 * 128 + a_chunk);
+                    for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], st + a_row + i * 16 * 128 + a_chunk);
 #pragma unroll
                     for (int j = 0; j < 4; ++j) {
                         const float lo = *reinterpret_cast<const float*>(xs + ks * 1024 + b_off[j][0]);
@@ -4780,31 +4765,23 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
 
     const char* tma_env = std::getenv("KB_CONV_PW_TMA");
     const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
-    // Stages and resident weights (the kernel's comment): as many stages as fit, at most
-    // PWT_MAX_STAGES; the weights resident where there is one block of filters and three input stages
-    // still fit beside them.  KB_CONV_PWT_RESIDENT=0 and KB_CONV_PWT_STAGES=n (at most n stages) for
+    // Stages (the kernel's pipeline): about 64 KB x C / K of input in flight per SM, at least 2, at most
+    // as many as fit (and PWT_MAX_STAGES).  KB_CONV_PWT_STAGES=n sets n (as far as they fit) for
     // experiments.
-    const int kt_count = p.Cpad / pw_bk(es);
-    const char* resident_env = std::getenv("KB_CONV_PWT_RESIDENT");
     const char* stages_env = std::getenv("KB_CONV_PWT_STAGES");
-    const int most = stages_env ? std::max(2, std::min(PWT_MAX_STAGES, std::atoi(stages_env))) : PWT_MAX_STAGES;
-    auto fitting_stages = [&](int kt_resident) {
-        int n = most;
-        while (n > 0 && pwt_smem_bytes(es, bm, kt_resident, n) > optin) --n;
-        return n;
-    };
-    p.pw_resident = p.n_blocks == 1 && !(resident_env && std::strcmp(resident_env, "0") == 0) &&
-                    fitting_stages(kt_count) >= 3;
-    p.pw_stages = fitting_stages(p.pw_resident ? kt_count : 0);
+    int want = (int)std::max<int64_t>(2, ceil_div((int64_t)65536 * p.Cg, (int64_t)p.Kg * pwt_x_bytes(bm)));
+    if (stages_env) want = std::max(1, std::atoi(stages_env));
+    p.pw_stages = std::min(want, PWT_MAX_STAGES);
+    while (p.pw_stages > 0 && pwt_smem_bytes(es, bm, p.pw_stages) > optin) --p.pw_stages;
     PointwiseTmaMaps maps;
     const bool tma = hopper && groups == 1 && !split && !(tma_env && std::strcmp(tma_env, "0") == 0) &&
                      p.x_sc > 0 && p.x_sn > 0 && p.y_sc > 0 && p.y_sn > 0 && plane + pw_bn(bm) < (int64_t)INT32_MAX &&
-                     N < INT32_MAX && p.pw_stages >= 2 && encode_pointwise_maps(maps, p, N, bm, es);
+                     N < INT32_MAX && p.pw_stages >= 1 && encode_pointwise_maps(maps, p, N, bm, es);
     if (tma) {
         p.total_tiles = tiles;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
         const unsigned grid = (unsigned)std::min<int64_t>(tiles, sms);
-        const int smem = pwt_smem_bytes(es, bm, p.pw_resident ? kt_count : 0, p.pw_stages);
+        const int smem = pwt_smem_bytes(es, bm, p.pw_stages);
         auto run = [&](auto kernel) {
             allow_dynamic_smem(kernel, smem);
             kernel<<<grid, PWT_THREADS, smem, launch_stream()>>>(p, maps.x, maps.w, maps.y);

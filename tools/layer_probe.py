@@ -11,8 +11,7 @@ torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and o
 with --backward also forward + backward.  --kernels times ModelNew again under each
 KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
 KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel; nopwtma:
-KB_CONV_PW_TMA=0, 1x1 layers on conv_fwd_pointwise_kernel, not its tensor-copy form; pwtstream:
-KB_CONV_PWT_RESIDENT=0, that form's weights streamed with the input, not resident; nophases:
+KB_CONV_PW_TMA=0, 1x1 layers on conv_fwd_pointwise_kernel, not its tensor-copy form; nophases:
 KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel; rowphases / norowphases:
 KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
@@ -60,7 +59,6 @@ KERNEL_SETTINGS = {
     "nos2d": ("KB_CONV_S2D", "0"),
     "nopw": ("KB_CONV_PW", "0"),
     "nopwtma": ("KB_CONV_PW_TMA", "0"),
-    "pwtstream": ("KB_CONV_PWT_RESIDENT", "0"),
     "nophases": ("KB_CONV_WGMMA_PHASES", "0"),
     "rowphases": ("KB_CONV_ROW_PHASES", "1"),
     "norowphases": ("KB_CONV_ROW_PHASES", "0"),
