@@ -12,6 +12,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                streaming GEMM (16-byte copies of channel rows,
                                                ldmatrix fragments, whole-line stores); TF32 / 3xTF32
                                                / 16-bit MMAs (mma.sync, every GPU)
+                      conv_fwd_pointwise_tma_kernel sm_90a: the same GEMM for one group in the TF32
+                                               classes and 16 bits with every byte moved by the tensor
+                                               copy engine: persistent, a producer warp on mbarriers,
+                                               each warp's output block stored by one tensor copy
                       conv_fwd_halo_kernel     implicit GEMM over a shared-memory halo window loaded
                                                once per 16-channel slice, ldmatrix fragments (the
                                                main path: #55, #56, every kernel of >= 3 taps)
@@ -1214,7 +1218,9 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //   re-reads its weights per block.  It reached 3.4-3.5 TB/s on #87 against cuDNN's 3.8 (0.89x,
 //   fp16 0.72x: docs/perf-log.md, s19).  Here one thread keeps the copies of the next tiles in
 //   flight while the warps multiply, and each warp hands its finished 64 x 32 output block to the
-//   copy engine and goes on while the store drains.
+//   copy engine and goes on while the store drains.  Measured (s26, same runs as cuDNN): #87 in
+//   fp16 / bf16 0.71x -> 0.99-1.01x, bench.py's 1x1 0.86x -> 0.98-1.02x (16 bits 0.63x -> 0.94x);
+//   #87 in fp32 unchanged at 0.94x (both kernels stream ~3.5 TB/s there, cuDNN ~3.7).
 // Tiling: as conv_fwd_pointwise_kernel: BM output channels x BN pixels of one image per tile (BM 128
 //   x BN 128, or 64 x 256 where Kg <= 64), k-tiles of 128 bytes of channels (BK = 32 fp32 or 64
 //   16-bit), 8 consumer warps of 64 x 32 (A = weights by ldmatrix.x4, B = pixels); warp 8 is the
