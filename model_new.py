@@ -1251,10 +1251,10 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //   bytes) and an empty one (one arrive per consumer warp once its MMAs have read the stage).  How far
 //   the copies run ahead matters more than it seems: with many input bytes in flight the reads crowd
 //   out the output's writes.  Measured (docs/perf-log.md, s26), #87 (64 -> 128 channels) ran best
-//   with 2 stages (fp16 1.78 ms against 2.02 with 8), bench.py's 1x1 (256 -> 128) with as many as fit
-//   (fp16 0.111 ms with 6, 0.138 with 2); the launcher keeps about 64 KB x C / K of input in flight
-//   per SM (run_pointwise).  (Weights resident in shared memory instead of a W box per stage
-//   measured the same, and were dropped.)
+//   with 2 stages (fp16 1.78 ms against 1.87 with 5, as many as fit), bench.py's 1x1 (256 -> 128)
+//   with as many as fit (fp16 0.111 ms with 5, 0.138 with 2); the launcher keeps about 64 KB x C / K
+//   of input in flight per SM (run_pointwise).  (Weights resident in shared memory instead of a W
+//   box per stage measured the same, and were dropped.)
 // Shared memory: [stages][16 staging buffers][mbarriers], 1024-byte aligned.
 constexpr int PWT_THREADS = 288;   // 8 consumer warps, 1 producer warp
 constexpr int PWT_MAX_STAGES = 8;
@@ -4307,7 +4307,7 @@ void check_tensor(const at::Tensor& t, const char* name) {
 
 // cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda), looked
 // up once; null where the driver has none (the wgmma weight gradient then gives way to the window
-// kernel).
+// kernel, the 1x1 forward to conv_fwd_pointwise_kernel).
 using TensorMapEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
                                           const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
                                           CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
@@ -4748,7 +4748,8 @@ bool encode_pointwise_maps(PointwiseTmaMaps& m, const ConvGemmParams& p, int N, 
 // 9.0 device (hopper), one group, a TF32 class or 16 bits (3xTF32 keeps two weight packs and a second
 // accumulator set), positive strides, pixel and image coordinates within int32, its shared memory
 // within the device's, and maps the driver accepts; else on conv_fwd_pointwise_kernel.
-// KB_CONV_PW_TMA=0 keeps every layer on conv_fwd_pointwise_kernel (read at every call: A/B runs, tests).
+// KB_CONV_PW_TMA=0 keeps every layer on conv_fwd_pointwise_kernel (read at every call: A/B runs, tests),
+// as does everything that turns the sm_90a kernels off (KB_CONV_WGMMA=0, set_hopper(False)).
 template <typename T>
 void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N, bool hopper) {
     constexpr bool sixteen = sizeof(T) == 2;
@@ -4775,14 +4776,14 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // as many as fit (and PWT_MAX_STAGES).  KB_CONV_PWT_STAGES=n sets n (as far as they fit) for
     // experiments.
     const char* stages_env = std::getenv("KB_CONV_PWT_STAGES");
-    int want = (int)std::max<int64_t>(2, ceil_div((int64_t)65536 * p.Cg, (int64_t)p.Kg * pwt_x_bytes(bm)));
+    int64_t want = std::max<int64_t>(2, ceil_div((int64_t)65536 * p.Cg, (int64_t)p.Kg * pwt_x_bytes(bm)));
     if (stages_env) want = std::max(1, std::atoi(stages_env));
-    p.pw_stages = std::min(want, PWT_MAX_STAGES);
+    p.pw_stages = (int)std::min<int64_t>(want, PWT_MAX_STAGES);
     while (p.pw_stages > 0 && pwt_smem_bytes(es, bm, p.pw_stages) > optin) --p.pw_stages;
     PointwiseTmaMaps maps;
     const bool tma = hopper && groups == 1 && !split && !(tma_env && std::strcmp(tma_env, "0") == 0) &&
                      p.x_sc > 0 && p.x_sn > 0 && p.y_sc > 0 && p.y_sn > 0 && plane + pw_bn(bm) < (int64_t)INT32_MAX &&
-                     N < INT32_MAX && p.pw_stages >= 1 && encode_pointwise_maps(maps, p, N, bm, es);
+                     p.pw_stages >= 1 && encode_pointwise_maps(maps, p, N, bm, es);
     if (tma) {
         p.total_tiles = tiles;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
