@@ -162,22 +162,34 @@ def test_pointwise_off_matches_on(prec):
     assert torch.allclose(y_on, y_off, atol=1e-5, rtol=1e-5), U.diff_report(y_on, y_off)
 
 
-def test_pointwise_large_values_and_infinities():
-    """Non-finite inputs propagate as nn.Conv2d's do (IEEE mode: the 3xTF32 split keeps Inf and NaN)."""
-    cfg = {c.id: c for c in CONFIGS}["pw_c64_k128"]
-    torch.manual_seed(9)
-    with U.precision_mode("ieee"):
+def _nonfinite_run(cfg, seed, prec, spots):
+    """Forward of cfg with the values of `spots` ((n, c, h, w) -> value) planted in a random input, in
+    precision mode prec: (ours, nn.Conv2d's, the kernels' names)."""
+    torch.manual_seed(seed)
+    with U.precision_mode(prec):
         model, ref = U.make_models(M, cfg)
         x = U.make_base(cfg)
-        x[0, 3, 4, 5] = float("inf")
-        x[1, 7, 0, 0] = float("nan")
-        x[1, 9, 2, 2] = 3.0e38
+        for where, value in spots.items():
+            x[where] = value
         with torch.no_grad():
+            text = _kernels(lambda: model(x))
             y, y_ref = model(x), ref(x)
+    return y, y_ref, text
+
+
+def _assert_nonfinite_like(y, y_ref):
     assert torch.equal(torch.isnan(y), torch.isnan(y_ref)), "NaN positions differ"
     assert torch.equal(torch.isinf(y), torch.isinf(y_ref)), "Inf positions differ"
     finite = torch.isfinite(y_ref)
     assert torch.allclose(y[finite], y_ref[finite], atol=1e-4, rtol=1e-4)
+
+
+def test_pointwise_large_values_and_infinities():
+    """Non-finite inputs propagate as nn.Conv2d's do (IEEE mode: the 3xTF32 split keeps Inf and NaN)."""
+    cfg = {c.id: c for c in CONFIGS}["pw_c64_k128"]
+    y, y_ref, _ = _nonfinite_run(cfg, 9, "ieee", {(0, 3, 4, 5): float("inf"), (1, 7, 0, 0): float("nan"),
+                                                  (1, 9, 2, 2): 3.0e38})
+    _assert_nonfinite_like(y, y_ref)
 
 
 # ---- conv_fwd_pointwise_tma_kernel (sm_90a) ----------------------------------------------------------
@@ -275,23 +287,12 @@ def test_pointwise_tma_batch_strided_input():
 def test_pointwise_tma_infinities_tf32():
     """Inf and NaN inputs land where nn.Conv2d's do with TF32 on (the rounding keeps them)."""
     cfg = TMA_CONFIGS[0]   # 64 -> 130 channels: cuDNN's TF32 class (45 channels may be its fp32 one)
-    torch.manual_seed(12)
-    with U.precision_mode("tf32"):
-        model, ref = U.make_models(M, cfg)
-        x = U.make_input(cfg)
-        x[0, 3, 4, 5] = float("inf")
-        x[1, 7, 0, 0] = float("nan")
-        x[7, 63, 63, 63] = float("-inf")
-        with torch.no_grad():
-            text = _kernels(lambda: model(x))
-            y, y_ref = model(x), ref(x)
+    y, y_ref, text = _nonfinite_run(cfg, 12, "tf32", {(0, 3, 4, 5): float("inf"), (1, 7, 0, 0): float("nan"),
+                                                      (7, 63, 63, 63): float("-inf")})
     if not text:
         pytest.skip("the profiler recorded no CUDA kernels here")
     assert PWT in text, text
-    assert torch.equal(torch.isnan(y), torch.isnan(y_ref)), "NaN positions differ"
-    assert torch.equal(torch.isinf(y), torch.isinf(y_ref)), "Inf positions differ"
-    finite = torch.isfinite(y_ref)
-    assert torch.allclose(y[finite], y_ref[finite], atol=1e-4, rtol=1e-4)
+    _assert_nonfinite_like(y, y_ref)
 
 
 @hopper_only
