@@ -4770,20 +4770,24 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     const int64_t tiles = (int64_t)N * ceil_div(plane, pw_bn(bm)) * p.n_blocks;
     TORCH_CHECK(tiles < (int64_t)INT32_MAX, "too many output tiles");
 
+    // The tensor-copy kernel's conditions (pointwise_fits has checked the strides' signs and alignment);
+    // its stages and maps only where they hold.
     const char* tma_env = std::getenv("KB_CONV_PW_TMA");
-    const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
-    // Stages (the kernel's pipeline): about 64 KB x C / K of input in flight per SM, at least 2, at most
-    // as many as fit (and PWT_MAX_STAGES).  KB_CONV_PWT_STAGES=n sets n (as far as they fit) for
-    // experiments.
-    const char* stages_env = std::getenv("KB_CONV_PWT_STAGES");
-    int64_t want = std::max<int64_t>(2, ceil_div((int64_t)65536 * p.Cg, (int64_t)p.Kg * pwt_x_bytes(bm)));
-    if (stages_env) want = std::max(1, std::atoi(stages_env));
-    p.pw_stages = (int)std::min<int64_t>(want, PWT_MAX_STAGES);
-    while (p.pw_stages > 0 && pwt_smem_bytes(es, bm, p.pw_stages) > optin) --p.pw_stages;
+    bool tma = hopper && groups == 1 && !split && !(tma_env && std::strcmp(tma_env, "0") == 0) && p.x_sn > 0 &&
+               p.y_sn > 0 && plane + pw_bn(bm) < (int64_t)INT32_MAX;
     PointwiseTmaMaps maps;
-    const bool tma = hopper && groups == 1 && !split && !(tma_env && std::strcmp(tma_env, "0") == 0) &&
-                     p.x_sc > 0 && p.x_sn > 0 && p.y_sc > 0 && p.y_sn > 0 && plane + pw_bn(bm) < (int64_t)INT32_MAX &&
-                     p.pw_stages >= 1 && encode_pointwise_maps(maps, p, N, bm, es);
+    if (tma) {
+        // Stages (the kernel's pipeline): about 64 KB x C / K of input in flight per SM, at least 2, at
+        // most as many as fit (and PWT_MAX_STAGES).  KB_CONV_PWT_STAGES=n sets n (as far as they fit)
+        // for experiments.
+        const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+        const char* stages_env = std::getenv("KB_CONV_PWT_STAGES");
+        int64_t want = std::max<int64_t>(2, ceil_div((int64_t)65536 * p.Cg, (int64_t)p.Kg * pwt_x_bytes(bm)));
+        if (stages_env) want = std::max(1, std::atoi(stages_env));
+        p.pw_stages = (int)std::min<int64_t>(want, PWT_MAX_STAGES);
+        while (p.pw_stages > 0 && pwt_smem_bytes(es, bm, p.pw_stages) > optin) --p.pw_stages;
+        tma = p.pw_stages >= 1 && encode_pointwise_maps(maps, p, N, bm, es);
+    }
     if (tma) {
         p.total_tiles = tiles;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
