@@ -473,9 +473,60 @@ __device__ __forceinline__ void wgmma_m64n64k8_tf32_rs(float (&d)[32], const uin
               KB_ACC8(56)                                                                                \
             : "l"(a_desc), "l"(b_desc), "r"(accumulate));                                                \
     }
+// The same with a 64-wide B (and D): the narrow variant's 16-bit MMA.
+#define KB_WGMMA_M64N64K16(NAME, DT)                                                                     \
+    __device__ __forceinline__ void NAME(float (&d)[32], uint64_t a_desc, uint64_t b_desc, int accumulate) { \
+        asm volatile(                                                                                    \
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                   \
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32." DT "." DT " "                                  \
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "           \
+            "%32, %33, p, 1, 1, 0, 0;\n}\n"                                                              \
+            : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24)                                           \
+            : "l"(a_desc), "l"(b_desc), "r"(accumulate));                                                \
+    }
 #ifdef KB_HAVE_WGMMA
 KB_WGMMA_M64N128K16(wgmma_m64n128k16_f16, "f16")
 KB_WGMMA_M64N128K16(wgmma_m64n128k16_bf16, "bf16")
+KB_WGMMA_M64N64K16(wgmma_m64n64k16_f16, "f16")
+KB_WGMMA_M64N64K16(wgmma_m64n64k16_bf16, "bf16")
+#endif
+// D(64 x 128) (+)= A(64 x 16, registers) * B(16 x 128, shared, K-major), fp16 / bf16: the 16-bit
+// weight gradient's MMA.  A's fragment is mma.m16n8k16's, per warp w of the warpgroup, each register
+// a pair of consecutive k: a[0] = A(16w + g, 2t .. 2t + 1), a[1] = A(16w + g + 8, 2t .. 2t + 1),
+// a[2] = A(16w + g, 2t + 8 ..), a[3] = A(16w + g + 8, 2t + 8 ..): the TF32 form's positions with one
+// 32-bit word holding two k.
+#define KB_WGMMA_M64N128K16_RS(NAME, DT)                                                                 \
+    __device__ __forceinline__ void NAME(float (&d)[64], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) { \
+        asm volatile(                                                                                    \
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                                   \
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32." DT "." DT " "                                 \
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "            \
+            "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "            \
+            "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "           \
+            "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                                \
+            : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24), KB_ACC8(32), KB_ACC8(40), KB_ACC8(48),   \
+              KB_ACC8(56)                                                                                \
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));                \
+    }
+// The same with a 64-wide B.
+#define KB_WGMMA_M64N64K16_RS(NAME, DT)                                                                  \
+    __device__ __forceinline__ void NAME(float (&d)[32], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) { \
+        asm volatile(                                                                                    \
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                                   \
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32." DT "." DT " "                                  \
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "           \
+            "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                                \
+            : KB_ACC8(0), KB_ACC8(8), KB_ACC8(16), KB_ACC8(24)                                           \
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));                \
+    }
+#ifdef KB_HAVE_WGMMA
+KB_WGMMA_M64N128K16_RS(wgmma_m64n128k16_f16_rs, "f16")
+KB_WGMMA_M64N128K16_RS(wgmma_m64n128k16_bf16_rs, "bf16")
+KB_WGMMA_M64N64K16_RS(wgmma_m64n64k16_f16_rs, "f16")
+KB_WGMMA_M64N64K16_RS(wgmma_m64n64k16_bf16_rs, "bf16")
 #endif
 
 // One k-step of the wgmma kernel for element type T: k8 in TF32 (float), k16 in fp16 / bf16.
@@ -485,10 +536,12 @@ template <typename T, int BN> __device__ __forceinline__ void wgmma_step(float (
         if constexpr (BN == 128) wgmma_m64n128k8_tf32(d, a_desc, b_desc, accumulate);
         else wgmma_m64n64k8_tf32(d, a_desc, b_desc, accumulate);
     } else {
-        static_assert(BN == 128, "16-bit wgmma: the wide variant only");
 #ifdef KB_HAVE_WGMMA
-        if constexpr (std::is_same<T, f16_t>::value) wgmma_m64n128k16_f16(d, a_desc, b_desc, accumulate);
-        else wgmma_m64n128k16_bf16(d, a_desc, b_desc, accumulate);
+        constexpr bool BF = std::is_same<T, bf16_t>::value;
+        if constexpr (BN == 128 && BF) wgmma_m64n128k16_bf16(d, a_desc, b_desc, accumulate);
+        else if constexpr (BN == 128) wgmma_m64n128k16_f16(d, a_desc, b_desc, accumulate);
+        else if constexpr (BF) wgmma_m64n64k16_bf16(d, a_desc, b_desc, accumulate);
+        else wgmma_m64n64k16_f16(d, a_desc, b_desc, accumulate);
 #endif
     }
 }
@@ -1739,7 +1792,7 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   (the small parts 4 channel groups after the big ones, in the halo and in each weight tap), and
 //   every k8 step issues small x big, big x small and big x big: fp32 accuracy at 3x the MMAs, with
 //   the same loads and epilogue, on 2-row (narrow: 4-row) tiles whose partial sums are folded (below).  T = f16_t /
-//   bf16_t (wide variant only): the 16-bit operands as they are (exact products), k16 MMAs.
+//   bf16_t (wide and narrow variants): the 16-bit operands as they are (exact products), k16 MMAs.
 //   Every 16 bytes of shared memory hold
 //   CPG = 4 fp32 or 8 16-bit channels, so the layouts below are the same bytes in both: a chunk is
 //   16 fp32 or 32 16-bit channels, and one k-step reads the same two core matrices either way.
@@ -1849,9 +1902,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     static_assert(SPLIT ? (std::is_same<T, float>::value && ((BN == 128 && TR == 2) || (BN == 64 && TR == 4)))
                         : ((BN == 128 && TR == 4) || (BN == 64 && TR == 8)),
                   "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles; 3xTF32: 128 x 2 or 64 x 4 rows");
-    static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 || PREC == PREC_3XTF32
-                                                : PREC == PREC_EXACT && BN == 128,
-                  "float32 in RNA-TF32 or 3xTF32, or 16-bit (exact products) in the wide variant");
+    static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 || PREC == PREC_3XTF32 : PREC == PREC_EXACT,
+                  "float32 in RNA-TF32 or 3xTF32, or 16-bit (exact products)");
     constexpr int SG = TR / 2;  // output rows per consumer warpgroup
     // Elements: EB bytes each; CPG of them (channels of a pixel, or pixels of a channel row) fill the
     // 16 bytes of a core-matrix row, so a chunk (4 channel groups) holds CK = 4 CPG channels.
@@ -3635,10 +3687,11 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
     flush();  // also when this split got no k-tile: its ws tile must still be written (zeros)
 }
 
-// conv_wgrad_wgmma_kernel<PREC, BN, ROUND_DY> (sm_90a): the weight gradient on warpgroup MMA, for float32 in
+// conv_wgrad_wgmma_kernel<T, PREC, BN, ROUND_DY> (sm_90a): the weight gradient on warpgroup MMA, for float32 in
 //   cuDNN's TF32 classes: PREC_EXACT = truncated operands (#55's grad-weight: 3x3, 64k channels, 128k
 //   filters), PREC_TF32 = operands rounded to nearest, ties away (#56, the 5x9 layers, strided, ...);
-//   and in IEEE mode (or cuDNN's exact-fp32 class): PREC_3XTF32, BN 64 (see Precision, below).
+//   and in IEEE mode (or cuDNN's exact-fp32 class): PREC_3XTF32, BN 64 (see Precision, below); and for
+//   fp16 / bf16 (T = f16_t / bf16_t, PREC_EXACT: k16 MMAs, exact products, fp32 sums; see 16 bits, below).
 //     dW[k][c][r][s] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
 //   Per warpgroup a GEMM of M = 64 rows = 64 / tw input channels at each of tw taps (r, s), N = BN
 //   output channels (128, or 64 where the layer's filters fit that better), reduced over output
@@ -3685,6 +3738,13 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   for the same reason the A fragments rotate through INFLIGHT + 1 register sets.  So at least
 //   INFLIGHT + 2 stages (BN 64: 4; BN 128 and 3xTF32: 3): with fewer the prologue would load nothing
 //   and the first step wait for a k-tile never issued.
+// 16 bits: every k-tile is 128 bytes of each dY row as in float32, i.e. 64 columns (KQ), four k16
+//   steps; the X window's offsets count elements (wwg_ldw an odd multiple of 8, the window starting at
+//   a multiple of 8 columns).  A register holds two consecutive k, i.e. X elements e and e + sw of a
+//   window row, and the tap shift makes e odd on some warps and k-tiles (warp-uniform: e's parity is
+//   that of the window offset xs + tap dw); so a pair is one 32-bit load where sw = 1 and e is even,
+//   else two loads and a byte permute.  dY planes must start 16 bytes apart for the map: where they do
+//   not (#55: planes of 521,220 halves), the launcher copies dY into planes of a multiple of 8.
 // Precision: PREC_EXACT feeds the raw fp32 bits (the tensor cores truncate to TF32, as cuDNN does in
 //   this GEMM).  PREC_TF32 rounds X's fragments in registers (tf32_rna_fast, off the shared-memory
 //   path) and dY one of two ways (the copy engine's TF32-typed maps round ties to even, not away:
@@ -3713,17 +3773,17 @@ constexpr int WWG_THREADS = 384;
 constexpr int WWG_MAX_STAGES = 8;
 constexpr int WWG_BM = 64;                         // MMA rows per warpgroup: 64 / tw channels x tw taps
 constexpr int WWG_MAX_LDW = 256;                   // the window's width at most (a box dimension's limit)
-// One stage: the dY tile (bn filters x 32 columns; 3xTF32: its big part, then its small part), then the
-// X window (64 / tw channels x ldw), rounded up to the 1024-byte swizzle atom.
-__host__ __device__ constexpr int wwg_stage_bytes(int bn, int tw, int ldw, int dy_tiles) {
-    return (dy_tiles * bn * TILE_K * 4 + WWG_BM / tw * ldw * 4 + 1023) / 1024 * 1024;
+// One stage: the dY tile (bn filters x 128 bytes of a row; 3xTF32: its big part, then its small part),
+// then the X window (64 / tw channels x ldw elements of es bytes), rounded up to the 1024-byte swizzle atom.
+__host__ __device__ constexpr int wwg_stage_bytes(int bn, int tw, int ldw, int dy_tiles, int es) {
+    return (dy_tiles * bn * 128 + WWG_BM / tw * ldw * es + 1023) / 1024 * 1024;
 }
 // Dynamic shared memory: 1 KB of slack to align the stages to 1024 bytes, the stages, the mbarriers.
-__host__ __device__ constexpr int wwg_smem_bytes(int bn, int tw, int ldw, int dy_tiles, int stages) {
-    return 1024 + stages * wwg_stage_bytes(bn, tw, ldw, dy_tiles) + 8 * stages;
+__host__ __device__ constexpr int wwg_smem_bytes(int bn, int tw, int ldw, int dy_tiles, int es, int stages) {
+    return 1024 + stages * wwg_stage_bytes(bn, tw, ldw, dy_tiles, es) + 8 * stages;
 }
 
-template <int PREC, int BN, bool ROUND_DY>
+template <typename T, int PREC, int BN, bool ROUND_DY>
 __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const __grid_constant__ WgradParams p,
                                                                           const __grid_constant__ CUtensorMap dy_map,
                                                                           const __grid_constant__ CUtensorMap x_map) {
@@ -3731,9 +3791,14 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     static_assert(BN == 64 || BN == 128, "m64n64 or m64n128 MMAs");
     static_assert(PREC == PREC_TF32 || !ROUND_DY, "dY is rounded only in the RNA class");
     static_assert(PREC != PREC_3XTF32 || BN == 64, "3xTF32 holds a second accumulator set: 64-wide MMAs only");
+    constexpr int ES = (int)sizeof(T);         // element bytes: 4, or 2 (fp16 / bf16)
+    static_assert(ES == 4 || PREC == PREC_EXACT, "16-bit operands: exact products only");
+    constexpr int EPW = 4 / ES;                // elements per 32-bit register (k per A register)
+    constexpr int EPC = 16 / ES;               // elements per 16 bytes
+    constexpr int KQ = TILE_K * EPW;           // columns per k-tile: 128 bytes of a dY row
     constexpr bool SPLIT = PREC == PREC_3XTF32;  // big and small parts of both operands, three MMAs per k8 step
     constexpr int NPART = SPLIT ? 2 : 1;       // A fragment parts, and dY tiles per stage
-    constexpr int B_BYTES = BN * TILE_K * 4;   // one stage's dY tile
+    constexpr int B_BYTES = BN * 128;          // one stage's dY tile
     constexpr int NACC = BN / 2;               // accumulator registers per thread
     // k-tiles of MMAs in flight per warpgroup: two for the 64-wide MMAs, whose k-tile is half as much
     // tensor work against the same per-k-tile barrier and fragment loads (5x9 weight gradient -1.5 to
@@ -3758,13 +3823,13 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     const bool warp_active = s0 + tap < p.S;          // warp-uniform
     const int c0 = cblk * bmc, k0 = blockIdx.y * BN;
     const int ldw = p.wwg_ldw, stages = p.wwg_stages;
-    const int stage_bytes = wwg_stage_bytes(BN, tw, ldw, NPART);
+    const int stage_bytes = wwg_stage_bytes(BN, tw, ldw, NPART, ES);
     const long long kt_begin = p.row_step ? 0 : (long long)split * p.kt_chunk;
     const long long kt_end = min(p.kt_total, kt_begin + p.kt_chunk);
     const long long rows_total = p.kt_total / p.q_tiles;   // images x P
     const int KT = p.row_step ? (split < rows_total ? (int)((rows_total - 1 - split) / p.row_step + 1) * p.q_tiles : 0)
                               : kt_end > kt_begin ? (int)(kt_end - kt_begin) : 0;
-    const float* dy_block = (const float*)p.dy + ((long long)group * p.Kg + k0) * p.dy_sc;
+    const T* dy_block = (const T*)p.dy + ((long long)group * p.Kg + k0) * p.dy_sc;
     const unsigned smem_u = ((unsigned)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
     unsigned char* smem = smem_raw + (smem_u - (unsigned)__cvta_generic_to_shared(smem_raw));
     const unsigned bars = smem_u + stages * stage_bytes;   // one mbarrier per stage
@@ -3774,7 +3839,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     }
     __syncthreads();
 
-    struct Cursor { int img, op, qt; };    // a k-tile: image, output row, 32-column tile of the row
+    struct Cursor { int img, op, qt; };    // a k-tile: image, output row, KQ-column tile of the row
     auto advance = [&](Cursor& c) {
         if (++c.qt == p.q_tiles) {
             c.qt = 0;
@@ -3782,28 +3847,28 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
             while (c.op >= p.P) { c.op -= p.P; ++c.img; }
         }
     };
-    // The k-tile's first column q0 (may be < 0): 32 qt less the row's misalignment in floats.
+    // The k-tile's first column q0 (may be < 0): KQ qt less the row's misalignment in elements.
     auto tile_q0 = [&](const Cursor& c) {
-        const float* row = dy_block + (long long)c.img * p.dy_sn + (long long)c.op * p.dy_sh;
-        return c.qt * TILE_K - (int)((reinterpret_cast<uintptr_t>(row) >> 2) & 3);
+        const T* row = dy_block + (long long)c.img * p.dy_sn + (long long)c.op * p.dy_sh;
+        return c.qt * KQ - (int)((reinterpret_cast<uintptr_t>(row) / ES) & (EPC - 1));
     };
     // Thread 0: both boxes of k-tile c into stage `stage`.
     auto issue_stage = [&](int stage, const Cursor& c) {
         const int q0 = tile_q0(c);
         const unsigned b_dst = smem_u + stage * stage_bytes, bar = bars + 8 * stage;
-        mbar_arrive_expect_tx(bar, B_BYTES + bmc * ldw * 4);
+        mbar_arrive_expect_tx(bar, B_BYTES + bmc * ldw * ES);
         tma_load_3d(b_dst, &dy_map, c.op * p.Q + q0, group * p.Kg + k0, c.img, bar);
         const int h = c.op * p.stride_h + r * p.dil_h - p.pad_t;
-        const int wx0 = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & ~3;
+        const int wx0 = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & ~(EPC - 1);
         tma_load_4d(b_dst + NPART * B_BYTES, &x_map, wx0, h, group * p.Cg + c0, c.img, bar);
     };
 
     // Fragments: lane (g, t) of warp wl loads A(16 wl + g (+8), kk = t (+4)) of its warpgroup's
-    // rows: channel ch_row + g (+8) at tap s0 + tap.  An idle warp of an active warpgroup (its tap
-    // >= S) reads its warpgroup's first tap instead: the window only spans the layer's taps, and
-    // the rows it computes are never written.
-    const int a_lane = (ch_row + g) * ldw + t * p.stride_w + (warp_active ? tap : tw * wg) * p.dil_w;
-    const int a_m8 = 8 * ldw, a_k4 = 4 * p.stride_w, a_k8 = 8 * p.stride_w;
+    // rows (16 bits: kk = 2t, 2t + 1 (+8)): channel ch_row + g (+8) at tap s0 + tap.  An idle warp of
+    // an active warpgroup (its tap >= S) reads its warpgroup's first tap instead: the window only
+    // spans the layer's taps, and the rows it computes are never written.  Offsets in elements.
+    const int a_lane = (ch_row + g) * ldw + EPW * t * p.stride_w + (warp_active ? tap : tw * wg) * p.dil_w;
+    const int a_m8 = 8 * ldw, a_k4 = 4 * EPW * p.stride_w, a_k8 = 8 * EPW * p.stride_w;
     const uint64_t b_hi = wgmma_desc_hi_sw128();
 
     float acc[NACC];
@@ -3816,7 +3881,45 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
 
     // A fragments: a[0] the operand (3xTF32: the big part), a[1] the small part.
     auto load_a = [&](uint32_t (&a)[NPART][4][4], int stage, int q0) {
-        const int xs = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & 3;
+        const int xs = (q0 * p.stride_w - p.pad_l + s0 * p.dil_w) & (EPC - 1);
+        if constexpr (ES == 2) {
+            // A(row, kk) = window element e + kk sw, e = xs + a_lane (+ the fragment's offsets, all
+            // even), in the 32-bit words of the window: one word where the pair is a word, else the
+            // halves of two words, picked by a byte permute (its selector: e's half of the first
+            // word, then e + sw's of the second).
+            const uint32_t* words = reinterpret_cast<const uint32_t*>(smem + stage * stage_bytes + B_BYTES);
+            const int e0 = xs + a_lane, sw = p.stride_w;
+            const int offs[4] = {0, a_m8, a_k4, a_m8 + a_k4};
+            if (sw == 1 && !(e0 & 1)) {
+                const uint32_t* f = words + (e0 >> 1);
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) a[0][ks][i] = f[(ks * a_k8 + offs[i]) >> 1];
+            } else {
+                const unsigned sel = ((e0 & 1) ? 0x32u : 0x10u) | (((e0 + sw) & 1) ? 0x7600u : 0x5400u);
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        const int e = e0 + ks * a_k8 + offs[i];
+                        a[0][ks][i] = __byte_perm(words[e >> 1], words[(e + sw) >> 1], sel);
+                    }
+            }
+            if (q0 < 0 || q0 + KQ > p.Q) {  // a row's first or last k-tile: zero the columns outside it
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+                    for (int hk = 0; hk < 2; ++hk) {
+                        const int q = q0 + 16 * ks + 2 * t + 8 * hk;
+                        const uint32_t keep = ((unsigned)q < (unsigned)p.Q ? 0x0000FFFFu : 0u) |
+                                              ((unsigned)(q + 1) < (unsigned)p.Q ? 0xFFFF0000u : 0u);
+                        a[0][ks][2 * hk] &= keep;
+                        a[0][ks][2 * hk + 1] &= keep;
+                    }
+            }
+            return;
+        }
         const float* base = reinterpret_cast<const float*>(smem + stage * stage_bytes + NPART * B_BYTES) + xs + a_lane;
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
@@ -3861,6 +3964,15 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
                 wgmma_m64n64k8_tf32_rs(acc, a[1][ks], b_desc, ks == 0 ? accumulate : 1);
                 wgmma_m64n64k8_tf32_rs(acc, a[0][ks], b_small, 1);
                 wgmma_m64n64k8_tf32_rs(acc, a[0][ks], b_desc, 1);
+            } else if constexpr (ES == 2) {
+#ifdef KB_HAVE_WGMMA
+                // (k16: a k-step is 32 bytes of the dY row, as TF32's k8)
+                constexpr bool BF = std::is_same<T, bf16_t>::value;
+                if constexpr (BN == 128 && BF) wgmma_m64n128k16_bf16_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
+                else if constexpr (BN == 128) wgmma_m64n128k16_f16_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
+                else if constexpr (BF) wgmma_m64n64k16_bf16_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
+                else wgmma_m64n64k16_f16_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
+#endif
             } else if constexpr (BN == 128) {
                 wgmma_m64n128k8_tf32_rs(acc, a[0][ks], b_desc, ks == 0 ? accumulate : 1);
             } else {
@@ -3921,7 +4033,7 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
     // into the total.
     auto step = [&](int kt, uint32_t (&a)[NPART][4][4], int accumulate, bool fold) {
         const int q0 = tile_q0(use_at);
-        const bool edge = q0 < 0 || q0 + TILE_K > p.Q;   // dY columns outside the row: zeros
+        const bool edge = q0 < 0 || q0 + KQ > p.Q;       // dY columns outside the row: zeros
         mbar_wait(bars + 8 * use_stage, use_phase);      // k-tile kt's boxes have landed
         if constexpr (SPLIT || ROUND_DY) {
             // All 384 threads pass over the landed tile: every 16-byte chunk (row k = 128 bytes,
@@ -3951,10 +4063,14 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
             }
             fence_proxy_async_smem();
         } else if (edge && tid < BN) {
+            // row tid: column j in 16-byte chunk j / EPC, stored at chunk (j / EPC) ^ (tid % 8)
             unsigned char* row = smem + use_stage * stage_bytes + tid * 128;
-            for (int j = 0; j < TILE_K; ++j)
-                if ((unsigned)(q0 + j) >= (unsigned)p.Q)
-                    *reinterpret_cast<float*>(row + ((((j >> 2) ^ (tid & 7)) << 4) | ((j & 3) << 2))) = 0.f;
+            for (int j = 0; j < KQ; ++j)
+                if ((unsigned)(q0 + j) >= (unsigned)p.Q) {
+                    unsigned char* at = row + ((((j / EPC) ^ (tid & 7)) << 4) | ((j % EPC) * ES));
+                    if constexpr (ES == 4) *reinterpret_cast<float*>(at) = 0.f;
+                    else *reinterpret_cast<unsigned short*>(at) = 0;
+                }
             fence_proxy_async_smem();
         }
         __syncthreads();   // the zeros (and roundings) are in; and k-tile kt - 1 - INFLIGHT's MMAs have retired everywhere
@@ -4358,10 +4474,6 @@ bool encode_tensor_map(CUtensorMap* map, const void* base, int elem_bytes, int r
         std::fprintf(stderr, "cuTensorMapEncodeTiled refused a rank-%d map: CUresult %d\n", rank, (int)status);
     return status == CUDA_SUCCESS;
 }
-bool encode_f32_map(CUtensorMap* map, const void* base, int rank, const uint64_t* dims, const uint64_t* strides_bytes,
-                    const uint32_t* box, CUtensorMapSwizzle swizzle) {
-    return encode_tensor_map(map, base, 4, rank, dims, strides_bytes, box, swizzle);
-}
 
 template <typename F>
 void dispatch_dtype(at::ScalarType st, F&& f) {
@@ -4442,11 +4554,10 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 // Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
-// 3xTF32, i.e. the truncating and ties-to-even classes; 16-bit GEMMs of at most 64 columns;
-// stride_w > 2, or 2 outside the float32 GEMMs of more than 64 columns (phases: the phase-split halo);
-// a single tap; outputs narrower than 32 columns; a halo that does not fit).  bn / tr: the kernel
-// variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8 rows (float32 only);
-// 3xTF32: 128 x 2 and 64 x 4 rows.
+// 3xTF32, i.e. the truncating and ties-to-even classes; stride_w > 2, or 2 outside the float32 GEMMs
+// of more than 64 columns (phases: the phase-split halo); a single tap; outputs narrower than 32
+// columns; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4 rows for GEMMs of
+// more than 64 columns, else 64 x 8 rows (swapped only in float32); 3xTF32: 128 x 2 and 64 x 4 rows.
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
@@ -4472,12 +4583,14 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         return c;
     c.phases = phases;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
-    // half of the 128-wide tile (RNA-TF32 and 3xTF32: 16-bit narrow GEMMs go to the sm_80 kernels).
+    // half of the 128-wide tile (16-bit ones too, unswapped; KB_CONV_WGMMA_NARROW16=0, read at every
+    // call, sends 16-bit narrow GEMMs to the sm_80 kernels, for comparisons).
     if (col_n <= 64) {
-        if (sixteen) return c;
+        const char* narrow16_env = std::getenv("KB_CONV_WGMMA_NARROW16");
+        if (sixteen && narrow16_env && std::atoi(narrow16_env) == 0) return c;
         c.bn = 64; c.tr = 8;
     }
-    if (col_n <= 64 && !split) {
+    if (col_n <= 64 && !split && !sixteen) {
         // The swapped narrow variant (the weights as the register operand A, 64 halo pixels as B,
         // read once per k8 step for all 4 rows of a warpgroup instead of B for every row: shared-memory
         // reads per MMA fall from 128 to 80 bytes a clock at the MMA rate, which left the halo loaders'
@@ -4898,7 +5011,10 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         const unsigned blocks = (unsigned)std::min<int64_t>(q.total_tiles, sms);
         void (*kernel)(const ConvGemmParams) = nullptr;
         // (PHASES: the column-stride-2 instances, so that the unit-stride ones carry none of its code)
-        if constexpr (sixteen) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false, false>;
+        if constexpr (sixteen) {
+            if (wc.bn == 64) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, 64, 8, false, false>;
+            else kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false, false>;
+        }
         else if (split && wc.bn == 64) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false, false>;
         else if (split && wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, true>;
         else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, false>;
@@ -5514,12 +5630,14 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
 
 // conv_wgrad_wgmma_kernel's conditions, blocking, window and tensor maps: float32 in a TF32 class
 // (PREC_EXACT: truncated operands, PREC_TF32: rounded ties away) or in 3xTF32 (IEEE mode: bn 64
-// always, stages sized with its second dY tile, dY's raw map), the sm_90a build on a 9.0 device,
-// zeros padding.  The copy engine needs 16-byte aligned tensors and strides of 16-byte multiples:
-// X with W % 4 == 0 and unit-stride rows (x_sh, x_sc, x_sn multiples of 4 floats); dY with each
-// output plane contiguous (dy_sh == Q, dy_sw == 1: the plane is read as one row) and dy_sc, dy_sn
-// multiples of 4 floats, so that every output channel of a row has the same misalignment a.
-// q_tiles covers Q + the largest a.
+// always, stages sized with its second dY tile, dY's raw map), or fp16 / bf16; the sm_90a build on a
+// 9.0 device, zeros padding.  The copy engine needs 16-byte aligned tensors and strides of 16-byte
+// multiples (v = 16 / element bytes elements: 4 floats, 8 halves): X with W % v == 0 and unit-stride
+// rows (x_sh, x_sc, x_sn multiples of v); dY with each output plane contiguous (dy_sh == Q,
+// dy_sw == 1: the plane is read as one row) and dy_sc, dy_sn multiples of v, so that every output
+// channel of a row has the same misalignment a.  16 bits: where dY's planes are not multiples of v
+// (#55: 510 x 1022 halves), run_wgrad_wgmma copies dY into planes that are (dy_copy; the map is then
+// encoded for the copy).  q_tiles covers Q + the largest a, in k-tiles of KQ = 128 bytes of a row.
 // Blocking: bn = 64 where ceil(Kg / 64) 64 < ceil(Kg / 128) 128 (fewer empty MMA columns), else
 // 128; tw taps per warpgroup, the one with the fewest warpgroup k-tiles (ceil(Cg / (64 / tw)) x
 // ceil(S / tw) per kernel row), then the fewest blocks.  KB_CONV_WWG_BN and KB_CONV_WWG_TW force
@@ -5527,37 +5645,47 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
 // 3..8), at least the kernel's INFLIGHT + 2.
 struct WgmmaWgradChoice {
     bool use = false, round_in_smem = false;
+    bool dy_copy = false;  // dY read through a copy: RNA-rounded (PREC_TF32), or re-pitched (16 bits)
     int bn = 0, tw = 0, ldw = 0, stages = 0, sblocks = 0, q_tiles = 0, smem = 0;
     CUtensorMap dy_map, x_map;
 };
 
-// dY as [N][Ktot][P*Q] (planes dy_sc apart, images dy_sn), boxes of 32 columns x bn output channels,
-// 128-byte swizzle.
-bool encode_wgrad_dy_map(CUtensorMap* map, const WgradParams& p, int bn) {
+// dY as [N][Ktot][P*Q] (planes dy_sc apart, images dy_sn), boxes of 128 bytes of a plane (32 floats
+// or 64 halves) x bn output channels, 128-byte swizzle.
+bool encode_wgrad_dy_map(CUtensorMap* map, const WgradParams& p, int bn, int es) {
     const int64_t images = p.L / ((int64_t)p.P * p.Q);
     const uint64_t dims[3] = {(uint64_t)p.P * p.Q, (uint64_t)p.Ktot, (uint64_t)images};
-    const uint64_t strides[2] = {(uint64_t)p.dy_sc * 4, (uint64_t)p.dy_sn * 4};
-    const uint32_t box[3] = {(uint32_t)TILE_K, (uint32_t)bn, 1};
-    return encode_f32_map(map, p.dy, 3, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B);
+    const uint64_t strides[2] = {(uint64_t)p.dy_sc * es, (uint64_t)p.dy_sn * es};
+    const uint32_t box[3] = {(uint32_t)(128 / es), (uint32_t)bn, 1};
+    return encode_tensor_map(map, p.dy, es, 3, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B);
 }
 
 WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t algo, int64_t prec, at::ScalarType st) {
     WgmmaWgradChoice c;
-    if (algo != ALGO_GEMM_SM90A || st != at::kFloat || (prec != PREC_EXACT && prec != PREC_TF32 && prec != PREC_3XTF32) ||
-        p.pad_mode != PAD_ZEROS)
+    const bool sixteen = st == at::kHalf || st == at::kBFloat16;
+    if (algo != ALGO_GEMM_SM90A || (st != at::kFloat && !sixteen) ||
+        (prec != PREC_EXACT && prec != PREC_TF32 && prec != PREC_3XTF32) || p.pad_mode != PAD_ZEROS)
         return c;
-    const bool split = prec == PREC_3XTF32;
-    if (p.x_sw != 1 || p.dy_sw != 1 || p.dy_sh != p.Q || p.W % 4 != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
-    if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || p.x_sn % 4 || p.x_sc % 4 || p.x_sh % 4) return c;
-    if (reinterpret_cast<uintptr_t>(p.dy) % 16 != 0 || p.dy_sc % 4 != 0 || p.dy_sn % 4 != 0) return c;
+    // KB_CONV_WWG_16=0 (read at every call: tests, tools/layer_probe.py) keeps 16-bit layers on the
+    // window kernel, for comparisons.
+    const char* sixteen_env = std::getenv("KB_CONV_WWG_16");
+    if (sixteen && sixteen_env && std::atoi(sixteen_env) == 0) return c;
+    const int es = sixteen ? 2 : 4, v = 16 / es;   // element bytes, elements per 16 bytes
+    const int kq = 128 / es;                       // columns per k-tile
+    const bool split = !sixteen && prec == PREC_3XTF32;
+    if (p.x_sw != 1 || p.dy_sw != 1 || p.dy_sh != p.Q || p.W % v != 0 || p.P < 1 || p.Q < 1 || p.R < 1 || p.S < 1) return c;
+    if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || p.x_sn % v || p.x_sc % v || p.x_sh % v) return c;
+    const bool dy_mappable = reinterpret_cast<uintptr_t>(p.dy) % 16 == 0 && p.dy_sc % v == 0 && p.dy_sn % v == 0;
+    if (!dy_mappable && !sixteen) return c;
+    if (sixteen && (int64_t)p.P * p.Q >= (1LL << 31) - 8) return c;
     c.bn = ceil_div(p.Kg, 64) * 64 < ceil_div(p.Kg, 128) * 128 ? 64 : 128;
     if (const char* e = std::getenv("KB_CONV_WWG_BN")) c.bn = std::atoi(e) == 64 ? 64 : 128;
     if (split) c.bn = 64;  // (the kernel's 3xTF32 instance: 64-wide MMAs only)
-    auto window = [&](int tw) {  // the X window's width for 3 tw taps: an odd multiple of 4 floats
+    auto window = [&](int tw) {  // the X window's width for 3 tw taps: an odd multiple of v elements
         const int taps = std::min(p.S, 3 * tw);
-        const int64_t cols = 3 + (int64_t)(TILE_K - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
-        const int64_t units = ceil_div(cols, 4);
-        return 4 * units + ((units % 2 == 0) ? 4 : 0);
+        const int64_t cols = (v - 1) + (int64_t)(kq - 1) * p.stride_w + (int64_t)(taps - 1) * p.dil_w + 1;
+        const int64_t units = ceil_div(cols, v);
+        return v * units + ((units % 2 == 0) ? v : 0);
     };
     int64_t best_work = 0, best_blocks = 0;
     for (int tw = 1; tw <= 4; tw *= 2) {
@@ -5577,33 +5705,35 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
     // multiply-adds (Cg R S; then the rounded copy's two extra DRAM passes cost more than the pass
     // over shared memory), else through the rounded copy.  KB_CONV_WWG_ROUND = "smem" / "copy"
     // forces one (tests, experiments).
-    c.round_in_smem = prec == PREC_TF32 && (int64_t)p.Cg * p.R * p.S < 1024;
+    const bool rna = !sixteen && prec == PREC_TF32;
+    c.round_in_smem = rna && (int64_t)p.Cg * p.R * p.S < 1024;
     if (const char* e = std::getenv("KB_CONV_WWG_ROUND")) {
-        if (std::string(e) == "smem") c.round_in_smem = prec == PREC_TF32;
+        if (std::string(e) == "smem") c.round_in_smem = rna;
         if (std::string(e) == "copy") c.round_in_smem = false;
     }
+    c.dy_copy = (rna && !c.round_in_smem) || !dy_mappable;
     c.ldw = (int)window(c.tw);
     const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
     const int fewest = c.bn == 64 && !split ? 4 : 3;  // INFLIGHT + 2 (see the kernel's pipeline)
     const int dy_tiles = split ? 2 : 1;
     int most = WWG_MAX_STAGES;
     if (const char* e = std::getenv("KB_CONV_WWG_STAGES")) most = std::max(fewest, std::min(WWG_MAX_STAGES, std::atoi(e)));
-    for (c.stages = most; c.stages >= fewest && wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, c.stages) > optin; --c.stages) {}
+    for (c.stages = most; c.stages >= fewest && wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, es, c.stages) > optin; --c.stages) {}
     if (c.stages < fewest) return c;
-    c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, c.stages);
-    int a_max = 0;  // the rows' misalignment: residues of p dy_sh, mod 4 floats (the planes are aligned)
-    for (int64_t j = 0; j < std::min<int64_t>(p.P, 4); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) & 3));
-    c.q_tiles = (int)ceil_div((int64_t)p.Q + a_max, TILE_K);
+    c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, es, c.stages);
+    // The rows' misalignment: residues of p dy_sh, mod v elements (the planes are aligned, the copy's too).
+    int a_max = 0;
+    for (int64_t j = 0; j < std::min<int64_t>(p.P, v); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) % v));
+    c.q_tiles = (int)ceil_div((int64_t)p.Q + a_max, kq);
     c.sblocks = (int)ceil_div(p.S, 3 * c.tw);
     // X as [N][Ctot][H][W], boxes of ldw columns x 1 row x 64 / tw channels; dY (encode_wgrad_dy_map).
     const int64_t images = p.L / ((int64_t)p.P * p.Q);
     const uint64_t x_dims[4] = {(uint64_t)p.W, (uint64_t)p.H, (uint64_t)p.Cg * groups, (uint64_t)images};
-    const uint64_t x_strides[3] = {(uint64_t)p.x_sh * 4, (uint64_t)p.x_sc * 4, (uint64_t)p.x_sn * 4};
+    const uint64_t x_strides[3] = {(uint64_t)p.x_sh * es, (uint64_t)p.x_sc * es, (uint64_t)p.x_sn * es};
     const uint32_t x_box[4] = {(uint32_t)c.ldw, 1, (uint32_t)(WWG_BM / c.tw), 1};
-    // (where dY is read through the rounded copy, run_wgrad_wgmma encodes its map for the copy)
-    const bool copy = prec == PREC_TF32 && !c.round_in_smem;
-    if (!copy && !encode_wgrad_dy_map(&c.dy_map, p, c.bn)) return c;
-    if (!encode_f32_map(&c.x_map, p.x, 4, x_dims, x_strides, x_box, CU_TENSOR_MAP_SWIZZLE_NONE)) return c;
+    // (where dY is read through a copy, run_wgrad_wgmma encodes its map for the copy)
+    if (!c.dy_copy && !encode_wgrad_dy_map(&c.dy_map, p, c.bn, es)) return c;
+    if (!encode_tensor_map(&c.x_map, p.x, es, 4, x_dims, x_strides, x_box, CU_TENSOR_MAP_SWIZZLE_NONE)) return c;
     c.use = true;
     return c;
 }
@@ -5619,8 +5749,21 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
     // The RNA class reads dY rounded (see the kernel): a copy in planes of P*Q floats at a pitch of a
     // multiple of 4 (16-byte aligned planes, as the map needs), freed when this call returns (the
     // caching allocator hands the memory on only to work queued after the kernel).
+    // 16 bits: where dY's planes are not 16-byte multiples (#55: 521,220 halves), a copy of it in
+    // planes of a multiple of 8 halves (the tensor copy; one more read and write of dY).
+    const bool sixteen = dy.scalar_type() != at::kFloat;
+    const int es = sixteen ? 2 : 4;
     at::Tensor dy_rounded;
-    if (prec == PREC_TF32 && !wc.round_in_smem) {
+    if (wc.dy_copy && sixteen) {
+        const int64_t len = (int64_t)p.P * p.Q, pitch = round_up(len, 8), images = p.L / len;
+        dy_rounded = at::empty({images, p.Ktot, pitch}, dy.options());
+        // (dY's planes are contiguous, dy_sh == Q and dy_sw == 1; they may lie apart, as in a slice)
+        dy_rounded.narrow(2, 0, len).copy_(dy.as_strided({images, (int64_t)p.Ktot, len}, {p.dy_sn, p.dy_sc, 1}));
+        p.dy = dy_rounded.data_ptr();
+        p.dy_sc = pitch;
+        p.dy_sn = pitch * p.Ktot;
+        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn, es), "the driver refused the gradient copy's tensor map");
+    } else if (wc.dy_copy) {
         const int64_t len = (int64_t)p.P * p.Q, pitch = round_up(len, 4), planes = p.L / len * p.Ktot;
         TORCH_CHECK(len < (1LL << 31) - 4, "output planes too large for the weight-gradient kernel");
         dy_rounded = at::empty({planes * pitch}, dy.options());
@@ -5632,7 +5775,7 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
         p.dy = dy_rounded.data_ptr<float>();
         p.dy_sc = pitch;
         p.dy_sn = pitch * p.Ktot;
-        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn), "the driver refused the rounded gradient's tensor map");
+        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn, es), "the driver refused the rounded gradient's tensor map");
     }
     p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.wwg_tw = wc.tw; p.q_tiles = wc.q_tiles;
     const int64_t cblocks = ceil_div(p.Cg, WWG_BM / wc.tw), kblocks = ceil_div(p.Kg, wc.bn);
@@ -5656,17 +5799,23 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
         kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
-    if (prec == PREC_TF32 && wc.round_in_smem) {
-        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_TF32, 64, true>);
-        else launch(conv_wgrad_wgmma_kernel<PREC_TF32, 128, true>);
+    if (dy.scalar_type() == at::kHalf) {
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<f16_t, PREC_EXACT, 64, false>);
+        else launch(conv_wgrad_wgmma_kernel<f16_t, PREC_EXACT, 128, false>);
+    } else if (dy.scalar_type() == at::kBFloat16) {
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<bf16_t, PREC_EXACT, 64, false>);
+        else launch(conv_wgrad_wgmma_kernel<bf16_t, PREC_EXACT, 128, false>);
+    } else if (prec == PREC_TF32 && wc.round_in_smem) {
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<float, PREC_TF32, 64, true>);
+        else launch(conv_wgrad_wgmma_kernel<float, PREC_TF32, 128, true>);
     } else if (prec == PREC_TF32) {
-        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_TF32, 64, false>);
-        else launch(conv_wgrad_wgmma_kernel<PREC_TF32, 128, false>);
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<float, PREC_TF32, 64, false>);
+        else launch(conv_wgrad_wgmma_kernel<float, PREC_TF32, 128, false>);
     } else if (prec == PREC_3XTF32) {
-        launch(conv_wgrad_wgmma_kernel<PREC_3XTF32, 64, false>);
+        launch(conv_wgrad_wgmma_kernel<float, PREC_3XTF32, 64, false>);
     } else {
-        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<PREC_EXACT, 64, false>);
-        else launch(conv_wgrad_wgmma_kernel<PREC_EXACT, 128, false>);
+        if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<float, PREC_EXACT, 64, false>);
+        else launch(conv_wgrad_wgmma_kernel<float, PREC_EXACT, 128, false>);
     }
     reduce_wgrad_splits(ws, dw, p.splits);
 }

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 
+import re
+
 import pytest
 import torch
 
@@ -218,8 +220,6 @@ ROUNDS_CONFIGS = [c for c in CONFIGS if c.id in (
 @pytest.mark.parametrize("cfg", ROUNDS_CONFIGS, ids=[c.id for c in ROUNDS_CONFIGS])
 def test_wgmma_epilogue_rounds_agree(cfg, dname, monkeypatch):
     dtype = {"fp32": torch.float32, "fp16": torch.float16}[dname]
-    if dtype == torch.float16 and cfg.id.startswith("narrow"):
-        pytest.skip("16-bit GEMMs of at most 64 columns run on the sm_80 kernels")
     torch.manual_seed(U.seed_for("wgmma-rounds", cfg.id, dname))
     monkeypatch.setenv("KB_CONV_WGMMA_SWAP", "0")
     with U.precision_mode("tf32"):
@@ -516,8 +516,9 @@ def test_wgmma_odd_row_loads_match_8_byte_loads(cfg, monkeypatch):
     assert torch.equal(gx3, gx2), f"[{cfg}] grad-input: " + U.diff_report(gx3, gx2)
 
 
-# fp16 / bf16 on the wide variant (conv_fwd_wgmma_kernel<f16_t / bf16_t, ...>, k16 MMAs): 16-byte
-# loads of 8 pixels where W and the strides are multiples of 8, scalar loads (channel pairs) else.
+# fp16 / bf16 on the wide variant (conv_fwd_wgmma_kernel<f16_t / bf16_t, ...>, k16 MMAs) and, for
+# GEMMs of at most 64 columns, the narrow one (64 x 8 rows, unswapped; the h_narrow configurations):
+# 16-byte loads of 8 pixels where W and the strides are multiples of 8, scalar loads (channel pairs) else.
 # Each against float64 truth computed from the same 16-bit values, against our sm_80 kernels (the
 # same exact products and fp32 accumulation: only the summation order and the final rounding to
 # 16 bits differ) and against nn.Conv2d at the grader's 1e-2.
@@ -535,6 +536,10 @@ HALF_CONFIGS = [
     Cfg("h_channels_last", 2, 64, 24, 72, 128, 3, layout="cl"),       # scalar loads, in-line epilogue
     Cfg("h_odd_rows_out", 3, 64, 34, 130, 128, 3, p=1),               # rows of 130 halves: every offset
     Cfg("h_k256_2blocks", 2, 32, 22, 90, 256, 3, bias=True),          # 2 column blocks, ragged last tile
+    Cfg("h_narrow_k64_5x9", 2, 32, 30, 96, 64, (5, 9)),               # the 5x9 layers' forward: 64 filters
+    Cfg("h_narrow_k40_bias_pad", 3, 48, 23, 72, 40, 3, p=1, bias=True),  # 40 of 64 columns, halo shift 7
+    Cfg("h_narrow_odd_width", 2, 35, 20, 67, 24, 3, p=1),             # scalar loads, odd channel pair
+    Cfg("h_narrow_many_tiles", 2, 16, 130, 264, 64, 3, bias=True),    # 16 of a chunk's 32 channels
 ]
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # half an ulp, relative: the error bound of one rounding to the dtype
@@ -578,10 +583,37 @@ def test_wgmma_16bit_kernel_is_the_one_that_runs(dname):
     assert "conv_fwd_wgmma_kernel<" + want in keys, keys
 
 
-# grad-input GEMMs with more than 64 columns (input channels) take the 16-bit wide instance too.
+@pytest.mark.parametrize("dname", list(HALF_DTYPES))
+def test_wgmma_16bit_narrow_instance_runs(dname, monkeypatch):
+    """A 16-bit layer of 64 filters launches the narrow 16-bit instance (<T, 2, 64, 8, ...>), and
+    KB_CONV_WGMMA_NARROW16=0 sends it to the sm_80 kernels."""
+    cfg = next(c for c in HALF_CONFIGS if c.id == "h_narrow_k64_5x9")
+    dtype = HALF_DTYPES[dname]
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+
+    def kernels():
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            model(x)
+            U.sync()
+        return " ".join(e.key for e in prof.key_averages())
+
+    want = "f16_t" if dtype == torch.float16 else "bf16_t"
+    keys = kernels()
+    assert re.search(r"conv_fwd_wgmma_kernel<" + want + r",\s*2,\s*64,\s*8,", keys), keys
+    monkeypatch.setenv("KB_CONV_WGMMA_NARROW16", "0")
+    keys = kernels()
+    assert "conv_fwd_wgmma_kernel" not in keys, keys
+
+
+# grad-input GEMMs with more than 64 columns (input channels) take the 16-bit wide instance, those
+# with at most 64 (#55's and #56's) the narrow one.
 HALF_DGRAD = [
     Cfg("h_dgrad_c128", 2, 128, 20, 72, 64, 3, p=1),       # dY rows of 72: 16-byte loads
     Cfg("h_dgrad_c96_odd", 2, 96, 19, 69, 40, 3),           # dY rows of 67: scalar loads
+    Cfg("h_dgrad_l55_like", 2, 64, 20, 136, 128, 3),        # narrow; dY rows of 134 halves: scalar loads
+    Cfg("h_dgrad_c64_pad", 2, 64, 20, 72, 128, 3, p=1),     # narrow; dY rows of 72: 16-byte loads
+    Cfg("h_dgrad_c40_5x7", 2, 40, 24, 64, 64, (5, 7)),      # narrow, 40 of 64 columns
 ]
 
 

@@ -1,6 +1,6 @@
 """GPU tests of the weight-gradient kernels: the default route (conv_wgrad_window_kernel; on compute
-capability 9.0 conv_wgrad_wgmma_kernel for float32 in a TF32 class where its alignment conditions
-hold) against the gather kernel (conv_wgrad_gemm_kernel, still the fallback), nn.Conv2d and float64;
+capability 9.0 conv_wgrad_wgmma_kernel for float32 in a TF32 class and for fp16 / bf16 where its
+alignment conditions hold) against the gather kernel (conv_wgrad_gemm_kernel, still the fallback), nn.Conv2d and float64;
 and conv_wgrad_wgmma_kernel in both its TF32 classes (truncated operands, #55; rounded ties away,
 #56 and the 5x9 layers) and in 3xTF32 (IEEE mode), in all its blockings, against the window kernel
 with the same operand rounding and float64.
@@ -206,7 +206,7 @@ def test_wgrad_kernel_choice(monkeypatch):
     assert "conv_wgrad_window_kernel" in truncating_window and "conv_wgrad_wgmma_kernel" not in truncating_window
     for ieee in (truncating_ieee, rna_ieee):
         if SM90:
-            assert re.search(r"conv_wgrad_wgmma_kernel<1,\s*64,\s*false>", ieee), ieee
+            assert re.search(r"conv_wgrad_wgmma_kernel<float,\s*1,\s*64,\s*false>", ieee), ieee
         else:
             assert "conv_wgrad_window_kernel" in ieee and "conv_wgrad_wgmma_kernel" not in ieee, ieee
 
@@ -279,7 +279,7 @@ def test_wgrad_wgmma(cfg, klass, blocking, monkeypatch):
     # The instance that ran: <precision, filters per MMA, dY rounded in shared memory> (the taps per
     # warpgroup are a run-time value, not visible here).
     forced_bn = WGMMA_BLOCKINGS[blocking].get("KB_CONV_WWG_BN")
-    instance = re.search(r"conv_wgrad_wgmma_kernel<(\d+),\s*(\d+),\s*(\w+)>", names)
+    instance = re.search(r"conv_wgrad_wgmma_kernel<float,\s*(\d+),\s*(\d+),\s*(\w+)>", names)
     assert instance, names
     assert instance.group(1) == str(prec) and instance.group(3) == str(rounding == "smem").lower(), names
     split = klass == "3xtf32"
@@ -387,6 +387,131 @@ def test_wgrad_wgmma_dy_rows_do_not_leak():
     rest = [k for k in range(dw.shape[0]) if k not in filters]
     assert torch.isfinite(dw[rest]).all()
     assert U.rel_l2(dw[rest], truth[rest]) <= 2e-3
+
+
+# conv_wgrad_wgmma_kernel's 16-bit instances (fp16 / bf16: k16 MMAs, 64-column k-tiles), through the
+# launcher: rows misaligned by up to 7 halves; dY planes that are not 16-byte multiples (the launcher's
+# re-pitched copy: w72, s3w, q14); windows from odd columns (padding, odd dilations: the byte-permute
+# pairs); column strides 2 (pairs two elements apart) and 3 (pairs of mixed parity); one partial k-tile
+# per row; 16 and 32 input channels (4 and 2 taps per warpgroup); 64, 160 and 200 filters; groups;
+# 1x1; and a reduction long enough for the stages to wrap many times.  Every input width is a multiple
+# of 8 (the tensor map's rows).
+WGMMA16_CONFIGS = [
+    Cfg("w72_odd_rows", 2, 64, 20, 72, 128, 3),            # Q = 70, planes of 1260 halves: the copy
+    Cfg("pad1", 2, 64, 17, 64, 128, 3, p=1),               # windows from column -1
+    Cfg("c80_k200", 2, 80, 12, 40, 200, 3, p=1),           # 2 channel blocks, 2 filter blocks
+    Cfg("k5x7_c16", 2, 16, 24, 64, 32, (5, 7)),            # Q = 58: rows misaligned by 0, 2, 4, 6
+    Cfg("s2", 2, 16, 20, 64, 16, 3, s=2, p=1),
+    Cfg("s3w", 2, 8, 12, 104, 8, (3, 5), s=(1, 3), p=(1, 2)),   # window of 216 halves; the copy
+    Cfg("k5x9_pad_dil", 2, 32, 30, 72, 64, (5, 9), p=(2, 4), d=(2, 3)),
+    Cfg("q14_one_tile", 3, 64, 8, 16, 128, 3),             # Q = 14 < 64; the copy
+    Cfg("groups2", 2, 128, 10, 40, 256, 3, g=2),
+    Cfg("k1x1", 2, 64, 10, 32, 128, 1),
+    Cfg("c20_k160_s2w", 2, 20, 21, 88, 160, 3, s=(1, 2), p=1),
+    Cfg("many_ktiles", 2, 64, 130, 264, 128, 3),
+]
+WGMMA16_BLOCKINGS = {"default": {}, "bn64": {"KB_CONV_WWG_BN": "64"}, "tw1": {"KB_CONV_WWG_TW": "1"}}
+
+
+def _rounding_floor(truth, dtype):
+    """The relative L2 error of float64's gradient rounded once to dtype: what a kernel with exact
+    products and fp32 sums cannot beat."""
+    return U.rel_l2(truth.to(dtype), truth)
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+@pytest.mark.parametrize("blocking", list(WGMMA16_BLOCKINGS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("cfg", WGMMA16_CONFIGS, ids=[c.id for c in WGMMA16_CONFIGS])
+def test_wgrad_wgmma_16bit(cfg, dtype, blocking, monkeypatch):
+    torch.manual_seed(U.seed_for("wgrad-wgmma-16", cfg.id, dtype))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    gy = torch.randn(ref(x).shape, device=x.device).to(dtype)
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+    for name, value in WGMMA16_BLOCKINGS[blocking].items():
+        monkeypatch.setenv(name, value)
+
+    def run():
+        out = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_EXACT, True)
+        U.sync()
+        return out
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        ours = run()
+    names = " ".join(e.key for e in prof.key_averages())
+    assert "conv_wgrad_wgmma_kernel" in names and "conv_wgrad_window_kernel" not in names, f"[{cfg}] {names}"
+    again = run()
+    monkeypatch.setenv("KB_CONV_WWG_16", "0")          # the window kernel on the same operands
+    window = run()
+    monkeypatch.delenv("KB_CONV_WWG_16")
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s, padding=cfg.p,
+                                        dilation=cfg.d, groups=cfg.g)
+    floor = _rounding_floor(truth, dtype)
+    where = f"[{cfg}] {dtype} {blocking}"
+    assert ours.dtype == dtype and not torch.isnan(ours).any(), f"{where}: NaN (an element left unwritten under poison?)"
+    # Exact products, fp32 sums, one rounding to dtype: within a hair of the rounding floor (a lost or
+    # misplaced k-tile, tap or column costs orders of magnitude more), and of the window kernel.
+    assert U.rel_l2(ours, truth) <= 1.25 * floor + 1e-6, f"{where}: {U.rel_l2(ours, truth):.3e} from float64, floor {floor:.3e}"
+    assert U.rel_l2(ours, window) <= 2.5 * floor, f"{where}: {U.rel_l2(ours, window):.3e} from the window kernel"
+    assert torch.equal(ours, again), f"{where}: not bitwise reproducible"
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_wgrad_wgmma_16bit_sliced_gradient_copy(dtype):
+    """16 bits, dY planes of 17 x 70 halves (not 16-byte multiples: the launcher's re-pitched copy)
+    lying 18 rows apart in a larger tensor whose extra rows hold infinities: the copy must take the
+    planes where they are, and nothing outside them may reach the gradient."""
+    cfg = Cfg("sliced_dy16", 2, 32, 19, 72, 64, 3)   # P = 17, Q = 70
+    torch.manual_seed(U.seed_for("wgrad-wgmma-16-sliced", dtype))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    big = torch.randn(2, 64, 18, 70, device=x.device).to(dtype)
+    big[:, :, 17] = float("inf")
+    gy = big[:, :, :17]
+    assert not gy.is_contiguous()
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        dw = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_EXACT, True)
+        U.sync()
+    names = " ".join(e.key for e in prof.key_averages())
+    assert "conv_wgrad_wgmma_kernel" in names, names
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double())
+    assert torch.isfinite(dw).all(), "a row outside the planes reached the gradient"
+    assert U.rel_l2(dw, truth) <= 1.25 * _rounding_floor(truth, dtype) + 1e-6
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+def test_wgrad_wgmma_16bit_dy_rows_do_not_leak():
+    """16 bits: an infinite gradient at the first or last column of a row (rows of Q = 19 halves,
+    misaligned by 0-7 halves, so k-tiles reach into the neighbouring rows) gives +inf in its
+    filter's weight gradient and leaves the other filters finite and right."""
+    cfg = Cfg("inf_dy16", 2, 64, 10, 40, 128, 3, s=(1, 2))
+    torch.manual_seed(U.seed_for("wgrad-wgmma-16-inf-dy"))
+    dtype = torch.float16
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = (U.make_input(cfg).abs() + 0.01).to(dtype)
+    gy = torch.randn(ref(x).shape, device=x.device).to(dtype)
+    q = gy.shape[-1]
+    hot = [(0, 5, 3, 0), (1, 7, 4, q - 1), (1, 9, 7, 0), (0, 11, 6, q - 1)]
+    for n, k, r, c in hot:
+        gy[n, k, r, c] = float("inf")
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        dw = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_EXACT, True)
+        U.sync()
+    assert "conv_wgrad_wgmma_kernel" in " ".join(e.key for e in prof.key_averages())
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s)
+    filters = sorted({k for _, k, _, _ in hot})
+    assert torch.isposinf(truth[filters]).all()
+    assert torch.isposinf(dw[filters]).all(), "a neighbouring row's infinity met a zero (NaN) or went missing"
+    rest = [k for k in range(dw.shape[0]) if k not in filters]
+    assert torch.isfinite(dw[rest]).all()
+    assert U.rel_l2(dw[rest], truth[rest]) <= 1.25 * _rounding_floor(truth[rest], dtype) + 1e-6
 
 
 _FIRST_BACKWARD_SCRIPT = r"""

@@ -41,7 +41,8 @@ INSTANTIATIONS = {
                      "float, PREC_TF32, 64, 8, false, false", "float, PREC_TF32, 64, 8, true, false",
                      "float, PREC_3XTF32, 128, 2, false, false", "float, PREC_3XTF32, 128, 2, false, true",
                      "float, PREC_3XTF32, 64, 4, false, false", "f16_t, PREC_EXACT, 128, 4, false, false",
-                     "bf16_t, PREC_EXACT, 128, 4, false, false")],
+                     "bf16_t, PREC_EXACT, 128, 4, false, false", "f16_t, PREC_EXACT, 64, 8, false, false",
+                     "bf16_t, PREC_EXACT, 64, 8, false, false")],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),
@@ -69,10 +70,12 @@ INSTANTIATIONS = {
         for t, p in (("float", "PREC_TF32"), ("float", "PREC_3XTF32"), ("float", "PREC_EXACT"),
                      ("f16_t", "PREC_EXACT"), ("bf16_t", "PREC_EXACT"))],
     "conv_wgrad_wgmma_kernel": [
-        "template __global__ void conv_wgrad_wgmma_kernel<{p}, {n}, {r}>(const __grid_constant__ WgradParams, "
-        "const __grid_constant__ CUtensorMap, const __grid_constant__ CUtensorMap);".format(p=p, n=n, r=r)
-        for p, r, n in [(p, r, n) for p, r in (("PREC_EXACT", "false"), ("PREC_TF32", "false"), ("PREC_TF32", "true"))
-                        for n in (64, 128)] + [("PREC_3XTF32", "false", 64)]],
+        "template __global__ void conv_wgrad_wgmma_kernel<{t}, {p}, {n}, {r}>(const __grid_constant__ WgradParams, "
+        "const __grid_constant__ CUtensorMap, const __grid_constant__ CUtensorMap);".format(t=t, p=p, n=n, r=r)
+        for t, p, r, n in [(t, p, r, n) for t, p, r in (("float", "PREC_EXACT", "false"), ("float", "PREC_TF32", "false"),
+                                                       ("float", "PREC_TF32", "true"), ("f16_t", "PREC_EXACT", "false"),
+                                                       ("bf16_t", "PREC_EXACT", "false"))
+                           for n in (64, 128)] + [("float", "PREC_3XTF32", "false", 64)]],
     "conv_fwd_direct_kernel": [
         f"template __global__ void conv_fwd_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_dgrad_direct_kernel": [

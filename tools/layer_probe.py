@@ -3,17 +3,21 @@
 (nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
 
     python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
-                                 [--backward] [--kernels default,halo,gemm,nos2d,nopw,nopwtma,...]
+                                 [--backward] [--passes] [--names] [--kernels default,halo,gemm,nos2d,nopw,nopwtma,...]
 
 Per shape and mode: forward (no autograd) mean / median ms of both (cold L2, CUDA events:
 tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs against cuDNN's with
 torch.allclose(atol=rtol=1e-4) (the grader's test), the largest difference and our precision class;
-with --backward also forward + backward.  --kernels times ModelNew again under each
+with --backward also forward + backward; with --passes also grad-input alone and grad-weight alone
+(the other operand not requiring grad, so that each side computes only that gradient); with --names the
+CUDA kernels one call of each of our timed passes launches (torch.profiler).  --kernels times ModelNew again under each
 KB_CONV_FWD_KERNEL setting (halo: no wgmma kernel; gemm: the gather GEMM kernel only; nos2d:
 KB_CONV_S2D=0, no space-to-depth route; nopw: KB_CONV_PW=0, no pointwise kernel; nopwtma:
 KB_CONV_PW_TMA=0, 1x1 layers on conv_fwd_pointwise_kernel, not its tensor-copy form; nophases:
 KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel; rowphases / norowphases:
-KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases).  Modes: tf32,
+KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases; nonarrow16: KB_CONV_WGMMA_NARROW16=0,
+16-bit GEMMs of at most 64 columns on the sm_80 kernels; nowwg16: KB_CONV_WWG_16=0, 16-bit weight
+gradients on the window kernel).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -31,6 +35,8 @@ from tools.quick_check import cold_time, pair_models, set_tf32  # noqa: E402
 
 # name: (N, C, H, W, K, kernel, nn.Conv2d keyword arguments)
 SHAPES = {
+    "55": (8, 64, 512, 1024, 128, 3, {}),                                    # KernelBench level 1 #55
+    "56": (8, 64, 512, 256, 128, (5, 7), {}),                                # KernelBench level 1 #56
     # KernelBench level 1 #50 (AlexNet's first layer; its Model keeps nn.Conv2d's default bias)
     "kb50": (256, 3, 224, 224, 96, 11, {"stride": 4, "padding": 2, "bias": True}),
     "strided": (8, 64, 512, 512, 128, 3, {"stride": 2, "padding": 1}),       # bench.py's row
@@ -62,6 +68,8 @@ KERNEL_SETTINGS = {
     "nophases": ("KB_CONV_WGMMA_PHASES", "0"),
     "rowphases": ("KB_CONV_ROW_PHASES", "1"),
     "norowphases": ("KB_CONV_ROW_PHASES", "0"),
+    "nonarrow16": ("KB_CONV_WGMMA_NARROW16", "0"),
+    "nowwg16": ("KB_CONV_WWG_16", "0"),
 }
 
 
@@ -70,7 +78,18 @@ def clear_switches():
         os.environ.pop(var, None)
 
 
-def probe(name, mode, trials, backward, kernel="default"):
+def kernel_names(fn):
+    """The CUDA kernels one call of fn launches, in order, short names."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    seen = [e.name.split("<")[0].split("(")[0] for e in prof.events() if e.device_type.name == "CUDA"]
+    return ", ".join(dict.fromkeys(seen)) or "(none recorded)"
+
+
+def probe(name, mode, trials, backward, kernel="default", passes=False, names=False):
     n, c, h, w, k, ks, kw = SHAPES[name]
     set_tf32(mode != "ieee")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
@@ -97,9 +116,8 @@ def probe(name, mode, trials, backward, kernel="default"):
         return run
 
     out["ref:fwd"], out["new:fwd"] = cold_time(fwd(ref), trials=trials), cold_time(fwd(ours), trials=trials)
+    g = torch.randn_like(y_r) if (backward or passes) else None
     if backward:
-        g = torch.randn_like(y_r)
-
         def both(model):
             xi = x.clone().requires_grad_(True)
             params = list(model.parameters())
@@ -112,6 +130,26 @@ def probe(name, mode, trials, backward, kernel="default"):
             return run
         out["ref:fwd+bwd"], out["new:fwd+bwd"] = (cold_time(both(ref), trials=trials),
                                                   cold_time(both(ours), trials=trials))
+    if passes:
+        def one_grad(model, wrt):
+            """grad-input (wrt "x": the weight not requiring grad) or grad-weight (wrt "w": the input
+            not requiring grad) of one retained forward."""
+            w = model.weight if hasattr(model, "weight") else model.conv2d.weight
+            xi = x.clone().requires_grad_(wrt == "x")
+            w.requires_grad_(wrt == "w")
+            y = model(xi)
+            w.requires_grad_(True)
+            target = [xi] if wrt == "x" else [w]
+            return lambda: torch.autograd.grad(y, target, g, retain_graph=True)
+        for label, wrt in (("dgrad", "x"), ("wgrad", "w")):
+            out[f"ref:{label}"] = cold_time(one_grad(ref, wrt), trials=trials)
+            fn = one_grad(ours, wrt)
+            out[f"new:{label}"] = cold_time(fn, trials=trials)
+            if names:
+                out[f"names:{label}"] = kernel_names(fn)
+            del fn
+    if names:
+        out["names:fwd"] = kernel_names(fwd(ours))
     return out
 
 
@@ -121,6 +159,8 @@ def main():
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--modes", default="tf32,ieee")
     ap.add_argument("--backward", action="store_true", help="also time forward + backward")
+    ap.add_argument("--passes", action="store_true", help="also time grad-input alone and grad-weight alone")
+    ap.add_argument("--names", action="store_true", help="list the kernels each of our passes launches")
     ap.add_argument("--kernels", default="default", help="KB_CONV_FWD_KERNEL settings to time ModelNew under")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -131,13 +171,17 @@ def main():
     bad = 0
     for name in args.shapes.split(","):
         for mode, kernel in [(m, kn) for m in args.modes.split(",") for kn in args.kernels.split(",")]:
-            r = probe(name, mode, args.trials, args.backward, kernel)
+            r = probe(name, mode, args.trials, args.backward, kernel, args.passes, args.names)
             bad += not r["ok"]
             check = f"{'ok' if r['ok'] else 'FAIL'} (max |d| {r['maxabs']:.1e})"
-            for p in ("fwd", "fwd+bwd") if args.backward else ("fwd",):
+            timed = ["fwd"] + ["fwd+bwd"] * args.backward + ["dgrad", "wgrad"] * args.passes
+            for p in timed:
                 (rm, rmed), (nm, nmed) = r[f"ref:{p}"], r[f"new:{p}"]
                 print(f"| {name} | {mode} | {kernel} | {r['class']} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} "
                       f"| {rm / nm:.2f}x | {check} |", flush=True)
+            for p in ("fwd", "dgrad", "wgrad"):
+                if f"names:{p}" in r:
+                    print(f"<!-- {name} {mode} {p}: {r[f'names:{p}']} -->", flush=True)
     set_tf32(True)
     clear_switches()
     return 1 if bad else 0

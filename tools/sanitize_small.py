@@ -92,6 +92,11 @@ CASES = [
     # reused), and the 64-filter block shape with 256-pixel tiles
     ("pointwise_tma_272_tiles", 2, 8, 128, 136, 128, 1, dict(bias=True)),
     ("pointwise_tma_K40_bm64", 3, 40, 16, 24, 40, 1, dict()),
+    # conv_wgrad_wgmma_kernel's 16-bit instances (run in fp16 / bf16, see EXTRA_DTYPES): dY planes of
+    # 5 x 70 halves (not 16-byte multiples: the launcher's re-pitched copy), 2 taps per warpgroup; and
+    # column stride 3 with padding (pairs of mixed parity: the byte-permute loads), 4 taps per warpgroup
+    ("wgrad_wgmma16_copy_Q70", 1, 32, 7, 72, 64, 3, dict()),
+    ("wgrad_wgmma16_s3_pad", 1, 16, 9, 104, 48, (3, 5), dict(stride=(1, 3), padding=(1, 2))),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
@@ -99,7 +104,8 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 # are not multiples of 8), the third its 16-byte one
                 ("wgmma_vec_K130", torch.float16), ("wgmma_scalar_W67", torch.bfloat16),
                 ("wgmma16_vec_W72", torch.bfloat16), ("pointwise_K130_P200", torch.float16),
-                ("pointwise_tma_272_tiles", torch.bfloat16)]
+                ("pointwise_tma_272_tiles", torch.bfloat16), ("wgrad_wgmma16_copy_Q70", torch.float16),
+                ("wgrad_wgmma16_s3_pad", torch.bfloat16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
