@@ -805,7 +805,9 @@ struct ConvGemmParams {
     // every stride multiples of 4, 16-byte aligned); 3 = 16-byte loads too, with rows of 4k + 2
     // floats whose odd rows the halo holds 2 columns further left; 2 = 8-byte loads of 2 (all of
     // that even); 0 = none of these.  With 2, 3 or 4 the halo window starts halo_shift (0..3)
-    // columns left of the first tap column, at a multiple of 4 (odd rows under 3: 2 more).
+    // columns left of the first tap column, at a multiple of 4 (odd rows under 3: 2 more).  16-bit:
+    // 4 = 16-byte loads of 8 pixels (multiples of 8), 2 = 4-byte loads of pixel pairs (even), the
+    // window starting at a multiple of 8 (halo_shift 0..7).
     // halo_bufs: 2 or 3 halo buffers.
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
@@ -1833,8 +1835,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   warps 1-3     halo: each chunk rounded to TF32 on its way in (16-byte loads and a register
 //                 transpose where the input allows, also for rows of 4k + 2 floats such as #55's
 //                 and #56's dY; else 8-byte or 4-byte loads); 16-bit: 16-byte loads of 8 pixels
-//                 and a byte-permute transpose where W and the strides are multiples of 8, else
-//                 scalar loads of channel pairs
+//                 and a byte-permute transpose where W and the strides are multiples of 8, 4-byte
+//                 loads of pixel pairs where they are even, else scalar loads of channel pairs
 //   warps 4-11    two consumer warpgroups: warpgroup c owns output rows TR/2 c .. TR/2 c + TR/2 - 1,
 //                 one m64nBN accumulator each (128 fp32 registers per thread); they issue wgmma
 //                 and write the output, while the producers already fill the buffers for the
@@ -2051,6 +2053,11 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         if constexpr (EB == 2) {
                             // 16-bit units: pixel 2i (2i + 1) of the output takes the low (high) halves
                             // of word i of each channel's load, channels 2j and 2j + 1 paired into word j.
+                            // halo_vec 4: one 16-byte load per channel (W and the strides multiples of 8);
+                            // halo_vec 2: four 4-byte loads of pixel pairs (W and the strides even: #55's
+                            // grad-input, dY rows of 1022 halves), a pair past W zero.  One loop per width.
+                            auto units16 = [&](auto vec_tag) {
+                            constexpr int VEC = decltype(vec_tag)::value;
                             while (u < units) {
                                 constexpr int UNITS = 2;  // 2 x 8 x 16 bytes in flight within 112 registers
                                 uint4 v[UNITS][8];
@@ -2058,13 +2065,22 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                                 for (int k = 0; k < UNITS; ++k) {
                                     const int h_in = t.row0 + hr, w_in = col_a + 8 * g4;
+                                    // (w_in is a multiple of 8: a unit starting before column 0 lies wholly before it)
                                     const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
                                     off[k] = u < units ? (int)(kg * kgs + (hr * HC + 8 * g4) * 16) : -1;
 #pragma unroll
                                     for (int ch = 0; ch < 8; ++ch) {
                                         const int c = chunk * CK + 8 * kg + ch;
-                                        v[k][ch] = (ok && c < p.Cg) ? __ldg((const uint4*)(x_img + (c * xs_c + h_in * xs_h + w_in)))
-                                                                    : make_uint4(0u, 0u, 0u, 0u);
+                                        const T* src = x_img + (c * xs_c + h_in * xs_h + w_in);
+                                        if constexpr (VEC == 4) {
+                                            v[k][ch] = (ok && c < p.Cg) ? __ldg((const uint4*)src) : make_uint4(0u, 0u, 0u, 0u);
+                                        } else {
+                                            unsigned w[4];
+#pragma unroll
+                                            for (int i = 0; i < 4; ++i)
+                                                w[i] = (ok && c < p.Cg && w_in + 2 * i < p.W) ? __ldg((const unsigned*)src + i) : 0u;
+                                            v[k][ch] = make_uint4(w[0], w[1], w[2], w[3]);
+                                        }
                                     }
                                     next_unit();
                                 }
@@ -2086,6 +2102,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     }
                                 }
                             }
+                            };
+                            if (p.halo_vec == 4) units16(std::integral_constant<int, 4>{});
+                            else units16(std::integral_constant<int, 2>{});
                         } else {
                             // One loop per load width, so that no branch separates a batch's loads (with
                             // a run-time width test inside, #55's forward went from 2.86 to 4.53 ms).
@@ -4635,8 +4654,12 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     const bool vec4_odd_rows = !phases && !vec4 && vec2 && p.W % 4 == 2 && p.x_sh % 4 == 2 && p.x_sc % 4 == 0 &&
                                p.x_sn % 4 == 0 && p.H % 2 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
                                !std::getenv("KB_CONV_NO_HALO_VEC3");
-    // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, else scalar loads.
-    if (sixteen) c.halo_vec = runs_of(8, 16) ? 4 : 0;
+    // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, 4-byte loads of
+    // pixel pairs where they are even (#55's grad-input: dY rows of 1022 halves), else scalar loads.
+    // KB_CONV_WGMMA_PAIRS16=0 (read at every call) keeps the scalar loads there, for comparisons.
+    const char* pairs16_env = std::getenv("KB_CONV_WGMMA_PAIRS16");
+    const bool pairs16 = !(pairs16_env && std::atoi(pairs16_env) == 0);
+    if (sixteen) c.halo_vec = runs_of(8, 16) ? 4 : pairs16 && runs_of(2, 4) ? 2 : 0;
     else c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
@@ -5030,6 +5053,11 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         allow_dynamic_smem(kernel, wc.smem);
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(q);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
+        // KB_CONV_WGMMA_REPORT set: the tiling of each launch to stderr (tests: which loader ran)
+        if (std::getenv("KB_CONV_WGMMA_REPORT"))
+            std::fprintf(stderr, "wgmma launch: bn %d tr %d swap %d phases %d halo_vec %d halo_shift %d tpk %d stages %d halo_bufs %d\n",
+                         wc.bn, wc.tr, (int)wc.swap, (int)wc.phases, wc.halo_vec, wc.halo_shift, wc.taps_per_kt,
+                         wc.b_stages, wc.halo_bufs);
     };
     const WgmmaChoice wc = wgmma_allowed ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
     // Row phases of a dilated sweep (unit row stride, |dil_h| = d >= 2): output rows phi, phi + d, ...

@@ -540,6 +540,8 @@ HALF_CONFIGS = [
     Cfg("h_narrow_k40_bias_pad", 3, 48, 23, 72, 40, 3, p=1, bias=True),  # 40 of 64 columns, halo shift 7
     Cfg("h_narrow_odd_width", 2, 35, 20, 67, 24, 3, p=1),             # scalar loads, odd channel pair
     Cfg("h_narrow_many_tiles", 2, 16, 130, 264, 64, 3, bias=True),    # 16 of a chunk's 32 channels
+    Cfg("h_pairs_w70", 2, 64, 20, 70, 128, 3, p=1),                   # W even, not 8k: 4-byte pair loads
+    Cfg("h_narrow_pairs_w102", 2, 32, 18, 102, 64, 3, p=(1, 2)),      # the same on the narrow variant
 ]
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # half an ulp, relative: the error bound of one rounding to the dtype
@@ -638,6 +640,39 @@ def test_wgmma_grad_input_16bit(cfg, dname):
         f"{where}: wgmma vs sm_80 kernels rel L2 {U.rel_l2(gx.double(), gx80.double()):.2e}")
     assert torch.allclose(gx.float(), gx_ref.float(), atol=1e-2, rtol=1e-2), (
         f"{where}: vs nn.Conv2d: " + U.diff_report(gx.float(), gx_ref.float()))
+
+
+# 16-bit inputs whose rows are an even number of halves but not a multiple of 8 take the halo
+# loader's 4-byte pair loads (halo_vec 2); KB_CONV_WGMMA_PAIRS16=0 keeps the scalar loads.  Both write
+# the same halo, so forward and grad-input are bitwise equal.
+PAIRS16 = [c for c in HALF_CONFIGS if c.id in ("h_pairs_w70", "h_narrow_pairs_w102")] + [
+    c for c in HALF_DGRAD if c.id == "h_dgrad_l55_like"]
+
+
+@pytest.mark.parametrize("dname", list(HALF_DTYPES))
+@pytest.mark.parametrize("cfg", PAIRS16, ids=[c.id for c in PAIRS16])
+def test_wgmma_16bit_pair_loads_match_scalar_loads(cfg, dname, monkeypatch, capfd):
+    dtype = HALF_DTYPES[dname]
+    torch.manual_seed(U.seed_for("wgmma-pairs16", cfg.id, dname))
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+    results, loaders = [], []
+    monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")    # the launcher reports each wgmma launch's loader
+    for pairs in ("1", "0"):
+        monkeypatch.setenv("KB_CONV_WGMMA_PAIRS16", pairs)
+        capfd.readouterr()
+        y = model(x)
+        if not results:
+            gy = torch.randn_like(y)
+        results.append((y.detach(), torch.autograd.grad(y, x, gy)[0]))
+        U.sync()
+        loaders.append(re.findall(r"halo_vec (\d)", capfd.readouterr().err))
+    # the pair loader ran (in the forward, the grad-input or both), and the switch took it away
+    assert "2" in loaders[0] and "2" not in loaders[1] and "0" in loaders[1], f"[{cfg}] loaders {loaders}"
+    (y2, gx2), (y0, gx0) = results
+    assert not torch.isnan(y2).any() and not torch.isnan(gx2).any(), f"[{cfg}] NaN"
+    assert torch.equal(y2, y0), f"[{cfg}] forward: " + U.diff_report(y2, y0)
+    assert torch.equal(gx2, gx0), f"[{cfg}] grad-input: " + U.diff_report(gx2, gx0)
 
 
 # The halo's two layouts (KB_CONV_WGMMA_HALO_ILV: default 1, channel groups one 16-byte pad apart and

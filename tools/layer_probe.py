@@ -17,7 +17,8 @@ KB_CONV_PW_TMA=0, 1x1 layers on conv_fwd_pointwise_kernel, not its tensor-copy f
 KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel; rowphases / norowphases:
 KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases; nonarrow16: KB_CONV_WGMMA_NARROW16=0,
 16-bit GEMMs of at most 64 columns on the sm_80 kernels; nowwg16: KB_CONV_WWG_16=0, 16-bit weight
-gradients on the window kernel).  Modes: tf32,
+gradients on the window kernel; nopairs16: KB_CONV_WGMMA_PAIRS16=0, scalar halo loads for 16-bit rows
+of an even length that is not a multiple of 8).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -70,6 +71,7 @@ KERNEL_SETTINGS = {
     "norowphases": ("KB_CONV_ROW_PHASES", "0"),
     "nonarrow16": ("KB_CONV_WGMMA_NARROW16", "0"),
     "nowwg16": ("KB_CONV_WWG_16", "0"),
+    "nopairs16": ("KB_CONV_WGMMA_PAIRS16", "0"),
 }
 
 
