@@ -96,13 +96,14 @@ def test_ieee_dilated_layers_run_as_row_phases(case, monkeypatch):
 
 
 # (configuration, dtype): layers whose whole sweep fits, so that the default runs it whole and
-# KB_CONV_ROW_PHASES=1 in phases (forward; float32 also grad-input).
+# KB_CONV_ROW_PHASES=1 in phases (forward and grad-input).
 BITWISE_CASES = [
     (Cfg("narrow_5x9_d23_pad_bias", 2, 32, 41, 100, 64, (5, 9), p=(3, 4), d=(2, 3), bias=True), torch.float32),
     (Cfg("wide_5x3_d3_pad5", 2, 40, 37, 90, 130, (5, 3), p=(5, 1), d=(3, 1), bias=True), torch.float32),
     (Cfg("wide_3x3_d2_odd_w", 2, 64, 30, 91, 128, 3, p=1, d=2), torch.float32),       # 4-byte loader
     (Cfg("wide_3x3_d2_cl", 2, 64, 30, 90, 128, 3, p=2, d=2, layout="cl"), torch.float32),  # channels_last
-    (Cfg("wide_5x3_d3_pad5_fp16", 2, 40, 37, 96, 130, (5, 3), p=(5, 1), d=(3, 1), bias=True), torch.float16),
+    # (16 bits: dilation 2, so that the narrow grad-input's whole sweep fits too: 16 halo rows, not 20)
+    (Cfg("wide_5x3_d2_pad4_fp16", 2, 40, 37, 96, 130, (5, 3), p=(4, 1), d=(2, 1), bias=True), torch.float16),
     (Cfg("wide_3x3_d2_bf16", 2, 64, 30, 88, 128, 3, p=1, d=2), torch.bfloat16),
 ]
 
@@ -127,9 +128,8 @@ def test_row_phases_are_bitwise_the_whole_sweep(case, monkeypatch):
     d = cfg.d[0] if isinstance(cfg.d, tuple) else cfg.d
     n_whole = launches(whole, "conv_fwd_wgmma_kernel")
     n_phased = launches(phased, "conv_fwd_wgmma_kernel")
-    # each wgmma sweep (the forward; float32's grad-input too) runs whole, then as d phases
-    want_whole = 2 if dtype == torch.float32 else 1
-    assert n_whole == want_whole and n_phased == d * n_whole, (
+    # each wgmma sweep (the forward and the grad-input) runs whole, then as d phases
+    assert n_whole == 2 and n_phased == d * n_whole, (
         f"[{cfg}] wgmma launches: whole {whole}, phased {phased}")
     for name, a, b in (("forward", y0, y1), ("grad-input", gx0, gx1)):
         assert not torch.isnan(b).any(), f"[{cfg}] {name}: NaN (an element no phase wrote?)"
