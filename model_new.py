@@ -25,8 +25,8 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                (k8), float32 in 3xTF32 (IEEE mode; 128-wide x 2 rows
                                                or 64-wide x 4 rows, partial sums folded every 2
                                                k-tiles) and fp16 / bf16
-                                               (k16, 128-wide tiles only); 128-wide x 4 rows, or 64-wide
-                                               x 8 rows for narrow TF32 GEMMs (#55's grad-input; where
+                                               (k16); 128-wide x 4 rows, or 64-wide x 8 rows for
+                                               narrow GEMMs (#55's grad-input; in TF32 where
                                                its rows are whole sectors with the operands swapped,
                                                weights in registers, direct stores); column stride 2
                                                on a phase-split halo (float32, 128-wide); NCHW output
@@ -49,9 +49,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                TF32 classes: truncated operands (#55's grad-weight)
                                                and rounded ties away (#56, 5x9, ...: dY rounded by
                                                round_tf32_planes_kernel or in shared memory); 64- or
-                                               128-wide MMAs, 1, 2 or 4 taps per warpgroup; and
+                                               128-wide MMAs, 1, 2 or 4 taps per warpgroup;
                                                3xTF32 (IEEE mode: both operands split, 64-wide MMAs,
-                                               partial sums folded into a register total)
+                                               partial sums folded into a register total); and fp16 /
+                                               bf16 (k16, 64-column k-tiles)
                       conv_wgrad_window_kernel implicit GEMM over a shared-memory window of input rows
                                                (each input value loaded once for all taps), split over
                                                N*Ho*Wo, fixed-order reduction (the main path)
@@ -2017,8 +2018,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         // Vector path: a unit is CPG channels (one group) x CPG pixels.  float32: four
                         // float4 loads along W (or eight float2 ones, halo_vec 2), rounded in registers,
                         // written as four 16-byte pixels (a transpose in registers).  16-bit: eight
-                        // 16-byte loads of 8 pixels, transposed by byte permutes into eight 16-byte
-                        // pixels of 8 channels.  Units are walked with a carry step of 96, a few per
+                        // 16-byte loads of 8 pixels (halo_vec 2: 32 4-byte loads of pixel pairs),
+                        // transposed by byte permutes into eight 16-byte pixels of 8 channels.  Units are walked with a carry step of 96, a few per
                         // batch.  halo_vec 3 (float32 only): rows of 4k + 2 floats, so odd input rows
                         // start 8 bytes off a 16-byte boundary; their units start 2 columns further
                         // left (16-byte aligned again), the consumers read them 2 pixels further
@@ -2059,7 +2060,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             auto units16 = [&](auto vec_tag) {
                             constexpr int VEC = decltype(vec_tag)::value;
                             while (u < units) {
-                                constexpr int UNITS = 2;  // 2 x 8 x 16 bytes in flight within 112 registers
+                                // 2 x 8 x 16 bytes in flight: within the wide variant's 112 registers; the
+                                // narrow one's 104 leave 24 bytes of spills (not measured as a cost)
+                                constexpr int UNITS = 2;
                                 uint4 v[UNITS][8];
                                 int off[UNITS];
 #pragma unroll
@@ -3714,7 +3717,8 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //     dW[k][c][r][s] = sum over output pixels (n, p, q) of dY[n][k][p][q] * X[n][c][p sh + r dh - pt][q sw + s dw - pl]
 //   Per warpgroup a GEMM of M = 64 rows = 64 / tw input channels at each of tw taps (r, s), N = BN
 //   output channels (128, or 64 where the layer's filters fit that better), reduced over output
-//   pixels in k-tiles of 32 consecutive columns q0..q0+31 of one output row (n, p).
+//   pixels in k-tiles of 32 consecutive columns q0..q0+31 of one output row (n, p) (16 bits: 64,
+//   KQ; the float32 numbers below read in 16 bits as 64 columns, halves, granules of 8).
 //   Why this way round: in NCHW both dY and X run along q, the reduction, which is the K-major
 //   layout TF32 wgmma needs for both operands, so nothing is transposed.  A tap shifts X by one
 //   element (4 bytes) per kernel column, which no shared-memory descriptor can express (16-byte
@@ -4657,10 +4661,12 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, 4-byte loads of
     // pixel pairs where they are even (#55's grad-input: dY rows of 1022 halves), else scalar loads.
     // KB_CONV_WGMMA_PAIRS16=0 (read at every call) keeps the scalar loads there, for comparisons.
-    const char* pairs16_env = std::getenv("KB_CONV_WGMMA_PAIRS16");
-    const bool pairs16 = !(pairs16_env && std::atoi(pairs16_env) == 0);
-    if (sixteen) c.halo_vec = runs_of(8, 16) ? 4 : pairs16 && runs_of(2, 4) ? 2 : 0;
-    else c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
+    if (sixteen) {
+        const char* pairs16_env = std::getenv("KB_CONV_WGMMA_PAIRS16");
+        const bool pairs16 = !(pairs16_env && std::atoi(pairs16_env) == 0);
+        c.halo_vec = runs_of(8, 16) ? 4 : pairs16 && runs_of(2, 4) ? 2 : 0;
+    }
+    if (!sixteen) c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)(WG_TC - 1) * p.stride_w + span_w + 1 + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
@@ -5628,6 +5634,8 @@ void split_k_tiles(WgradParams& p, int64_t blocks, int groups) {
 // (docs/perf-log.md, b3); in the RNA class the error from float64 is the same at 128 to 1024 and
 // fewer flushes land nearer cuDNN's gradient (5x9: 1.9e-4 at 128, 1.5e-4 at 1024; s20); its 3xTF32
 // instance folds its accumulators into a register total every few k-tiles instead (s21).
+// (conv_wgrad_wgmma_kernel's 16-bit instances too: 1024 k-tiles of 64 columns are 4096 k16 MMAs per
+// accumulator, the fp32 instances' 4096 k8 ones; fp16's own rounding, 2^-11, is far above that drift.)
 int wgrad_flush_every(int64_t prec, bool wgmma = false) {
     if (const char* f = std::getenv("KB_CONV_WGRAD_FLUSH")) return std::max(0, std::atoi(f));
     return wgmma ? 1024 : prec == PREC_3XTF32 ? 16 : 512;
@@ -5826,6 +5834,10 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
         allow_dynamic_smem(kernel, wc.smem);
         kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
+        // KB_CONV_WWG_REPORT set: the blocking of each launch to stderr (tests: which route ran)
+        if (std::getenv("KB_CONV_WWG_REPORT"))
+            std::fprintf(stderr, "wgrad wgmma launch: bn %d tw %d stages %d dy_copy %d splits %d\n", wc.bn, wc.tw,
+                         wc.stages, (int)wc.dy_copy, p.splits);
     };
     if (dy.scalar_type() == at::kHalf) {
         if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<f16_t, PREC_EXACT, 64, false>);

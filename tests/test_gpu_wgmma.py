@@ -518,7 +518,8 @@ def test_wgmma_odd_row_loads_match_8_byte_loads(cfg, monkeypatch):
 
 # fp16 / bf16 on the wide variant (conv_fwd_wgmma_kernel<f16_t / bf16_t, ...>, k16 MMAs) and, for
 # GEMMs of at most 64 columns, the narrow one (64 x 8 rows, unswapped; the h_narrow configurations):
-# 16-byte loads of 8 pixels where W and the strides are multiples of 8, scalar loads (channel pairs) else.
+# 16-byte loads of 8 pixels where W and the strides are multiples of 8, 4-byte loads of pixel pairs where
+# they are even (h_pairs_*, h_odd_rows_out), scalar loads (channel pairs) else.
 # Each against float64 truth computed from the same 16-bit values, against our sm_80 kernels (the
 # same exact products and fp32 accumulation: only the summation order and the final rounding to
 # 16 bits differ) and against nn.Conv2d at the grader's 1e-2.
@@ -613,7 +614,7 @@ def test_wgmma_16bit_narrow_instance_runs(dname, monkeypatch):
 HALF_DGRAD = [
     Cfg("h_dgrad_c128", 2, 128, 20, 72, 64, 3, p=1),       # dY rows of 72: 16-byte loads
     Cfg("h_dgrad_c96_odd", 2, 96, 19, 69, 40, 3),           # dY rows of 67: scalar loads
-    Cfg("h_dgrad_l55_like", 2, 64, 20, 136, 128, 3),        # narrow; dY rows of 134 halves: scalar loads
+    Cfg("h_dgrad_l55_like", 2, 64, 20, 136, 128, 3),        # narrow; dY rows of 134 halves: pair loads
     Cfg("h_dgrad_c64_pad", 2, 64, 20, 72, 128, 3, p=1),     # narrow; dY rows of 72: 16-byte loads
     Cfg("h_dgrad_c40_5x7", 2, 40, 24, 64, 64, (5, 7)),      # narrow, 40 of 64 columns
 ]
