@@ -312,6 +312,28 @@ def test_wgrad_wgmma(cfg, klass, blocking, monkeypatch):
     assert torch.equal(ours, again), f"{where}: not bitwise reproducible"
 
 
+def _sliced_dy_run(dtype, prec, tag):
+    """A 2 x 32 x 19 x 72 input, 64 3x3 filters, and dY's planes of 17 x 70 lying 18 rows apart in a
+    larger tensor whose extra rows hold infinities: (x, dY, weight shape, geometry, our weight gradient
+    through the launcher on sm_90a in class prec, the CUDA kernels it launched, the float64 truth)."""
+    cfg = Cfg("sliced_dy", 2, 32, 19, 72, 64, 3)   # P = 17, Q = 70
+    torch.manual_seed(U.seed_for(tag, dtype))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    big = torch.randn(2, 64, 18, 70, device=x.device).to(dtype)
+    big[:, :, 17] = float("inf")
+    gy = big[:, :, :17]
+    assert not gy.is_contiguous()
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        dw = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, prec, True)
+        U.sync()
+    names = " ".join(e.key for e in prof.key_averages())
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double())
+    return x, gy, w_shape, geo, dw, names, truth
+
+
 @pytest.mark.skipif(not SM90, reason=SM90_REASON)
 def test_wgrad_wgmma_rna_reads_a_sliced_gradient(monkeypatch):
     """The RNA class's rounded copy of dY is written plane by plane: here dY's planes of 17 x 70
@@ -320,22 +342,8 @@ def test_wgrad_wgmma_rna_reads_a_sliced_gradient(monkeypatch):
     misplaced plane or a wrong tail shows there); an infinity that reached the copy's padding would
     not show, since the tensor map never reads the padding."""
     monkeypatch.setenv("KB_CONV_WWG_ROUND", "copy")   # (this small layer would round in shared memory)
-    cfg = Cfg("sliced_dy", 2, 32, 19, 72, 64, 3)   # P = 17, Q = 70
-    torch.manual_seed(U.seed_for("wgrad-wgmma-sliced-dy"))
-    model, ref = U.make_models(M, cfg)
-    x = U.make_input(cfg)
-    big = torch.randn(2, 64, 18, 70, device=x.device)
-    big[:, :, 17] = float("inf")
-    gy = big[:, :, :17]
-    assert not gy.is_contiguous()
-    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
-    w_shape = list(ref.weight.shape)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        dw = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_TF32, True)
-        U.sync()
-    names = " ".join(e.key for e in prof.key_averages())
+    x, gy, w_shape, geo, dw, names, truth = _sliced_dy_run(torch.float32, M._PREC_TF32, "wgrad-wgmma-sliced-dy")
     assert "conv_wgrad_wgmma_kernel" in names and "round_tf32_planes_kernel" in names, names
-    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double())
     window = M._ext().conv2d_backward_weight(gy.contiguous(), x, w_shape, geo, M._ALGO_GEMM, M._PREC_TF32, True)
     assert torch.isfinite(dw).all(), "a row outside the planes reached the gradient"
     assert U.rel_l2(dw, truth) <= 1.5 * U.rel_l2(window, truth) + 1e-7
@@ -494,22 +502,8 @@ def test_wgrad_wgmma_16bit_sliced_gradient_copy(dtype):
     """16 bits, dY planes of 17 x 70 halves (not 16-byte multiples: the launcher's re-pitched copy)
     lying 18 rows apart in a larger tensor whose extra rows hold infinities: the copy must take the
     planes where they are, and nothing outside them may reach the gradient."""
-    cfg = Cfg("sliced_dy16", 2, 32, 19, 72, 64, 3)   # P = 17, Q = 70
-    torch.manual_seed(U.seed_for("wgrad-wgmma-16-sliced", dtype))
-    model, ref = U.make_models(M, cfg, dtype=dtype)
-    x = U.make_input(cfg, dtype=dtype)
-    big = torch.randn(2, 64, 18, 70, device=x.device).to(dtype)
-    big[:, :, 17] = float("inf")
-    gy = big[:, :, :17]
-    assert not gy.is_contiguous()
-    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
-    w_shape = list(ref.weight.shape)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        dw = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, M._PREC_EXACT, True)
-        U.sync()
-    names = " ".join(e.key for e in prof.key_averages())
+    x, gy, w_shape, geo, dw, names, truth = _sliced_dy_run(dtype, M._PREC_EXACT, "wgrad-wgmma-16-sliced")
     assert "conv_wgrad_wgmma_kernel" in names, names
-    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double())
     assert torch.isfinite(dw).all(), "a row outside the planes reached the gradient"
     assert U.rel_l2(dw, truth) <= 1.25 * _rounding_floor(truth, dtype) + 1e-6
 
