@@ -2019,11 +2019,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         // float4 loads along W (or eight float2 ones, halo_vec 2), rounded in registers,
                         // written as four 16-byte pixels (a transpose in registers).  16-bit: eight
                         // 16-byte loads of 8 pixels (halo_vec 2: 32 4-byte loads of pixel pairs),
-                        // transposed by byte permutes into eight 16-byte pixels of 8 channels.  Units are walked with a carry step of 96, a few per
-                        // batch.  halo_vec 3 (float32 only): rows of 4k + 2 floats, so odd input rows
-                        // start 8 bytes off a 16-byte boundary; their units start 2 columns further
-                        // left (16-byte aligned again), the consumers read them 2 pixels further
-                        // right, and the pairs outside [0, W) are zeroed after the load.
+                        // transposed by byte permutes into eight 16-byte pixels of 8 channels.  Units
+                        // are walked with a carry step of 96, a few per batch.  halo_vec 3 (float32
+                        // only): rows of 4k + 2 floats, so odd input rows start 8 bytes off a 16-byte
+                        // boundary; their units start 2 columns further left (16-byte aligned again),
+                        // the consumers read them 2 pixels further right, and the pairs outside
+                        // [0, W) are zeroed after the load.
                         // Unit order: with halo_ilv, unit u is channel group u % 4 of pixel run u / 4 (run
                         // = row hr, columns CPG g4 ..), so the 8 lanes of a quarter warp store to 4 channel
                         // groups x 2 adjacent runs.  A unit is 4 (16-bit: 8) consecutive 16-byte pixels,
@@ -4609,8 +4610,10 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // half of the 128-wide tile (16-bit ones too, unswapped; KB_CONV_WGMMA_NARROW16=0, read at every
     // call, sends 16-bit narrow GEMMs to the sm_80 kernels, for comparisons).
     if (col_n <= 64) {
-        const char* narrow16_env = std::getenv("KB_CONV_WGMMA_NARROW16");
-        if (sixteen && narrow16_env && std::atoi(narrow16_env) == 0) return c;
+        if (sixteen) {
+            const char* narrow16_env = std::getenv("KB_CONV_WGMMA_NARROW16");
+            if (narrow16_env && std::atoi(narrow16_env) == 0) return c;
+        }
         c.bn = 64; c.tr = 8;
     }
     if (col_n <= 64 && !split && !sixteen) {
@@ -4665,8 +4668,9 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         const char* pairs16_env = std::getenv("KB_CONV_WGMMA_PAIRS16");
         const bool pairs16 = !(pairs16_env && std::atoi(pairs16_env) == 0);
         c.halo_vec = runs_of(8, 16) ? 4 : pairs16 && runs_of(2, 4) ? 2 : 0;
+    } else {
+        c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     }
-    if (!sixteen) c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)(WG_TC - 1) * p.stride_w + span_w + 1 + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
@@ -5782,36 +5786,33 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
 // interleaves over n splits instead.
 void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, const at::Tensor& dw, const Geometry& g,
                      int K, int64_t prec, bool poison) {
-    // The RNA class reads dY rounded (see the kernel): a copy in planes of P*Q floats at a pitch of a
-    // multiple of 4 (16-byte aligned planes, as the map needs), freed when this call returns (the
-    // caching allocator hands the memory on only to work queued after the kernel).
-    // 16 bits: where dY's planes are not 16-byte multiples (#55: 521,220 halves), a copy of it in
-    // planes of a multiple of 8 halves (the tensor copy; one more read and write of dY).
+    // dY through a copy (wc.dy_copy), in planes of P*Q elements at a pitch of a multiple of 16 bytes
+    // (as the map needs), freed when this call returns (the caching allocator hands the memory on only
+    // to work queued after the kernel): the RNA class's dY rounded (see the kernel); in 16 bits, dY as it
+    // is where its planes are not 16-byte multiples (#55: 521,220 halves; one more read and write of dY).
     const bool sixteen = dy.scalar_type() != at::kFloat;
     const int es = sixteen ? 2 : 4;
-    at::Tensor dy_rounded;
-    if (wc.dy_copy && sixteen) {
-        const int64_t len = (int64_t)p.P * p.Q, pitch = round_up(len, 8), images = p.L / len;
-        dy_rounded = at::empty({images, p.Ktot, pitch}, dy.options());
-        // (dY's planes are contiguous, dy_sh == Q and dy_sw == 1; they may lie apart, as in a slice)
-        dy_rounded.narrow(2, 0, len).copy_(dy.as_strided({images, (int64_t)p.Ktot, len}, {p.dy_sn, p.dy_sc, 1}));
-        p.dy = dy_rounded.data_ptr();
+    at::Tensor dy_copy;
+    if (wc.dy_copy) {
+        const int64_t len = (int64_t)p.P * p.Q, pitch = round_up(len, 16 / es), planes = p.L / len * p.Ktot;
+        TORCH_CHECK(len < (1LL << 31) - 8, "output planes too large for the weight-gradient kernel");
+        dy_copy = at::empty({planes * pitch}, dy.options());
+        if (sixteen) {
+            // (dY's planes are contiguous, dy_sh == Q and dy_sw == 1; they may lie apart, as in a slice)
+            const int64_t images = p.L / len;
+            dy_copy.view({images, p.Ktot, pitch}).narrow(2, 0, len).copy_(
+                dy.as_strided({images, (int64_t)p.Ktot, len}, {p.dy_sn, p.dy_sc, 1}));
+        } else {
+            const int64_t vec_blocks = ceil_div(len / 4 + 1, ROUND_THREADS);
+            const dim3 grid((unsigned)std::min<int64_t>(vec_blocks, 1024), (unsigned)std::min<int64_t>(planes, 65535));
+            round_tf32_planes_kernel<<<grid, ROUND_THREADS, 0, launch_stream()>>>(
+                (const float*)p.dy, dy_copy.data_ptr<float>(), p.dy_sn, p.dy_sc, p.Ktot, (int)len, (int)pitch, planes);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+        p.dy = dy_copy.data_ptr();
         p.dy_sc = pitch;
         p.dy_sn = pitch * p.Ktot;
-        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn, es), "the driver refused the gradient copy's tensor map");
-    } else if (wc.dy_copy) {
-        const int64_t len = (int64_t)p.P * p.Q, pitch = round_up(len, 4), planes = p.L / len * p.Ktot;
-        TORCH_CHECK(len < (1LL << 31) - 4, "output planes too large for the weight-gradient kernel");
-        dy_rounded = at::empty({planes * pitch}, dy.options());
-        const int64_t vec_blocks = ceil_div(len / 4 + 1, ROUND_THREADS);
-        const dim3 grid((unsigned)std::min<int64_t>(vec_blocks, 1024), (unsigned)std::min<int64_t>(planes, 65535));
-        round_tf32_planes_kernel<<<grid, ROUND_THREADS, 0, launch_stream()>>>(
-            (const float*)p.dy, dy_rounded.data_ptr<float>(), p.dy_sn, p.dy_sc, p.Ktot, (int)len, (int)pitch, planes);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        p.dy = dy_rounded.data_ptr<float>();
-        p.dy_sc = pitch;
-        p.dy_sn = pitch * p.Ktot;
-        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn, es), "the driver refused the rounded gradient's tensor map");
+        TORCH_CHECK(encode_wgrad_dy_map(&wc.dy_map, p, wc.bn, es), "the driver refused the tensor map of dY's copy");
     }
     p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.wwg_tw = wc.tw; p.q_tiles = wc.q_tiles;
     const int64_t cblocks = ceil_div(p.Cg, WWG_BM / wc.tw), kblocks = ceil_div(p.Kg, wc.bn);
