@@ -29,8 +29,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                narrow GEMMs (#55's grad-input; in TF32 where
                                                its rows are whole sectors with the operands swapped,
                                                weights in registers, direct stores); column stride 2
-                                               on a phase-split halo (float32, 128-wide); NCHW output
-                                               through bulk copies
+                                               on a phase-split halo (128 x 4 rows, or 64 x 4 for
+                                               narrow GEMMs; TF32 and 16-bit, and 3xTF32 128-wide);
+                                               NCHW output through bulk copies
                       conv_fwd_depthwise_kernel depthwise (Cg == 1): a plane's tile and halo staged in
                                                shared memory (cp.async, double-buffered runs of tiles),
                                                fp32 multiply-adds, 8 outputs per thread
@@ -1821,14 +1822,15 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //           8 floats, e.g. #55's grad-input, dX rows of 1024), no staging.  At most 2 taps per
 //           k-tile, each k-tile's MMAs retired before the next one's fragments load (see issue_taps).
 //           The default where the output allows it; KB_CONV_WGMMA_SWAP=0 turns it off (choose_wgmma).
-//   Any stride_h, dilation, padding mode; stride_w 1, or 2 in the float32 wide variants (below).
+//   Any stride_h, dilation, padding mode; stride_w 1, or 2 (below) in the wide variants and, for
+//   GEMMs of at most 64 columns, a 64-wide tile of 4 rows (TF32 and 16-bit).
 //   Each wgmma row of A is one output pixel: 64 consecutive columns of one output row, which for a
 //   tap (i, j) are 64 consecutive pixels of one halo row, so A needs no gather at all.
 //   Column stride 2 (phase-split halo): output column m of tap j reads halo column 2 m + d_j, every
 //   other pixel, which no descriptor can address (its rows are 16 bytes apart).  So each halo row
 //   holds its even columns first, then its odd ones (halo_w / 2 pixels each): column 2 m + d_j is
 //   pixel m + d_j / 2 of phase d_j % 2, and the 64 pixels are consecutive again.  The loaders write
-//   a unit's 4 pixels to the two phases; the MMAs are those of the unit-stride kernel, with no zero
+//   a unit's 4 (16-bit: 8) pixels to the two phases; the MMAs are those of the unit-stride kernel, with no zero
 //   taps (as the space-to-depth route would have: 16/9 of the MMAs for 3x3).  Compiled as separate
 //   instances (PHASES), so that the unit-stride ones carry none of its code.
 // Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
@@ -1895,16 +1897,17 @@ constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's c
 template <typename T, int PREC, int BN, int TR, bool SWAP, bool PHASES>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
-    static_assert(!PHASES || (std::is_same<T, float>::value && BN == 128 && !SWAP),
-                  "column stride 2 (the phase-split halo) exists for the float32 wide variants only");
+    static_assert(!PHASES || (!SWAP && (BN == 128 || TR == 4)),
+                  "column stride 2 (the phase-split halo): the wide variants, and 64-wide tiles of 4 rows");
     static_assert(!SWAP || (std::is_same<T, float>::value && PREC == PREC_TF32 && BN == 64 && TR == 8),
                   "the swapped operand order exists for the narrow TF32 variant only");
     // 3xTF32: every operand is held twice, its big and its small TF32 part (PARTS = 2).
     constexpr bool SPLIT = PREC == PREC_3XTF32;
     constexpr int PARTS = SPLIT ? 2 : 1;
     static_assert(SPLIT ? (std::is_same<T, float>::value && ((BN == 128 && TR == 2) || (BN == 64 && TR == 4)))
-                        : ((BN == 128 && TR == 4) || (BN == 64 && TR == 8)),
-                  "wide (128 x 4 rows) or narrow (64 x 8 rows) tiles; 3xTF32: 128 x 2 or 64 x 4 rows");
+                        : ((BN == 128 && TR == 4) || (BN == 64 && TR == (PHASES ? 4 : 8))),
+                  "wide (128 x 4 rows) or narrow (64 x 8 rows; 64 x 4 under column stride 2) tiles; "
+                  "3xTF32: 128 x 2 or 64 x 4 rows");
     static_assert(std::is_same<T, float>::value ? PREC == PREC_TF32 || PREC == PREC_3XTF32 : PREC == PREC_EXACT,
                   "float32 in RNA-TF32 or 3xTF32, or 16-bit (exact products)");
     constexpr int SG = TR / 2;  // output rows per consumer warpgroup
@@ -1913,8 +1916,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
     constexpr int EB = (int)sizeof(T), CPG = 16 / EB, CK = 4 * CPG;
     // Registers after setmaxnreg (128 producer + 256 consumer threads within the 384 x 168 the
     // launch gets): the wide variant gives its halo loaders 112 for 5-unit batches (below), the
-    // narrow one keeps 200 for its consumers' 4-row epilogue.
-    constexpr int PRODUCER_REGS = BN == 128 ? 112 : 104, CONSUMER_REGS = BN == 128 ? 192 : 200;
+    // narrow one keeps 200 for its consumers' 4-row epilogue (the narrow column-stride-2 tile, 2 rows
+    // per warpgroup, splits as the wide one).
+    constexpr int PRODUCER_REGS = (BN == 128 || PHASES) ? 112 : 104, CONSUMER_REGS = (BN == 128 || PHASES) ? 192 : 200;
 #ifdef KB_HAVE_WGMMA
     extern __shared__ __align__(128) unsigned char wg_smem[];
     // The warp index through a shuffle: the compiler then knows it is warp-uniform, so the role
@@ -2035,11 +2039,12 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         const int g4n = HC / CPG, units = 4 * HR * g4n;
                         const unsigned char* dst_b = wg_smem + (h0 - smem0) + b * halo_bytes;
                         const int ilv = p.halo_ilv;
-                        // Column stride 2 puts a run's pixels 2 granules from the next run's (in each
-                        // phase), so there a quarter warp takes 2 channel groups x 4 adjacent runs
+                        // Column stride 2 puts a float32 run's pixels 2 granules from the next run's (in
+                        // each phase), so there a quarter warp takes 2 channel groups x 4 adjacent runs
                         // (group = lane bits 0 and 3, run = bits 1-2 and 4-; unit 4 run + group): 4
-                        // runs x 2 groups an odd number of granules apart hit all 8 granules.
-                        const bool ph_lanes = PHASES && ilv;
+                        // runs x 2 groups an odd number of granules apart hit all 8 granules.  (A 16-bit
+                        // run is 4 granules per phase: the 4 groups x 2 runs hit all 8 as they are.)
+                        const bool ph_lanes = PHASES && ilv && EB == 4;
                         const int ph_kg = (ht & 1) | ((ht >> 2) & 2);
                         const int run0 = ph_lanes ? (((ht >> 1) & 3) | ((ht >> 4) << 2)) : ilv ? ht >> 2 : ht;
                         const int run_step = ilv ? WG_HALO_THREADS / 4 : WG_HALO_THREADS;
@@ -2058,6 +2063,8 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             // halo_vec 4: one 16-byte load per channel (W and the strides multiples of 8);
                             // halo_vec 2: four 4-byte loads of pixel pairs (W and the strides even: #55's
                             // grad-input, dY rows of 1022 halves), a pair past W zero.  One loop per width.
+                            // Column stride 2 (PHASES): the unit's even pixels 2i go to pixel 4 g4 + i of the
+                            // even phase, its odd ones to the same place in the odd phase.
                             auto units16 = [&](auto vec_tag) {
                             constexpr int VEC = decltype(vec_tag)::value;
                             while (u < units) {
@@ -2071,7 +2078,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                     const int h_in = t.row0 + hr, w_in = col_a + 8 * g4;
                                     // (w_in is a multiple of 8: a unit starting before column 0 lies wholly before it)
                                     const bool ok = u < units && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
-                                    off[k] = u < units ? (int)(kg * kgs + (hr * HC + 8 * g4) * 16) : -1;
+                                    off[k] = u < units ? (int)(kg * kgs + (hr * HC + (PHASES ? 4 : 8) * g4) * 16) : -1;
 #pragma unroll
                                     for (int ch = 0; ch < 8; ++ch) {
                                         const int c = chunk * CK + 8 * kg + ch;
@@ -2101,8 +2108,13 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                                             lo[j] = __byte_perm(a, b, 0x5410);  // (pixel 2i: channel 2j, 2j + 1)
                                             hi[j] = __byte_perm(a, b, 0x7632);  // (pixel 2i + 1: ...)
                                         }
-                                        dst[2 * i] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-                                        dst[2 * i + 1] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+                                        if constexpr (PHASES) {
+                                            dst[i] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+                                            dst[phase_bytes / 16 + i] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+                                        } else {
+                                            dst[2 * i] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+                                            dst[2 * i + 1] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+                                        }
                                     }
                                 }
                             }
@@ -2176,7 +2188,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             };
                             // Units per batch: 5 where that takes a chunk in one round trip (#55's forward:
                             // 408 units), else 4 (a fifth unit would not save a round trip there).
-                            // Column stride 2 (wide variants only; never halo_vec 3, the host's choice).
+                            // Column stride 2 (never halo_vec 3, the host's choice).
                             using I4 = std::integral_constant<int, 4>;
                             // (5-unit batches, three round trips per chunk instead of four on a 3x3
                             // layer's 9 x 132 halo, measured the same: perf log s22)
@@ -4578,10 +4590,11 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 // Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
-// 3xTF32, i.e. the truncating and ties-to-even classes; stride_w > 2, or 2 outside the float32 GEMMs
-// of more than 64 columns (phases: the phase-split halo); a single tap; outputs narrower than 32
-// columns; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4 rows for GEMMs of
-// more than 64 columns, else 64 x 8 rows (swapped only in float32); 3xTF32: 128 x 2 and 64 x 4 rows.
+// 3xTF32, i.e. the truncating and ties-to-even classes; stride_w > 2, or 2 in 3xTF32 GEMMs of at
+// most 64 columns (phases: the phase-split halo); a single tap; outputs narrower than 8 columns, or
+// 32 under column stride 2; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4
+// rows for GEMMs of more than 64 columns, else 64 x 8 rows (swapped only in float32) or, under
+// column stride 2, 64 x 4 rows; 3xTF32: 128 x 2 and 64 x 4 rows.
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
@@ -4599,11 +4612,21 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     const int taps = p.taps_h * p.taps_w;
     const bool sixteen = elem_bytes == 2;  // fp16 / bf16: exact products, whatever prec says
     const bool split = !sixteen && prec == PREC_3XTF32;  // big and small parts of every operand
-    // Column stride 2: the float32 wide variants, on a phase-split halo (see the kernel);
+    // Column stride 2: the wide variants (float32 and 16-bit), on a phase-split halo (see the kernel);
     // KB_CONV_WGMMA_PHASES=0 (read at every call) sends such layers to the sm_80 kernels, for comparisons.
+    // GEMMs of at most 64 columns take a 64-wide tile of 4 rows there (the narrow variant's 8 rows would
+    // need a 17-row halo, two buffers of which do not fit); not under 3xTF32 (no such instance).
     const char* phases_env = std::getenv("KB_CONV_WGMMA_PHASES");
-    const bool phases = p.stride_w == 2 && !sixteen && col_n > 64 && !(phases_env && std::atoi(phases_env) == 0);
-    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < 2 || p.Q < 32)
+    const bool phases = p.stride_w == 2 && (col_n > 64 || !split) && !(phases_env && std::atoi(phases_env) == 0);
+    // Outputs narrower than a tile's 64 columns leave MMA rows idle, yet beat the sm_80 kernels down to
+    // 14 columns (tools/layer_probe.py, H200, ResNet-50's 3x3 layers at 28 x 28 and 14 x 14 in TF32 and
+    // fp16: forward 0.097 -> 0.073 and 0.131 -> 0.124 ms TF32, 0.106 -> 0.055 and 0.161 -> 0.099 fp16;
+    // grad-input 0.288 -> 0.117 and 0.276 -> 0.153 TF32; perf log s28).  Under column stride 2 a
+    // 28-column output was slower than the gather kernel (0.264 against 0.220 ms): there 32 columns.
+    // KB_CONV_WGMMA_MIN_Q (read at every call) overrides the narrowest output taken, for experiments.
+    const char* min_q_env = std::getenv("KB_CONV_WGMMA_MIN_Q");
+    const int min_q = min_q_env ? std::max(1, std::atoi(min_q_env)) : phases ? 32 : 8;
+    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < 2 || p.Q < min_q)
         return c;
     c.phases = phases;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
@@ -4614,9 +4637,9 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
             const char* narrow16_env = std::getenv("KB_CONV_WGMMA_NARROW16");
             if (narrow16_env && std::atoi(narrow16_env) == 0) return c;
         }
-        c.bn = 64; c.tr = 8;
+        c.bn = 64; c.tr = phases ? 4 : 8;
     }
-    if (col_n <= 64 && !split && !sixteen) {
+    if (col_n <= 64 && !split && !sixteen && !phases) {
         // The swapped narrow variant (the weights as the register operand A, 64 halo pixels as B,
         // read once per k8 step for all 4 rows of a warpgroup instead of B for every row: shared-memory
         // reads per MMA fall from 128 to 80 bytes a clock at the MMA rate, which left the halo loaders'
@@ -5045,7 +5068,9 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         void (*kernel)(const ConvGemmParams) = nullptr;
         // (PHASES: the column-stride-2 instances, so that the unit-stride ones carry none of its code)
         if constexpr (sixteen) {
-            if (wc.bn == 64) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, 64, 8, false, false>;
+            if (wc.bn == 64 && wc.phases) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, 64, 4, false, true>;
+            else if (wc.bn == 64) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, 64, 8, false, false>;
+            else if (wc.phases) kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false, true>;
             else kernel = conv_fwd_wgmma_kernel<T, PREC_EXACT, WG_BN, WG_TR, false, false>;
         }
         else if (split && wc.bn == 64) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, 64, 4, false, false>;
@@ -5053,6 +5078,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, false>;
         else if (wc.bn == WG_BN && wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, true>;
         else if (wc.bn == WG_BN) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, false>;
+        else if (wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 4, false, true>;
         else if (wc.swap) {
             TORCH_CHECK(wc.taps_per_kt <= 2, "internal: the swapped narrow wgmma variant takes at most 2 taps per k-tile");
             kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, true, false>;
@@ -5112,8 +5138,10 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     // truncating accumulator left long reductions 1e-5 to 6e-5 from float64): 3x3 at stride 2, 8 x 512
     // x 512 inputs, with 32 channels and 64 filters, 64 and 64, 64 and 128: 0.87 / 1.69 / 1.69 ms
     // against the gather kernel's 0.97 / 1.78 / 1.78; stride 3 with 96 channels 0.71 on both (s24).
-    const bool strided_wide = sizeof(T) == 4 && (p.stride_h > 1 || p.stride_w > 1) && p.Cg >= 32 &&
-                              prec != PREC_3XTF32;
+    // 16-bit layers likewise, by more: 3x3 at stride 2 on 8 x 64 x 512 x 512 inputs with 64 and 128
+    // filters, 0.79 / 0.81 ms against the halo kernel's 2.61 / 2.76 in fp16 (s28).
+    const bool strided_wide = (sizeof(T) == 2 || prec != PREC_3XTF32) && (p.stride_h > 1 || p.stride_w > 1) &&
+                              p.Cg >= 32;
     const bool halo_ok = taps > 0 && image_span < (int64_t)INT32_MAX && prec != PREC_TF32_RNE && !force_gemm &&
                          (force_halo || !strided_wide);
     const int block_n = pp.col_n <= 64 ? 64 : TILE_N;  // halo kernel: 64-wide tiles for narrow GEMMs
@@ -6822,8 +6850,8 @@ def _forward_plan(x, weight, bias, geo):
 # a unit-stride convolution with C*sh*sw channels and a ceil(kh/sh) x ceil(kw/sw) kernel whose taps
 # beyond the original kernel are zero.  It runs on the sm_90a wgmma kernel's unit-stride instances; the
 # alternatives are the sm_80 kernels (KernelBench #50, 3 x 11 x 11 at stride 4: 6.2 ms on the gather GEMM
-# kernel against cuDNN's 2.1) and, for column stride 2 in float32 with more than 64 filters, the wgmma
-# kernel's phase-split halo (perf log s22).  Taken where the zero taps add at most half again to the
+# kernel against cuDNN's 2.1) and, for column stride 2, the wgmma kernel's phase-split halo (perf log
+# s22, s28).  Taken where the zero taps add at most half again to the
 # MMAs (11x11 at stride 4: 144 / 121; 7x7 at stride 2: 64 / 49; not 3x3 at stride 2: 16 / 9, which the
 # phase split serves; 5x5 at stride 2, 36 / 25, stays here: 2.0 ms against 1.7 on the phase split,
 # both behind cuDNN's 1.0, not re-tuned).  The products are the same roundings of the

@@ -32,9 +32,12 @@ CONFIGS = [
     # the gather GEMM kernel: 3x3 at stride 2 (too many zero taps for space-to-depth)
     Cfg("gemm_k3_s2_c32", 2, 32, 35, 70, 40, 3, s=2, p=1, bias=True),
     Cfg("gemm_k3_s2_c64_odd", 2, 64, 33, 41, 24, 3, s=2, p=1),
-    # ... in the RNA-TF32 class by the rule (576-long reduction, 2,380 outputs per channel); in IEEE mode
-    # the halo kernel takes it (it folds its 3xTF32 partial sums; the gather kernel does not)
+    # ... in the RNA-TF32 class by the rule (576-long reduction, 2,380 outputs per channel), where since
+    # s28 the wgmma kernel's narrow phase-split tile takes it in TF32; in IEEE mode the halo kernel
+    # (it folds its 3xTF32 partial sums; the gather kernel does not)
     Cfg("gemm_k3_s2_c64_rna", 2, 64, 67, 70, 24, 3, s=2, p=1),
+    # ... and outputs of fewer than 32 columns, which the phase split leaves to the gather kernel
+    Cfg("gemm_k3_s2_c64_q24", 4, 64, 40, 48, 24, 3, s=2, p=1),
     # the route tests' layers: more than 64 filters, which the wgmma kernel takes in both classes
     Cfg("route_k11_s4", 2, 3, 67, 150, 96, 11, s=4, p=2, bias=True),
     Cfg("route_k7_s2", 2, 3, 45, 70, 96, 7, s=2, p=3),
@@ -68,13 +71,16 @@ def _forward_kernels(model, x):
 
 @pytest.mark.parametrize("cfg_id,mode,kernel", [("route_k11_s4", "tf32", "conv_fwd_wgmma_kernel"),
                                                  ("route_k7_s2", "tf32", "conv_fwd_wgmma_kernel"),
-                                                 ("gemm_k3_s2_c64_rna", "tf32", "conv_fwd_gemm_kernel"),
+                                                 ("gemm_k3_s2_c64_rna", "tf32",
+                                                  "conv_fwd_wgmma_kernel<float, 0, 64, 4, false, true>"),
+                                                 ("gemm_k3_s2_c64_q24", "tf32", "conv_fwd_gemm_kernel"),
                                                  ("gemm_k3_s2_c64_rna", "ieee", "conv_fwd_halo_kernel"),
                                                  ("gemm_k3_s2_c32", "ieee", "conv_fwd_halo_kernel")])
 def test_strided_route_kernels(cfg_id, mode, kernel, monkeypatch):
-    """Space-to-depth layers reach the wgmma kernel; 3x3 stride-2 layers of 32+ channels the gather GEMM
-    in TF32, and in IEEE mode (3xTF32) the halo kernel, whose partial sums are folded (the rule alone
-    picks the class here: cuDNN is not asked)."""
+    """Space-to-depth layers reach the wgmma kernel; 3x3 stride-2 layers of 32+ channels its phase-split
+    halo in TF32 (64-wide tiles of 4 rows for at most 64 filters) where the output has 32 columns or more,
+    else the gather GEMM, and in IEEE mode (3xTF32) the halo kernel, whose partial sums are folded (the
+    rule alone picks the class here: cuDNN is not asked)."""
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the wgmma route is for compute capability 9.0")
     monkeypatch.setattr(M, "_cudnn_engine", lambda *args, **kwargs: None)

@@ -111,6 +111,26 @@ STRIDED = [
     Cfg("s2_many_tiles", 3, 64, 130, 264, 130, 3, s=2, p=1, bias=True),
 ]
 CONFIGS += STRIDED
+# Column stride 2 with at most 64 filters: the 64-wide, 4-row phase-split tile in TF32 (s28; IEEE mode
+# keeps the sm_80 kernels there): 16-byte loads with a halo shift, the 4-byte loader, biases, 40 of 64
+# columns.
+STRIDED_NARROW = [
+    Cfg("s2_narrow_k64", 2, 64, 34, 132, 64, 3, s=2, p=1),
+    Cfg("s2_narrow_k40_odd_bias", 2, 64, 31, 141, 40, 3, s=2, bias=True),
+]
+CONFIGS += STRIDED_NARROW
+# Outputs narrower than a tile at unit column stride (8 <= Q < 32: one column tile per row, most of its
+# 64 MMA rows idle; before s28 the launcher sent them to the sm_80 kernels): rows of 28, 14, 10 and 24
+# floats (16-byte, 8-byte and odd-row loads), wide and narrow variants, 2 column blocks, bias, dilation.
+# Enough images that the rule puts them in the TF32 class (small outputs are cuDNN's fp32 class).
+SMALL_Q = [
+    Cfg("q28_c128", 6, 128, 28, 28, 128, 3, p=1),
+    Cfg("q14_c256", 8, 256, 14, 14, 256, 3, p=1),          # 2 column blocks
+    Cfg("q10_k64", 12, 64, 10, 10, 64, 3, p=1),            # narrow variant
+    Cfg("q8_k96_bias", 16, 48, 10, 10, 96, 3, bias=True),  # rows of 4k + 2 floats
+    Cfg("q20_dil", 4, 64, 24, 24, 130, 3, d=2),
+]
+CONFIGS += SMALL_Q
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
 # grad-input with dY rows of 4k + 2 floats and an even dY height (as #55's: 510 x 1022), so that the
 # narrow variant loads dY with halo_vec 3: odd tap-row dilation (parity flips per tap row), even
@@ -242,10 +262,10 @@ def test_wgmma_epilogue_rounds_agree(cfg, dname, monkeypatch):
         assert torch.equal(out, default), f"{where} rounds of {rc} vs the default: " + U.diff_report(out, default)
 
 
-DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS
+DGRAD = CONFIGS[:4] + NARROW[:2] + ODD_ROWS + SMALL_Q[:3]
 # IEEE grad-input: GEMMs of 64 or fewer columns (the layers' input channels), i.e. the narrow 3xTF32
 # instance, with padding, dilation, a 4-byte loader (W % 4), channels_last and dY rows of 4k + 2.
-DGRAD_IEEE = CONFIGS[:4] + NARROW + ODD_ROWS[:2]
+DGRAD_IEEE = CONFIGS[:4] + NARROW + ODD_ROWS[:2] + SMALL_Q[2:4]
 
 
 # IEEE mode: conv_fwd_wgmma_kernel<float, PREC_3XTF32, 128, 2> (big and small TF32 parts of both
@@ -374,6 +394,28 @@ def test_wgmma_strided_forward_runs_on_the_phase_split_halo(cfg, mode, monkeypat
     assert U.rel_l2(outs[0], outs[1]) <= tol, f"{where}: phase-split vs sm_80 rel L2 {U.rel_l2(outs[0], outs[1]):.2e}"
 
 
+@pytest.mark.parametrize("cfg", STRIDED_NARROW, ids=[c.id for c in STRIDED_NARROW])
+def test_wgmma_strided_narrow_forward_runs_on_the_phase_split_halo(cfg, monkeypatch):
+    """Column stride 2 with at most 64 filters lands on <float, 0, 64, 4, false, true> in TF32 mode, and
+    KB_CONV_WGMMA_PHASES=0 sends it back to the sm_80 kernels, whose output it matches."""
+    torch.manual_seed(U.seed_for("wgmma-phases-narrow", cfg.id))
+    with U.precision_mode("tf32"):
+        model, _ = U.make_models(M, cfg)
+        x = U.make_input(cfg)
+        outs, keys = [], []
+        for value in ("1", "0"):
+            monkeypatch.setenv("KB_CONV_WGMMA_PHASES", value)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                outs.append(model(x))
+                U.sync()
+            keys.append(" ".join(e.key for e in prof.key_averages()))
+    where = f"[{cfg}]"
+    assert "conv_fwd_wgmma_kernel<float, 0, 64, 4, false, true>" in keys[0], f"{where}: {keys[0]}"
+    assert "conv_fwd_wgmma_kernel" not in keys[1], f"{where} KB_CONV_WGMMA_PHASES=0: {keys[1]}"
+    assert not torch.isnan(outs[0]).any(), f"{where}: NaN in output (unwritten elements under poison?)"
+    assert U.rel_l2(outs[0], outs[1]) <= 1e-5, f"{where}: phase-split vs sm_80 rel L2 {U.rel_l2(outs[0], outs[1]):.2e}"
+
+
 # Even dil_w at column stride 2 runs the unflipped tap walk, which takes any number of taps per k-tile:
 # 2 taps x 3 stages fit these two layers' 9 x 136 TF32 halos beside 2 buffers (157 + 19 + 48 KB of
 # 227), and in TF32 the MMAs chain through one accumulator in the same tap order either way, so the
@@ -391,6 +433,41 @@ def test_wgmma_phases_two_taps_per_k_tile(cfg_id, monkeypatch):
         U.sync()
     assert not torch.isnan(two).any(), f"[{cfg}] 2 taps per k-tile: NaN (unwritten elements under poison?)"
     assert torch.equal(default, two), f"[{cfg}] 2 taps per k-tile vs 1: " + U.diff_report(two, default)
+
+
+@pytest.mark.parametrize("mode", ["tf32", "ieee"])
+@pytest.mark.parametrize("cfg", SMALL_Q, ids=[c.id for c in SMALL_Q])
+def test_wgmma_takes_outputs_narrower_than_a_tile(cfg, mode, monkeypatch):
+    """Outputs of 8 to 31 columns (unit column stride) run on the wgmma kernel, forward and grad-input
+    (dX as wide as X), and KB_CONV_WGMMA_MIN_Q=32 (the launcher's limit before s28) sends both to the
+    sm_80 kernels, whose results they match (CONFIGS' and DGRAD's tests hold them to float64 and
+    nn.Conv2d)."""
+    torch.manual_seed(U.seed_for("wgmma-small-q", cfg.id, mode))
+    with U.precision_mode(mode):
+        model, _ = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        results, keys = [], []
+        for min_q in (None, "32"):
+            if min_q:
+                monkeypatch.setenv("KB_CONV_WGMMA_MIN_Q", min_q)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                y = model(x)
+                gy = torch.randn_like(y) if not results else results[0][2]
+                (gx,) = torch.autograd.grad(y, x, gy)
+                U.sync()
+            results.append((y.detach(), gx, gy))
+            keys.append(" ".join(e.key for e in prof.key_averages()))
+    where = f"[{cfg}] {mode}"
+    # (both passes on it: no sm_80 convolution kernel in the profile)
+    assert "conv_fwd_wgmma_kernel" in keys[0] and "conv_fwd_halo_kernel" not in keys[0] and \
+        "conv_fwd_gemm_kernel" not in keys[0], f"{where}: {keys[0]}"
+    assert "conv_fwd_wgmma_kernel" not in keys[1], f"{where} KB_CONV_WGMMA_MIN_Q=32: {keys[1]}"
+    (y, gx, _), (y80, gx80, _) = results
+    assert not torch.isnan(y).any() and not torch.isnan(gx).any(), f"{where}: NaN (unwritten elements under poison?)"
+    # (IEEE: the sm_80 kernels' 3xTF32 sums are a few 1e-6 from float64, the wgmma kernel's ~5e-7)
+    tol = 1e-5 if mode == "tf32" else 2e-5
+    assert U.rel_l2(y, y80) <= tol, f"{where}: forward vs sm_80 rel L2 {U.rel_l2(y, y80):.2e}"
+    assert U.rel_l2(gx, gx80) <= tol, f"{where}: grad-input vs sm_80 rel L2 {U.rel_l2(gx, gx80):.2e}"
 
 
 def test_wgmma_kernel_is_the_one_that_runs():
@@ -543,6 +620,32 @@ HALF_CONFIGS = [
     Cfg("h_narrow_many_tiles", 2, 16, 130, 264, 64, 3, bias=True),    # 16 of a chunk's 32 channels
     Cfg("h_pairs_w70", 2, 64, 20, 70, 128, 3, p=1),                   # W even, not 8k: 4-byte pair loads
     Cfg("h_narrow_pairs_w102", 2, 32, 18, 102, 64, 3, p=(1, 2)),      # the same on the narrow variant
+    # outputs narrower than a tile (s28): rows of 14 and 28 halves (pair loads), the narrow variant at 12
+    Cfg("h_q14_c256", 8, 256, 14, 14, 256, 3, p=1),
+    Cfg("h_q28_c128", 4, 128, 28, 28, 128, 3, p=1),
+    Cfg("h_q12_k64", 6, 64, 12, 12, 64, 3, p=1),
+]
+# fp16 / bf16 at column stride 2, on the wide variant's phase-split halo (<T, 2, 128, 4, false, true>,
+# s28): 16-byte loads of 8 pixels (W % 8 == 0) with halo shifts 7 (padding 1) and 0, pair loads (W even),
+# scalar loads (odd W, reflect padding, channels_last input), odd dil_w (each tap step changes the
+# phase) and even dil_w with the first tap in the odd phase, a (3, 5) kernel, groups, 2 column blocks
+# with biases, stride (1, 2), many tiles per persistent block.
+HALF_STRIDED = [
+    Cfg("h_s2_vec4_pad_bias", 2, 64, 34, 136, 128, 3, s=2, p=1, bias=True),
+    Cfg("h_s2_vec4_nopad", 2, 64, 33, 144, 128, 3, s=2),
+    Cfg("h_s2_pairs", 2, 64, 34, 130, 128, 3, s=2, p=1),
+    Cfg("h_s2_odd_width_2blocks", 2, 40, 31, 141, 130, 3, s=2, bias=True),
+    Cfg("h_s2_dil_w3", 2, 64, 40, 160, 128, 3, s=2, d=(1, 3), p=(1, 3)),
+    Cfg("h_s2_dil_w2_odd_first", 2, 64, 30, 168, 128, 3, s=2, d=(1, 2), p=(1, 1)),
+    Cfg("h_s2_3x5", 2, 48, 30, 144, 128, (3, 5), s=2, p=(1, 2)),
+    Cfg("h_s2_groups2", 2, 128, 30, 104, 256, 3, s=2, p=1, g=2),
+    Cfg("h_s2_reflect", 2, 64, 30, 104, 128, 3, s=2, p=1, pm="reflect"),
+    Cfg("h_s2_cl", 2, 64, 30, 104, 128, 3, s=2, p=1, layout="cl"),
+    Cfg("h_s12_3x1", 2, 96, 20, 144, 128, (3, 1), s=(1, 2), p=(1, 0)),
+    Cfg("h_s2_many_tiles", 3, 64, 130, 264, 130, 3, s=2, p=1, bias=True),
+    # at most 64 filters: the 64-wide, 4-row tile (<T, 2, 64, 4, false, true>)
+    Cfg("h_s2_narrow_k64", 2, 64, 34, 136, 64, 3, s=2, p=1),
+    Cfg("h_s2_narrow_k24_odd_bias", 2, 40, 31, 141, 24, 3, s=2, bias=True),
 ]
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # half an ulp, relative: the error bound of one rounding to the dtype
@@ -567,6 +670,45 @@ def test_wgmma_forward_16bit(cfg, dname):
     half_ulp = HALF_ULP[dtype]
     assert err <= 1.05 * half_ulp, f"{where}: rel L2 from float64 {err:.3e} (half an ulp: {half_ulp:.3e})"
     assert err <= 1.2 * err_sm80 + 1e-6, f"{where}: wgmma error {err:.3e} vs sm_80 kernel {err_sm80:.3e}"
+    assert torch.allclose(out.float(), exp.float(), atol=1e-2, rtol=1e-2), (
+        f"{where}: vs nn.Conv2d: " + U.diff_report(out.float(), exp.float()))
+
+
+@pytest.mark.parametrize("dname", list(HALF_DTYPES))
+@pytest.mark.parametrize("cfg", HALF_STRIDED, ids=[c.id for c in HALF_STRIDED])
+def test_wgmma_strided_16bit(cfg, dname, monkeypatch):
+    """16-bit column stride 2 runs on a phase-split 16-bit instance (128 x 4 rows, or 64 x 4 rows for at
+    most 64 filters); KB_CONV_WGMMA_PHASES=0 sends it to the sm_80 kernels (the gather kernel for 32 or
+    more channels per group).  Each within half an ulp of float64 (one rounding of an fp32 sum of exact products), the two within the sum of their
+    roundings of each other, and ours against nn.Conv2d at the grader's 1e-2."""
+    dtype = HALF_DTYPES[dname]
+    torch.manual_seed(U.seed_for("wgmma-strided-16bit", cfg.id, dname))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    outs, keys = [], []
+    for value in ("1", "0"):
+        monkeypatch.setenv("KB_CONV_WGMMA_PHASES", value)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            outs.append(model(x))
+            U.sync()
+        keys.append(" ".join(e.key for e in prof.key_averages()))
+    exp = ref(x)
+    where = f"[{cfg}] {dname}"
+    want = "f16_t" if dtype == torch.float16 else "bf16_t"
+    bn = 128 if cfg.K // cfg.g > 64 else 64
+    assert re.search(r"conv_fwd_wgmma_kernel<" + want + r",\s*2,\s*" + str(bn) + r",\s*4,\s*false,\s*true>", keys[0]), (
+        f"{where}: {keys[0]}")
+    assert "conv_fwd_wgmma_kernel" not in keys[1], f"{where} KB_CONV_WGMMA_PHASES=0: {keys[1]}"
+    out, sm80 = outs
+    assert out.dtype == dtype and out.shape == exp.shape, f"{where}: {out.dtype} {tuple(out.shape)}"
+    assert not torch.isnan(out).any(), f"{where}: NaN in output (unwritten elements under poison?)"
+    truth = U.double_copy(ref)(x.double())
+    half_ulp = HALF_ULP[dtype]
+    err, err_sm80 = U.rel_l2(out.double(), truth), U.rel_l2(sm80.double(), truth)
+    assert err <= 1.05 * half_ulp, f"{where}: rel L2 from float64 {err:.3e} (half an ulp: {half_ulp:.3e})"
+    assert err_sm80 <= 1.05 * half_ulp, f"{where}: sm_80 rel L2 from float64 {err_sm80:.3e}"
+    assert U.rel_l2(out.double(), sm80.double()) <= 2.5 * half_ulp, (
+        f"{where}: wgmma vs sm_80 rel L2 {U.rel_l2(out.double(), sm80.double()):.2e}")
     assert torch.allclose(out.float(), exp.float(), atol=1e-2, rtol=1e-2), (
         f"{where}: vs nn.Conv2d: " + U.diff_report(out.float(), exp.float()))
 
@@ -617,6 +759,7 @@ HALF_DGRAD = [
     Cfg("h_dgrad_l55_like", 2, 64, 20, 136, 128, 3),        # narrow; dY rows of 134 halves: pair loads
     Cfg("h_dgrad_c64_pad", 2, 64, 20, 72, 128, 3, p=1),     # narrow; dY rows of 72: 16-byte loads
     Cfg("h_dgrad_c40_5x7", 2, 40, 24, 64, 64, (5, 7)),      # narrow, 40 of 64 columns
+    Cfg("h_dgrad_q14", 8, 256, 14, 14, 128, 3, p=1),        # dX rows of 14 (s28), 2 column blocks
 ]
 
 
@@ -646,7 +789,7 @@ def test_wgmma_grad_input_16bit(cfg, dname):
 # 16-bit inputs whose rows are an even number of halves but not a multiple of 8 take the halo
 # loader's 4-byte pair loads (halo_vec 2); KB_CONV_WGMMA_PAIRS16=0 keeps the scalar loads.  Both write
 # the same halo, so forward and grad-input are bitwise equal.
-PAIRS16 = [c for c in HALF_CONFIGS if c.id in ("h_pairs_w70", "h_narrow_pairs_w102")] + [
+PAIRS16 = [c for c in HALF_CONFIGS + HALF_STRIDED if c.id in ("h_pairs_w70", "h_narrow_pairs_w102", "h_s2_pairs")] + [
     c for c in HALF_DGRAD if c.id == "h_dgrad_l55_like"]
 
 
@@ -687,7 +830,9 @@ HALO_LAYOUT_CASES = [("l55_like", "tf32", torch.float32), ("odd_width", "tf32", 
                      ("narrow_k24_dilated_odd", "tf32", torch.float32), ("many_tiles", "tf32", torch.float32),
                      ("h_l55_like", "tf32", torch.float16), ("h_bias_pad", "tf32", torch.bfloat16),
                      ("h_c35_odd_width", "tf32", torch.float16), ("s2_vec4_pad_bias", "tf32", torch.float32),
-                     ("s2_dil_w3", "ieee", torch.float32), ("s2_odd_width_2blocks", "tf32", torch.float32)]
+                     ("s2_dil_w3", "ieee", torch.float32), ("s2_odd_width_2blocks", "tf32", torch.float32),
+                     ("h_s2_vec4_pad_bias", "tf32", torch.float16), ("h_s2_odd_width_2blocks", "tf32", torch.bfloat16),
+                     ("h_s2_dil_w3", "tf32", torch.float16)]
 HALO_LAYOUT_IDS = [f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in HALO_LAYOUT_CASES]
 
 
@@ -696,7 +841,7 @@ def _variants_agree(case, monkeypatch, var, values, seed_tag):
     environment variable var (read by the launcher at every call): every output bitwise equal to the
     first value's, and none NaN (every buffer is poisoned, so an element nobody wrote would be)."""
     cfg_id, mode, dtype = case
-    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS if c.id == cfg_id)
+    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS + HALF_STRIDED if c.id == cfg_id)
     torch.manual_seed(U.seed_for(seed_tag, cfg.id, mode, str(dtype)))
     with U.precision_mode(mode):
         model, _ = U.make_models(M, cfg, dtype=dtype)

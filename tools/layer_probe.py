@@ -18,7 +18,8 @@ KB_CONV_WGMMA_PHASES=0, no column stride 2 on the wgmma kernel; rowphases / noro
 KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases; nonarrow16: KB_CONV_WGMMA_NARROW16=0,
 16-bit GEMMs of at most 64 columns on the sm_80 kernels; nowwg16: KB_CONV_WWG_16=0, 16-bit weight
 gradients on the window kernel; nopairs16: KB_CONV_WGMMA_PAIRS16=0, scalar halo loads for 16-bit rows
-of an even length that is not a multiple of 8).  Modes: tf32,
+of an even length that is not a multiple of 8; minqN: KB_CONV_WGMMA_MIN_Q=N, the narrowest output
+the wgmma kernel takes).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -47,6 +48,11 @@ SHAPES = {
     "s2-5x5": (8, 64, 512, 512, 128, 5, {"stride": 2, "padding": 2}),         # a space-to-depth layer (36/25)
     "s2-c128-k256": (8, 128, 256, 256, 256, 3, {"stride": 2, "padding": 1}),
     "resnet-s2": (32, 128, 56, 56, 256, 3, {"stride": 2, "padding": 1}),
+    "rn-s2-c128": (32, 128, 56, 56, 128, 3, {"stride": 2, "padding": 1}),   # ResNet-50 layer2's strided 3x3
+    "rn-3x3-c64": (32, 64, 56, 56, 64, 3, {"padding": 1}),                  # ResNet-50 layer1's 3x3
+    "rn-3x3-c128": (32, 128, 28, 28, 128, 3, {"padding": 1}),               # ResNet-50 layer2's 3x3
+    "rn-3x3-c256": (32, 256, 14, 14, 256, 3, {"padding": 1}),               # ResNet-50 layer3's 3x3
+    "rn-3x3-c512": (32, 512, 7, 7, 512, 3, {"padding": 1}),                 # ResNet-50 layer4's 3x3
     "1x1": (8, 256, 256, 256, 128, 1, {}),                                   # bench.py's row
     "rn-1x1-reduce": (32, 256, 56, 56, 64, 1, {}),                           # ResNet-50 bottleneck 1x1s
     "rn-1x1-expand": (32, 64, 56, 56, 256, 1, {}),
@@ -76,7 +82,7 @@ KERNEL_SETTINGS = {
 
 
 def clear_switches():
-    for var in {"KB_CONV_FWD_KERNEL"} | {v for v, _ in KERNEL_SETTINGS.values()}:
+    for var in {"KB_CONV_FWD_KERNEL", "KB_CONV_WGMMA_MIN_Q"} | {v for v, _ in KERNEL_SETTINGS.values()}:
         os.environ.pop(var, None)
 
 
@@ -97,7 +103,9 @@ def probe(name, mode, trials, backward, kernel="default", passes=False, names=Fa
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
     tol = 1e-2 if dtype != torch.float32 else 1e-4
     clear_switches()
-    if kernel != "default":
+    if kernel.startswith("minq"):  # minqN: KB_CONV_WGMMA_MIN_Q=N
+        os.environ["KB_CONV_WGMMA_MIN_Q"] = kernel[4:]
+    elif kernel != "default":
         var, value = KERNEL_SETTINGS.get(kernel, ("KB_CONV_FWD_KERNEL", kernel))
         os.environ[var] = value
     ref, ours = pair_models(c, k, ks, dtype=dtype, **kw)
