@@ -87,14 +87,20 @@ def clear_switches():
 
 
 def kernel_names(fn):
-    """The CUDA kernels one call of fn launches, in order, short names."""
+    """The CUDA kernels one call of fn launches, in order, short names with their durations (us; the
+    profiled call runs with a warm L2)."""
     from torch.profiler import ProfilerActivity, profile
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    seen = [e.name.split("<")[0].split("(")[0] for e in prof.events() if e.device_type.name == "CUDA"]
-    return ", ".join(dict.fromkeys(seen)) or "(none recorded)"
+    seen = []
+    for e in prof.events():
+        if e.device_type.name == "CUDA":
+            us = getattr(e, "device_time", None)
+            us = e.cuda_time if us is None else us
+            seen.append(f"{e.name.split('<')[0].split('(')[0].replace('void ', '')} {us:.0f}")
+    return ", ".join(seen) or "(none recorded)"
 
 
 def probe(name, mode, trials, backward, kernel="default", passes=False, names=False):
