@@ -4591,7 +4591,8 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 // channel chunk, which the halo double-buffering needs) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
 // 3xTF32, i.e. the truncating and ties-to-even classes; stride_w > 2, or 2 in 3xTF32 GEMMs of at
-// most 64 columns (phases: the phase-split halo); a single tap; outputs narrower than 8 columns, or
+// most 64 columns (phases: the phase-split halo); a single tap below 2^18 output pixels; outputs
+// narrower than 8 columns, or
 // 32 under column stride 2; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4
 // rows for GEMMs of more than 64 columns, else 64 x 8 rows (swapped only in float32) or, under
 // column stride 2, 64 x 4 rows; 3xTF32: 128 x 2 and 64 x 4 rows.
@@ -4626,7 +4627,16 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // KB_CONV_WGMMA_MIN_Q (read at every call) overrides the narrowest output taken, for experiments.
     const char* min_q_env = std::getenv("KB_CONV_WGMMA_MIN_Q");
     const int min_q = min_q_env ? std::max(1, std::atoi(min_q_env)) : phases ? 32 : 8;
-    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < 2 || p.Q < min_q)
+    // One tap (a k-tile per 16-channel chunk, so a halo load per k-tile): faster than the gather kernel
+    // on large GEMMs, slower on small ones (tools/layer_probe.py, the 1-tap stride phase of a 3x3 layer's
+    // grad-input at stride 2, 64 -> 128 channels: on 8 x 256 x 256 pixels 429 -> 311 us TF32, 389 -> 163
+    // fp16; on 32 x 28 x 28, 47 -> 80 and 29 -> 42; perf log s28): from 2^18 output pixels on, with
+    // pixel-contiguous input rows (as measured; a channels_last input suits the gather kernel).
+    // KB_CONV_WGMMA_MIN_TAPS (read at every call) overrides the fewest taps taken, for experiments.
+    const char* min_taps_env = std::getenv("KB_CONV_WGMMA_MIN_TAPS");
+    const int min_taps = min_taps_env ? std::max(1, std::atoi(min_taps_env)) : (p.M >= (1 << 18) && p.x_sw == 1) ? 1 : 2;
+    if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < min_taps ||
+        p.Q < min_q)
         return c;
     c.phases = phases;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling

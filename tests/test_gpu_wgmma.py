@@ -470,6 +470,91 @@ def test_wgmma_takes_outputs_narrower_than_a_tile(cfg, mode, monkeypatch):
     assert U.rel_l2(gx, gx80) <= tol, f"{where}: grad-input vs sm_80 rel L2 {U.rel_l2(gx, gx80):.2e}"
 
 
+# One tap per k-tile and chunk (s28): the wgmma kernel takes 1-tap GEMMs of 2^18 output pixels or more
+# (the 1-tap stride phase of a 3x3 layer's grad-input at stride 2 on large images), and any under
+# KB_CONV_WGMMA_MIN_TAPS=1.  Forced here on small layers: the forward of (1, 1) kernels with padding
+# (which the pointwise kernels do not take; NCHW, channels_last and sliced inputs, a bias, 2 column
+# blocks) and the grad-input of 3x3 stride-2 layers (their (1, 1) phase; 128 and 48 input channels).
+# Each against the sm_80 kernels (KB_CONV_WGMMA_MIN_TAPS unset: the gather kernel below 2^18 pixels)
+# and float64, in TF32, IEEE and fp16.
+ONE_TAP = [
+    Cfg("tap1_pad_bias", 2, 64, 30, 70, 128, 1, p=1, bias=True),
+    Cfg("tap1_k200_cl", 2, 96, 24, 68, 200, 1, p=(0, 1), layout="cl"),
+    Cfg("tap1_sliced", 2, 64, 20, 72, 96, 1, p=1, layout="sliced"),
+]
+ONE_TAP_DGRAD = [
+    Cfg("tap1_dgrad_s2_c128", 2, 128, 40, 140, 64, 3, s=2, p=1),
+    Cfg("tap1_dgrad_s2_c48_odd", 2, 48, 33, 141, 96, 3, s=2, p=1),
+]
+
+
+# (1x1 forwards are cuDNN's ties-to-even TF32 class in TF32 mode, which the wgmma kernel does not
+# compute: IEEE mode and fp16 for them)
+ONE_TAP_CASES = ([(c, m) for c in ONE_TAP for m in ("ieee", "fp16")] +
+                 [(c, m) for c in ONE_TAP_DGRAD for m in ("tf32", "ieee", "fp16")])
+
+
+@pytest.mark.parametrize("cfg,mode", ONE_TAP_CASES, ids=[f"{c.id}-{m}" for c, m in ONE_TAP_CASES])
+def test_wgmma_one_tap(cfg, mode, monkeypatch):
+    dtype = torch.float16 if mode == "fp16" else torch.float32
+    dgrad = cfg in ONE_TAP_DGRAD
+    torch.manual_seed(U.seed_for("wgmma-one-tap", cfg.id, mode))
+    with U.precision_mode("tf32" if mode == "fp16" else mode):
+        model, ref = U.make_models(M, cfg, dtype=dtype)
+        x = U.make_input(cfg, dtype=dtype).requires_grad_(dgrad)
+        y0 = model(x)
+        gy = torch.randn_like(y0)
+        results, reports = [], []
+        for forced in (True, False):  # (reports: the kernels each run launched)
+            if forced:
+                monkeypatch.setenv("KB_CONV_WGMMA_MIN_TAPS", "1")
+            else:
+                monkeypatch.delenv("KB_CONV_WGMMA_MIN_TAPS")
+            # (grad-input: the forward, whose stride-2 layer may take other kernels, outside the profile)
+            y = model(x) if dgrad else None
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                out = torch.autograd.grad(y, x, gy)[0] if dgrad else model(x)
+                U.sync()
+            results.append(out.detach())
+            reports.append(" ".join(e.key for e in prof.key_averages()))
+        if dgrad:
+            x64 = x.detach().double().requires_grad_(True)
+            truth = torch.autograd.grad(U.double_copy(ref)(x64), x64, gy.double())[0]
+        else:
+            truth = U.double_copy(ref)(x.detach().double())
+    where = f"[{cfg}] {mode} {'grad-input' if dgrad else 'forward'}"
+    ours, sm80 = results
+    sm80_kernels = ("conv_fwd_gemm_kernel", "conv_fwd_halo_kernel")
+    assert "conv_fwd_wgmma_kernel" in reports[0] and not any(k in reports[0] for k in sm80_kernels), (
+        f"{where}: {reports[0]}")
+    assert any(k in reports[1] for k in sm80_kernels), f"{where} (not forced): {reports[1]}"
+    assert not torch.isnan(ours).any(), f"{where}: NaN (unwritten elements under poison?)"
+    err, err80 = U.rel_l2(ours.double(), truth), U.rel_l2(sm80.double(), truth)
+    bound = {"tf32": 1.5 * err80 + 1e-7, "ieee": 1e-6, "fp16": 1.05 * HALF_ULP[torch.float16]}[mode]
+    assert err <= bound, f"{where}: rel L2 from float64 {err:.3e} (sm_80 kernels {err80:.3e})"
+    tol = {"tf32": 1e-5, "ieee": 3e-6, "fp16": 2.5 * HALF_ULP[torch.float16]}[mode]
+    assert U.rel_l2(ours.double(), sm80.double()) <= tol, (
+        f"{where}: wgmma vs sm_80 rel L2 {U.rel_l2(ours.double(), sm80.double()):.2e}")
+
+
+def test_wgmma_one_tap_by_default_from_2_18_pixels():
+    """The 1-tap stride phase of a 3x3 stride-2 layer's grad-input with 2^18 pixels or more (2 x 363 x 363
+    of a 2 x 64 x 726 x 726 input) runs on the wgmma kernel: no sm_80 kernel in its grad-input."""
+    cfg = Cfg("tap1_default", 2, 64, 726, 726, 128, 3, s=2, p=1)
+    torch.manual_seed(U.seed_for("wgmma-one-tap-default"))
+    with U.precision_mode("tf32"):
+        model, _ = U.make_models(M, cfg)
+        x = U.make_input(cfg).requires_grad_(True)
+        y = model(x)
+        gy = torch.randn_like(y)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            (gx,) = torch.autograd.grad(y, x, gy)
+            U.sync()
+    keys = " ".join(e.key for e in prof.key_averages())
+    assert "conv_fwd_wgmma_kernel" in keys and "conv_fwd_gemm_kernel" not in keys and "conv_fwd_halo_kernel" not in keys, keys
+    assert not torch.isnan(gx).any()
+
+
 def test_wgmma_kernel_is_the_one_that_runs():
     """#55's layer at a reduced size must launch conv_fwd_wgmma_kernel (and the switch must work)."""
     cfg = CONFIGS[0]

@@ -19,7 +19,7 @@ KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases; nonarrow1
 16-bit GEMMs of at most 64 columns on the sm_80 kernels; nowwg16: KB_CONV_WWG_16=0, 16-bit weight
 gradients on the window kernel; nopairs16: KB_CONV_WGMMA_PAIRS16=0, scalar halo loads for 16-bit rows
 of an even length that is not a multiple of 8; minqN: KB_CONV_WGMMA_MIN_Q=N, the narrowest output
-the wgmma kernel takes).  Modes: tf32,
+the wgmma kernel takes; mintapsN: KB_CONV_WGMMA_MIN_TAPS=N, the fewest taps it takes).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -56,6 +56,7 @@ SHAPES = {
     "1x1": (8, 256, 256, 256, 128, 1, {}),                                   # bench.py's row
     "rn-1x1-reduce": (32, 256, 56, 56, 64, 1, {}),                           # ResNet-50 bottleneck 1x1s
     "rn-1x1-expand": (32, 64, 56, 56, 256, 1, {}),
+    "rn-1x1-s2": (32, 256, 56, 56, 512, 1, {"stride": 2}),                  # ResNet-50's downsampling 1x1
     "c3-7x7-s2": (32, 3, 224, 224, 64, 7, {"stride": 2, "padding": 3}),
     "kb63": (16, 16, 1024, 1024, 128, 3, {}),                                # KernelBench level 1 #63
     "kb87": (16, 64, 1024, 1024, 128, 1, {}),                                # KernelBench level 1 #87
@@ -82,7 +83,7 @@ KERNEL_SETTINGS = {
 
 
 def clear_switches():
-    for var in {"KB_CONV_FWD_KERNEL", "KB_CONV_WGMMA_MIN_Q"} | {v for v, _ in KERNEL_SETTINGS.values()}:
+    for var in {"KB_CONV_FWD_KERNEL", "KB_CONV_WGMMA_MIN_Q", "KB_CONV_WGMMA_MIN_TAPS"} | {v for v, _ in KERNEL_SETTINGS.values()}:
         os.environ.pop(var, None)
 
 
@@ -111,6 +112,8 @@ def probe(name, mode, trials, backward, kernel="default", passes=False, names=Fa
     clear_switches()
     if kernel.startswith("minq"):  # minqN: KB_CONV_WGMMA_MIN_Q=N
         os.environ["KB_CONV_WGMMA_MIN_Q"] = kernel[4:]
+    elif kernel.startswith("mintaps"):  # mintapsN: KB_CONV_WGMMA_MIN_TAPS=N
+        os.environ["KB_CONV_WGMMA_MIN_TAPS"] = kernel[7:]
     elif kernel != "default":
         var, value = KERNEL_SETTINGS.get(kernel, ("KB_CONV_FWD_KERNEL", kernel))
         os.environ[var] = value
