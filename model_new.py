@@ -4588,14 +4588,14 @@ HaloChoice choose_halo(int P, int Q, int stride_h, int stride_w, int dil_h, int 
 }
 
 // Tiling of conv_fwd_wgmma_kernel: taps per k-tile (at most 4, and at least two k-tiles per
-// channel chunk, which the halo double-buffering needs) and the shared memory that takes.
+// channel chunk where the GEMM has two taps or more) and the shared memory that takes.
 // use == false: the sm_80 kernels run instead (not sm_90a; float32 other than RNA-rounded TF32 or
 // 3xTF32, i.e. the truncating and ties-to-even classes; stride_w > 2, or 2 in 3xTF32 GEMMs of at
 // most 64 columns (phases: the phase-split halo); a single tap below 2^18 output pixels; outputs
-// narrower than 8 columns, or
-// 32 under column stride 2; a halo that does not fit).  bn / tr: the kernel variant's tile, 128 x 4
-// rows for GEMMs of more than 64 columns, else 64 x 8 rows (swapped only in float32) or, under
-// column stride 2, 64 x 4 rows; 3xTF32: 128 x 2 and 64 x 4 rows.
+// narrower than 8 columns, or 32 under column stride 2 in float32; a halo that does not fit).
+// bn / tr: the kernel variant's tile, 128 x 4 rows for GEMMs of more than 64 columns, else 64 x 8
+// rows (swapped only in float32) or, under column stride 2, 64 x 4 rows; 3xTF32: 128 x 2 and
+// 64 x 4 rows.
 struct WgmmaChoice {
     bool use = false;
     int halo_h = 0, halo_w = 0, taps_per_kt = 0, kt_per_chunk = 0, smem = 0;
@@ -4622,11 +4622,14 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // Outputs narrower than a tile's 64 columns leave MMA rows idle, yet beat the sm_80 kernels down to
     // 14 columns (tools/layer_probe.py, H200, ResNet-50's 3x3 layers at 28 x 28 and 14 x 14 in TF32 and
     // fp16: forward 0.097 -> 0.073 and 0.131 -> 0.124 ms TF32, 0.106 -> 0.055 and 0.161 -> 0.099 fp16;
-    // grad-input 0.288 -> 0.117 and 0.276 -> 0.153 TF32; perf log s28).  Under column stride 2 a
-    // 28-column output was slower than the gather kernel (0.264 against 0.220 ms): there 32 columns.
+    // grad-input 0.288 -> 0.117 and 0.276 -> 0.153 TF32; perf log s28).  Under column stride 2 in TF32,
+    // 28-column outputs were as fast as on the gather kernel or slower (ResNet-50's 3x3 layer at stride 2
+    // with 128 -> 256 channels, two runs: 0.208 against 0.219 ms, 0.264 against 0.220): there 32 columns;
+    // in 16 bits the wgmma kernel's MMAs are twice as fast and the gather kernel's are not (0.120 against
+    // 0.191 ms; 128 -> 128 channels 0.069 against 0.124).
     // KB_CONV_WGMMA_MIN_Q (read at every call) overrides the narrowest output taken, for experiments.
     const char* min_q_env = std::getenv("KB_CONV_WGMMA_MIN_Q");
-    const int min_q = min_q_env ? std::max(1, std::atoi(min_q_env)) : phases ? 32 : 8;
+    const int min_q = min_q_env ? std::max(1, std::atoi(min_q_env)) : (phases && !sixteen) ? 32 : 8;
     // One tap (a k-tile per 16-channel chunk, so a halo load per k-tile): faster than the gather kernel
     // on large GEMMs, slower on small ones (tools/layer_probe.py, the 1-tap stride phase of a 3x3 layer's
     // grad-input at stride 2, 64 -> 128 channels: on 8 x 256 x 256 pixels 429 -> 311 us TF32, 389 -> 163

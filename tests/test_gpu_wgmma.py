@@ -731,6 +731,9 @@ HALF_STRIDED = [
     # at most 64 filters: the 64-wide, 4-row tile (<T, 2, 64, 4, false, true>)
     Cfg("h_s2_narrow_k64", 2, 64, 34, 136, 64, 3, s=2, p=1),
     Cfg("h_s2_narrow_k24_odd_bias", 2, 40, 31, 141, 24, 3, s=2, bias=True),
+    # outputs of fewer than 32 columns (16 bits only; s28): ResNet-50's 28 x 28 and 14 x 14 at stride 2
+    Cfg("h_s2_q28", 4, 64, 56, 56, 128, 3, s=2, p=1),
+    Cfg("h_s2_q14_narrow", 8, 64, 28, 28, 64, 3, s=2, p=1),
 ]
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # half an ulp, relative: the error bound of one rounding to the dtype
