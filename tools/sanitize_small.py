@@ -97,6 +97,12 @@ CASES = [
     # column stride 3 with padding (pairs of mixed parity: the byte-permute loads), 4 taps per warpgroup
     ("wgrad_wgmma16_copy_Q70", 1, 32, 7, 72, 64, 3, dict()),
     ("wgrad_wgmma16_s3_pad", 1, 16, 9, 104, 48, (3, 5), dict(stride=(1, 3), padding=(1, 2))),
+    # s28: the phase split's 64-wide, 4-row tile (40 filters); an output of 14 columns; 1-tap GEMMs on
+    # the wgmma kernel (the 1-tap stride phase of this grad-input, forced: by default only from 2^18
+    # pixels; "env": switches set for the case alone)
+    ("wgmma_phases_narrow_K40", 1, 64, 12, 136, 40, 3, dict(stride=2, padding=1)),
+    ("wgmma_small_q14", 4, 64, 14, 14, 130, 3, dict(padding=1)),
+    ("wgmma_one_tap_dgrad", 1, 48, 12, 140, 64, 3, dict(stride=2, padding=1, env={"KB_CONV_WGMMA_MIN_TAPS": "1"})),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
@@ -105,7 +111,10 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("wgmma_vec_K130", torch.float16), ("wgmma_scalar_W67", torch.bfloat16),
                 ("wgmma16_vec_W72", torch.bfloat16), ("pointwise_K130_P200", torch.float16),
                 ("pointwise_tma_272_tiles", torch.bfloat16), ("wgrad_wgmma16_copy_Q70", torch.float16),
-                ("wgrad_wgmma16_s3_pad", torch.bfloat16)]
+                ("wgrad_wgmma16_s3_pad", torch.bfloat16),
+                # the 16-bit phase split (s28): 16-byte loads, scalar loads, the 64-wide tile; 1 tap
+                ("wgmma_phases_vec4_K130", torch.float16), ("wgmma_phases_scalar_W141", torch.bfloat16),
+                ("wgmma_phases_narrow_K40", torch.float16), ("wgmma_one_tap_dgrad", torch.float16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
@@ -120,6 +129,20 @@ def rel_l2(a, b):
 def run_case(M, case, dtype, mode):
     name, N, C, H, W, K, k, kw = case
     kw = dict(kw)
+    env = kw.pop("env", {})
+    saved = {var: os.environ.get(var) for var in env}
+    os.environ.update(env)
+    try:
+        return _run_case(M, name, N, C, H, W, K, k, kw, dtype, mode)
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _run_case(M, name, N, C, H, W, K, k, kw, dtype, mode):
     torch.manual_seed(0)
     model = M.ModelNew(C, K, k, **kw)
     ref = nn.Conv2d(C, K, k, **{"bias": False, **kw}).double()
