@@ -1808,7 +1808,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //           for GEMMs of at most 64 columns (IEEE grad-input of #55 and #56) BN = 64, TR = 4: two
 //           m64n64 accumulators, the same 64 registers, and no MMA on padding;
 //   narrow  BN = 64,  TR = 8 (512 pixels): GEMMs of at most 64 columns (#55's and #56's grad-input,
-//           64 input channels), so that no MMA works on padding; the taller tile also loads fewer
+//           64 input channels; under column stride 2 TR = 4, whose halo of 9 rows fits twice where
+//           one of 17 would not), so that no MMA works on padding; the taller tile also loads fewer
 //           halo rows per output row (10 for 8, against 6 for 4), which matters because the halo
 //           loaders, not the MMAs, bound these GEMMs (grad-input reduces over 128 channels).
 //   narrow, swapped (SWAP): the same tile computed as Y^T = W^T X^T: the wgmma's A is the k-tile's
@@ -1846,8 +1847,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //                 next k-tiles and the next tile.
 //   Hand-offs go through mbarriers: full_b / empty_b per weight stage, full_h / empty_h per halo
 //   buffer; a consumer warp releases a buffer once wgmma_wait has retired the MMAs that read it.
-//   setmaxnreg moves registers from the producers (112 each, wide; 104 narrow) to the consumers
-//   (192 each, wide; 200 narrow).
+//   setmaxnreg moves registers from the producers (112 each, wide and the 64 x 4-row phase-split
+//   tile; 104 narrow) to the consumers (192 each; 200 narrow).
 // Consumer k-loop: kept lean, because the consumers' instruction latency, not the tensor cores,
 //   set the pace (Nsight Compute, docs/perf-log.md w5-w7): tap offsets advance without divisions,
 //   and each tap count has its own straight-line MMA sequence, so the commit needs no dummy MMA.
@@ -4737,13 +4738,18 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         if (std::sscanf(cfg, "%d,%d,%d,%d", &tpk, &stages, &bufs, &depth) == 4 && tpk >= 1 && tpk <= WG_MAX_TPK &&
             (!c.swap || tpk <= 2) && (!phases || !(p.dil_w & 1) || tpk == 1) &&
             2 * tpk <= taps + 1 && stages >= 2 && stages <= WG_MAX_STAGES && bufs >= 2 && bufs <= WG_MAX_HALO_BUFS &&
-            depth >= 1 && depth <= 2 && stages >= 2 * depth && fits(tpk, stages, bufs)) {
+            depth >= 1 && depth <= 2 && stages >= 2 * depth && (depth < 2 || ceil_div(taps, tpk) >= 2 || bufs >= 3) &&
+            fits(tpk, stages, bufs)) {
             take(tpk, stages, bufs, depth);
             return c;
         }
     }
+    // (Two k-tiles of MMAs in flight release a halo buffer two k-tiles after its chunk's last: with one
+    // k-tile per chunk (1-tap GEMMs) the third k-tile would wait for the buffer it is itself to release,
+    // unless there are three.)
     // Default, from tools/wgmma_probe.py's sweep on #55 and #56 (docs/perf-log.md, w7): 3 taps per
-    // k-tile (fewer when the chunk has fewer than 6 taps: at least two k-tiles per chunk), 3 halo
+    // k-tile (fewer when the chunk has fewer than 6 taps: at least two k-tiles per chunk unless the
+    // GEMM has one tap; one k-tile of MMAs in flight, which hands buffers on either way), 3 halo
     // buffers when 5 weight stages fit beside them, else 2 halo buffers; then as many stages as fit
     // (at most 8); one k-tile of MMAs in flight.  #55: 3 taps, 5 stages, 3 buffers (2.72 ms against
     // 2.87 for 4 taps, 4 stages, 3 buffers); #56: 3 taps, 5 stages, 2 buffers (1.88 against 1.96).
@@ -5099,6 +5105,8 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         else kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 8, false, false>;
         TORCH_CHECK(!wc.phases || !(q.dil_w & 1) || wc.taps_per_kt == 1,
                     "internal: column stride 2 with an odd dilation takes one tap per k-tile on the wgmma kernel");
+        TORCH_CHECK(wc.mma_depth < 2 || wc.kt_per_chunk >= 2 || wc.halo_bufs >= 3,
+                    "internal: two k-tiles of MMAs in flight with one k-tile per chunk need three halo buffers");
         allow_dynamic_smem(kernel, wc.smem);
         kernel<<<blocks, WG_THREADS, wc.smem, stream>>>(q);
         C10_CUDA_KERNEL_LAUNCH_CHECK();

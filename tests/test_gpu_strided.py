@@ -29,7 +29,9 @@ CONFIGS = [
     Cfg("s2d_k5x4_s3x2_odd", 3, 5, 40, 77, 12, (5, 4), s=(3, 2), p=(1, 0)),
     Cfg("s2d_unbatched", 1, 3, 50, 80, 8, 7, s=2, p=3, bias=True, layout="unbatched"),
     Cfg("s2d_sliced", 2, 4, 38, 70, 8, 7, s=2, p=2, layout="sliced"),
-    # the gather GEMM kernel: 3x3 at stride 2 (too many zero taps for space-to-depth)
+    # 3x3 at stride 2 (too many zero taps for space-to-depth): the gather GEMM kernel, where the wgmma
+    # kernel's phase split does not take them (IEEE mode's narrow GEMMs; fewer than 32 output columns
+    # in float32)
     Cfg("gemm_k3_s2_c32", 2, 32, 35, 70, 40, 3, s=2, p=1, bias=True),
     Cfg("gemm_k3_s2_c64_odd", 2, 64, 33, 41, 24, 3, s=2, p=1),
     # ... in the RNA-TF32 class by the rule (576-long reduction, 2,380 outputs per channel), where since

@@ -1,8 +1,9 @@
 """GPU tests of the sm_90a (Hopper wgmma) forward kernel, conv_fwd_wgmma_kernel.
 
 The general sweep in test_gpu_forward.py uses mostly narrow images, which the launcher sends to the
-sm_80 kernels (the wgmma kernel wants outputs of at least 32 columns and more than 64 output
-channels).  These configurations are chosen to land on the wgmma kernel, in both of its halo
+sm_80 kernels (the wgmma kernel wants outputs of at least 8 columns, 32 under column stride 2 in
+float32, and two taps or more below 2^18 output pixels).  These configurations are chosen to land on
+the wgmma kernel, in both of its halo
 loaders (16-byte loads for aligned NCHW with zero padding; 4-byte copies otherwise), with ragged
 tiles, channel counts that are not multiples of 16 or 128, stride_h > 1, dilation, groups, bias,
 padding modes and non-contiguous inputs.  Each is compared with nn.Conv2d (the grader's 1e-4 in
@@ -120,15 +121,19 @@ STRIDED_NARROW = [
 ]
 CONFIGS += STRIDED_NARROW
 # Outputs narrower than a tile at unit column stride (8 <= Q < 32: one column tile per row, most of its
-# 64 MMA rows idle; before s28 the launcher sent them to the sm_80 kernels): rows of 28, 14, 10 and 24
-# floats (16-byte, 8-byte and odd-row loads), wide and narrow variants, 2 column blocks, bias, dilation.
-# Enough images that the rule puts them in the TF32 class (small outputs are cuDNN's fp32 class).
+# 64 MMA rows idle; before s28 the launcher sent them to the sm_80 kernels): rows of 28 and 24 floats
+# (16-byte loads), 14 and 10 with an even height (16-byte loads of odd rows shifted, halo_vec 3), 14
+# with an odd height (8-byte loads), 16 (the swapped narrow variant's direct stores); wide and narrow
+# variants, 2 column blocks, bias, dilation.  Enough images that the rule puts them in the TF32 class
+# (small outputs are cuDNN's fp32 class).
 SMALL_Q = [
     Cfg("q28_c128", 6, 128, 28, 28, 128, 3, p=1),
     Cfg("q14_c256", 8, 256, 14, 14, 256, 3, p=1),          # 2 column blocks
     Cfg("q10_k64", 12, 64, 10, 10, 64, 3, p=1),            # narrow variant
     Cfg("q8_k96_bias", 16, 48, 10, 10, 96, 3, bias=True),  # rows of 4k + 2 floats
     Cfg("q20_dil", 4, 64, 24, 24, 130, 3, d=2),
+    Cfg("q14_vec2_odd_h", 8, 64, 15, 14, 96, 3, p=1),
+    Cfg("q16_k64_swap", 8, 64, 16, 16, 64, 3, p=1),
 ]
 CONFIGS += SMALL_Q
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
@@ -473,12 +478,13 @@ def test_wgmma_takes_outputs_narrower_than_a_tile(cfg, mode, monkeypatch):
 # One tap per k-tile and chunk (s28): the wgmma kernel takes 1-tap GEMMs of 2^18 output pixels or more
 # (the 1-tap stride phase of a 3x3 layer's grad-input at stride 2 on large images), and any under
 # KB_CONV_WGMMA_MIN_TAPS=1.  Forced here on small layers: the forward of (1, 1) kernels with padding
-# (which the pointwise kernels do not take; NCHW, channels_last and sliced inputs, a bias, 2 column
-# blocks) and the grad-input of 3x3 stride-2 layers (their (1, 1) phase; 128 and 48 input channels).
+# or at stride 2 (which the pointwise kernels do not take; NCHW, channels_last and sliced inputs, a
+# bias, 2 column blocks, the phase split) and the grad-input of 3x3 stride-2 layers (their (1, 1) phase; 128 and 48 input channels).
 # Each against the sm_80 kernels (KB_CONV_WGMMA_MIN_TAPS unset: the gather kernel below 2^18 pixels)
 # and float64, in TF32, IEEE and fp16.
 ONE_TAP = [
     Cfg("tap1_pad_bias", 2, 64, 30, 70, 128, 1, p=1, bias=True),
+    Cfg("tap1_1x1_s2", 2, 64, 30, 140, 128, 1, s=2),   # column stride 2: the phase split, one tap
     Cfg("tap1_k200_cl", 2, 96, 24, 68, 200, 1, p=(0, 1), layout="cl"),
     Cfg("tap1_sliced", 2, 64, 20, 72, 96, 1, p=1, layout="sliced"),
 ]
