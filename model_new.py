@@ -2069,8 +2069,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             auto units16 = [&](auto vec_tag) {
                             constexpr int VEC = decltype(vec_tag)::value;
                             while (u < units) {
-                                // 2 x 8 x 16 bytes in flight: within the wide variant's 112 registers; the
-                                // narrow one's 104 leave 24 bytes of spills (not measured as a cost)
+                                // 2 x 8 x 16 bytes in flight: within the 112 registers of the wide variant and
+                                // the phase-split 64 x 4 tile; the 64 x 8 narrow variant's 104 leave 24 bytes of
+                                // spills (not measured as a cost)
                                 constexpr int UNITS = 2;
                                 uint4 v[UNITS][8];
                                 int off[UNITS];
@@ -4746,13 +4747,13 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     }
     // (Two k-tiles of MMAs in flight release a halo buffer two k-tiles after its chunk's last: with one
     // k-tile per chunk (1-tap GEMMs) the third k-tile would wait for the buffer it is itself to release,
-    // unless there are three.)
+    // unless there are three.  One in flight, the default's, hands the buffers on either way.)
     // Default, from tools/wgmma_probe.py's sweep on #55 and #56 (docs/perf-log.md, w7): 3 taps per
     // k-tile (fewer when the chunk has fewer than 6 taps: at least two k-tiles per chunk unless the
-    // GEMM has one tap; one k-tile of MMAs in flight, which hands buffers on either way), 3 halo
-    // buffers when 5 weight stages fit beside them, else 2 halo buffers; then as many stages as fit
-    // (at most 8); one k-tile of MMAs in flight.  #55: 3 taps, 5 stages, 3 buffers (2.72 ms against
-    // 2.87 for 4 taps, 4 stages, 3 buffers); #56: 3 taps, 5 stages, 2 buffers (1.88 against 1.96).
+    // GEMM has one tap), 3 halo buffers when 5 weight stages fit beside them, else 2 halo buffers; then
+    // as many stages as fit (at most 8); one k-tile of MMAs in flight.  #55: 3 taps, 5 stages, 3 buffers
+    // (2.72 ms against 2.87 for 4 taps, 4 stages, 3 buffers); #56: 3 taps, 5 stages, 2 buffers (1.88
+    // against 1.96).
     auto most_stages = [&](int tpk, int bufs) {
         int stages = WG_MAX_STAGES;
         while (stages >= 2 && !fits(tpk, stages, bufs)) --stages;
@@ -6872,10 +6873,9 @@ def _forward_plan(x, weight, bias, geo):
 # beyond the original kernel are zero.  It runs on the sm_90a wgmma kernel's unit-stride instances; the
 # alternatives are the sm_80 kernels (KernelBench #50, 3 x 11 x 11 at stride 4: 6.2 ms on the gather GEMM
 # kernel against cuDNN's 2.1) and, for column stride 2, the wgmma kernel's phase-split halo (perf log
-# s22, s28).  Taken where the zero taps add at most half again to the
-# MMAs (11x11 at stride 4: 144 / 121; 7x7 at stride 2: 64 / 49; not 3x3 at stride 2: 16 / 9, which the
-# phase split serves; 5x5 at stride 2, 36 / 25, stays here: 2.0 ms against 1.7 on the phase split,
-# both behind cuDNN's 1.0, not re-tuned).  The products are the same roundings of the
+# s22, s28).  Taken where the zero taps add at most half again to the MMAs (11x11 at stride 4: 144 / 121;
+# 7x7 at stride 2: 64 / 49; not 3x3 at stride 2: 16 / 9, which the phase split serves; 5x5 at stride 2,
+# 36 / 25, stays here: 2.0 ms against 1.7 on the phase split, both behind cuDNN's 1.0, not re-tuned).  The products are the same roundings of the
 # same operands plus exact zeros, so the arithmetic class is unchanged (the accumulation order is
 # not: within rna's noise of cuDNN).  Only for column strides > 1 (the wgmma kernel takes row strides
 # itself); zero padding, no dilation or groups, NCHW output;

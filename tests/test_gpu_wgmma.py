@@ -158,6 +158,15 @@ def hopper(flag):
         M.set_hopper(True)
 
 
+def launched(fn):
+    """fn() under the CUDA profiler, synchronised: (its result, the names of the CUDA kernels it
+    launched, joined by spaces)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        out = fn()
+        U.sync()
+    return out, " ".join(e.key for e in prof.key_averages())
+
+
 def ours_sm80_ref(model, ref, x):
     """(ModelNew on the wgmma kernel, ModelNew on the sm_80 kernels, nn.Conv2d) on x, synchronised."""
     out = model(x)
@@ -299,15 +308,9 @@ def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
     model, _ = U.make_models(M, cfg)
     x = U.make_input(cfg).requires_grad_(True)
     with U.precision_mode("ieee"):
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y = model(x)
-            U.sync()
-        forward = " ".join(e.key for e in prof.key_averages())
+        y, forward = launched(lambda: model(x))
         g = torch.randn_like(y)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            torch.autograd.grad(y, x, g)
-            U.sync()
-        backward = " ".join(e.key for e in prof.key_averages())
+        _, backward = launched(lambda: torch.autograd.grad(y, x, g))
     assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false>" in forward, forward
     assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>" in backward, backward
 
@@ -334,13 +337,13 @@ NARROW_IEEE_RUNS = [(c, "grad_input") for c in DGRAD_IEEE] + [(c, "forward") for
 def test_wgmma_narrow_3xtf32_instance_runs(cfg, pass_name):
     model, _ = U.make_models(M, cfg)
     x = U.make_input(cfg).requires_grad_(pass_name == "grad_input")
+    def passes():
+        y = model(x)
+        if pass_name == "grad_input":
+            torch.autograd.grad(y, x, torch.randn_like(y))
+
     with U.precision_mode("ieee"):
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            y = model(x)
-            if pass_name == "grad_input":
-                torch.autograd.grad(y, x, torch.randn_like(y))
-            U.sync()
-    keys = " ".join(e.key for e in prof.key_averages())
+        _, keys = launched(passes)
     assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>" in keys, f"[{cfg}] {pass_name}: {keys}"
 
 
@@ -391,10 +394,9 @@ def test_wgmma_strided_forward_runs_on_the_phase_split_halo(cfg, mode, monkeypat
         outs, keys = [], []
         for value in ("1", "0"):
             monkeypatch.setenv("KB_CONV_WGMMA_PHASES", value)
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-                outs.append(model(x))
-                U.sync()
-            keys.append(" ".join(e.key for e in prof.key_averages()))
+            out, names = launched(lambda: model(x))
+            outs.append(out)
+            keys.append(names)
     where = f"[{cfg}] {mode}"
     assert want in keys[0], f"{where}: {keys[0]}"
     assert "conv_fwd_wgmma_kernel" not in keys[1], f"{where} KB_CONV_WGMMA_PHASES=0: {keys[1]}"
@@ -438,13 +440,14 @@ def test_wgmma_takes_outputs_narrower_than_a_tile(cfg, mode, monkeypatch):
         for min_q in (None, "32"):
             if min_q:
                 monkeypatch.setenv("KB_CONV_WGMMA_MIN_Q", min_q)
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            def passes():
                 y = model(x)
                 gy = torch.randn_like(y) if not results else results[0][2]
-                (gx,) = torch.autograd.grad(y, x, gy)
-                U.sync()
-            results.append((y.detach(), gx, gy))
-            keys.append(" ".join(e.key for e in prof.key_averages()))
+                return y.detach(), torch.autograd.grad(y, x, gy)[0], gy
+
+            result, names = launched(passes)
+            results.append(result)
+            keys.append(names)
     where = f"[{cfg}] {mode}"
     # (both passes on it: no sm_80 convolution kernel in the profile)
     assert "conv_fwd_wgmma_kernel" in keys[0] and "conv_fwd_halo_kernel" not in keys[0] and \
@@ -501,11 +504,9 @@ def test_wgmma_one_tap(cfg, mode, monkeypatch):
                 monkeypatch.delenv("KB_CONV_WGMMA_MIN_TAPS")
             # (grad-input: the forward, whose stride-2 layer may take other kernels, outside the profile)
             y = model(x) if dgrad else None
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-                out = torch.autograd.grad(y, x, gy)[0] if dgrad else model(x)
-                U.sync()
+            out, names = launched(lambda: torch.autograd.grad(y, x, gy)[0] if dgrad else model(x))
             results.append(out.detach())
-            reports.append(" ".join(e.key for e in prof.key_averages()))
+            reports.append(names)
         if dgrad:
             x64 = x.detach().double().requires_grad_(True)
             truth = torch.autograd.grad(U.double_copy(ref)(x64), x64, gy.double())[0]
@@ -536,10 +537,7 @@ def test_wgmma_one_tap_by_default_from_2_18_pixels():
         x = U.make_input(cfg).requires_grad_(True)
         y = model(x)
         gy = torch.randn_like(y)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            (gx,) = torch.autograd.grad(y, x, gy)
-            U.sync()
-    keys = " ".join(e.key for e in prof.key_averages())
+        (gx,), keys = launched(lambda: torch.autograd.grad(y, x, gy))
     assert "conv_fwd_wgmma_kernel" in keys and "conv_fwd_gemm_kernel" not in keys and "conv_fwd_halo_kernel" not in keys, keys
     assert not torch.isnan(gx).any()
 
@@ -551,10 +549,8 @@ def test_wgmma_kernel_is_the_one_that_runs():
     x = U.make_input(cfg)
 
     def kernels(flag):
-        with hopper(flag), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            model(x)
-            U.sync()
-        return " ".join(e.key for e in prof.key_averages())
+        with hopper(flag):
+            return launched(lambda: model(x))[1]
 
     with U.precision_mode("tf32"):
         on, off = kernels(True), kernels(False)
@@ -765,10 +761,9 @@ def test_wgmma_strided_16bit(cfg, dname, monkeypatch):
     outs, keys = [], []
     for value in ("1", "0"):
         monkeypatch.setenv("KB_CONV_WGMMA_PHASES", value)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            outs.append(model(x))
-            U.sync()
-        keys.append(" ".join(e.key for e in prof.key_averages()))
+        out, names = launched(lambda: model(x))
+        outs.append(out)
+        keys.append(names)
     exp = ref(x)
     where = f"[{cfg}] {dname}"
     want = "f16_t" if dtype == torch.float16 else "bf16_t"
@@ -797,10 +792,7 @@ def test_wgmma_16bit_kernel_is_the_one_that_runs(dname):
     dtype = HALF_DTYPES[dname]
     model, _ = U.make_models(M, cfg, dtype=dtype)
     x = U.make_input(cfg, dtype=dtype)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        model(x)
-        U.sync()
-    keys = " ".join(e.key for e in prof.key_averages())
+    _, keys = launched(lambda: model(x))
     want = "f16_t" if dtype == torch.float16 else "bf16_t"
     assert "conv_fwd_wgmma_kernel<" + want in keys, keys
 
@@ -815,10 +807,7 @@ def test_wgmma_16bit_narrow_instance_runs(dname, monkeypatch):
     x = U.make_input(cfg, dtype=dtype)
 
     def kernels():
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            model(x)
-            U.sync()
-        return " ".join(e.key for e in prof.key_averages())
+        return launched(lambda: model(x))[1]
 
     want = "f16_t" if dtype == torch.float16 else "bf16_t"
     keys = kernels()

@@ -80,10 +80,12 @@ KERNEL_SETTINGS = {
     "nowwg16": ("KB_CONV_WWG_16", "0"),
     "nopairs16": ("KB_CONV_WGMMA_PAIRS16", "0"),
 }
+# --kernels PREFIXn -> the launcher's switch set to n
+NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS"}
 
 
 def clear_switches():
-    for var in {"KB_CONV_FWD_KERNEL", "KB_CONV_WGMMA_MIN_Q", "KB_CONV_WGMMA_MIN_TAPS"} | {v for v, _ in KERNEL_SETTINGS.values()}:
+    for var in {"KB_CONV_FWD_KERNEL"} | set(NUMBERED_SETTINGS.values()) | {v for v, _ in KERNEL_SETTINGS.values()}:
         os.environ.pop(var, None)
 
 
@@ -110,10 +112,10 @@ def probe(name, mode, trials, backward, kernel="default", passes=False, names=Fa
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
     tol = 1e-2 if dtype != torch.float32 else 1e-4
     clear_switches()
-    if kernel.startswith("minq"):  # minqN: KB_CONV_WGMMA_MIN_Q=N
-        os.environ["KB_CONV_WGMMA_MIN_Q"] = kernel[4:]
-    elif kernel.startswith("mintaps"):  # mintapsN: KB_CONV_WGMMA_MIN_TAPS=N
-        os.environ["KB_CONV_WGMMA_MIN_TAPS"] = kernel[7:]
+    numbered = [(var, kernel[len(pre):]) for pre, var in NUMBERED_SETTINGS.items()
+                if kernel.startswith(pre) and kernel[len(pre):].isdigit()]
+    if numbered:
+        os.environ[numbered[0][0]] = numbered[0][1]
     elif kernel != "default":
         var, value = KERNEL_SETTINGS.get(kernel, ("KB_CONV_FWD_KERNEL", kernel))
         os.environ[var] = value
