@@ -31,7 +31,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                weights in registers, direct stores); column stride 2
                                                on a phase-split halo (128 x 4 rows, or 64 x 4 for
                                                narrow GEMMs; TF32 and 16-bit, and 3xTF32 128-wide);
-                                               NCHW output through bulk copies
+                                               NCHW output through bulk copies (short TF32
+                                               reductions: whole 32-byte sectors per SM, each
+                                               block walking one range of tiles)
                       conv_fwd_depthwise_kernel depthwise (Cg == 1): a plane's tile and halo staged in
                                                shared memory (cp.async, double-buffered runs of tiles),
                                                fp32 multiply-adds, 8 outputs per thread
@@ -845,6 +847,11 @@ struct ConvGemmParams {
     // writes, fence and barriers), 2048 every tile's output to the first tile's place (a footprint
     // that stays in L2).
     int profile_skip;
+    // conv_fwd_wgmma_kernel's sector-exact instance (SX: each block walks one contiguous range of
+    // tiles, so that a tile hands the pixels of its row's last, shared 32-byte sector to the block's
+    // next tile, its right neighbour): walk_q = total_tiles / blocks tiles per block, one more for
+    // the first walk_r = total_tiles % blocks blocks
+    int walk_q, walk_r;
 };
 
 // conv_fwd_gemm_kernel: y = conv(x, w) as the GEMM  Y[m][k] = sum_{tap, c} X[m][tap, c] * W[tap, c][k]
@@ -1858,7 +1865,10 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   way it overlaps the next tile's MMAs only as far as the staging buffers reach, and a
 //   tile-sized staging buffer does not fit beside useful pipeline depths (w5).  On #55 the SM's
 //   rate of writing its output bounds it: ~6 bytes a clock through the copy engine with 8 warps
-//   issuing (one warp alone managed ~2.4: a storer warp, perf log s6, was twice as slow).
+//   issuing (one warp alone managed ~2.4: a storer warp, perf log s6, was twice as slow).  A 32-byte
+//   sector that two tiles share (tile edges inside sectors: rows of 1022 floats) cuts that rate
+//   1.6-2.6x (tools/epilogue_rate_probe.py); the sector-exact instance (SX) hands such sectors
+//   to one tile, and pays where the epilogue is the time (short reductions, KernelBench #63).
 // Halo (A), one chunk of 16 input channels: [4 channel groups][halo_h rows][halo_w columns][4 ch]
 //   fp32, the K-major no-swizzle layout with sbo = 128 B (8 pixels) and lbo = one channel group
 //   ((halo_h * halo_w + 1) * 16 B: the pad makes it an odd number of 16-byte granules, so that the
@@ -1887,17 +1897,26 @@ constexpr int WG_BAR_BYTES = 256;                 // the mbarriers (176 B used),
 constexpr int WG_EPI_LD = 68;                     // staging row: 64 pixels + 4 (conflict-free fragment stores)
 constexpr int WG_EPI_LD16 = 72;                   // 16-bit staging row: 64 pixels + up to 7 of shift + 1
 constexpr int WG_EPI_BYTES = 32 * WG_EPI_LD * 4;  // one warpgroup's staging at least: 32 channels x 64 pixels (or 2 x 16)
+// Sector-exact staging row (the SX instance, fp32): 4 floats of margin for the up to 7 pixels carried in
+// from the left neighbour (they start at index margin + shift - c8, and c8, the row's offset into its
+// first sector, is shift or shift + 4: so at 4 or 0), up to 3 of shift, 64 pixels, 5 of pad: 76
+// floats, 12 banks mod 32, so the fragment stores stay conflict-free.
+constexpr int WG_EPI_LD_SX = 76, WG_EPI_SX_MARGIN = 4;
 // One warpgroup's staging for the bulk epilogue's bufs buffers of rc channel rows (fp32 rows of 68
-// floats, 16-bit rows of 72 halves), and never less than the in-line epilogue's 32 x 68 floats.
-__host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes, int bufs) {
-    const int bulk = bufs * rc * (elem_bytes == 4 ? WG_EPI_LD * 4 : WG_EPI_LD16 * 2);
-    return bulk > WG_EPI_BYTES ? bulk : WG_EPI_BYTES;
+// floats, or 76 sector-exact; 16-bit rows of 72 halves), and never less than the in-line epilogue's
+// 32 x 68 floats; then, sector-exact, 8 floats per carried channel row (sx_rows = output rows per
+// warpgroup x BN).
+__host__ __device__ constexpr int wg_epi_wg_bytes(int rc, int elem_bytes, int bufs, int sx_rows = 0) {
+    const int bulk = bufs * rc * (elem_bytes == 4 ? (sx_rows ? WG_EPI_LD_SX : WG_EPI_LD) * 4 : WG_EPI_LD16 * 2);
+    return (bulk > WG_EPI_BYTES ? bulk : WG_EPI_BYTES) + sx_rows * 8 * 4;
 }
 constexpr int WG_BIAS_BYTES = 2 * WG_BN * 4;      // each consumer warpgroup's copy of the tile's biases
 
-template <typename T, int PREC, int BN, int TR, bool SWAP, bool PHASES>
+template <typename T, int PREC, int BN, int TR, bool SWAP, bool PHASES, bool SX = false>
 __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __grid_constant__ ConvGemmParams p) {
     read_params_in_place(p);
+    static_assert(!SX || (std::is_same<T, float>::value && PREC == PREC_TF32 && BN == 128 && TR == 4 && !SWAP && !PHASES),
+                  "the sector-exact epilogue has an instance for the wide TF32 tile only");
     static_assert(!PHASES || (!SWAP && (BN == 128 || TR == 4)),
                   "column stride 2 (the phase-split halo): the wide variants, and 64-wide tiles of 4 rows");
     static_assert(!SWAP || (std::is_same<T, float>::value && PREC == PREC_TF32 && BN == 64 && TR == 8),
@@ -1967,6 +1986,17 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         t.col0 = t.q0 * (PHASES ? 2 : 1) + p.off_w + p.tap_col_lo;
         return t;
     };
+    // The tiles this block walks, the same in every role: every gridDim.x-th, or in the sector-exact
+    // instance (SX) one contiguous range, so that a tile's right neighbour is the block's next tile:
+    // walk_q tiles per block, one more for the first walk_r blocks (host).
+    auto tile_first = [&]() -> long long {
+        if constexpr (SX) return (long long)blockIdx.x * p.walk_q + min((int)blockIdx.x, p.walk_r);
+        else return (long long)blockIdx.x;
+    };
+    auto tile_end = [&]() -> long long {
+        if constexpr (SX) return tile_first() + p.walk_q + ((int)blockIdx.x < p.walk_r);
+        else return p.total_tiles;
+    };
 
     // Registers: 128 producer threads x PRODUCER_REGS + 256 consumer threads x CONSUMER_REGS (setmaxnreg
     // sits inside each role's branch, so that the compiler allocates each role under its own limit).
@@ -1977,7 +2007,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             if (lane == 0) {
                 int s = 0;
                 unsigned phase = 0;  // stage s and the parity of its round over all k-tiles issued so far
-                for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+                for (long long tile = tile_first(); tile < tile_end(); tile += SX ? 1u : gridDim.x) {
                     const Tile t = decode(tile);
                     for (int kt = 0; kt < KT; ++kt) {
                         mbar_wait(empty_b + 8 * s, phase ^ 1);
@@ -2012,7 +2042,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
             const T* x = (const T*)p.x;
             const int xs_c = (int)p.x_sc, xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
             unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
-            for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+            for (long long tile = tile_first(); tile < tile_end(); tile += SX ? 1u : gridDim.x) {
                 const Tile t = decode(tile);
                 const T* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg * p.x_sc;
                 for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
@@ -2299,7 +2329,10 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         const bool pixels_contiguous = p.y_sc != 1 || p.y_sw == 1;  // NCHW-like, else channels_last
         // Output rows with unit pixel stride (NCHW) leave through the bulk copy engine (below).
         const bool bulk_out = !SWAP && p.y_sw == 1 && !(p.profile_skip & 32);
-        const int epi_wg_floats = wg_epi_wg_bytes(p.epi_rc, EB, p.epi_bufs) / 4;  // one warpgroup's staging
+        // one warpgroup's staging (and, sector-exact, its carried pixels: 8 floats per channel row of
+        // its SG output rows, at the end)
+        const int sx_rows = SX ? SG * BN : 0;
+        const int epi_wg_floats = wg_epi_wg_bytes(p.epi_rc, EB, p.epi_bufs, sx_rows) / 4;
         float* bias_wg = stage + 2 * epi_wg_floats + cwg * WG_BN;  // this tile's BN biases
         const int wg_tid = tid & 127;
         int bias_group = -1, bias_n0 = -1;  // whose biases bias_wg holds
@@ -2330,7 +2363,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
         constexpr bool early_release = SWAP;
         int hb = 0;
         unsigned hphase = 0;  // halo buffer hb and the parity of its round
-        for (long long tile = blockIdx.x; tile < p.total_tiles; tile += gridDim.x) {
+        for (long long tile = tile_first(); tile < tile_end(); tile += SX ? 1u : gridDim.x) {
             const Tile t = decode(tile);
             if (bulk_out && bias && (t.group != bias_group || t.n0 != bias_n0)) {
                 // The previous tile's epilogue read bias_wg before its last barrier, which every
@@ -2592,20 +2625,40 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 // on to the next tile's MMAs while the copies drain, so the output write overlaps the
                 // next mainloop; a buffer is refilled only once its copies have read it (bulk_wait_read,
                 // two rounds on; see the round loop for the barriers).
+                // Sector-exact (the SX instance, wide TF32 tile): a 32-byte sector that two tiles share (a
+                // 64-column tile edge inside a sector: every row of #55's and #56's outputs) is
+                // written whole by the tile on its right.  Written in two pieces by two SMs, such
+                // sectors cut the SM's write rate 1.6-2.6x (tools/epilogue_rate_probe.py: #55's
+                // output at 6.2 bytes a clock per SM as tiled, 10.0 with whole sectors, 16.3 with
+                // rows of 1024 floats; perf log s29).  The block walks one contiguous range of tiles,
+                // so its next tile is the right neighbour (when in the same rows): the c8 pixels
+                // of the row's last sector (c8 = the row's offset into its first sector, the same at
+                // both edges of a 64-column tile) are not written but kept in carry_wg, and the next
+                // tile puts them in front of its own staged row and copies from the sector's start.
+                // A range's first tile and a row's ends still write partial sectors.  Taken by
+                // default for short TF32 reductions only (KernelBench #63: 6.98 -> 5.60 ms), where the
+                // epilogue is the time; on #55 and #56 it gained nothing (see choose_wgmma_tiling).
                 if (p.profile_skip & 1) continue;
                 // Staging rows (elements): fp32 68 (64 pixels + up to 3 of shift + 1: conflict-free
-                // fragment stores), 16-bit 72 (64 + up to 7, 144 bytes: conflict-free too).  A third
+                // fragment stores; 76 sector-exact, with a margin of 4 in front), 16-bit 72 (64 + up
+                // to 7, 144 bytes: conflict-free too).  A third
                 // 16-bit buffer (they fit) changed nothing: the rounds' latency, not the wait for the
                 // copies to read a buffer, sets the pace (docs/perf-log.md, w10).
-                constexpr int LOG_EB = EB == 4 ? 2 : 1, LD = EB == 4 ? WG_EPI_LD : WG_EPI_LD16;
+                constexpr int LOG_EB = EB == 4 ? 2 : 1;
                 // Lane jobs: 4 channel rows per warp per sweep (8 lanes each), role 0 the bulk copy
-                // of a row's aligned body, roles 1-7 its unaligned ends.
+                // of a row's aligned body, roles 1-7 its unaligned ends (and, SX, the carried pixels).
                 const int cr = 4 * wq + (lane >> 3), role = lane & 7;
                 const long long chan0 = (long long)t.group * p.Kg + t.n0;
                 const int len = min(WG_TC, p.Q - t.q0);
+                // SX: whether the left neighbour's carried pixels are waiting (it was this block's
+                // previous tile) and whether this tile carries its own to the right neighbour.
+                const bool sx_left = SX && tile > tile_first() && t.q0 > 0;
+                const bool sx_right = SX && tile + 1 < tile_end() && t.q0 + WG_TC < p.Q;
+                T* carry_wg = (T*)(stage_wg + epi_wg_floats - sx_rows * 8);  // (SX: T is float)
                 // RC channels per round (p.epi_rc: 16, 32 or 64), BN / RC rounds per output row.
                 auto rounds_of = [&](auto rc_tag) {
                     constexpr int RC = decltype(rc_tag)::value;
+                    constexpr int LD = EB == 4 ? (SX ? WG_EPI_LD_SX : WG_EPI_LD) : WG_EPI_LD16, M = SX ? WG_EPI_SX_MARGIN : 0;
 #pragma unroll
                     for (int sg = 0; sg < SG; ++sg) {
                         const int op = t.p0 + SG * cwg + sg;
@@ -2623,8 +2676,19 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             frag_sh[e] = (int)((row_e + (unsigned)(2 * t4 + e) * (unsigned)p.y_sc) & (CPG - 1u));
                         T* dst = y_row + (chan0 + cr) * p.y_sc;  // this lane's channel row, round 0, sweep 0
                         const int sh = (int)(((uintptr_t)dst >> LOG_EB) & (CPG - 1u));
+                        // The pixels [lo, hi) of the row go out (relative to t.q0): [0, len), or SX from
+                        // the first sector's start (lo = -c8, c8 = the row's offset into it, which
+                        // repeats every 16 channels and at q0 + 64) when the left neighbour's pixels
+                        // wait in carry_wg, and up to the last sector's start (hi = 64 - c8) when this
+                        // tile carries its last c8 pixels on.  lo and hi are 16-byte aligned then
+                        // (c8 = sh mod 4), so only a range's outer ends have lead / tail pixels.
                         const int lead = min((CPG - sh) & (CPG - 1), len), body = (len - lead) & ~(CPG - 1),
                                   tail = len - lead - body;
+                        // SX: the span [lo, hi) and its own lead / body / tail (sx_*); unused otherwise.
+                        const int c8 = SX ? (int)(((uintptr_t)dst >> 2) & 7u) : 0;
+                        const int lo = sx_left ? -c8 : 0, hi = sx_right ? WG_TC - c8 : len;
+                        const int sx_lead = lo < 0 ? 0 : lead, sx_start = lo + sx_lead,
+                                  sx_body = (hi - sx_start) & ~(CPG - 1), sx_tail = hi - sx_start - sx_body;
 #pragma unroll
                         for (int rr = 0; rr < BN / RC; ++rr) {
                             // Round r stages into buffer r % bufs.  Two buffers: wait until this buffer's
@@ -2649,13 +2713,25 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                                             for (int h = 0; h < 2; ++h) {
                                                 const float v = acc[sg][4 * ((RC / 8) * rr + jj) + 2 * h + e];
-                                                buf[cl * LD + frag_sh[e] + 16 * wq + g + 8 * h] =
+                                                buf[cl * LD + (SX ? M + frag_sh[e] : frag_sh[e]) + 16 * wq + g + 8 * h] =
                                                     from_acc<T>(decltype(with_bias)::value ? v + bv : v);
                                             }
                                         }
                                 };
                                 if (bias) stage_round(std::true_type{});
                                 else stage_round(std::false_type{});
+                                if constexpr (SX) {
+                                    // The left neighbour's last c8 pixels, in front of each row (the same
+                                    // lanes kept them, below).
+                                    if (lo < 0 && role >= 1 && role - 1 < c8) {
+#pragma unroll
+                                        for (int sweep = 0; sweep < RC / 16; ++sweep) {
+                                            const int row = 16 * sweep + cr;
+                                            buf[row * LD + M + sh + lo + role - 1] =
+                                                carry_wg[(sg * BN + RC * rr + row) * 8 + role - 1];
+                                        }
+                                    }
+                                }
                                 if (!(p.profile_skip & 256)) fence_proxy_async_smem();
                                 if (one_barrier && role == 0) bulk_wait_read<1>();
                                 named_barrier_sync(1 + cwg, 128);
@@ -2665,7 +2741,21 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                             for (int sweep = 0; sweep < RC / 16; ++sweep) {
                                 const int row = 16 * sweep + cr;  // channel row within the round
-                                if (t.n0 + RC * rr + row < p.Kg && !(p.profile_skip & 512)) {
+                                if constexpr (SX) {
+                                    const T* src = buf + row * LD + M + sh;  // the row's pixel t.q0
+                                    // This tile's last c8 pixels wait for the right neighbour.
+                                    if (hi < len && role >= 1 && role - 1 < c8)
+                                        carry_wg[(sg * BN + RC * rr + row) * 8 + role - 1] = src[hi + role - 1];
+                                    if (t.n0 + RC * rr + row < p.Kg && !(p.profile_skip & 512)) {
+                                        T* d = dst + (long long)(RC * rr + 16 * sweep) * p.y_sc;
+                                        if (role == 0) {
+                                            if (sx_body > 0) bulk_store_to_global(d + sx_start, (unsigned)__cvta_generic_to_shared(src + sx_start), (unsigned)(sx_body * EB));
+                                        } else {
+                                            if (role - 1 < sx_lead) d[role - 1] = src[role - 1];  // (lo = 0 then)
+                                            if (role - 1 < sx_tail) d[sx_start + sx_body + role - 1] = src[sx_start + sx_body + role - 1];
+                                        }
+                                    }
+                                } else if (t.n0 + RC * rr + row < p.Kg && !(p.profile_skip & 512)) {
                                     const T* src = buf + row * LD + sh;
                                     T* d = dst + (long long)(RC * rr + 16 * sweep) * p.y_sc;
                                     if (role == 0) {
@@ -4608,9 +4698,12 @@ struct WgmmaChoice {
     int epi_bufs = 2;  // bulk epilogue: staging buffers per consumer warpgroup (ConvGemmParams::epi_bufs)
     bool swap = false;  // narrow variant with the operands swapped (weights A, halo B; direct stores)
     bool phases = false;  // column stride 2: the phase-split halo (the kernel's PHASES instances)
+    bool epi_sx = false;  // the sector-exact instance (the kernel's SX)
+    int sx_rows() const { return epi_sx ? (tr / 2) * bn : 0; }  // carried channel rows per warpgroup
 };
 
-WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
+WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes,
+                                bool allow_sx = true) {
     WgmmaChoice c;
     const int taps = p.taps_h * p.taps_w;
     const bool sixteen = elem_bytes == 2;  // fp16 / bf16: exact products, whatever prec says
@@ -4670,6 +4763,27 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     const int parts = split ? 2 : 1;
     // 3xTF32: 2-row tiles (narrow: 4 rows), whose accumulators leave registers for the fold
     if (split) c.tr = c.bn == 64 ? 4 : 2;
+    // Sector-exact epilogue (the kernel's bulk epilogue, SX): where it can run, float32 NCHW-like
+    // outputs (unit pixel stride) whose 64-column tile edges are not all 32-byte sector edges (rows,
+    // planes or images not multiples of 8 floats, or the output not 32-byte aligned: #55's rows of
+    // 1022, #56's of 250), on the wide TF32 tile (its one instance), in one column block (its carried
+    // pixels belong to the block's next tile);
+    // by default only for short reductions (Cg x taps <= 256) in TF32, whose time is the epilogue's:
+    // KernelBench #63 6.98 -> 5.60 ms (the contiguous walk alone 6.33).  Not by default elsewhere:
+    // on #55 it measured 3.05 ms against 3.05 for the walk alone at the same tiling, and that walk
+    // read 10% slower than the grid-stride one (2.72; the vertically adjacent tiles, whose halos share
+    // rows, no longer run at the same time); #56 1.785 either way; #63 in IEEE mode (3xTF32, three
+    // times the MMAs) 10.54 against 10.22 (perf log s29).  KB_CONV_WGMMA_SX (read at every call): 1
+    // wherever it can run, 0 nowhere (for comparisons).
+    {
+        const char* sx_env = std::getenv("KB_CONV_WGMMA_SX");
+        const int sx_mode = sx_env ? std::atoi(sx_env) : -1;
+        const bool sectored = p.y_sh % 8 == 0 && p.y_sc % 8 == 0 && p.y_sn % 8 == 0 &&
+                              reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
+        const bool can = allow_sx && elem_bytes == 4 && !split && !phases && c.bn == WG_BN && p.y_sw == 1 &&
+                         p.y_sc != 1 && col_n <= c.bn && !sectored;
+        c.epi_sx = can && (sx_mode == 1 || (sx_mode == -1 && (int64_t)p.Cg * taps <= 256));
+    }
     const int cpg = 16 / elem_bytes;  // elements per 16 bytes
     // Bulk epilogue rounds (channels per staging round; the default rule is below):
     // KB_CONV_WGMMA_RC=16|32|64 forces one for experiments (tools/wgmma_probe.py --rounds).
@@ -4724,7 +4838,7 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     auto smem_for = [&](int tpk, int stages, int bufs) {
         // (the swapped variant stages no output)
         return WG_BAR_BYTES + bufs * halo_bytes + (int64_t)stages * tpk * parts * wg_b_tap_bytes(c.bn) +
-               (c.swap ? 0 : 2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes, c.epi_bufs) + WG_BIAS_BYTES);
+               (c.swap ? 0 : 2 * wg_epi_wg_bytes(c.epi_rc, elem_bytes, c.epi_bufs, c.sx_rows()) + WG_BIAS_BYTES);
     };
     auto fits = [&](int tpk, int stages, int bufs) { return smem_for(tpk, stages, bufs) <= per_block; };
     auto take = [&](int tpk, int stages, int bufs, int depth) {
@@ -4853,11 +4967,13 @@ ConvGemmParams row_phase(const ConvGemmParams& p, int phi, int d, int N, int ele
 // KB_CONV_WGMMA_EPI_BUFS=2 (read at every call) keeps two.
 WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
     WgmmaChoice c = choose_wgmma_tiling(p, prec, hopper, col_n, elem_bytes);
+    // (the sector-exact epilogue's larger staging must not cost a layer the kernel: without it then)
+    if (!c.use) c = choose_wgmma_tiling(p, prec, hopper, col_n, elem_bytes, false);
     if (!c.use || c.swap) return c;
     const char* bufs_env = std::getenv("KB_CONV_WGMMA_EPI_BUFS");
     if (bufs_env && std::atoi(bufs_env) == 2) return c;
     const int per_block = (int)at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
-    const int more = 2 * (wg_epi_wg_bytes(c.epi_rc, elem_bytes, 3) - wg_epi_wg_bytes(c.epi_rc, elem_bytes, 2));
+    const int more = 2 * (wg_epi_wg_bytes(c.epi_rc, elem_bytes, 3, c.sx_rows()) - wg_epi_wg_bytes(c.epi_rc, elem_bytes, 2, c.sx_rows()));
     if (c.smem + more <= per_block) { c.smem += more; c.epi_bufs = 3; }
     return c;
 }
@@ -5084,7 +5200,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         q.n_blocks = q.Kpad / wc.bn;
         q.total_tiles = (int64_t)groups * N * q.tiles_p * q.tiles_q * q.n_blocks;
         const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-        const unsigned blocks = (unsigned)std::min<int64_t>(q.total_tiles, sms);
+        // KB_CONV_WGMMA_BLOCKS=n (read at every call) caps the persistent grid, so that small tests
+        // and the sanitizer runs walk several tiles per block (the sector-exact epilogue's hand-offs).
+        const char* blocks_env = std::getenv("KB_CONV_WGMMA_BLOCKS");
+        const int64_t cap = blocks_env && std::atoi(blocks_env) >= 1 ? std::atoi(blocks_env) : sms;
+        const unsigned blocks = (unsigned)std::min<int64_t>(q.total_tiles, std::min<int64_t>(sms, cap));
+        if (wc.epi_sx) { q.walk_q = (int)(q.total_tiles / blocks); q.walk_r = (int)(q.total_tiles % blocks); }
         void (*kernel)(const ConvGemmParams) = nullptr;
         // (PHASES: the column-stride-2 instances, so that the unit-stride ones carry none of its code)
         if constexpr (sixteen) {
@@ -5097,6 +5218,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         else if (split && wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, true>;
         else if (split) kernel = conv_fwd_wgmma_kernel<float, PREC_3XTF32, WG_BN, 2, false, false>;
         else if (wc.bn == WG_BN && wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, true>;
+        else if (wc.bn == WG_BN && wc.epi_sx) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, false, true>;
         else if (wc.bn == WG_BN) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, WG_BN, WG_TR, false, false>;
         else if (wc.phases) kernel = conv_fwd_wgmma_kernel<float, PREC_TF32, 64, 4, false, true>;
         else if (wc.swap) {
@@ -5113,9 +5235,10 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         C10_CUDA_KERNEL_LAUNCH_CHECK();
         // KB_CONV_WGMMA_REPORT set: the tiling of each launch to stderr (tests: which loader ran)
         if (std::getenv("KB_CONV_WGMMA_REPORT"))
-            std::fprintf(stderr, "wgmma launch: bn %d tr %d swap %d phases %d halo_vec %d halo_shift %d tpk %d stages %d halo_bufs %d\n",
+            std::fprintf(stderr, "wgmma launch: bn %d tr %d swap %d phases %d halo_vec %d halo_shift %d tpk %d stages %d halo_bufs %d"
+                         " epi_rc %d epi_bufs %d sx %d\n",
                          wc.bn, wc.tr, (int)wc.swap, (int)wc.phases, wc.halo_vec, wc.halo_shift, wc.taps_per_kt,
-                         wc.b_stages, wc.halo_bufs);
+                         wc.b_stages, wc.halo_bufs, wc.epi_rc, wc.epi_bufs, (int)wc.epi_sx);
     };
     const WgmmaChoice wc = wgmma_allowed ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
     // Row phases of a dilated sweep (unit row stride, |dil_h| = d >= 2): output rows phi, phi + d, ...

@@ -26,8 +26,8 @@ Cfg = U.Cfg
 
 pytestmark = U.wgmma_module_marks()
 
-WIDE_IEEE = "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false>"
-NARROW_IEEE = "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>"
+WIDE_IEEE = "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false, false>"
+NARROW_IEEE = "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false, false>"
 
 # (configuration, the 3xTF32 instance its forward must run, d launches; the one its grad-input must
 # run, with how many launches (0: not checked)).  Heights and output heights that are not multiples

@@ -74,7 +74,7 @@ def _forward_kernels(model, x):
 @pytest.mark.parametrize("cfg_id,mode,kernel", [("route_k11_s4", "tf32", "conv_fwd_wgmma_kernel"),
                                                  ("route_k7_s2", "tf32", "conv_fwd_wgmma_kernel"),
                                                  ("gemm_k3_s2_c64_rna", "tf32",
-                                                  "conv_fwd_wgmma_kernel<float, 0, 64, 4, false, true>"),
+                                                  "conv_fwd_wgmma_kernel<float, 0, 64, 4, false, true, false>"),
                                                  ("gemm_k3_s2_c64_q24", "tf32", "conv_fwd_gemm_kernel"),
                                                  ("gemm_k3_s2_c64_rna", "ieee", "conv_fwd_halo_kernel"),
                                                  ("gemm_k3_s2_c32", "ieee", "conv_fwd_halo_kernel")])

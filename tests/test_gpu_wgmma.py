@@ -311,8 +311,8 @@ def test_wgmma_3xtf32_kernel_is_the_one_that_runs():
         y, forward = launched(lambda: model(x))
         g = torch.randn_like(y)
         _, backward = launched(lambda: torch.autograd.grad(y, x, g))
-    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false>" in forward, forward
-    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>" in backward, backward
+    assert "conv_fwd_wgmma_kernel<float, 1, 128, 2, false, false, false>" in forward, forward
+    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false, false>" in backward, backward
 
 
 def grad_inputs_against_cudnn(cfg, mode, seed_tag, truth=False):
@@ -344,7 +344,7 @@ def test_wgmma_narrow_3xtf32_instance_runs(cfg, pass_name):
 
     with U.precision_mode("ieee"):
         _, keys = launched(passes)
-    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false>" in keys, f"[{cfg}] {pass_name}: {keys}"
+    assert "conv_fwd_wgmma_kernel<float, 1, 64, 4, false, false, false>" in keys, f"[{cfg}] {pass_name}: {keys}"
 
 
 @pytest.mark.parametrize("cfg", DGRAD_IEEE, ids=[c.id for c in DGRAD_IEEE])
@@ -386,8 +386,8 @@ def test_wgmma_strided_forward_runs_on_the_phase_split_halo(cfg, mode, monkeypat
     one matches (CONFIGS' tests hold both to float64 and nn.Conv2d)."""
     torch.manual_seed(U.seed_for("wgmma-phases", cfg.id, mode))
     narrow = cfg in STRIDED_NARROW
-    want = ("conv_fwd_wgmma_kernel<float, 1, 128, 2, false, true>" if mode == "ieee" else
-            f"conv_fwd_wgmma_kernel<float, 0, {64 if narrow else 128}, 4, false, true>")
+    want = ("conv_fwd_wgmma_kernel<float, 1, 128, 2, false, true, false>" if mode == "ieee" else
+            f"conv_fwd_wgmma_kernel<float, 0, {64 if narrow else 128}, 4, false, true, false>")
     with U.precision_mode(mode):
         model, _ = U.make_models(M, cfg)
         x = U.make_input(cfg)
@@ -560,8 +560,8 @@ def test_wgmma_kernel_is_the_one_that_runs():
 
 # (configuration, KB_CONV_WGMMA_SWAP or None, the narrow instance that must run): dX rows of 130 floats
 # are not whole 32-byte sectors (unswapped); rows of 136 are (swapped by default, not under SWAP=0).
-NARROW_RUNS = [("l55_like", None, "64, 8, false, false>"), ("swap_l55", None, "64, 8, true, false>"),
-               ("swap_l55", "0", "64, 8, false, false>")]
+NARROW_RUNS = [("l55_like", None, "64, 8, false, false, false>"), ("swap_l55", None, "64, 8, true, false, false>"),
+               ("swap_l55", "0", "64, 8, false, false, false>")]
 
 
 @pytest.mark.parametrize("cfg_id,swap,want", NARROW_RUNS, ids=[f"{c}-{s or 'default'}" for c, s, _ in NARROW_RUNS])
@@ -616,7 +616,7 @@ def test_wgmma_swapped_narrow_variant(cfg, monkeypatch):
         y0, gx0, _ = forward_and_grad_input(model, x, gy)
         y_ref, gx_ref, y64, gx64 = U.reference_and_truth(ref, x, gy)
     keys = [e.key for e in prof.key_averages()]
-    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, true, false>" in k for k in keys), (
+    assert any("conv_fwd_wgmma_kernel" in k and "64, 8, true, false, false>" in k for k in keys), (
         f"[{cfg}] the swapped variant did not run: {keys}")
     class_misses = []
     for name, got, unswapped, exp, truth in (("forward", y, y0, y_ref.detach(), y64.detach()),
@@ -768,7 +768,7 @@ def test_wgmma_strided_16bit(cfg, dname, monkeypatch):
     where = f"[{cfg}] {dname}"
     want = "f16_t" if dtype == torch.float16 else "bf16_t"
     bn = 128 if cfg.K // cfg.g > 64 else 64
-    assert re.search(r"conv_fwd_wgmma_kernel<" + want + r",\s*2,\s*" + str(bn) + r",\s*4,\s*false,\s*true>", keys[0]), (
+    assert re.search(r"conv_fwd_wgmma_kernel<" + want + r",\s*2,\s*" + str(bn) + r",\s*4,\s*false,\s*true,\s*false>", keys[0]), (
         f"{where}: {keys[0]}")
     assert "conv_fwd_wgmma_kernel" not in keys[1], f"{where} KB_CONV_WGMMA_PHASES=0: {keys[1]}"
     out, sm80 = outs
@@ -902,12 +902,80 @@ HALO_LAYOUT_CASES = [("l55_like", "tf32", torch.float32), ("odd_width", "tf32", 
 HALO_LAYOUT_IDS = [f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in HALO_LAYOUT_CASES]
 
 
+# The sector-exact bulk epilogue (its own instance, <float, PREC_TF32, 128, 4, false, false, true>: float32
+# NCHW outputs whose tile edges fall inside 32-byte sectors, on the wide TF32 tile; KB_CONV_WGMMA_SX=1
+# takes it wherever it can run, 0 nowhere): each block walks a contiguous range of tiles and hands the
+# pixels of a row's shared last sector to its next tile.  Layers with more tiles than the grid has
+# blocks (KB_CONV_WGMMA_BLOCKS caps it in some cases, so that ranges start and end mid-row, mid-image
+# and mid-group), so that the hand-offs happen: rows of 260 floats (two sector offsets), odd rows of
+# 197 with padding, P % 4 != 0 and K not a whole number of rounds, 2 groups with biases, #56-like; and
+# where it must stay off even when asked: IEEE mode (3xTF32), the narrow variant, column stride 2,
+# 16-bit outputs.  Outputs and grad-inputs bitwise equal either way, none NaN under poison.
+SX_CONFIGS = [
+    Cfg("sx_many_tiles", 4, 32, 130, 262, 128, 3, bias=True),
+    Cfg("sx_odd_q_pad", 3, 48, 101, 197, 120, 3, p=1),
+    Cfg("sx_groups2", 3, 64, 66, 150, 192, 3, g=2, p=(1, 0), bias=True),
+    Cfg("sx_l56_like", 4, 64, 60, 250, 128, (5, 7)),
+    Cfg("sx_narrow_k48", 4, 32, 120, 198, 48, 3, p=1),
+    Cfg("sx_s2", 4, 64, 130, 262, 128, 3, s=2, p=1),
+    Cfg("sx_small_grid", 2, 32, 14, 198, 96, 3, p=1, bias=True),
+]
+# (config, mode, dtype, grid cap, whether the forward takes it)
+SX_CASES = [("sx_many_tiles", "tf32", torch.float32, None, True), ("sx_odd_q_pad", "tf32", torch.float32, None, True),
+            ("sx_odd_q_pad", "tf32", torch.float32, "7", True), ("sx_groups2", "tf32", torch.float32, "11", True),
+            ("sx_l56_like", "tf32", torch.float32, None, True), ("sx_small_grid", "tf32", torch.float32, "5", True),
+            ("sx_small_grid", "tf32", torch.float32, "3", True), ("many_tiles", "tf32", torch.float32, None, True),
+            ("sx_many_tiles", "ieee", torch.float32, None, False), ("sx_narrow_k48", "tf32", torch.float32, None, False),
+            ("sx_s2", "tf32", torch.float32, None, False), ("sx_many_tiles", "tf32", torch.float16, None, False)]
+
+
+@pytest.mark.parametrize("case", SX_CASES, ids=[f"{c}-{m}-{str(d).split('.')[-1]}-blocks{b or 'all'}"
+                                               for c, m, d, b, _ in SX_CASES])
+def test_wgmma_sector_exact_epilogue_agrees(case, monkeypatch, capfd):
+    cfg_id, mode, dtype, blocks, takes = case
+    if blocks:
+        monkeypatch.setenv("KB_CONV_WGMMA_BLOCKS", blocks)
+    monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")  # each wgmma launch's tiling to stderr
+    capfd.readouterr()
+    _variants_agree((cfg_id, mode, dtype), monkeypatch, "KB_CONV_WGMMA_SX", ("1", "0"), "wgmma-sx")
+    flags = re.findall(r" sx (\d)", capfd.readouterr().err)
+    assert flags and len(flags) % 2 == 0, f"[{cfg_id}] no wgmma launch reported: {flags}"
+    on, off = flags[:len(flags) // 2], flags[len(flags) // 2:]
+    assert set(off) == {"0"}, f"[{cfg_id}] KB_CONV_WGMMA_SX=0 left it on: {flags}"
+    if takes:
+        assert on[0] == "1", f"[{cfg_id}] the forward did not take the sector-exact epilogue: {flags}"
+    else:
+        assert set(on) == {"0"}, f"[{cfg_id}] {mode} {dtype} took the sector-exact epilogue: {flags}"
+
+
+# By default only short TF32 reductions (Cg x taps <= 256: their time is the epilogue's, KernelBench
+# #63) take the sector-exact epilogue: 16 channels x 9 taps do, 32 x 9 do not (both 2^18+ output
+# pixels, in the rule's TF32 class; smaller ones with 16 channels are in its fp32 class, 3xTF32, where
+# it is off); an unset switch means that rule, 1 wherever it can run.
+SX_DEFAULT = [(Cfg("sx_c16_short", 4, 16, 130, 518, 128, 3), "1"), (Cfg("sx_c32_long", 4, 32, 130, 518, 128, 3), "0")]
+
+
+@pytest.mark.parametrize("cfg,want", SX_DEFAULT, ids=[c.id for c, _ in SX_DEFAULT])
+def test_wgmma_sector_exact_by_default_for_short_reductions(cfg, want, monkeypatch, capfd):
+    monkeypatch.delenv("KB_CONV_WGMMA_SX", raising=False)
+    monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")
+    model, _ = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    capfd.readouterr()
+    with torch.no_grad():
+        y = model(x)
+    U.sync()
+    flags = re.findall(r" sx (\d)", capfd.readouterr().err)
+    assert flags == [want], f"[{cfg}] sector-exact flags {flags}, want [{want}]"
+    assert not torch.isnan(y).any(), f"[{cfg}] NaN in output (unwritten elements under poison?)"
+
+
 def _variants_agree(case, monkeypatch, var, values, seed_tag):
     """Forward and grad-input of one (config id, precision mode, dtype) case under each value of the
     environment variable var (read by the launcher at every call): every output bitwise equal to the
     first value's, and none NaN (every buffer is poisoned, so an element nobody wrote would be)."""
     cfg_id, mode, dtype = case
-    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS + HALF_STRIDED if c.id == cfg_id)
+    cfg = next(c for c in CONFIGS + ODD_ROWS + SWAP_CONFIGS + HALF_CONFIGS + HALF_STRIDED + SX_CONFIGS if c.id == cfg_id)
     torch.manual_seed(U.seed_for(seed_tag, cfg.id, mode, str(dtype)))
     with U.precision_mode(mode):
         model, _ = U.make_models(M, cfg, dtype=dtype)

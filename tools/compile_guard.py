@@ -44,7 +44,8 @@ INSTANTIATIONS = {
                      "bf16_t, PREC_EXACT, 128, 4, false, false", "f16_t, PREC_EXACT, 64, 8, false, false",
                      "bf16_t, PREC_EXACT, 64, 8, false, false", "f16_t, PREC_EXACT, 128, 4, false, true",
                      "bf16_t, PREC_EXACT, 128, 4, false, true", "float, PREC_TF32, 64, 4, false, true",
-                     "f16_t, PREC_EXACT, 64, 4, false, true", "bf16_t, PREC_EXACT, 64, 4, false, true")],
+                     "f16_t, PREC_EXACT, 64, 4, false, true", "bf16_t, PREC_EXACT, 64, 4, false, true",
+                     "float, PREC_TF32, 128, 4, false, false, true")],
     "conv_fwd_gemm_kernel": [
         "template __global__ void conv_fwd_gemm_kernel<{t}, {p}, {r}>(const __grid_constant__ ConvGemmParams);".format(t=t, p=p, r=r)
         for t, p, r in (("float", "PREC_TF32", "true"), ("float", "PREC_3XTF32", "false"),

@@ -19,7 +19,10 @@ KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases; nonarrow1
 16-bit GEMMs of at most 64 columns on the sm_80 kernels; nowwg16: KB_CONV_WWG_16=0, 16-bit weight
 gradients on the window kernel; nopairs16: KB_CONV_WGMMA_PAIRS16=0, scalar halo loads for 16-bit rows
 of an even length that is not a multiple of 8; minqN: KB_CONV_WGMMA_MIN_Q=N, the narrowest output
-the wgmma kernel takes; mintapsN: KB_CONV_WGMMA_MIN_TAPS=N, the fewest taps it takes).  Modes: tf32,
+the wgmma kernel takes; mintapsN: KB_CONV_WGMMA_MIN_TAPS=N, the fewest taps it takes; nosx:
+KB_CONV_WGMMA_SX=0, no sector-exact epilogue (sx: =1, wherever it can run); rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
+epilogue's channels per round and staging buffers; cfgA-B-C-D: KB_CONV_WGMMA_CFG="A,B,C,D", the
+tiling; settings combine with "+", e.g. nosx+rc32).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
 grader's 1e-2).  Exit status: 0 every check passed, 1 a check failed,
 4 no CUDA GPU.
@@ -79,14 +82,38 @@ KERNEL_SETTINGS = {
     "nonarrow16": ("KB_CONV_WGMMA_NARROW16", "0"),
     "nowwg16": ("KB_CONV_WWG_16", "0"),
     "nopairs16": ("KB_CONV_WGMMA_PAIRS16", "0"),
+    "nosx": ("KB_CONV_WGMMA_SX", "0"),
+    "sx": ("KB_CONV_WGMMA_SX", "1"),
 }
 # --kernels PREFIXn -> the launcher's switch set to n
-NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS"}
+NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS", "rc": "KB_CONV_WGMMA_RC",
+                     "ebufs": "KB_CONV_WGMMA_EPI_BUFS"}
+# --kernels cfgA-B-C-D -> KB_CONV_WGMMA_CFG="A,B,C,D" (taps per k-tile, weight stages, halo buffers,
+# k-tiles in flight); settings combine with "+", e.g. nosx+rc32+cfg3-4-3-1
+CFG_VAR = "KB_CONV_WGMMA_CFG"
 
 
 def clear_switches():
-    for var in {"KB_CONV_FWD_KERNEL"} | set(NUMBERED_SETTINGS.values()) | {v for v, _ in KERNEL_SETTINGS.values()}:
+    for var in ({"KB_CONV_FWD_KERNEL", CFG_VAR} | set(NUMBERED_SETTINGS.values()) |
+                {v for v, _ in KERNEL_SETTINGS.values()}):
         os.environ.pop(var, None)
+
+
+def apply_switches(kernel):
+    """Set the launcher switches a --kernels entry names (see KERNEL_SETTINGS, NUMBERED_SETTINGS, CFG_VAR)."""
+    clear_switches()
+    if kernel == "default":
+        return
+    for part in kernel.split("+"):
+        numbered = [(var, part[len(pre):]) for pre, var in NUMBERED_SETTINGS.items()
+                    if part.startswith(pre) and part[len(pre):].isdigit()]
+        if numbered:
+            os.environ[numbered[0][0]] = numbered[0][1]
+        elif part.startswith("cfg") and all(v.isdigit() for v in part[3:].split("-")):
+            os.environ[CFG_VAR] = part[3:].replace("-", ",")
+        else:
+            var, value = KERNEL_SETTINGS.get(part, ("KB_CONV_FWD_KERNEL", part))
+            os.environ[var] = value
 
 
 def kernel_names(fn):
@@ -111,14 +138,7 @@ def probe(name, mode, trials, backward, kernel="default", passes=False, names=Fa
     set_tf32(mode != "ieee")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
     tol = 1e-2 if dtype != torch.float32 else 1e-4
-    clear_switches()
-    numbered = [(var, kernel[len(pre):]) for pre, var in NUMBERED_SETTINGS.items()
-                if kernel.startswith(pre) and kernel[len(pre):].isdigit()]
-    if numbered:
-        os.environ[numbered[0][0]] = numbered[0][1]
-    elif kernel != "default":
-        var, value = KERNEL_SETTINGS.get(kernel, ("KB_CONV_FWD_KERNEL", kernel))
-        os.environ[var] = value
+    apply_switches(kernel)
     ref, ours = pair_models(c, k, ks, dtype=dtype, **kw)
     out = {"shape": name, "mode": mode, "ok": True, "maxabs": 0.0}
     for seed in range(3):

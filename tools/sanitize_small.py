@@ -103,6 +103,11 @@ CASES = [
     ("wgmma_phases_narrow_K40", 1, 64, 12, 136, 40, 3, dict(stride=2, padding=1)),
     ("wgmma_small_q14", 4, 64, 14, 14, 130, 3, dict(padding=1)),
     ("wgmma_one_tap_dgrad", 1, 48, 12, 140, 64, 3, dict(stride=2, padding=1, env={"KB_CONV_WGMMA_MIN_TAPS": "1"})),
+    # s29: the sector-exact instance's hand-offs (rows of 198 floats, a grid of 5 blocks walking 6-7
+    # tiles each, so carried pixels cross tiles, rows and images; forced: by default only for short
+    # reductions; TF32 mode only, IEEE mode has no such instance)
+    ("wgmma_sx_carry", 2, 32, 14, 198, 96, 3, dict(padding=1, bias=True,
+                                                     env={"KB_CONV_WGMMA_BLOCKS": "5", "KB_CONV_WGMMA_SX": "1"})),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
