@@ -1841,7 +1841,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   a unit's 4 (16-bit: 8) pixels to the two phases; the MMAs are those of the unit-stride kernel, with no zero
 //   taps (as the space-to-depth route would have: 16/9 of the MMAs for 3x3).  Compiled as separate
 //   instances (PHASES), so that the unit-stride ones carry none of its code.
-// Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order):
+// Roles (384 threads, persistent grid of one block per SM walking the tiles in the same order: every
+// gridDim.x-th tile, or in the sector-exact instance one contiguous range per block):
 //   warp 0        weights: one lane issues bulk copies (cp.async.bulk) of each k-tile's B stage
 //   warps 1-3     halo: each chunk rounded to TF32 on its way in (16-byte loads and a register
 //                 transpose where the input allows, also for rows of 4k + 2 floats such as #55's
@@ -2636,7 +2637,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                 // both edges of a 64-column tile) are not written but kept in carry_wg, and the next
                 // tile puts them in front of its own staged row and copies from the sector's start.
                 // A range's first tile and a row's ends still write partial sectors.  Taken by
-                // default for short TF32 reductions only (KernelBench #63: 6.98 -> 5.60 ms), where the
+                // default for short TF32 reductions only (KernelBench #63: 6.44 -> 5.49 ms), where the
                 // epilogue is the time; on #55 and #56 it gained nothing (see choose_wgmma_tiling).
                 if (p.profile_skip & 1) continue;
                 // Staging rows (elements): fp32 68 (64 pixels + up to 3 of shift + 1: conflict-free
@@ -2681,7 +2682,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         // repeats every 16 channels and at q0 + 64) when the left neighbour's pixels
                         // wait in carry_wg, and up to the last sector's start (hi = 64 - c8) when this
                         // tile carries its last c8 pixels on.  lo and hi are 16-byte aligned then
-                        // (c8 = sh mod 4), so only a range's outer ends have lead / tail pixels.
+                        // (sh = c8 mod 4), so only a range's outer ends have lead / tail pixels.
                         const int lead = min((CPG - sh) & (CPG - 1), len), body = (len - lead) & ~(CPG - 1),
                                   tail = len - lead - body;
                         // SX: the span [lo, hi) and its own lead / body / tail (sx_*); unused otherwise.
@@ -4769,7 +4770,8 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // 1022, #56's of 250), on the wide TF32 tile (its one instance), in one column block (its carried
     // pixels belong to the block's next tile);
     // by default only for short reductions (Cg x taps <= 256) in TF32, whose time is the epilogue's:
-    // KernelBench #63 6.98 -> 5.60 ms (the contiguous walk alone 6.33).  Not by default elsewhere:
+    // KernelBench #63 6.44 -> 5.49 ms (another run: 6.89 -> 5.58, the contiguous walk alone 6.33).  Not
+    // by default elsewhere:
     // on #55 it measured 3.05 ms against 3.05 for the walk alone at the same tiling, and that walk
     // read 10% slower than the grid-stride one (2.72; the vertically adjacent tiles, whose halos share
     // rows, no longer run at the same time); #56 1.785 either way; #63 in IEEE mode (3xTF32, three
@@ -4780,8 +4782,9 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         const int sx_mode = sx_env ? std::atoi(sx_env) : -1;
         const bool sectored = p.y_sh % 8 == 0 && p.y_sc % 8 == 0 && p.y_sn % 8 == 0 &&
                               reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
+        // (one column tile per row: nothing to hand on, and the walk would cost what it costs #55)
         const bool can = allow_sx && elem_bytes == 4 && !split && !phases && c.bn == WG_BN && p.y_sw == 1 &&
-                         p.y_sc != 1 && col_n <= c.bn && !sectored;
+                         p.y_sc != 1 && col_n <= c.bn && !sectored && p.Q > WG_TC;
         c.epi_sx = can && (sx_mode == 1 || (sx_mode == -1 && (int64_t)p.Cg * taps <= 256));
     }
     const int cpg = 16 / elem_bytes;  // elements per 16 bytes
@@ -4968,7 +4971,7 @@ ConvGemmParams row_phase(const ConvGemmParams& p, int phi, int d, int N, int ele
 WgmmaChoice choose_wgmma(const ConvGemmParams& p, int prec, bool hopper, int col_n, int elem_bytes) {
     WgmmaChoice c = choose_wgmma_tiling(p, prec, hopper, col_n, elem_bytes);
     // (the sector-exact epilogue's larger staging must not cost a layer the kernel: without it then)
-    if (!c.use) c = choose_wgmma_tiling(p, prec, hopper, col_n, elem_bytes, false);
+    if (!c.use && c.epi_sx) c = choose_wgmma_tiling(p, prec, hopper, col_n, elem_bytes, false);
     if (!c.use || c.swap) return c;
     const char* bufs_env = std::getenv("KB_CONV_WGMMA_EPI_BUFS");
     if (bufs_env && std::atoi(bufs_env) == 2) return c;
@@ -5205,7 +5208,12 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         const char* blocks_env = std::getenv("KB_CONV_WGMMA_BLOCKS");
         const int64_t cap = blocks_env && std::atoi(blocks_env) >= 1 ? std::atoi(blocks_env) : sms;
         const unsigned blocks = (unsigned)std::min<int64_t>(q.total_tiles, std::min<int64_t>(sms, cap));
-        if (wc.epi_sx) { q.walk_q = (int)(q.total_tiles / blocks); q.walk_r = (int)(q.total_tiles % blocks); }
+        if (wc.epi_sx) {
+            // (the carried pixels go to the block's next tile: its right neighbour only with one column block)
+            TORCH_CHECK(q.n_blocks == 1 && q.total_tiles / blocks < (int64_t)INT32_MAX,
+                        "internal: the sector-exact wgmma instance takes one column block and < 2^31 tiles per block");
+            q.walk_q = (int)(q.total_tiles / blocks); q.walk_r = (int)(q.total_tiles % blocks);
+        }
         void (*kernel)(const ConvGemmParams) = nullptr;
         // (PHASES: the column-stride-2 instances, so that the unit-stride ones carry none of its code)
         if constexpr (sixteen) {

@@ -908,7 +908,9 @@ HALO_LAYOUT_IDS = [f"{c}-{m}-{str(d).split('.')[-1]}" for c, m, d in HALO_LAYOUT
 # pixels of a row's shared last sector to its next tile.  Layers with more tiles than the grid has
 # blocks (KB_CONV_WGMMA_BLOCKS caps it in some cases, so that ranges start and end mid-row, mid-image
 # and mid-group), so that the hand-offs happen: rows of 260 floats (two sector offsets), odd rows of
-# 197 with padding, P % 4 != 0 and K not a whole number of rounds, 2 groups with biases, #56-like; and
+# 197 with padding, P % 4 != 0 and K not a whole number of rounds, 2 groups with biases, #56-like,
+# #63-like (16 channels: rounds of 64, its default, and of 32), rounds of 64 forced elsewhere, a
+# grad-input on the wide tile (96 input channels); and
 # where it must stay off even when asked: IEEE mode (3xTF32), the narrow variant, column stride 2,
 # 16-bit outputs.  Outputs and grad-inputs bitwise equal either way, none NaN under poison.
 SX_CONFIGS = [
@@ -919,22 +921,36 @@ SX_CONFIGS = [
     Cfg("sx_narrow_k48", 4, 32, 120, 198, 48, 3, p=1),
     Cfg("sx_s2", 4, 64, 130, 262, 128, 3, s=2, p=1),
     Cfg("sx_small_grid", 2, 32, 14, 198, 96, 3, p=1, bias=True),
+    Cfg("sx_c16_short", 4, 16, 130, 518, 128, 3),           # #63-like: SX by default, rounds of 64
+    Cfg("sx_dgrad_c96", 3, 96, 50, 198, 40, 3, p=1),        # grad-input on the wide tile (96 columns)
 ]
-# (config, mode, dtype, grid cap, whether the forward takes it)
-SX_CASES = [("sx_many_tiles", "tf32", torch.float32, None, True), ("sx_odd_q_pad", "tf32", torch.float32, None, True),
-            ("sx_odd_q_pad", "tf32", torch.float32, "7", True), ("sx_groups2", "tf32", torch.float32, "11", True),
-            ("sx_l56_like", "tf32", torch.float32, None, True), ("sx_small_grid", "tf32", torch.float32, "5", True),
-            ("sx_small_grid", "tf32", torch.float32, "3", True), ("many_tiles", "tf32", torch.float32, None, True),
-            ("sx_many_tiles", "ieee", torch.float32, None, False), ("sx_narrow_k48", "tf32", torch.float32, None, False),
-            ("sx_s2", "tf32", torch.float32, None, False), ("sx_many_tiles", "tf32", torch.float16, None, False)]
+# (config, mode, dtype, grid cap, channels per round or None, which launch takes it: "fwd" the forward,
+# "any" some launch (grad-input), None none)
+SX_CASES = [("sx_many_tiles", "tf32", torch.float32, None, None, "fwd"),
+            ("sx_odd_q_pad", "tf32", torch.float32, None, None, "fwd"),
+            ("sx_odd_q_pad", "tf32", torch.float32, "7", "64", "fwd"),
+            ("sx_groups2", "tf32", torch.float32, "11", None, "fwd"),
+            ("sx_l56_like", "tf32", torch.float32, None, None, "fwd"),
+            ("sx_small_grid", "tf32", torch.float32, "5", None, "fwd"),
+            ("sx_small_grid", "tf32", torch.float32, "3", "64", "fwd"),
+            ("sx_c16_short", "tf32", torch.float32, None, None, "fwd"),
+            ("sx_c16_short", "tf32", torch.float32, "13", "32", "fwd"),
+            ("many_tiles", "tf32", torch.float32, None, None, "fwd"),
+            ("sx_dgrad_c96", "tf32", torch.float32, None, None, "any"),
+            ("sx_many_tiles", "ieee", torch.float32, None, None, None),
+            ("sx_narrow_k48", "tf32", torch.float32, None, None, None),
+            ("sx_s2", "tf32", torch.float32, None, None, None),
+            ("sx_many_tiles", "tf32", torch.float16, None, None, None)]
 
 
-@pytest.mark.parametrize("case", SX_CASES, ids=[f"{c}-{m}-{str(d).split('.')[-1]}-blocks{b or 'all'}"
-                                               for c, m, d, b, _ in SX_CASES])
+@pytest.mark.parametrize("case", SX_CASES, ids=[f"{c}-{m}-{str(d).split('.')[-1]}-blocks{b or 'all'}-rc{r or 'default'}"
+                                               for c, m, d, b, r, _ in SX_CASES])
 def test_wgmma_sector_exact_epilogue_agrees(case, monkeypatch, capfd):
-    cfg_id, mode, dtype, blocks, takes = case
+    cfg_id, mode, dtype, blocks, rc, takes = case
     if blocks:
         monkeypatch.setenv("KB_CONV_WGMMA_BLOCKS", blocks)
+    if rc:
+        monkeypatch.setenv("KB_CONV_WGMMA_RC", rc)
     monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")  # each wgmma launch's tiling to stderr
     capfd.readouterr()
     _variants_agree((cfg_id, mode, dtype), monkeypatch, "KB_CONV_WGMMA_SX", ("1", "0"), "wgmma-sx")
@@ -942,8 +958,10 @@ def test_wgmma_sector_exact_epilogue_agrees(case, monkeypatch, capfd):
     assert flags and len(flags) % 2 == 0, f"[{cfg_id}] no wgmma launch reported: {flags}"
     on, off = flags[:len(flags) // 2], flags[len(flags) // 2:]
     assert set(off) == {"0"}, f"[{cfg_id}] KB_CONV_WGMMA_SX=0 left it on: {flags}"
-    if takes:
+    if takes == "fwd":
         assert on[0] == "1", f"[{cfg_id}] the forward did not take the sector-exact epilogue: {flags}"
+    elif takes == "any":
+        assert "1" in on, f"[{cfg_id}] no launch took the sector-exact epilogue: {flags}"
     else:
         assert set(on) == {"0"}, f"[{cfg_id}] {mode} {dtype} took the sector-exact epilogue: {flags}"
 
@@ -952,7 +970,7 @@ def test_wgmma_sector_exact_epilogue_agrees(case, monkeypatch, capfd):
 # #63) take the sector-exact epilogue: 16 channels x 9 taps do, 32 x 9 do not (both 2^18+ output
 # pixels, in the rule's TF32 class; smaller ones with 16 channels are in its fp32 class, 3xTF32, where
 # it is off); an unset switch means that rule, 1 wherever it can run.
-SX_DEFAULT = [(Cfg("sx_c16_short", 4, 16, 130, 518, 128, 3), "1"), (Cfg("sx_c32_long", 4, 32, 130, 518, 128, 3), "0")]
+SX_DEFAULT = [(next(c for c in SX_CONFIGS if c.id == "sx_c16_short"), "1"), (Cfg("sx_c32_long", 4, 32, 130, 518, 128, 3), "0")]
 
 
 @pytest.mark.parametrize("cfg,want", SX_DEFAULT, ids=[c.id for c, _ in SX_DEFAULT])

@@ -198,7 +198,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--shapes", default="63,55")
-    ap.add_argument("--modes", default="bulk2,bulk3,vec,vec1,direct")
+    ap.add_argument("--modes", default="bulk2,bulk3,vec,vec1,direct,sect")
     ap.add_argument("--rcs", default="32,64")
     ap.add_argument("--wgs", default="2,4")
     ap.add_argument("--trs", default="4", help="tile rows: 4 (4 x 64, the kernel's) and/or 1 (1 x 256)")

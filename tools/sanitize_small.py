@@ -104,10 +104,13 @@ CASES = [
     ("wgmma_small_q14", 4, 64, 14, 14, 130, 3, dict(padding=1)),
     ("wgmma_one_tap_dgrad", 1, 48, 12, 140, 64, 3, dict(stride=2, padding=1, env={"KB_CONV_WGMMA_MIN_TAPS": "1"})),
     # s29: the sector-exact instance's hand-offs (rows of 198 floats, a grid of 5 blocks walking 6-7
-    # tiles each, so carried pixels cross tiles, rows and images; forced: by default only for short
-    # reductions; TF32 mode only, IEEE mode has no such instance)
+    # tiles each, so that ranges start and end mid-row and carried pixels cross tile edges; forced: by
+    # default only for short reductions; TF32 mode only, IEEE mode has no such instance), in rounds of
+    # 16 channels and 3 staging buffers, and of 64 with 2 (#63's)
     ("wgmma_sx_carry", 2, 32, 14, 198, 96, 3, dict(padding=1, bias=True,
                                                      env={"KB_CONV_WGMMA_BLOCKS": "5", "KB_CONV_WGMMA_SX": "1"})),
+    ("wgmma_sx_carry_rc64", 2, 32, 14, 198, 96, 3, dict(padding=1, env={"KB_CONV_WGMMA_BLOCKS": "3",
+                                                                      "KB_CONV_WGMMA_SX": "1", "KB_CONV_WGMMA_RC": "64"})),
 ]
 EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("k5x7_s21_p23_d12", torch.float64),
