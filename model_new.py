@@ -2714,7 +2714,7 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                                             for (int h = 0; h < 2; ++h) {
                                                 const float v = acc[sg][4 * ((RC / 8) * rr + jj) + 2 * h + e];
-                                                buf[cl * LD + (SX ? M + frag_sh[e] : frag_sh[e]) + 16 * wq + g + 8 * h] =
+                                                buf[cl * LD + M + frag_sh[e] + 16 * wq + g + 8 * h] =
                                                     from_acc<T>(decltype(with_bias)::value ? v + bv : v);
                                             }
                                         }
@@ -2742,6 +2742,9 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
 #pragma unroll
                             for (int sweep = 0; sweep < RC / 16; ++sweep) {
                                 const int row = 16 * sweep + cr;  // channel row within the round
+                                // (Two copies of the copy code, SX's and the others': so written, the other
+                                // instances compile to the code they had before SX; one shared form moved
+                                // their address arithmetic, perf log s29.)
                                 if constexpr (SX) {
                                     const T* src = buf + row * LD + M + sh;  // the row's pixel t.q0
                                     // This tile's last c8 pixels wait for the right neighbour.
@@ -4738,6 +4741,11 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         p.Q < min_q)
         return c;
     c.phases = phases;
+    // NCHW-like output whose 8-float runs from a row's start are whole 32-byte sectors (rows, planes and
+    // images multiples of 8 floats, the output 32-byte aligned): the swapped variant's direct stores
+    // need it, and the sector-exact epilogue has nothing to do there.
+    const bool y_sectored = p.y_sw == 1 && p.y_sh % 8 == 0 && p.y_sc % 8 == 0 && p.y_sn % 8 == 0 &&
+                            reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
     // Narrow GEMMs (e.g. #55's grad-input, 64 columns) take the 64-wide variant instead of idling
     // half of the 128-wide tile (16-bit ones too, unswapped; KB_CONV_WGMMA_NARROW16=0, read at every
     // call, sends 16-bit narrow GEMMs to the sm_80 kernels, for comparisons).
@@ -4758,8 +4766,7 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
         // KB_CONV_WGMMA_SWAP=0 (read at every call) keeps the unswapped variant, for experiments and
         // the tests' comparisons.
         const char* swap_env = std::getenv("KB_CONV_WGMMA_SWAP");
-        c.swap = !(swap_env && std::atoi(swap_env) == 0) && p.y_sw == 1 && p.y_sh % 8 == 0 && p.y_sc % 8 == 0 &&
-                 p.y_sn % 8 == 0 && reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
+        c.swap = !(swap_env && std::atoi(swap_env) == 0) && y_sectored;
     }
     const int parts = split ? 2 : 1;
     // 3xTF32: 2-row tiles (narrow: 4 rows), whose accumulators leave registers for the fold
@@ -4780,11 +4787,9 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     {
         const char* sx_env = std::getenv("KB_CONV_WGMMA_SX");
         const int sx_mode = sx_env ? std::atoi(sx_env) : -1;
-        const bool sectored = p.y_sh % 8 == 0 && p.y_sc % 8 == 0 && p.y_sn % 8 == 0 &&
-                              reinterpret_cast<uintptr_t>(p.y) % 32 == 0;
         // (one column tile per row: nothing to hand on, and the walk would cost what it costs #55)
         const bool can = allow_sx && elem_bytes == 4 && !split && !phases && c.bn == WG_BN && p.y_sw == 1 &&
-                         p.y_sc != 1 && col_n <= c.bn && !sectored && p.Q > WG_TC;
+                         p.y_sc != 1 && col_n <= c.bn && !y_sectored && p.Q > WG_TC;
         c.epi_sx = can && (sx_mode == 1 || (sx_mode == -1 && (int64_t)p.Cg * taps <= 256));
     }
     const int cpg = 16 / elem_bytes;  // elements per 16 bytes
