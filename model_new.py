@@ -852,6 +852,9 @@ struct ConvGemmParams {
     // next tile, its right neighbour): walk_q = total_tiles / blocks tiles per block, one more for
     // the first walk_r = total_tiles % blocks blocks
     int walk_q, walk_r;
+    // conv_fwd_pointwise_tma_kernel: 1 = each warp writes its staged output block with 16-byte
+    // stores (whole 32-byte sectors); 0 = with one tensor copy (see the kernel's epilogue)
+    int pw_vec_store;
 };
 
 // conv_fwd_gemm_kernel: y = conv(x, w) as the GEMM  Y[m][k] = sum_{tap, c} X[m][tap, c] * W[tap, c][k]
@@ -1307,10 +1310,13 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //          matrix: 8 chunks), columns in pixel order.
 //   out    per warp two staging buffers of [64 output channels][32 pixels] in the input dtype, the
 //          box of y's map: the warp writes its accumulators (+ bias) there (float2 / 32-bit
-//          stores: conflict-free per half-warp under the swizzle), fences them to the async proxy
-//          and its lane 0 stores the box with one tensor copy (outputs past the plane or past the
-//          last channel are not written).  The buffer is reused two tiles later, after
-//          cp.async.bulk.wait_group.read 1.
+//          stores: conflict-free per half-warp under the swizzle), then writes the box out one of
+//          two ways (p.pw_vec_store, chosen in run_pointwise): its lane 0 stores it with one tensor
+//          copy, after a fence to the async proxy, and the buffer is reused two tiles later, after
+//          cp.async.bulk.wait_group.read 1; or its lanes copy it with 16-byte shared loads and
+//          16-byte global stores, whole 32-byte sectors per row (s30: the copy engine writes whole
+//          sectors at ~11 bytes a clock per SM, 16-byte stores at ~16).  Outputs past the plane or
+//          past the last channel are not written either way.
 // Pipeline: p.pw_stages stages, each with a full mbarrier (the producer's arrive with the stage's
 //   bytes) and an empty one (one arrive per consumer warp once its MMAs have read the stage).  How far
 //   the copies run ahead matters more than it seems: with many input bytes in flight the reads crowd
@@ -1501,11 +1507,33 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
                 }
             }
         }
-        fence_proxy_async_smem();
-        __syncwarp();
-        if (lane == 0) {
-            tma_store_3d(&y_map, out, pix0 + wn * 32, k_first, img);
-            bulk_commit();
+        if (p.pw_vec_store) {
+            // 16-byte stores: chunk c of a staged row holds pixels (16 / ES) c ...; fp32 rows are
+            // 8 chunks (lanes 8r' .. 8r' + 7 take row r' + 4 it), 16-bit rows 4 (lanes 4r' ..
+            // take row r' + 8 it).  A quarter-warp reads 128 contiguous bytes under the swizzle
+            // (conflict-free) and every warp store writes whole 32-byte sectors.  Planes are
+            // multiples of 16 bytes (pointwise_fits), so a chunk lies wholly inside or outside.
+            __syncwarp();   // the staged block is visible to every lane
+            constexpr int CHUNKS = 32 * ES / 16;          // 16-byte chunks per staged row
+            constexpr int ROWS_PER_STEP = 32 / CHUNKS;
+            const int c = lane % CHUNKS, r0 = lane / CHUNKS;
+            const long long pix = (long long)pix0 + wn * 32 + c * (16 / ES);
+            T* y_img = (T*)p.y + (long long)img * p.y_sn + pix;
+#pragma unroll
+            for (int it = 0; it < 64 / ROWS_PER_STEP; ++it) {
+                const int row = r0 + it * ROWS_PER_STEP;
+                const unsigned phys = SIXTEEN ? (unsigned)(c ^ ((row >> 1) & 3)) : (unsigned)(c ^ (row & 7));
+                const uint4 v = *reinterpret_cast<const uint4*>(out_p + row * (32 * ES) + (phys << 4));
+                if (k_first + row < p.Kg && pix < plane)
+                    *reinterpret_cast<uint4*>(y_img + (long long)(k_first + row) * p.y_sc) = v;
+            }
+        } else {
+            fence_proxy_async_smem();
+            __syncwarp();
+            if (lane == 0) {
+                tma_store_3d(&y_map, out, pix0 + wn * 32, k_first, img);
+                bulk_commit();
+            }
         }
         buf ^= 1;
     }
@@ -3838,7 +3866,9 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   instead of leaving half of every MMA empty: warp w of the warpgroup takes tap w / (4 / tw) and
 //   channels 16 (w % (4 / tw)) .. + 15 of the block's 64 / tw.
 // Block: 384 threads = 3 warpgroups; warpgroup j owns taps (r, s0 + tw j .. s0 + tw j + tw - 1)
-//   (a warp idle where its tap >= S, a warpgroup where its first is):
+//   (a warp idle where its tap >= S, a warpgroup where its first is; where S <= tw, e.g. 1x1
+//   layers, the launcher makes the block warpgroup 0 alone, 128 threads, and puts two or three
+//   such thin blocks on an SM: choose_wgrad_wgmma):
 //   grid.x = ceil(Cg / (64 / tw)) channel blocks x R kernel rows x wwg_sblocks = ceil(S / (3 tw));
 //   grid.y = ceil(Kg / BN); grid.z = groups x splits, split s reducing whole output rows s, s + splits,
 //   s + 2 splits, ... (row_step, the launcher's default: the grid walks dY and X together), or with
@@ -3883,7 +3913,7 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   s13):
 //   - ROUND_DY false: the launcher has written an RNA-rounded copy of dY (round_tf32_planes_kernel),
 //     which costs two more passes of dY through DRAM;
-//   - ROUND_DY true: all 384 threads round each dY tile in shared memory once it has landed (16
+//   - ROUND_DY true: all the block's threads round each dY tile in shared memory once it has landed (16
 //     bytes each per step, the edge columns' zeros in the same pass, then the proxy fence), which
 //     adds 32 KB of shared-memory traffic per k-tile (BN 128) to the ~100 KB that the MMAs'
 //     operands and the copies already move.
@@ -3892,7 +3922,7 @@ __global__ void __launch_bounds__(WW_THREADS, 1) conv_wgrad_window_kernel(const 
 //   ms against 10.8 with the copy); the launcher's rule is in choose_wgrad_wgmma.
 //   PREC_3XTF32 (IEEE mode, BN 64 only): X's fragments split in registers into big = rna(v) and the
 //   unrounded rest v - big (the tensor cores truncate it); each dY tile split in shared memory by all
-//   384 threads once it lands, big in place and small (rounded) into the stage's second dY tile;
+//   the block's threads once it lands, big in place and small (rounded) into the stage's second dY tile;
 //   small x big, big x small, big x big per k8 step.  The tensor cores' accumulation truncates, so the
 //   accumulators restart every p.wwg_fold k-tiles and are added into a register total (see the main
 //   loop); the total, not the accumulators, goes to ws.  #55 in IEEE mode: 8.1 ms against the window
@@ -4168,13 +4198,13 @@ __global__ void __launch_bounds__(WWG_THREADS, 1) conv_wgrad_wgmma_kernel(const 
         const bool edge = q0 < 0 || q0 + KQ > p.Q;       // dY columns outside the row: zeros
         mbar_wait(bars + 8 * use_stage, use_phase);      // k-tile kt's boxes have landed
         if constexpr (SPLIT || ROUND_DY) {
-            // All 384 threads pass over the landed tile: every 16-byte chunk (row k = 128 bytes,
+            // All threads (384, or a thin block's 128) pass over the landed tile: every 16-byte chunk (row k = 128 bytes,
             // chunk i & 7 holding columns 4 ((i & 7) ^ (k & 7)) .. + 3 under the swizzle), the edge
             // columns zeroed.  ROUND_DY: rounded in place.  3xTF32: split, its big part in place and
             // its small part (rounded: clean bits in shared memory, s10) at the same place in the
             // stage's second dY tile.
             unsigned char* tile = smem + use_stage * stage_bytes;
-            for (int i = tid; i < BN * 8; i += WWG_THREADS) {
+            for (int i = tid; i < BN * 8; i += (int)blockDim.x) {
                 uint4* chunk = reinterpret_cast<uint4*>(tile + 16 * i);
                 const float4 raw = *reinterpret_cast<const float4*>(chunk);
                 const float v[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -5100,6 +5130,13 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         p.pw_stages = (int)std::min<int64_t>(want, PWT_MAX_STAGES);
         while (p.pw_stages > 0 && pwt_smem_bytes(es, bm, p.pw_stages) > optin) --p.pw_stages;
         tma = p.pw_stages >= 1 && encode_pointwise_maps(maps, p, N, bm, es);
+        // The output's writer (the kernel's epilogue): 16-byte stores where the reduction is at most
+        // two k-tiles, where the layer only streams and the stores' rate is what counts (KernelBench
+        // #87, 64 channels: 3.70 -> 3.56 ms); the tensor copy elsewhere, which hands the block to the
+        // copy engine and lets the warps go back to their MMAs (bench.py's 1x1, 256 channels: 0.237
+        // with it, 0.250 with 16-byte stores).  KB_CONV_PW_VST=0 / 1 forces either (A/B runs, tests).
+        const char* vst_env = std::getenv("KB_CONV_PW_VST");
+        p.pw_vec_store = vst_env && *vst_env ? std::strcmp(vst_env, "0") != 0 : p.Cpad / pw_bk(es) <= 2;
     }
     if (tma) {
         p.total_tiles = tiles;
@@ -5803,10 +5840,10 @@ WindowChoice choose_window(const WgradParams& p, bool fp32) {
 // The k-tile split of the window and wgmma weight-gradient kernels: p.q_tiles k-tiles per output row,
 // and as many splits as keep one wave of `blocks` blocks per split on the GPU (one block per SM),
 // each at least 4 k-tiles.
-void split_k_tiles(WgradParams& p, int64_t blocks, int groups) {
+void split_k_tiles(WgradParams& p, int64_t blocks, int groups, int per_sm = 1) {
     p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    int64_t splits = std::max<int64_t>(1, sms / std::max<int64_t>(blocks, 1));
+    int64_t splits = std::max<int64_t>(1, sms * per_sm / std::max<int64_t>(blocks, 1));
     splits = std::min<int64_t>(splits, std::max<int64_t>(1, p.kt_total / 4));
     splits = std::min<int64_t>(splits, std::max<int64_t>(1, 65535 / groups));
     p.kt_chunk = ceil_div(p.kt_total, splits);
@@ -5873,6 +5910,9 @@ struct WgmmaWgradChoice {
     bool use = false, round_in_smem = false;
     bool dy_copy = false;  // dY read through a copy: RNA-rounded (PREC_TF32), or re-pitched (16 bits)
     int bn = 0, tw = 0, ldw = 0, stages = 0, sblocks = 0, q_tiles = 0, smem = 0;
+    // threads per block (WWG_THREADS, or 128: a thin block, see choose_wgrad_wgmma) and the blocks
+    // that share an SM (the splits are sized for that many)
+    int threads = WWG_THREADS, per_sm = 1;
     CUtensorMap dy_map, x_map;
 };
 
@@ -5947,6 +5987,29 @@ WgmmaWgradChoice choose_wgrad_wgmma(const WgradParams& p, int groups, int64_t al
     for (c.stages = most; c.stages >= fewest && wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, es, c.stages) > optin; --c.stages) {}
     if (c.stages < fewest) return c;
     c.smem = wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, es, c.stages);
+    // Thin blocks: where the first warpgroup's tw taps are all the layer has (S <= tw, e.g. a 1x1
+    // layer), the other two warpgroups would only wait at the barriers.  Then the block is that one
+    // warpgroup (128 threads) and up to three blocks share an SM (registers: at most 168 per thread,
+    // the kernel's launch bounds; shared memory: the most stages that fit that many blocks, at least
+    // the pipeline's fewest), with as many times the splits.  Grad-weight alone, TF32, same runs (perf
+    // log s30): KernelBench #63 (3x3, 16 channels: tw 4) 8.97 -> 6.70 ms, bench.py's 1x1 (256 -> 128)
+    // 0.421 -> 0.345, ResNet's 1x1 256 -> 64 at 32 x 56 x 56 0.135 -> 0.115; #87 unchanged (it streams
+    // at the memory's rate either way).  KB_CONV_WWG_THIN=0 keeps whole blocks (tests, A/B runs).
+    const char* thin_env = std::getenv("KB_CONV_WWG_THIN");
+    if (p.S <= c.tw && !(thin_env && std::strcmp(thin_env, "0") == 0)) {
+        const auto* prop = at::cuda::getCurrentDeviceProperties();
+        const int64_t per_sm_bytes = (int64_t)prop->sharedMemPerMultiprocessor;
+        const int64_t reserved = (int64_t)prop->reservedSharedMemPerBlock;
+        for (int blocks = 3; blocks >= 2 && c.per_sm == 1; --blocks) {
+            for (int st = most; st >= fewest; --st) {
+                const int64_t bytes = wwg_smem_bytes(c.bn, c.tw, c.ldw, dy_tiles, es, st);
+                if (bytes <= optin && blocks * (bytes + reserved) <= per_sm_bytes) {
+                    c.stages = st; c.smem = (int)bytes; c.per_sm = blocks; c.threads = 128;
+                    break;
+                }
+            }
+        }
+    }
     // The rows' misalignment: residues of p dy_sh, mod v elements (the planes are aligned, the copy's too).
     int a_max = 0;
     for (int64_t j = 0; j < std::min<int64_t>(p.P, v); ++j) a_max = std::max(a_max, (int)((j * p.dy_sh) % v));
@@ -6002,7 +6065,7 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
     }
     p.wwg_ldw = wc.ldw; p.wwg_stages = wc.stages; p.wwg_sblocks = wc.sblocks; p.wwg_tw = wc.tw; p.q_tiles = wc.q_tiles;
     const int64_t cblocks = ceil_div(p.Cg, WWG_BM / wc.tw), kblocks = ceil_div(p.Kg, wc.bn);
-    split_k_tiles(p, cblocks * p.R * wc.sblocks * kblocks * g.groups, g.groups);
+    split_k_tiles(p, cblocks * p.R * wc.sblocks * kblocks * g.groups, g.groups, wc.per_sm);
     const char* interleave_env = std::getenv("KB_CONV_WWG_INTERLEAVE");
     const int64_t interleave = interleave_env ? std::atoi(interleave_env) : p.splits;
     if (interleave > 0) {
@@ -6019,12 +6082,12 @@ void run_wgrad_wgmma(WgradParams p, WgmmaWgradChoice wc, const at::Tensor& dy, c
     const dim3 grid((unsigned)(cblocks * p.R * wc.sblocks), (unsigned)kblocks, (unsigned)(g.groups * p.splits));
     auto launch = [&](auto kernel) {
         allow_dynamic_smem(kernel, wc.smem);
-        kernel<<<grid, WWG_THREADS, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
+        kernel<<<grid, wc.threads, wc.smem, launch_stream()>>>(p, wc.dy_map, wc.x_map);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
         // KB_CONV_WWG_REPORT set: the blocking of each launch to stderr (tests: which route ran)
         if (std::getenv("KB_CONV_WWG_REPORT"))
-            std::fprintf(stderr, "wgrad wgmma launch: bn %d tw %d stages %d dy_copy %d splits %d\n", wc.bn, wc.tw,
-                         wc.stages, (int)wc.dy_copy, p.splits);
+            std::fprintf(stderr, "wgrad wgmma launch: bn %d tw %d stages %d dy_copy %d splits %d threads %d per_sm %d\n",
+                         wc.bn, wc.tw, wc.stages, (int)wc.dy_copy, p.splits, wc.threads, wc.per_sm);
     };
     if (dy.scalar_type() == at::kHalf) {
         if (wc.bn == 64) launch(conv_wgrad_wgmma_kernel<f16_t, PREC_EXACT, 64, false>);

@@ -5,7 +5,8 @@ precision modes and the 16-bit dtypes, outputs poisoned; which kernel ran, and t
 its conditions (padding, stride, odd planes, channels_last, strided or misaligned inputs) take
 another route and stay right; the kernel switched off (KB_CONV_PW=0) gives the same class of result; the tensor-copy kernel's outputs
 are bitwise those of conv_fwd_pointwise_kernel (KB_CONV_PW_TMA=0) on layers that walk several tiles
-per block, partial tiles and filter blocks, both block shapes and every dtype.
+per block, partial tiles and filter blocks, both block shapes and every dtype, with either of its output
+writers (KB_CONV_PW_VST).
 
 Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
@@ -260,6 +261,42 @@ def test_pointwise_tma_equals_pointwise_kernel(cfg, dtype):
             U.xfail_if_cudnn_class_differs(where, klass, U.rel_l2(y_on, y64), U.rel_l2(y_ref, y64))
         assert torch.allclose(y_on.float(), y_ref.float(), atol=tol, rtol=tol), \
             f"{where}: " + U.diff_report(y_on.float(), y_ref.float())
+
+
+def _with_env(var, value, fn):
+    os.environ[var] = value
+    try:
+        return fn()
+    finally:
+        os.environ.pop(var, None)
+
+
+@hopper_only
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("cfg", TMA_TAKEN, ids=[c.id for c in TMA_TAKEN])
+def test_pointwise_tma_output_writers_agree(cfg, dtype):
+    """The tensor-copy kernel's two output writers, one tensor copy per warp block (KB_CONV_PW_VST=0) and
+    16-byte stores (=1; the default for reductions of at most two k-tiles), give conv_fwd_pointwise_kernel's
+    bits, forward and grad-input, into poisoned outputs: every element written once and right, on partial
+    pixel tiles, partial filter blocks, both block shapes and biases."""
+    if dtype != torch.float32 and (cfg.H * cfg.W) % 8:
+        pytest.skip("16-bit planes of a multiple of 8 pixels only (both pointwise kernels)")
+    torch.manual_seed(U.seed_for("pointwise_tma_writers", cfg.id, str(dtype)))
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+    with U.precision_mode("tf32"):
+        y_off, gx_off, gy = _tma_off(lambda: U.forward_and_grad_input(model, x))
+        for vst in ("0", "1"):
+            text = _with_env("KB_CONV_PW_VST", vst, lambda: _kernels(lambda: model(x)))
+            if not text:
+                pytest.skip("the profiler recorded no CUDA kernels here")
+            if PWT not in text:
+                pytest.skip(f"this layer's forward class keeps it off the tensor-copy kernel: {text}")
+            y, gx, _ = _with_env("KB_CONV_PW_VST", vst, lambda: U.forward_and_grad_input(model, x, gy))
+            U.sync()
+            where = f"[{cfg}] {dtype} KB_CONV_PW_VST={vst}"
+            assert torch.equal(y, y_off), f"{where} forward: " + U.diff_report(y.float(), y_off.float())
+            assert torch.equal(gx, gx_off), f"{where} grad-input: " + U.diff_report(gx.float(), gx_off.float())
 
 
 @hopper_only

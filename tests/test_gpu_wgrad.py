@@ -579,3 +579,66 @@ def test_wgrad_wgmma_first_backward_of_a_process():
     assert kernels, done.stdout[-2000:]
     assert "conv_wgrad_wgmma_kernel" in kernels[0], kernels[0]
     assert "conv_wgrad_window_kernel" not in kernels[0], kernels[0]
+
+
+# Thin blocks (s30): layers whose taps all fall to the first warpgroup (S <= tw: 1x1, or 3 columns
+# at 4 taps per warpgroup) run blocks of that warpgroup alone, two or three to an SM, with more
+# splits (input rows of a multiple of 16 bytes: the wgmma kernel's condition).  Forced to the same
+# splits (KB_CONV_WWG_INTERLEAVE), the sums are those of whole blocks bit for bit: each split's
+# k-tiles in the same order, the same flushes.
+THIN_CASES = [
+    (Cfg("thin_1x1_c256_k64", 4, 256, 14, 40, 64, 1), {}, "_PREC_TF32"),        # ResNet's 1x1 reduce (smem rounding)
+    (Cfg("thin_1x1_c64_k256", 4, 64, 14, 40, 256, 1, bias=True), {}, "_PREC_TF32"),   # 1x1 expand, 2 filter blocks
+    (Cfg("thin_1x1_c45_k72", 3, 45, 9, 36, 72, 1), {}, "_PREC_3XTF32"),        # partial blocks, 3xTF32's folds
+    (Cfg("thin_3x3_tw4", 2, 16, 20, 68, 48, 3, p=1), {"KB_CONV_WWG_TW": "4"}, "_PREC_EXACT"),  # 3 taps of 4, idle warp
+    (Cfg("thin_1x1_rna_copy", 2, 96, 12, 76, 130, 1), {"KB_CONV_WWG_ROUND": "copy"}, "_PREC_TF32"),
+]
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("case", THIN_CASES, ids=[c[0].id for c in THIN_CASES])
+def test_wgrad_wgmma_thin_blocks(case, dtype, monkeypatch, capfd):
+    cfg, env, prec_name = case
+    if dtype != torch.float32 and (prec_name != "_PREC_TF32" or "KB_CONV_WWG_ROUND" in env or cfg.W % 8):
+        pytest.skip("16 bits: one class (exact products), rows of a multiple of 8 halves")
+    torch.manual_seed(U.seed_for("wgrad-wgmma-thin", cfg.id, dtype))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    gy = torch.randn(ref(x).shape, device=x.device).to(dtype)
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    w_shape = list(ref.weight.shape)
+    prec = getattr(M, prec_name) if dtype == torch.float32 else M._PREC_EXACT
+    for name, value in dict(env, KB_CONV_WWG_REPORT="1").items():
+        monkeypatch.setenv(name, value)
+
+    def run(thin, interleave=None):
+        monkeypatch.setenv("KB_CONV_WWG_THIN", "1" if thin else "0")
+        if interleave is None:
+            monkeypatch.delenv("KB_CONV_WWG_INTERLEAVE", raising=False)
+        else:
+            monkeypatch.setenv("KB_CONV_WWG_INTERLEAVE", interleave)
+        capfd.readouterr()
+        out = M._ext().conv2d_backward_weight(gy, x, w_shape, geo, M._ALGO_GEMM_SM90A, prec, True)
+        U.sync()
+        launch = re.search(r"splits (\d+) threads (\d+) per_sm (\d)", capfd.readouterr().err)
+        assert launch, f"[{cfg}] the wgmma kernel did not report a launch"
+        return out, launch
+
+    where = f"[{cfg}] {dtype} {prec_name}"
+    thin_default, launch = run(True)
+    assert launch.group(2) == "128" and launch.group(3) in ("2", "3"), f"{where}: not thin: {launch.group(0)}"
+    again, _ = run(True)
+    assert torch.equal(thin_default, again), f"{where}: not bitwise reproducible"
+    thin, launch_thin = run(True, "7")
+    whole, launch_whole = run(False, "7")
+    assert launch_whole.group(2) == "384" and launch_thin.group(1) == launch_whole.group(1), \
+        f"{where}: {launch_thin.group(0)} / {launch_whole.group(0)}"
+    assert torch.equal(thin, whole), f"{where}: thin and whole blocks differ: " + U.diff_report(thin.float(), whole.float())
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s, padding=cfg.p,
+                                        dilation=cfg.d, groups=cfg.g)
+    bound = {"_PREC_3XTF32": 2e-6, "_PREC_TF32": 2e-3, "_PREC_EXACT": 4e-3}[prec_name] if dtype == torch.float32 else 5e-3
+    for name, dw in (("thin (default splits)", thin_default), ("thin", thin)):
+        assert not torch.isnan(dw.float()).any(), f"{where} {name}: NaN (an element left unwritten under poison?)"
+        err = U.rel_l2(dw.float(), truth)
+        assert err <= bound, f"{where} {name}: {err:.3e} from float64"

@@ -7,7 +7,8 @@ plain fp32 in both modes, for cuDNN and for us):
 
 Passes: forward (no autograd), grad-input alone (weight frozen), grad-weight alone (input without
 grad), forward + backward.  Each row also checks the forward against cuDNN's (allclose 1e-4) and the
-gradients (relative L2).  Shapes: bench.py's depthwise row and KernelBench-like depthwise layers.
+gradients (relative L2).  Shapes: bench.py's depthwise row, KernelBench's #82-#85 (kb8x; kb8x-small: earlier, smaller versions) and
+other depthwise layers.
 """
 from __future__ import annotations
 
@@ -23,9 +24,14 @@ from tools.quick_check import cold_time, pair_models, rel_l2, set_tf32  # noqa: 
 # name: (N, C, H, W, multiplier, kernel, kwargs)
 SHAPES = {
     "bench": (8, 128, 256, 256, 1, 3, {"padding": 1}),
-    "kb82": (16, 3, 256, 256, 1, 3, {}),
-    "kb83_k3x1": (16, 3, 256, 256, 1, (3, 1), {}),
-    "kb85_k3x5": (16, 3, 128, 256, 1, (3, 5), {}),
+    "kb82-small": (16, 3, 256, 256, 1, 3, {}),
+    "kb83-small_k3x1": (16, 3, 256, 256, 1, (3, 1), {}),
+    "kb85-small_k3x5": (16, 3, 128, 256, 1, (3, 5), {}),
+    # KernelBench level 1 #82-#85 as its repository has them now (2026)
+    "kb82": (16, 64, 512, 512, 1, 3, {}),
+    "kb83": (64, 8, 512, 512, 1, (3, 1), {}),
+    "kb84": (64, 128, 256, 512, 1, 3, {}),
+    "kb85": (32, 128, 128, 256, 1, (3, 7), {}),
     "mobilenet_s2": (32, 96, 112, 112, 1, 3, {"stride": 2, "padding": 1}),
     "mult2_k5": (8, 64, 128, 128, 2, 5, {"padding": 2}),
 }

@@ -20,7 +20,9 @@ KB_CONV_ROW_PHASES=1 / 0, dilated sweeps always / never as row phases; nonarrow1
 gradients on the window kernel; nopairs16: KB_CONV_WGMMA_PAIRS16=0, scalar halo loads for 16-bit rows
 of an even length that is not a multiple of 8; minqN: KB_CONV_WGMMA_MIN_Q=N, the narrowest output
 the wgmma kernel takes; mintapsN: KB_CONV_WGMMA_MIN_TAPS=N, the fewest taps it takes; nosx:
-KB_CONV_WGMMA_SX=0, no sector-exact epilogue (sx: =1, wherever it can run); rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
+KB_CONV_WGMMA_SX=0, no sector-exact epilogue (sx: =1, wherever it can run); novst: KB_CONV_PW_VST=0,
+the 1x1 tensor-copy kernel's output through tensor copies, not 16-byte stores; pwstagesN: KB_CONV_PWT_STAGES=N,
+its stages; nothin: KB_CONV_WWG_THIN=0, no thin weight-gradient blocks; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
 epilogue's channels per round and staging buffers; cfgA-B-C-D: KB_CONV_WGMMA_CFG="A,B,C,D", the
 tiling; settings combine with "+", e.g. nosx+rc32).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
@@ -41,6 +43,7 @@ from tools.quick_check import cold_time, pair_models, set_tf32  # noqa: E402
 # name: (N, C, H, W, K, kernel, nn.Conv2d keyword arguments)
 SHAPES = {
     "55": (8, 64, 512, 1024, 128, 3, {}),                                    # KernelBench level 1 #55
+    "55-pad1": (8, 64, 512, 1024, 128, 3, {"padding": 1}),                   # #55 with output rows of 1024
     "56": (8, 64, 512, 256, 128, (5, 7), {}),                                # KernelBench level 1 #56
     # KernelBench level 1 #50 (AlexNet's first layer; its Model keeps nn.Conv2d's default bias)
     "kb50": (256, 3, 224, 224, 96, 11, {"stride": 4, "padding": 2, "bias": True}),
@@ -63,6 +66,8 @@ SHAPES = {
     "c3-7x7-s2": (32, 3, 224, 224, 64, 7, {"stride": 2, "padding": 3}),
     "kb63": (16, 16, 1024, 1024, 128, 3, {}),                                # KernelBench level 1 #63
     "kb87": (16, 64, 1024, 1024, 128, 1, {}),                                # KernelBench level 1 #87
+    "kb62": (8, 32, 512, 512, 64, (5, 9), {}),                               # KernelBench level 1 #62 (= 5x9)
+    "kb80": (8, 32, 512, 512, 64, (5, 9), {"padding": (2, 4), "dilation": (2, 3)}),  # #80 (= 5x9-pad-dil)
     "5x9": (8, 32, 512, 512, 64, (5, 9), {}),                                # bench.py's rows
     "5x9-pad-dil": (8, 32, 512, 512, 64, (5, 9), {"padding": (2, 4), "dilation": (2, 3)}),
     "3x3-dil4": (8, 64, 256, 256, 128, 3, {"padding": 4, "dilation": 4}),  # a dilated 3x3 (DeepLab-like)
@@ -84,10 +89,12 @@ KERNEL_SETTINGS = {
     "nopairs16": ("KB_CONV_WGMMA_PAIRS16", "0"),
     "nosx": ("KB_CONV_WGMMA_SX", "0"),
     "sx": ("KB_CONV_WGMMA_SX", "1"),
+    "novst": ("KB_CONV_PW_VST", "0"),
+    "nothin": ("KB_CONV_WWG_THIN", "0"),
 }
 # --kernels PREFIXn -> the launcher's switch set to n
 NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS", "rc": "KB_CONV_WGMMA_RC",
-                     "ebufs": "KB_CONV_WGMMA_EPI_BUFS"}
+                     "ebufs": "KB_CONV_WGMMA_EPI_BUFS", "pwstages": "KB_CONV_PWT_STAGES"}
 # --kernels cfgA-B-C-D -> KB_CONV_WGMMA_CFG="A,B,C,D" (taps per k-tile, weight stages, halo buffers,
 # k-tiles in flight); settings combine with "+", e.g. nosx+rc32+cfg3-4-3-1
 CFG_VAR = "KB_CONV_WGMMA_CFG"

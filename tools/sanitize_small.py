@@ -92,6 +92,9 @@ CASES = [
     # reused), and the 64-filter block shape with 256-pixel tiles
     ("pointwise_tma_272_tiles", 2, 8, 128, 136, 128, 1, dict(bias=True)),
     ("pointwise_tma_K40_bm64", 3, 40, 16, 24, 40, 1, dict()),
+    # (s30) those write their outputs with 16-byte stores (at most two k-tiles); the same layer with the
+    # tensor-copy writer, forced
+    ("pointwise_tma_272_tiles_copy", 2, 8, 128, 136, 128, 1, dict(bias=True, env={"KB_CONV_PW_VST": "0"})),
     # conv_wgrad_wgmma_kernel's 16-bit instances (run in fp16 / bf16, see EXTRA_DTYPES): dY planes of
     # 5 x 70 halves (not 16-byte multiples: the launcher's re-pitched copy), 2 taps per warpgroup; and
     # column stride 3 with padding (pairs of mixed parity: the byte-permute loads), 4 taps per warpgroup
@@ -118,7 +121,8 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 # are not multiples of 8), the third its 16-byte one
                 ("wgmma_vec_K130", torch.float16), ("wgmma_scalar_W67", torch.bfloat16),
                 ("wgmma16_vec_W72", torch.bfloat16), ("pointwise_K130_P200", torch.float16),
-                ("pointwise_tma_272_tiles", torch.bfloat16), ("wgrad_wgmma16_copy_Q70", torch.float16),
+                ("pointwise_tma_272_tiles", torch.bfloat16), ("pointwise_tma_272_tiles_copy", torch.float16),
+                ("wgrad_wgmma16_copy_Q70", torch.float16),
                 ("wgrad_wgmma16_s3_pad", torch.bfloat16),
                 # the 16-bit phase split (s28): 16-byte loads, scalar loads, the 64-wide tile; 1 tap
                 ("wgmma_phases_vec4_K130", torch.float16), ("wgmma_phases_scalar_W141", torch.bfloat16),

@@ -52,7 +52,7 @@ def main():
     ap.add_argument("--parts", action="store_true")
     ap.add_argument("--skip", type=int)
     ap.add_argument("--cases", default="#55,#56",
-                    help="with --parts / --rounds / --swap: shapes (#55,#56,#55-n1,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,dgrad56,#55-fp16,#55-bf16,kb63)")
+                    help="with --parts / --rounds / --swap: shapes (#55,#56,#55-n1,#55-pad1,dgrad,dgrad-aligned,dgrad-c64,dgrad56,#55-fp16,#55-bf16,#55-pad1-fp16,kb63)")
     ap.add_argument("--batches", action="store_true", help="#55's layer at batch 1..8: ours and cuDNN (NCHW)")
     ap.add_argument("--only", help="with --parts: comma-separated KB_CONV_PROFILE_SKIP values to run")
     ap.add_argument("--overhead", action="store_true",
@@ -96,6 +96,7 @@ def main():
              "dgrad56": (w56_t, (8, 128, 508, 250), (4, 4, 6, 6)),  # #56's grad-input (--rounds / --swap)
              "#55-fp16": (w55, (8, 64, 512, 1024), 0, torch.float16),
              "#55-bf16": (w55, (8, 64, 512, 1024), 0, torch.bfloat16),
+             "#55-pad1-fp16": (w55, (8, 64, 512, 1024), 1, torch.float16),
              "kb63": (w63, (16, 16, 1024, 1024), 0)}  # KernelBench #63: 16 channels, 8.6 GB of output
     if args.ncu_shot:  # each of --cases twice: give ncu one case and --launch-skip 1 to profile a warm run
         for name in args.cases.split(","):
