@@ -853,7 +853,7 @@ struct ConvGemmParams {
     // the first walk_r = total_tiles % blocks blocks
     int walk_q, walk_r;
     // conv_fwd_pointwise_tma_kernel: 1 = each warp writes its staged output block with 16-byte
-    // stores (whole 32-byte sectors); 0 = with one tensor copy (see the kernel's epilogue)
+    // stores; 0 = with one tensor copy (see the kernel's epilogue)
     int pw_vec_store;
 };
 
@@ -1284,8 +1284,9 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //   k-tiles, multiplies, stages and stores in turn, with only the SM's other block to overlap, and
 //   re-reads its weights per block.  It reached 3.4-3.5 TB/s on #87 against cuDNN's 3.8 (0.89x,
 //   fp16 0.72x: docs/perf-log.md, s19).  Here one thread keeps the copies of the next tiles in
-//   flight while the warps multiply, and each warp hands its finished 64 x 32 output block to the
-//   copy engine and goes on while the store drains.  Measured (s26, same runs as cuDNN): #87 in
+//   flight while the warps multiply, and each warp either hands its finished 64 x 32 output block
+//   to the copy engine and goes on while the store drains, or (short reductions, s30) writes it
+//   with 16-byte stores.  Measured (s26, same runs as cuDNN): #87 in
 //   fp16 / bf16 0.71x -> 0.99-1.01x, bench.py's 1x1 0.86x -> 0.98-1.02x (16 bits 0.63x -> 0.94x);
 //   #87 in fp32 unchanged at 0.94x (both kernels stream ~3.5 TB/s there, cuDNN ~3.7).
 // Tiling: as conv_fwd_pointwise_kernel: BM output channels x BN pixels of one image per tile (BM 128
@@ -1479,7 +1480,8 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
             if (++stage == stages) { stage = 0; phase ^= 1u; }
         }
 
-        // Epilogue: accumulators (+ bias) -> this warp's staging buffer -> one tensor store.
+        // Epilogue: accumulators (+ bias) -> this warp's staging buffer -> one tensor store, or
+        // 16-byte stores (p.pw_vec_store).
         const unsigned out = out_u + (unsigned)((2 * warp + buf) * OUT_BYTES);
         unsigned char* out_p = smem + (out - smem_u);
         if (lane == 0) bulk_wait_read<1>();   // the store issued from this buffer two tiles ago has read it
@@ -1511,7 +1513,8 @@ __global__ void __launch_bounds__(PWT_THREADS, 1) conv_fwd_pointwise_tma_kernel(
             // 16-byte stores: chunk c of a staged row holds pixels (16 / ES) c ...; fp32 rows are
             // 8 chunks (lanes 8r' .. 8r' + 7 take row r' + 4 it), 16-bit rows 4 (lanes 4r' ..
             // take row r' + 8 it).  A quarter-warp reads 128 contiguous bytes under the swizzle
-            // (conflict-free) and every warp store writes whole 32-byte sectors.  Planes are
+            // (conflict-free); a warp store writes 128-byte runs of 4 (16-bit: 8) channel rows,
+            // whole 32-byte sectors where planes are 32-byte multiples (#87's).  Planes are
             // multiples of 16 bytes (pointwise_fits), so a chunk lies wholly inside or outside.
             __syncwarp();   // the staged block is visible to every lane
             constexpr int CHUNKS = 32 * ES / 16;          // 16-byte chunks per staged row
@@ -5147,6 +5150,10 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
             allow_dynamic_smem(kernel, smem);
             kernel<<<grid, PWT_THREADS, smem, launch_stream()>>>(p, maps.x, maps.w, maps.y);
             C10_CUDA_KERNEL_LAUNCH_CHECK();
+            // KB_CONV_PW_REPORT set: each launch's blocking and output writer to stderr (tests)
+            if (std::getenv("KB_CONV_PW_REPORT"))
+                std::fprintf(stderr, "pointwise tma launch: bm %d stages %d vec_store %d\n", bm, p.pw_stages,
+                             p.pw_vec_store);
         };
         auto variant = [&](auto bm_tag) {
             constexpr int BM = decltype(bm_tag)::value;
@@ -5838,8 +5845,8 @@ WindowChoice choose_window(const WgradParams& p, bool fp32) {
 }
 
 // The k-tile split of the window and wgmma weight-gradient kernels: p.q_tiles k-tiles per output row,
-// and as many splits as keep one wave of `blocks` blocks per split on the GPU (one block per SM),
-// each at least 4 k-tiles.
+// and as many splits as keep one wave of `blocks` blocks per split on the GPU (per_sm blocks per SM:
+// 1, or the wgmma kernel's 2-3 thin blocks), each at least 4 k-tiles.
 void split_k_tiles(WgradParams& p, int64_t blocks, int groups, int per_sm = 1) {
     p.kt_total = (int64_t)(p.L / ((int64_t)p.P * p.Q)) * p.P * p.q_tiles;
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
@@ -5905,7 +5912,8 @@ void run_wgrad_window(WgradParams p, const WindowChoice& wc, const at::Tensor& d
 // 128; tw taps per warpgroup, the one with the fewest warpgroup k-tiles (ceil(Cg / (64 / tw)) x
 // ceil(S / tw) per kernel row), then the fewest blocks.  KB_CONV_WWG_BN and KB_CONV_WWG_TW force
 // them (tests, experiments).  Stages: as many as fit, up to WWG_MAX_STAGES (KB_CONV_WWG_STAGES,
-// 3..8), at least the kernel's INFLIGHT + 2.
+// 3..8), at least the kernel's INFLIGHT + 2; for thin blocks (S <= tw, below) as many as fit 3 (else
+// 2) blocks on an SM.
 struct WgmmaWgradChoice {
     bool use = false, round_in_smem = false;
     bool dy_copy = false;  // dY read through a copy: RNA-rounded (PREC_TF32), or re-pitched (16 bits)

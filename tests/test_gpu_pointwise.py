@@ -13,6 +13,7 @@ Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -274,11 +275,12 @@ def _with_env(var, value, fn):
 @hopper_only
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 @pytest.mark.parametrize("cfg", TMA_TAKEN, ids=[c.id for c in TMA_TAKEN])
-def test_pointwise_tma_output_writers_agree(cfg, dtype):
+def test_pointwise_tma_output_writers_agree(cfg, dtype, capfd):
     """The tensor-copy kernel's two output writers, one tensor copy per warp block (KB_CONV_PW_VST=0) and
     16-byte stores (=1; the default for reductions of at most two k-tiles), give conv_fwd_pointwise_kernel's
-    bits, forward and grad-input, into poisoned outputs: every element written once and right, on partial
-    pixel tiles, partial filter blocks, both block shapes and biases."""
+    bits, forward and grad-input, into poisoned outputs: every element written and right, on partial
+    pixel tiles, partial filter blocks, both block shapes and biases (which writer ran: the launcher's
+    report, KB_CONV_PW_REPORT)."""
     if dtype != torch.float32 and (cfg.H * cfg.W) % 8:
         pytest.skip("16-bit planes of a multiple of 8 pixels only (both pointwise kernels)")
     torch.manual_seed(U.seed_for("pointwise_tma_writers", cfg.id, str(dtype)))
@@ -292,9 +294,16 @@ def test_pointwise_tma_output_writers_agree(cfg, dtype):
                 pytest.skip("the profiler recorded no CUDA kernels here")
             if PWT not in text:
                 pytest.skip(f"this layer's forward class keeps it off the tensor-copy kernel: {text}")
-            y, gx, _ = _with_env("KB_CONV_PW_VST", vst, lambda: U.forward_and_grad_input(model, x, gy))
-            U.sync()
+            capfd.readouterr()
+            os.environ["KB_CONV_PW_REPORT"] = "1"
+            try:
+                y, gx, _ = _with_env("KB_CONV_PW_VST", vst, lambda: U.forward_and_grad_input(model, x, gy))
+                U.sync()
+            finally:
+                os.environ.pop("KB_CONV_PW_REPORT", None)
             where = f"[{cfg}] {dtype} KB_CONV_PW_VST={vst}"
+            writers = re.findall(r"pointwise tma launch: bm \d+ stages \d+ vec_store (\d)", capfd.readouterr().err)
+            assert writers and set(writers) == {vst}, f"{where}: the launches reported writers {writers}"
             assert torch.equal(y, y_off), f"{where} forward: " + U.diff_report(y.float(), y_off.float())
             assert torch.equal(gx, gx_off), f"{where} grad-input: " + U.diff_report(gx.float(), gx_off.float())
 

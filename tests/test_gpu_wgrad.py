@@ -9,7 +9,9 @@ The configurations aim at the window kernel's blocking: output rows of several 3
 with a ragged last one, channel counts that are not multiples of 8, more than 128 output channels
 (two row blocks), several channel blocks, kernels taller than one block's rows (7x7), 1x1 with more
 than 36 channel octets, strides and dilations along the row, padding modes, groups, and
-non-contiguous inputs; a kernel row wider than 36 taps falls back to the gather kernel.
+non-contiguous inputs; a kernel row wider than 36 taps falls back to the gather kernel.  Thin
+wgmma blocks (one warpgroup, two or three to an SM, where its taps are all the layer has) against
+whole blocks with the same splits, bit for bit.
 
 Skipped as a whole without a CUDA GPU.
 """
@@ -588,9 +590,9 @@ def test_wgrad_wgmma_first_backward_of_a_process():
 # k-tiles in the same order, the same flushes.
 THIN_CASES = [
     (Cfg("thin_1x1_c256_k64", 4, 256, 14, 40, 64, 1), {}, "_PREC_TF32"),        # ResNet's 1x1 reduce (smem rounding)
-    (Cfg("thin_1x1_c64_k256", 4, 64, 14, 40, 256, 1, bias=True), {}, "_PREC_TF32"),   # 1x1 expand, 2 filter blocks
+    (Cfg("thin_1x1_c64_k256", 4, 64, 14, 40, 256, 1), {}, "_PREC_TF32"),      # 1x1 expand, 2 filter blocks
     (Cfg("thin_1x1_c45_k72", 3, 45, 9, 36, 72, 1), {}, "_PREC_3XTF32"),        # partial blocks, 3xTF32's folds
-    (Cfg("thin_3x3_tw4", 2, 16, 20, 68, 48, 3, p=1), {"KB_CONV_WWG_TW": "4"}, "_PREC_EXACT"),  # 3 taps of 4, idle warp
+    (Cfg("thin_3x3_tw4", 2, 16, 20, 68, 48, 3, p=1), {"KB_CONV_WWG_TW": "4"}, "_PREC_EXACT"),  # 3 taps of 4 (also the default here), idle warp
     (Cfg("thin_1x1_rna_copy", 2, 96, 12, 76, 130, 1), {"KB_CONV_WWG_ROUND": "copy"}, "_PREC_TF32"),
 ]
 
