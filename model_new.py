@@ -1315,8 +1315,8 @@ __global__ void __launch_bounds__(PW_THREADS, PREC == PREC_3XTF32 ? 1 : 2) conv_
 //          two ways (p.pw_vec_store, chosen in run_pointwise): its lane 0 stores it with one tensor
 //          copy, after a fence to the async proxy, and the buffer is reused two tiles later, after
 //          cp.async.bulk.wait_group.read 1; or its lanes copy it with 16-byte shared loads and
-//          16-byte global stores, whole 32-byte sectors per row (s30: the copy engine writes whole
-//          sectors at ~11 bytes a clock per SM, 16-byte stores at ~16).  Outputs past the plane or
+//          16-byte global stores, whole 32-byte sectors where planes are 32-byte multiples (s30: the
+//          copy engine writes whole sectors at ~11 bytes a clock per SM, 16-byte stores at ~16).  Outputs past the plane or
 //          past the last channel are not written either way.
 // Pipeline: p.pw_stages stages, each with a full mbarrier (the producer's arrive with the stage's
 //   bytes) and an empty one (one arrive per consumer warp once its MMAs have read the stage).  How far
