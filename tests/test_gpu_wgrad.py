@@ -246,17 +246,23 @@ WGMMA_PRECS = {"trunc": ("_PREC_EXACT", None), "rna-copy": ("_PREC_TF32", "copy"
                "3xtf32": ("_PREC_3XTF32", None)}
 
 
+def _wgmma_operands(cfg, dtype, *seed_parts):
+    """Seeded from seed_parts (the modules drawn as the other tests draw them): an input for cfg in dtype, a
+    random dY, the launcher's geometry vector and the weight's shape, for calls of conv2d_backward_weight."""
+    torch.manual_seed(U.seed_for(*seed_parts))
+    _, ref = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    gy = torch.randn(ref(x).shape, device=x.device).to(dtype)
+    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
+    return x, gy, geo, list(ref.weight.shape)
+
+
 @pytest.mark.skipif(not SM90, reason=SM90_REASON)
 @pytest.mark.parametrize("blocking", list(WGMMA_BLOCKINGS))
 @pytest.mark.parametrize("klass", list(WGMMA_PRECS))
 @pytest.mark.parametrize("cfg", WGMMA_CONFIGS, ids=[c.id for c in WGMMA_CONFIGS])
 def test_wgrad_wgmma(cfg, klass, blocking, monkeypatch):
-    torch.manual_seed(U.seed_for("wgrad-wgmma", cfg.id))
-    model, ref = U.make_models(M, cfg)
-    x = U.make_input(cfg)
-    gy = torch.randn(ref(x).shape, device=x.device)
-    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
-    w_shape = list(ref.weight.shape)
+    x, gy, geo, w_shape = _wgmma_operands(cfg, torch.float32, "wgrad-wgmma", cfg.id)
     prec_name, rounding = WGMMA_PRECS[klass]
     prec = getattr(M, prec_name)
     for name, value in dict(WGMMA_BLOCKINGS[blocking], KB_CONV_WWG_ROUND=rounding or "").items():
@@ -436,12 +442,7 @@ def _rounding_floor(truth, dtype):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @pytest.mark.parametrize("cfg", WGMMA16_CONFIGS, ids=[c.id for c in WGMMA16_CONFIGS])
 def test_wgrad_wgmma_16bit(cfg, dtype, blocking, monkeypatch, capfd):
-    torch.manual_seed(U.seed_for("wgrad-wgmma-16", cfg.id, dtype))
-    model, ref = U.make_models(M, cfg, dtype=dtype)
-    x = U.make_input(cfg, dtype=dtype)
-    gy = torch.randn(ref(x).shape, device=x.device).to(dtype)
-    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
-    w_shape = list(ref.weight.shape)
+    x, gy, geo, w_shape = _wgmma_operands(cfg, dtype, "wgrad-wgmma-16", cfg.id, dtype)
     for name, value in WGMMA16_BLOCKINGS[blocking].items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KB_CONV_WWG_REPORT", "1")   # each wgmma launch's blocking and dY copy to stderr
@@ -604,12 +605,7 @@ def test_wgrad_wgmma_thin_blocks(case, dtype, monkeypatch, capfd):
     cfg, env, prec_name = case
     if dtype != torch.float32 and (prec_name != "_PREC_TF32" or "KB_CONV_WWG_ROUND" in env or cfg.W % 8):
         pytest.skip("16 bits: one class (exact products), rows of a multiple of 8 halves")
-    torch.manual_seed(U.seed_for("wgrad-wgmma-thin", cfg.id, dtype))
-    model, ref = U.make_models(M, cfg, dtype=dtype)
-    x = U.make_input(cfg, dtype=dtype)
-    gy = torch.randn(ref(x).shape, device=x.device).to(dtype)
-    geo = M._Geometry(cfg.k, cfg.s, cfg.p, cfg.d, cfg.g, cfg.pm).vector()
-    w_shape = list(ref.weight.shape)
+    x, gy, geo, w_shape = _wgmma_operands(cfg, dtype, "wgrad-wgmma-thin", cfg.id, dtype)
     prec = getattr(M, prec_name) if dtype == torch.float32 else M._PREC_EXACT
     for name, value in dict(env, KB_CONV_WWG_REPORT="1").items():
         monkeypatch.setenv(name, value)
