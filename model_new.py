@@ -34,15 +34,21 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                NCHW output through bulk copies (short TF32
                                                reductions: whole 32-byte sectors per SM, each
                                                block walking one range of tiles)
-                      conv_fwd_depthwise_kernel depthwise (Cg == 1): a plane's tile and halo staged in
-                                               shared memory (cp.async, double-buffered runs of tiles),
-                                               fp32 multiply-adds, 8 outputs per thread
+                      conv_fwd_depthwise_rows_kernel sm_90: depthwise (Cg == 1) at column stride
+                                               and dilation 1, zeros padding, NCHW rows of whole 16
+                                               bytes, S in {1, 3, 5, 7}: bands of whole output rows
+                                               streamed in by the bulk copy engine and out by 16-byte
+                                               stores (lanes realign by shuffles), fp32 multiply-adds
+                      conv_fwd_depthwise_kernel depthwise (Cg == 1) otherwise: a plane's tile and halo
+                                               staged in shared memory (cp.async, double-buffered runs
+                                               of tiles), fp32 multiply-adds, 8 outputs per thread
                       conv_fwd_direct_kernel   one thread per output (float64; depthwise windows too
                                                large for shared memory)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
   grad-input          the same two GEMM kernels run once per stride phase on packed, transposed
                       weights (no multiplications by the zeros of a dilated gradient), and the
                       pointwise kernel for 1x1 layers at stride 1;
+                      conv_fwd_depthwise_rows_kernel with the filters turned (stride 1, multiplier 1);
                       conv_dgrad_depthwise_kernel the depthwise gather, tiled like the forward;
                       conv_dgrad_direct_kernel for float64 (and the depthwise fallback);
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
@@ -3106,6 +3112,287 @@ __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __
     }
 }
 
+// conv_fwd_depthwise_rows_kernel (sm_90: bulk copies and mbarriers): the depthwise forward as a stream
+// of whole-row bands, for layers of column stride and dilation 1, zeros padding, contiguous NCHW
+// tensors whose input rows are 16-byte multiples, and S in {1, 3, 5, 7}:
+//   Y[n][k][p][q] = bias[k] + sum_{r,s} X[n][k / Kg][p sh - pt + r dh][q - pl + s] W[k][r][s].
+// With flip set it reads W[k][R-1-r][S-1-s]: stride-1 grad-input of a multiplier-1 layer is this
+// convolution of dY (padding (R-1) dh - pt and S-1-pl) with the flipped filters.
+// Why: a depthwise layer only streams (R*S multiply-adds per 8 bytes moved in fp32), and
+//   conv_fwd_depthwise_kernel above moves ~1.7 TB/s: 4-byte copies, R*S shared loads per output, and
+//   64-column tiles whose edges leave 32-byte sectors of Y to be written in two pieces by two SMs
+//   (docs/perf-log.md, s29).  Here the input comes in by the bulk copy engine and the output leaves
+//   in 16-byte stores, 512 contiguous bytes per warp instruction.
+// Work unit: a band of band_h output rows of one plane (n, k).  In NCHW a band is one contiguous run
+//   of Y, and the next band (or the next plane's first) continues it, so each block takes one
+//   contiguous range of units and writes one contiguous range of Y.
+// Input: a band's in_rows = (band_h - 1) sh + (R - 1) dh + 1 input rows into a stage of in_rows x pitch
+//   elements, input column c at stage column margin + c, by the bulk copy engine (warp 0 issues the
+//   copies, which complete on the stage's mbarrier): one copy for the whole band where the layer pads
+//   no column (pitch = W: the stage's rows are the plane's), else one per row.  Columns [0, margin) and
+//   [margin + W, pitch) are zeroed once and never written again: they are the zero padding of the
+//   columns.  Rows outside the plane (the padding rows) are zeroed in the stage by all threads when its
+//   copies are issued, so the multiply-adds run without tests.  `stages` stages keep the next bands in
+//   flight; shared memory holds little else (the bands' filters as fp32, two buffers), so that as
+//   many bytes as possible are on their way.  The loop walks its units with counters (DwrCursor).
+// Compute: items of DWR_RT rows x VE = 16 bytes of outputs (4 fp32, 8 16-bit).  Strip j covers output
+//   columns [j VE - lead_q, (j + 1) VE - lead_q), where lead_q (= margin - pl) puts its input window
+//   at stage column j VE, so a row's window is NV aligned 16-byte shared loads.  A warp takes 32
+//   consecutive strips of one row group (strips_pad = strips rounded up to 32; lanes past the last
+//   strip compute the last one again and store nothing; rows past the band's last read the stage's
+//   last row and are not stored).  fp32 multiply-adds from the bias, r outer, s inner:
+//   conv_fwd_depthwise_kernel's order (the same bits).
+// Output, per row: the strip's first element sits at offset a (< VE) in its 16-byte chunk of Y, the
+//   same for every lane of the warp.  With a = 0 a lane stores its strip as one chunk.  Else it stores
+//   the chunk that starts inside its strip: its last a outputs and the first VE - a of the next
+//   lane's, which come by shuffle.  Where that chunk leaves the row or the warp, the lanes on both
+//   sides write their parts of it element by element (two pieces of one chunk from one SM).
+constexpr int DWR_THREADS = 256;
+constexpr int DWR_RT = 4;           // output rows per item
+
+struct DwRowsParams {
+    const void* x; const void* w; const void* bias; void* y;
+    long long units;                  // N * K * bands
+    int C, H, W, K, P, Q, R, Kg;      // X [N][C][H][W], Y [N][K][P][Q], W [K][1][R][S]
+    int stride_h, dil_h, pad_t, flip;
+    int band_h, bands;                // output rows per band, bands per plane
+    int in_rows, pitch, margin, lead_q, strips, strips_pad;
+    int stages, stage_elems;          // stage_elems = in_rows * pitch
+    int weights_at, bars_at;          // byte offsets in shared memory of the weight buffers and the mbarriers
+    int skip;                         // experiments (KB_CONV_DWR_SKIP): 1 no multiply-adds, 2 no stores, 4 no copies
+};
+
+// The 16 bytes that start `shift` bytes (2..14, even) into the 32 bytes lo:hi (little-endian words).
+__device__ __forceinline__ uint4 dwr_window16(const uint32_t (&lo)[4], const uint32_t (&hi)[4], int shift) {
+    const uint32_t w[8] = {lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]};
+    uint32_t c[5];
+    switch (shift >> 2) {   // whole words first (constant indices: the words stay in registers)
+        case 0: c[0] = w[0]; c[1] = w[1]; c[2] = w[2]; c[3] = w[3]; c[4] = w[4]; break;
+        case 1: c[0] = w[1]; c[1] = w[2]; c[2] = w[3]; c[3] = w[4]; c[4] = w[5]; break;
+        case 2: c[0] = w[2]; c[1] = w[3]; c[2] = w[4]; c[3] = w[5]; c[4] = w[6]; break;
+        default: c[0] = w[3]; c[1] = w[4]; c[2] = w[5]; c[3] = w[6]; c[4] = w[7]; break;
+    }
+    if (shift & 2) {        // then a half word (16-bit outputs at odd offsets)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) c[i] = __funnelshift_r(c[i], c[i + 1], 16);
+    }
+    return make_uint4(c[0], c[1], c[2], c[3]);
+}
+
+// A unit's place (output plane n * K + k, its band), advanced one unit at a time: no divisions in the loop.
+struct DwrCursor {
+    long long plane, n;
+    int k, band;
+    __device__ void start(long long u, const DwRowsParams& p) {
+        plane = u / p.bands; band = (int)(u - plane * p.bands);
+        n = plane / p.K; k = (int)(plane - n * p.K);
+    }
+    __device__ void advance(const DwRowsParams& p) {
+        if (++band < p.bands) return;
+        band = 0; ++plane;
+        if (++k < p.K) return;
+        k = 0; ++n;
+    }
+};
+
+template <typename T, int S>
+__global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel(const __grid_constant__ DwRowsParams p) {
+#ifdef KB_HAVE_WGMMA
+    constexpr int VE = 16 / (int)sizeof(T);            // elements per 16 bytes
+    constexpr int NV = (VE + S - 1 + VE - 1) / VE;     // 16-byte loads per window row
+    extern __shared__ __align__(128) unsigned char dwr_smem[];
+    T* const stage0 = reinterpret_cast<T*>(dwr_smem);                           // [stages][in_rows][pitch], slack
+    float* const wsm = reinterpret_cast<float*>(dwr_smem + p.weights_at);        // [2][R * S]: even and odd units
+    uint64_t* const bars = reinterpret_cast<uint64_t*>(dwr_smem + p.bars_at);   // [stages]
+    const int tid = threadIdx.x, lane = tid & 31, RS = p.R * S;
+    const long long first = p.units * blockIdx.x / gridDim.x, last = p.units * (blockIdx.x + 1) / gridDim.x;
+
+    // Unit c's rows: the stage holds input rows ih0 + j, j < need; the plane has j in [j_lo, j_hi).
+    auto rows_of = [&](const DwrCursor& c, int& ih0, int& j_lo, int& j_hi) {
+        const int p0 = c.band * p.band_h;
+        const int need = (min(p.band_h, p.P - p0) - 1) * p.stride_h + (p.R - 1) * p.dil_h + 1;
+        ih0 = p0 * p.stride_h - p.pad_t;
+        j_lo = min(need, max(0, -ih0));
+        j_hi = max(j_lo, min(need, p.H - ih0));
+        return need;
+    };
+    // All threads: zeros in the rows of stage s that unit c reads outside the plane (its padding rows),
+    // fenced against the copy engine's later writes of the same rows.
+    auto zero_rows = [&](const DwrCursor& c, int s) {
+        int ih0, j_lo, j_hi;
+        const int need = rows_of(c, ih0, j_lo, j_hi);
+        const int before = j_lo * p.pitch, count = before + (need - j_hi) * p.pitch;
+        if (count == 0) return;
+        T* const st = stage0 + (size_t)s * p.stage_elems;
+        for (int i = tid; i < count; i += DWR_THREADS) st[i < before ? i : j_hi * p.pitch + (i - before)] = T{};
+        fence_proxy_async_smem();
+    };
+    // Warp 0: unit c's rows of the plane into stage s: one copy where the stage's rows are the plane's
+    // (pitch == W), else one per row, the lanes issuing them side by side.
+    auto issue = [&](const DwrCursor& c, int s) {
+        int ih0, j_lo, j_hi;
+        rows_of(c, ih0, j_lo, j_hi);
+        const unsigned bar = (unsigned)__cvta_generic_to_shared(bars + s);
+        const unsigned row_bytes = (unsigned)(p.W * (int)sizeof(T));
+        const bool copy = !(p.skip & 4) && j_hi > j_lo;
+        if (lane == 0) mbar_arrive_expect_tx(bar, copy ? (unsigned)(j_hi - j_lo) * row_bytes : 0u);
+        if (!copy) return;
+        const long long row0 = (c.n * p.C + c.k / p.Kg) * p.H + ih0;   // input row ih0 of the plane (as [N*C*H][W])
+        const unsigned dst = (unsigned)__cvta_generic_to_shared(stage0 + (size_t)s * p.stage_elems + p.margin);
+        if (p.pitch == p.W) {
+            if (lane == 0)
+                bulk_copy_to_smem(dst + (unsigned)(j_lo * p.pitch) * (unsigned)sizeof(T),
+                                  (const T*)p.x + (row0 + j_lo) * p.W, (unsigned)(j_hi - j_lo) * row_bytes, bar);
+        } else {
+            for (int j = j_lo + lane; j < j_hi; j += 32)
+                bulk_copy_to_smem(dst + (unsigned)(j * p.pitch) * (unsigned)sizeof(T), (const T*)p.x + (row0 + j) * p.W,
+                                  row_bytes, bar);
+        }
+    };
+    // Unit c's filter, turned where flip says, as fp32 into weight buffer b.
+    auto load_weights = [&](const DwrCursor& c, int b) {
+        const T* wk = (const T*)p.w + (long long)c.k * RS;
+        for (int i = tid; i < RS; i += DWR_THREADS)
+            wsm[b * RS + i] = to_acc(wk[p.flip ? RS - 1 - i : i]);
+    };
+
+    // The margins of every stage row: zeros, once (the copies land in [margin, margin + W) only).
+    const int right = p.margin + p.W, mcols = p.margin + (p.pitch - right);
+    for (int i = tid; i < p.stages * p.in_rows * mcols; i += DWR_THREADS) {
+        const int row = i / mcols, c = i - row * mcols;
+        stage0[(size_t)row * p.pitch + (c < p.margin ? c : right + (c - p.margin))] = T{};
+    }
+    DwrCursor cur, ahead, wnext;   // this unit; the unit `stages` ahead (its copies); 2 ahead (its weights)
+    cur.start(first, p);
+    ahead = cur;
+    for (int s = 0; s < p.stages; ++s, ahead.advance(p)) {
+        if (first + s >= last) continue;
+        zero_rows(ahead, s);
+        if (s < 2) load_weights(ahead, s);
+    }
+    wnext = cur; wnext.advance(p); wnext.advance(p);
+    if (tid == 0) {
+        for (int s = 0; s < p.stages; ++s) mbar_init((unsigned)__cvta_generic_to_shared(bars + s), 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+    if (tid < 32) {
+        DwrCursor c = cur;
+        for (int s = 0; s < p.stages && first + s < last; ++s, c.advance(p)) issue(c, s);
+    }
+
+    int it = 0;
+    for (long long u = first; u < last; ++u, ++it) {
+        const int s = it % p.stages;
+        const int p0 = cur.band * p.band_h;
+        const int rows_out = min(p.band_h, p.P - p0);
+        const long long row0 = cur.plane * p.P + p0;   // the band's first output row (Y as [N*K*P][Q])
+        T* const yband = (T*)p.y + row0 * p.Q;
+        // the offset of the rows' strip starts in Y's 16-byte chunks (Y's base is aligned: the launcher checks)
+        const int a0 = (int)((row0 * p.Q - p.lead_q) & (VE - 1));
+        const float b0 = p.bias ? to_acc(((const T*)p.bias)[cur.k]) : 0.f;
+        const float* const wb = wsm + (it & 1) * RS;
+        mbar_wait((unsigned)__cvta_generic_to_shared(bars + s), (unsigned)(it / p.stages) & 1u);
+        const T* stage = stage0 + (size_t)s * p.stage_elems;
+
+        const int items = p.strips_pad * ((rows_out + DWR_RT - 1) / DWR_RT);
+        for (int item = tid; item < items; item += DWR_THREADS) {
+            const int rg = item / p.strips_pad, strip = item - rg * p.strips_pad;
+            const int i0 = rg * DWR_RT;
+            float acc[DWR_RT][VE];
+#pragma unroll
+            for (int v = 0; v < DWR_RT; ++v)
+#pragma unroll
+                for (int e = 0; e < VE; ++e) acc[v][e] = b0;
+            const T* window = stage + min(strip, p.strips - 1) * VE;   // (lanes past the last strip: in bounds)
+            for (int r = 0; r < ((p.skip & 1) ? 0 : p.R); ++r) {
+                float wr[S];
+#pragma unroll
+                for (int t = 0; t < S; ++t) wr[t] = wb[r * S + t];
+#pragma unroll
+                for (int v = 0; v < DWR_RT; ++v) {
+                    // (rows past the band's last read some row of the stage and are not stored)
+                    const int j = min((i0 + v) * p.stride_h + r * p.dil_h, p.in_rows - 1);
+                    float in[NV * VE];
+#pragma unroll
+                    for (int c = 0; c < NV; ++c) {
+                        const uint4 raw = *reinterpret_cast<const uint4*>(window + (size_t)j * p.pitch + c * VE);
+                        if constexpr (sizeof(T) == 4) {
+                            in[4 * c] = __uint_as_float(raw.x); in[4 * c + 1] = __uint_as_float(raw.y);
+                            in[4 * c + 2] = __uint_as_float(raw.z); in[4 * c + 3] = __uint_as_float(raw.w);
+                        } else {
+#pragma unroll
+                            for (int h = 0; h < 8; ++h) {
+                                const unsigned word = h < 2 ? raw.x : h < 4 ? raw.y : h < 6 ? raw.z : raw.w;
+                                in[8 * c + h] = bits_to_float((unsigned short)(word >> (16 * (h & 1))), T{});
+                            }
+                        }
+                    }
+#pragma unroll
+                    for (int e = 0; e < VE; ++e)
+#pragma unroll
+                        for (int t = 0; t < S; ++t) acc[v][e] += in[e + t] * wr[t];
+                }
+            }
+            // Out, row by row (the shuffles need every lane of the warp: the row test is warp-uniform).
+            const int q0 = strip * VE - p.lead_q;   // the strip's first column
+#pragma unroll
+            for (int v = 0; v < DWR_RT; ++v) {
+                if (i0 + v >= rows_out || (p.skip & 2)) continue;
+                uint32_t mine[4];
+#pragma unroll
+                for (int h = 0; h < 4; ++h) {
+                    if constexpr (sizeof(T) == 4) mine[h] = __float_as_uint(acc[v][h]);
+                    else mine[h] = (unsigned)from_acc<T>(acc[v][2 * h]).bits |
+                                   ((unsigned)from_acc<T>(acc[v][2 * h + 1]).bits << 16);
+                }
+                uint32_t next[4];
+#pragma unroll
+                for (int h = 0; h < 4; ++h) next[h] = __shfl_down_sync(0xffffffffu, mine[h], 1);
+                T* const yrow = yband + (long long)(i0 + v) * p.Q;
+                const int a = (a0 + (i0 + v) * p.Q) & (VE - 1);   // this row's strips start a elements into a chunk
+                auto own = [&](int e) {   // output e of this lane's strip, as T
+                    if constexpr (sizeof(T) == 4) return __uint_as_float(mine[e]);
+                    else return T{(unsigned short)(mine[e >> 1] >> (16 * (e & 1)))};
+                };
+                if (a == 0) {
+                    if (q0 >= 0 && q0 + VE <= p.Q) {
+                        *reinterpret_cast<uint4*>(yrow + q0) = make_uint4(mine[0], mine[1], mine[2], mine[3]);
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < VE; ++e)
+                            if ((unsigned)(q0 + e) < (unsigned)p.Q) yrow[q0 + e] = own(e);
+                    }
+                } else {
+                    // the chunk at columns [c0, c0 + VE): own outputs VE-a.. and the next lane's first VE-a
+                    const int c0 = q0 + VE - a;
+                    if (lane < 31 && c0 >= 0 && c0 + VE <= p.Q) {
+                        *reinterpret_cast<uint4*>(yrow + c0) = dwr_window16(mine, next, (VE - a) * (int)sizeof(T));
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < VE; ++e)
+                            if (e >= VE - a && (unsigned)(q0 + e) < (unsigned)p.Q) yrow[q0 + e] = own(e);
+                    }
+                    // this lane's first VE - a outputs, where the left lane's chunk store above did not take them
+                    if (!(lane > 0 && q0 - a >= 0 && q0 + VE - a <= p.Q)) {
+#pragma unroll
+                        for (int e = 0; e < VE; ++e)
+                            if (e < VE - a && (unsigned)(q0 + e) < (unsigned)p.Q) yrow[q0 + e] = own(e);
+                    }
+                }
+            }
+        }
+        __syncthreads();   // stage s and weight buffer it & 1 are read: refill them
+        if (u + p.stages < last) {
+            zero_rows(ahead, s);
+            if (tid < 32) issue(ahead, s);
+        }
+        if (u + 2 < last) load_weights(wnext, it & 1);
+        cur.advance(p); ahead.advance(p); wnext.advance(p);
+    }
+#endif
+}
+
 // pack_weights_kernel: weights [groups*Kg][Cg][R][S] -> the GEMM's B operand
 //   out[group][tap][red][col], red padded to red_pad (multiple of 32), col to col_pad (multiple
 //   of 128), zero-filled, fp32, rounded to TF32 when round_mode is 1 (ties away) or 2 (ties to
@@ -4524,7 +4811,9 @@ CUDA_LAUNCHERS = r"""
 namespace {
 
 // ALGO_GEMM_SM90A: the GEMM path, and conv_fwd_wgmma_kernel is available (sm_90a build, CC 9.0).
-enum Algo { ALGO_DIRECT = 0, ALGO_GEMM = 1, ALGO_GEMM_SM90A = 2 };
+enum Algo { ALGO_DIRECT = 0, ALGO_GEMM = 1, ALGO_GEMM_SM90A = 2, ALGO_DIRECT_SM90A = 3 };
+// ALGO_DIRECT_SM90A: the direct path (depthwise) where the sm_90a kernels may run (as ALGO_GEMM_SM90A).
+bool direct_algo(int64_t algo) { return algo == ALGO_DIRECT || algo == ALGO_DIRECT_SM90A; }
 
 struct Geometry {  // nn.Conv2d's hyper-parameters, from the Python side
     int stride_h, stride_w, pad_t, pad_b, pad_l, pad_r, dil_h, dil_w, groups, pad_mode;
@@ -5496,6 +5785,103 @@ bool run_fwd_depthwise(const at::Tensor& x, const at::Tensor& w, const at::Tenso
     return true;
 }
 
+// conv_fwd_depthwise_rows_kernel's launcher: in [N][C][H][W] -> out [N][K][P][Q] (K a multiple of C),
+// row padding pad_t and column padding pad_l (both >= 0), row stride sh and dilation dh; flip turns
+// the filters (grad-input).  False where the kernel's conditions do not hold (its comment: 16-bit or
+// fp32, S in {1, 3, 5, 7}, contiguous NCHW, 16-byte aligned bases, input rows of whole 16 bytes) or
+// its buffers do not fit; the caller then runs the tiled kernel.  The caller has checked column
+// stride and dilation 1, zeros padding and the sm_90a build on a 9.0 device.  Bands: as many output
+// rows (at most 64, in multiples of DWR_RT) as keep `stages` stages within the share of the SM's
+// shared memory that blocks_per_sm blocks leave each.  KB_CONV_DW_ROWS=0 (read at every call) keeps
+// every layer on the tiled kernel; KB_CONV_DWR_STAGES and KB_CONV_DWR_BLOCKS (blocks per SM the
+// bands are sized for) are for experiments.
+bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out, const void* bias,
+                        int pad_t, int pad_l, int sh, int dh, bool flip) {
+    const char* env = std::getenv("KB_CONV_DW_ROWS");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    const at::ScalarType st = in.scalar_type();
+    const int S = (int)w.size(3);
+    if ((st != at::kFloat && st != at::kHalf && st != at::kBFloat16) || out.scalar_type() != st ||
+        (S != 1 && S != 3 && S != 5 && S != 7) || pad_t < 0 || pad_l < 0 || sh < 1 || dh < 1)
+        return false;
+    if (!in.is_contiguous() || !out.is_contiguous() || reinterpret_cast<uintptr_t>(in.data_ptr()) % 16 != 0 ||
+        reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 != 0)
+        return false;
+    const int64_t es = in.element_size(), VE = 16 / es;
+    const int64_t N = in.size(0), C = in.size(1), H = in.size(2), W = in.size(3);
+    const int64_t K = out.size(1), P = out.size(2), Q = out.size(3), R = w.size(2);
+    if ((W * es) % 16 != 0 || K % C != 0 || N * K * P * Q == 0) return false;
+    DwRowsParams p{};
+    p.x = in.data_ptr(); p.w = w.data_ptr(); p.bias = bias; p.y = out.data_ptr();
+    p.C = (int)C; p.H = (int)H; p.W = (int)W; p.K = (int)K; p.P = (int)P; p.Q = (int)Q; p.R = (int)R;
+    p.Kg = (int)(K / C); p.stride_h = sh; p.dil_h = dh; p.pad_t = pad_t; p.flip = flip ? 1 : 0;
+    p.lead_q = (int)((VE - pad_l % VE) % VE);
+    p.margin = (int)round_up(pad_l, VE);
+    const int64_t NV = (VE + S - 1 + VE - 1) / VE;
+    p.strips = (int)ceil_div(Q + p.lead_q, VE);
+    p.strips_pad = (int)round_up(p.strips, 32);
+    // Stage rows: the plane's (pitch W, one copy per unit) where the layer pads no column; else margins of
+    // zeros around each row.  A window may then read past the last row: `slack` elements behind the stages.
+    const int64_t reach = (p.strips + NV - 1) * VE;   // stage columns a row's windows read
+    const bool plane_rows = pad_l == 0 && Q + S - 1 == W;
+    p.pitch = plane_rows ? (int)W : (int)round_up(std::max<int64_t>(p.margin + W, reach), VE);
+    const int64_t slack = std::max<int64_t>(0, reach - p.pitch);
+    const char* stages_env = std::getenv("KB_CONV_DWR_STAGES");
+    const char* blocks_env = std::getenv("KB_CONV_DWR_BLOCKS");
+    // Stages (at least 2: a unit's padding rows are zeroed one barrier before its multiply-adds read
+    // them) and blocks per SM, as measured (docs/perf-log.md, s31): 3 stages for 2 blocks where rows
+    // are longer than 1 KB (KernelBench #82, #84: rows of 2 KB), else 2 stages for 3 blocks (#85, and
+    // bench.py's 256-column layer).  Both give bands of about the same height.
+    const bool long_rows = W * es > 1024;
+    p.stages = stages_env && std::atoi(stages_env) >= 2 ? std::min(8, std::atoi(stages_env)) : long_rows ? 3 : 2;
+    const int per_sm = blocks_env && std::atoi(blocks_env) >= 1 ? std::atoi(blocks_env) : long_rows ? 2 : 3;
+    const auto* props = at::cuda::getCurrentDeviceProperties();
+    const int64_t optin = props->sharedMemPerBlockOptin;
+    const int64_t budget = std::min<int64_t>(optin, (int64_t)props->sharedMemPerMultiprocessor / per_sm - 1024);
+    auto in_rows = [&](int64_t bh) { return (bh - 1) * sh + (R - 1) * dh + 1; };
+    auto weights_at = [&](int64_t bh) { return round_up((p.stages * in_rows(bh) * p.pitch + slack) * es, 16); };
+    auto smem_for = [&](int64_t bh) { return weights_at(bh) + 2 * R * S * 4 + 8 * p.stages; };
+    int64_t bh = std::min<int64_t>(P, 64);
+    if (bh > DWR_RT) bh -= bh % DWR_RT;
+    while (bh > 1 && smem_for(bh) > budget) bh -= bh > DWR_RT ? DWR_RT : 1;
+    const int64_t smem = smem_for(bh);
+    if (smem > optin) return false;
+    p.band_h = (int)bh; p.bands = (int)ceil_div(P, bh);
+    p.in_rows = (int)in_rows(bh);
+    p.stage_elems = p.in_rows * p.pitch;
+    p.weights_at = (int)weights_at(bh);
+    p.bars_at = p.weights_at + (int)(2 * R * S * 4);   // (a multiple of 8)
+    const char* skip_env = std::getenv("KB_CONV_DWR_SKIP");
+    p.skip = skip_env ? std::atoi(skip_env) : 0;
+    p.units = N * K * p.bands;
+    bool launched = false;
+    auto launch = [&](auto tag, auto s_tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same<T, double>::value) {
+            auto kernel = conv_fwd_depthwise_rows_kernel<T, decltype(s_tag)::value>;
+            allow_dynamic_smem(kernel, (int)smem);
+            const int64_t sms = props->multiProcessorCount;
+            const int64_t grid = std::min<int64_t>(p.units, sms * resident_blocks(kernel, DWR_THREADS, (int)smem));
+            kernel<<<(unsigned)grid, DWR_THREADS, (size_t)smem, launch_stream()>>>(p);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+            launched = true;
+            // KB_CONV_DWR_REPORT set: each launch's banding to stderr (tests)
+            if (std::getenv("KB_CONV_DWR_REPORT"))
+                std::fprintf(stderr, "depthwise rows launch: band_h %d stages %d pitch %d grid %lld smem %lld flip %d\n",
+                             p.band_h, p.stages, p.pitch, (long long)grid, (long long)smem, p.flip);
+        }
+    };
+    dispatch_dtype(st, [&](auto tag) {
+        switch (S) {
+            case 1: launch(tag, std::integral_constant<int, 1>{}); break;
+            case 3: launch(tag, std::integral_constant<int, 3>{}); break;
+            case 5: launch(tag, std::integral_constant<int, 5>{}); break;
+            default: launch(tag, std::integral_constant<int, 7>{}); break;
+        }
+    });
+    return launched;
+}
+
 // Grad-input: tiles over dX (H x W here are the extents of the gradient written, the padded input's
 // where a padding mode is folded afterwards), Kg units per tile; the window is the dY rows and
 // columns the tile reads.
@@ -5600,8 +5986,12 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
         bias_ptr = b.data_ptr();
     }
     auto stream = launch_stream();
-    if (algo == ALGO_DIRECT) {
-        if (Cg == 1 && g.groups == C && run_fwd_depthwise(x, w, y, bias_ptr, g, N, C, H, W, K, (int)P, (int)Q)) return y;
+    if (direct_algo(algo)) {
+        if (Cg == 1 && g.groups == C) {
+            if (algo == ALGO_DIRECT_SM90A && g.stride_w == 1 && g.dil_w == 1 && g.pad_mode == PAD_ZEROS &&
+                run_depthwise_rows(x, w, y, bias_ptr, g.pad_t, g.pad_l, g.stride_h, g.dil_h, false)) return y;
+            if (run_fwd_depthwise(x, w, y, bias_ptr, g, N, C, H, W, K, (int)P, (int)Q)) return y;
+        }
         DirectParams p = direct_params(x, w, y, g, N, C, H, W, K, (int)P, (int)Q);
         p.bias = bias_ptr;
         dispatch_dtype(x.scalar_type(), [&](auto tag) {
@@ -5668,10 +6058,16 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         if (poison) target.fill_(NAN);
     }
 
-    const bool depthwise = algo == ALGO_DIRECT && Cg == 1 && g.groups == C;
-    if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
+    const bool depthwise = direct_algo(algo) && Cg == 1 && g.groups == C;
+    // Stride-1 grad-input of a multiplier-1 layer: the rows kernel on dY with the filters turned
+    // (padding (R-1) dh - pt rows and S-1-pl columns).
+    const bool rows = depthwise && algo == ALGO_DIRECT_SM90A && K == C && g.stride_h == 1 && g.stride_w == 1 &&
+                      g.dil_w == 1 && !fold;
+    if (rows && run_depthwise_rows(dy, w, target, nullptr, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l, 1, g.dil_h, true)) {
+        // the rows kernel wrote target
+    } else if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
         // the tiled depthwise kernel wrote target
-    } else if (algo == ALGO_DIRECT) {
+    } else if (direct_algo(algo)) {
         DirectParams p = direct_params(dy, w, target, g, N, C, Ht, Wt, K, P, Q);
         dispatch_dtype(dy.scalar_type(), [&](auto tag) {
             using T = decltype(tag);
@@ -6151,7 +6547,7 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     if (dy.numel() == 0) { dw.zero_(); return dw; }
     WgradParams p = wgrad_params(dy, x, g, K, Cg, R, S);
     auto stream = launch_stream();
-    if (algo == ALGO_DIRECT) {
+    if (direct_algo(algo)) {
         if (Cg == 1 && g.groups == (int)x.size(1) && run_wgrad_depthwise(dy, x, dw, g, poison)) return dw;
         dispatch_dtype(dy.scalar_type(), [&](auto tag) {
             using T = decltype(tag);
@@ -6233,7 +6629,7 @@ _NVCC_FLAGS = ["-O3", "-std=c++17", "-lineinfo"]
 # ----------------------------------------------------------------------------------------------
 # Python: building, the precision rule, validation, autograd, the module.
 # ----------------------------------------------------------------------------------------------
-_ALGO_DIRECT, _ALGO_GEMM, _ALGO_GEMM_SM90A = 0, 1, 2
+_ALGO_DIRECT, _ALGO_GEMM, _ALGO_GEMM_SM90A, _ALGO_DIRECT_SM90A = 0, 1, 2, 3
 _PREC_TF32, _PREC_3XTF32, _PREC_EXACT = 0, 1, 2  # PREC_EXACT on fp32 = truncating TF32
 _PAD_MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -6777,11 +7173,15 @@ _PREC_CODE = {"tf32-rna": 0, "fp32": 1, "tf32-trunc": 2, "half": 2, "tf32-rne": 
 
 
 def _algorithm(pass_name, x_shape, dtype, w_shape, geo, device=None, channels_last=False, x_align=32):
-    """(algo, prec) for the launchers: direct kernels for float64 and depthwise, else the GEMM
-    (with the sm_90a kernel allowed where device supports it)."""
+    """(algo, prec) for the launchers: direct kernels for float64 and depthwise (the depthwise rows
+    kernel allowed where the sm_90a kernels may run), else the GEMM (with the sm_90a kernel allowed
+    where device supports it)."""
     klass = _precision_of_call(pass_name, x_shape, dtype, w_shape, geo, device, channels_last, x_align)
-    if klass == "fp64" or _is_depthwise(x_shape[1], w_shape, geo.groups):
+    if klass == "fp64":
         return _ALGO_DIRECT, _PREC_3XTF32
+    if _is_depthwise(x_shape[1], w_shape, geo.groups):
+        hopper = device is not None and _gemm_algo(device) == _ALGO_GEMM_SM90A
+        return (_ALGO_DIRECT_SM90A if hopper else _ALGO_DIRECT), _PREC_3XTF32
     return (_ALGO_GEMM if device is None else _gemm_algo(device)), _PREC_CODE[klass]
 
 

@@ -7,6 +7,9 @@ Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 import torch
 
@@ -140,3 +143,153 @@ def test_depthwise_weight_gradient_is_reproducible():
     _, _, second = U.forward_backward(model, cfg, base, g)
     for name in ("input", "weight", "bias"):
         assert torch.equal(first[name], second[name]), name
+
+
+# ---- conv_fwd_depthwise_rows_kernel (sm_90a) ---------------------------------------------------------
+# Column stride and dilation 1, zeros padding, S in {1, 3, 5, 7}, contiguous NCHW whose input rows are
+# whole 16 bytes (W a multiple of 4 in fp32, of 8 in 16 bits); stride-1 grad-input of multiplier-1
+# layers too (the filters turned), where dY's rows are whole 16 bytes.  These layers straddle its
+# bands, its 16-byte strips, the column lead that left padding brings, and the plane and block ends
+# of its contiguous output runs; with multipliers, row strides and row dilations.
+
+hopper_only = pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
+                                 reason="conv_fwd_depthwise_rows_kernel runs on compute capability 9.0 only")
+
+ROWS_CONFIGS = [
+    Cfg("rows_k3_W64_Q62", 2, 8, 37, 64, 8, 3, g=8),
+    Cfg("rows_k3_p1_W72_bias", 2, 8, 50, 72, 8, 3, p=1, g=8, bias=True),
+    Cfg("rows_k5_p2_mult2_bias", 2, 4, 33, 40, 8, 5, p=2, g=4, bias=True),
+    Cfg("rows_k7_p3", 2, 8, 29, 96, 8, 7, p=3, g=8),
+    Cfg("rows_k3x7_kb85like", 2, 8, 30, 56, 8, (3, 7), g=8),
+    Cfg("rows_k3x1_kb83like", 2, 8, 70, 64, 8, (3, 1), g=8),
+    Cfg("rows_k1x3_p01_bias", 2, 8, 21, 48, 8, (1, 3), p=(0, 1), g=8, bias=True),
+    Cfg("rows_s21_d21_p21", 2, 8, 41, 32, 8, 3, s=(2, 1), d=(2, 1), p=(2, 1), g=8),
+    Cfg("rows_tall_W16", 1, 4, 300, 16, 4, 3, p=1, g=4),
+    Cfg("rows_pad35_past_taps_bias", 2, 4, 19, 24, 4, 3, p=(3, 5), g=4, bias=True),
+    Cfg("rows_W8_many_planes", 3, 40, 20, 8, 40, 3, p=1, g=40),
+    Cfg("rows_k5_d21_p42", 2, 6, 40, 48, 6, 5, p=(4, 2), d=(2, 1), g=6),
+    Cfg("rows_k3_p1_W256_kb_bench", 2, 16, 64, 256, 16, 3, p=1, g=16, bias=True),
+]
+ROWS = {c.id: c for c in ROWS_CONFIGS}
+assert len(ROWS) == len(ROWS_CONFIGS), "duplicate config ids"
+
+ROWS_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _rows_eligible(cfg, dtype):
+    vec = 16 // torch.tensor([], dtype=dtype).element_size()
+    return cfg.W % vec == 0
+
+
+def _grad_input_eligible(cfg, dtype):
+    """The rows kernel takes the grad-input too: stride 1, multiplier 1, dY rows of whole 16 bytes,
+    and padding within the kernel's extent."""
+    kh, kw = (cfg.k, cfg.k) if isinstance(cfg.k, int) else cfg.k
+    dh = cfg.d if isinstance(cfg.d, int) else cfg.d[0]
+    ph, pw = (cfg.p, cfg.p) if isinstance(cfg.p, int) else cfg.p
+    s = cfg.s if isinstance(cfg.s, int) else max(cfg.s)
+    vec = 16 // torch.tensor([], dtype=dtype).element_size()
+    q = cfg.W + 2 * pw - kw + 1
+    return s == 1 and cfg.K == cfg.C and q % vec == 0 and ph <= (kh - 1) * dh and pw <= kw - 1
+
+
+def _run_with_report(fn, capfd):
+    capfd.readouterr()
+    os.environ["KB_CONV_DWR_REPORT"] = "1"
+    try:
+        out = fn()
+        U.sync()
+    finally:
+        os.environ.pop("KB_CONV_DWR_REPORT", None)
+    return out, re.findall(r"depthwise rows launch: band_h (\d+) .* flip (\d)", capfd.readouterr().err)
+
+
+def _tiled(fn):
+    os.environ["KB_CONV_DW_ROWS"] = "0"
+    try:
+        out = fn()
+        U.sync()
+    finally:
+        os.environ.pop("KB_CONV_DW_ROWS", None)
+    return out
+
+
+@hopper_only
+@pytest.mark.parametrize("dname", list(ROWS_DTYPES))
+@pytest.mark.parametrize("cfg", ROWS_CONFIGS, ids=[c.id for c in ROWS_CONFIGS])
+def test_depthwise_rows_kernel(cfg, dname, capfd):
+    """The rows kernel's forward equals the tiled kernel's bit for bit (the same multiply-adds in the
+    same order) into a poisoned output, and its grad-input (turned filters: another order) is within
+    bounds of float64; both against nn.Conv2d as the grader checks.  The launch report says which
+    kernel ran: the forward always on the rows kernel, the grad-input where it can."""
+    dtype = ROWS_DTYPES[dname]
+    if not _rows_eligible(cfg, dtype):
+        pytest.skip("input rows are not whole 16 bytes in this dtype: the tiled kernel's layer")
+    torch.manual_seed(U.seed_for("dw_rows", cfg.id, dname))
+    model, ref = U.make_models(M, cfg, dtype=dtype)
+    base = U.make_base(cfg, dtype=dtype)
+    (out_n, g, grads_n), launches = _run_with_report(lambda: U.forward_backward(model, cfg, base), capfd)
+    where = f"[{cfg}] {dname}"
+    flips = sorted(f for _, f in launches)
+    expect = ["0", "1"] if _grad_input_eligible(cfg, dtype) else ["0"]
+    assert flips == expect, f"{where}: rows launches {launches}, expected flips {expect}"
+    out_t, _, grads_t = _tiled(lambda: U.forward_backward(model, cfg, base, g))
+    assert torch.equal(out_n, out_t), f"{where} forward against the tiled kernel: " + \
+        U.diff_report(out_n.float(), out_t.float())
+    out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
+    ref64 = U.double_copy(ref)
+    out_64, _, grads_64 = U.forward_backward(ref64, cfg, base.double(), g.double())
+    U.sync()
+    tol = {torch.float32: 2e-6, torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
+    for name, ours, truth in (("forward", out_n, out_64), ("input", grads_n["input"], grads_64["input"])):
+        assert not torch.isnan(ours).any(), f"{where}: NaN in {name} (an element left unwritten?)"
+        err = U.rel_l2(ours, truth)
+        assert err <= tol, f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e}"
+    if dtype == torch.float32:
+        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
+        assert U.rel_l2(grads_n["input"], grads_t["input"]) <= 2e-6, where
+    else:
+        assert torch.allclose(out_n.float(), out_r.float(), atol=1e-2, rtol=1e-2), f"{where}: " + \
+            U.diff_report(out_n.float(), out_r.float())
+
+
+@hopper_only
+@pytest.mark.parametrize("env", [
+    {"KB_CONV_DWR_BLOCKS": "1", "KB_CONV_DWR_STAGES": "1"},
+    {"KB_CONV_DWR_BLOCKS": "3", "KB_CONV_DWR_STAGES": "3"},
+    {"KB_CONV_DWR_BLOCKS": "8"},
+    {"KB_CONV_DWR_BLOCKS": "2", "KB_CONV_DWR_STAGES": "5"},
+], ids=lambda env: ",".join(f"{k[12:]}={v}" for k, v in env.items()))
+@pytest.mark.parametrize("cfg_id", ["rows_k3_p1_W72_bias", "rows_W8_many_planes"])
+def test_depthwise_rows_kernel_banding(cfg_id, env, capfd):
+    """Other band heights and stage counts (KB_CONV_DWR_BLOCKS, KB_CONV_DWR_STAGES): the same bits, into
+    a poisoned output."""
+    cfg = ROWS[cfg_id]
+    torch.manual_seed(21)
+    model, _ = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    with torch.no_grad():
+        y_default = model(x)
+        os.environ.update(env)
+        try:
+            y, launches = _run_with_report(lambda: model(x), capfd)
+        finally:
+            for k in env:
+                os.environ.pop(k, None)
+    assert launches, "the rows kernel did not run"
+    assert torch.equal(y, y_default), U.diff_report(y, y_default)
+
+
+@hopper_only
+def test_depthwise_rows_unread_infinite_row(capfd):
+    """At row stride 2 a 3x3 kernel over 8 rows reads rows 0..6: an infinite row 7 must reach nothing."""
+    cfg = Cfg("rows_inf", 2, 4, 8, 8, 4, 3, s=(2, 1), g=4, bias=True)
+    torch.manual_seed(13)
+    model, ref = U.make_models(M, cfg)
+    base = U.make_base(cfg)
+    base[:, :, 7:, :] = float("inf")
+    with torch.no_grad():
+        y, launches = _run_with_report(lambda: model(base), capfd)
+        y_ref = ref(base)
+    assert launches, "the rows kernel did not run"
+    assert torch.isfinite(y).all() and torch.allclose(y, y_ref, atol=1e-5, rtol=1e-5), U.diff_report(y, y_ref)

@@ -85,6 +85,9 @@ INSTANTIATIONS = {
         f"template __global__ void conv_dgrad_direct_kernel<{t}>(const __grid_constant__ DirectParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "conv_fwd_depthwise_kernel": [
         f"template __global__ void conv_fwd_depthwise_kernel<{t}>(const __grid_constant__ DepthwiseParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "conv_fwd_depthwise_rows_kernel": [
+        f"template __global__ void conv_fwd_depthwise_rows_kernel<{t}, {s}>(const __grid_constant__ DwRowsParams);"
+        for t in ("float", "f16_t", "bf16_t") for s in (1, 3, 5, 7)],
     "conv_dgrad_depthwise_kernel": [
         f"template __global__ void conv_dgrad_depthwise_kernel<{t}, {u}>(const __grid_constant__ DepthwiseParams);"
         for t in ("float", "double", "f16_t", "bf16_t") for u in ("true", "false")],

@@ -3,7 +3,12 @@
 CUDA events, mean / median ms; tools/quick_check.py's cold_time), TF32 mode (depthwise layers are
 plain fp32 in both modes, for cuDNN and for us):
 
-    python3 tools/depthwise_probe.py [--trials 20] [--shapes bench,kb82,...]
+    python3 tools/depthwise_probe.py [--trials 20] [--shapes bench,kb82,...] [--ab KB_CONV_DW_ROWS=0]
+
+--ab "VAR=VALUE[,VAR=VALUE...][;...]" also times ours with those environment variables set (the launchers
+read them at every call), each setting (';'-separated) right after the plain one in the same run: A/B
+columns.  --passes picks passes (fwd, fwd+dgrad, fwd+wgrad, fwd+bwd).  The forward rows give ours'
+bytes moved (input + output) per second.
 
 Passes: forward (no autograd), grad-input alone (weight frozen), grad-weight alone (input without
 grad), forward + backward.  Each row also checks the forward against cuDNN's (allclose 1e-4) and the
@@ -37,7 +42,20 @@ SHAPES = {
 }
 
 
-def row(name, trials, profile=False):
+def _with_env(env, fn):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return fn()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def row(name, trials, profile=False, ab=(), pass_names=None):
     n, c, h, w, mult, k, kw = SHAPES[name]
     torch.manual_seed(0)
     ref, ours = pair_models(c, c * mult, k, groups=c, **kw)
@@ -84,7 +102,12 @@ def row(name, trials, profile=False):
 
     for who, model in (("ref", ref), ("new", ours)):
         for pass_name, fn in passes(model).items():
+            if pass_names and pass_name not in pass_names:
+                continue
             out[f"{who}:{pass_name}"] = cold_time(fn, trials=trials)
+            for i, env in enumerate(ab if who == "new" else ()):
+                out[f"ab{i}:{pass_name}"] = _with_env(env, lambda: cold_time(fn, trials=trials))
+    out["bytes"] = (x.numel() + y_n.numel()) * x.element_size()
     if profile:
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as torch_profile
@@ -108,19 +131,29 @@ def main():
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--profile", action="store_true", help="also list each side's kernels in forward + backward "
                     "(torch.profiler, 5 warm calls: mean us per launch, launches per call)")
+    ap.add_argument("--ab", default="", help="VAR=VALUE[,VAR=VALUE...][;...]: also time ours with each of these set")
+    ap.add_argument("--passes", default="", help="comma-separated subset of fwd,fwd+dgrad,fwd+wgrad,fwd+bwd")
     args = ap.parse_args()
+    ab = [dict(kv.split("=", 1) for kv in setting.split(",") if kv) for setting in args.ab.split(";") if setting]
+    pass_names = [p for p in args.passes.split(",") if p] or ["fwd", "fwd+dgrad", "fwd+wgrad", "fwd+bwd"]
     if not torch.cuda.is_available():
         print("no CUDA GPU")
         return 4
     set_tf32(True)
-    print("| shape | pass | cuDNN mean / median | ours mean / median | speedup |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| shape | pass | cuDNN mean / median | ours mean / median | speedup |"
+          + "".join(f" ours with {setting} | speedup |" for setting in args.ab.split(";") if setting))
+    print("| --- | --- | ---: | ---: | ---: |" + " ---: | ---: |" * len(ab))
     bad = 0
     for name in args.shapes.split(","):
-        r = row(name, args.trials, args.profile)
-        for p in ("fwd", "fwd+dgrad", "fwd+wgrad", "fwd+bwd"):
+        r = row(name, args.trials, args.profile, ab, pass_names)
+        for p in pass_names:
             (rm, rmed), (nm, nmed) = r[f"ref:{p}"], r[f"new:{p}"]
-            print(f"| {name} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f} | {rm / nm:.2f}x |")
+            rate = f" ({r['bytes'] / nm / 1e9:.2f} TB/s)" if p == "fwd" else ""
+            extra = ""
+            for i in range(len(ab)):
+                am, amed = r[f"ab{i}:{p}"]
+                extra += f" {am:.3f} / {amed:.3f} | {rm / am:.2f}x |"
+            print(f"| {name} | {p} | {rm:.3f} / {rmed:.3f} | {nm:.3f} / {nmed:.3f}{rate} | {rm / nm:.2f}x |" + extra)
         print(f"| {name} | check | forward {'ok' if r['fwd_ok'] else 'FAIL'} | dX rel L2 {r['dx_rel']:.1e} "
               f"| dW rel L2 {r['dw_rel']:.1e} | |")
         for who in ("ref", "new") if args.profile else ():
