@@ -193,25 +193,26 @@ def _grad_input_eligible(cfg, dtype):
     return s == 1 and cfg.K == cfg.C and q % vec == 0 and ph <= (kh - 1) * dh and pw <= kw - 1
 
 
-def _run_with_report(fn, capfd):
-    capfd.readouterr()
-    os.environ["KB_CONV_DWR_REPORT"] = "1"
+def _with_env(var, value, fn):
+    """fn() (and a synchronize) with one launcher switch set (read at every call)."""
+    os.environ[var] = value
     try:
         out = fn()
         U.sync()
     finally:
-        os.environ.pop("KB_CONV_DWR_REPORT", None)
+        os.environ.pop(var, None)
+    return out
+
+
+def _run_with_report(fn, capfd):
+    """fn()'s result and the rows kernel's launches (band height, flip) from its launch report."""
+    capfd.readouterr()
+    out = _with_env("KB_CONV_DWR_REPORT", "1", fn)
     return out, re.findall(r"depthwise rows launch: band_h (\d+) .* flip (\d)", capfd.readouterr().err)
 
 
 def _tiled(fn):
-    os.environ["KB_CONV_DW_ROWS"] = "0"
-    try:
-        out = fn()
-        U.sync()
-    finally:
-        os.environ.pop("KB_CONV_DW_ROWS", None)
-    return out
+    return _with_env("KB_CONV_DW_ROWS", "0", fn)
 
 
 @hopper_only

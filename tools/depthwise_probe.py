@@ -24,6 +24,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.bwd_probe import environment  # noqa: E402
 from tools.quick_check import cold_time, pair_models, rel_l2, set_tf32  # noqa: E402
 
 # name: (N, C, H, W, multiplier, kernel, kwargs)
@@ -40,19 +41,6 @@ SHAPES = {
     "mobilenet_s2": (32, 96, 112, 112, 1, 3, {"stride": 2, "padding": 1}),
     "mult2_k5": (8, 64, 128, 128, 2, 5, {"padding": 2}),
 }
-
-
-def _with_env(env, fn):
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return fn()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def row(name, trials, profile=False, ab=(), pass_names=None):
@@ -106,7 +94,8 @@ def row(name, trials, profile=False, ab=(), pass_names=None):
                 continue
             out[f"{who}:{pass_name}"] = cold_time(fn, trials=trials)
             for i, env in enumerate(ab if who == "new" else ()):
-                out[f"ab{i}:{pass_name}"] = _with_env(env, lambda: cold_time(fn, trials=trials))
+                with environment(env):
+                    out[f"ab{i}:{pass_name}"] = cold_time(fn, trials=trials)
     out["bytes"] = (x.numel() + y_n.numel()) * x.element_size()
     if profile:
         from torch.profiler import ProfilerActivity

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times standard (ungrouped) convolution layers beyond bench.py's suite, ModelNew against cuDNN
+"""Times standard (and grouped) convolution layers beyond bench.py's suite, ModelNew against cuDNN
 (nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
 
     python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
@@ -72,6 +72,9 @@ SHAPES = {
     "5x9-pad-dil": (8, 32, 512, 512, 64, (5, 9), {"padding": (2, 4), "dilation": (2, 3)}),
     "3x3-dil4": (8, 64, 256, 256, 128, 3, {"padding": 4, "dilation": 4}),  # a dilated 3x3 (DeepLab-like)
     "3x3-dil8": (8, 64, 256, 256, 128, 3, {"padding": 8, "dilation": 8}),  # whole: a 20-row halo, no fit
+    "grouped": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 4}),     # bench.py's row (32 channels a group)
+    "grouped-g8": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 8}),
+    "resnext-g32": (32, 128, 56, 56, 128, 3, {"padding": 1, "groups": 32}),  # ResNeXt-50's 3x3 (4 channels a group)
 }
 
 
