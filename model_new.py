@@ -34,7 +34,7 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                NCHW output through bulk copies (short TF32
                                                reductions: whole 32-byte sectors per SM, each
                                                block walking one range of tiles)
-                      conv_fwd_depthwise_rows_kernel sm_90: depthwise (Cg == 1) at column stride
+                      conv_fwd_depthwise_rows_kernel sm_90a: depthwise (Cg == 1) at column stride
                                                and dilation 1, zeros padding, NCHW rows of whole 16
                                                bytes, S in {1, 3, 5, 7}: bands of whole output rows
                                                streamed in by the bulk copy engine and out by 16-byte
@@ -3112,7 +3112,7 @@ __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __
     }
 }
 
-// conv_fwd_depthwise_rows_kernel (sm_90: bulk copies and mbarriers): the depthwise forward as a stream
+// conv_fwd_depthwise_rows_kernel (sm_90a builds: bulk copies and mbarriers): the depthwise forward as a stream
 // of whole-row bands, for layers of column stride and dilation 1, zeros padding, contiguous NCHW
 // tensors whose input rows are 16-byte multiples, and S in {1, 3, 5, 7}:
 //   Y[n][k][p][q] = bias[k] + sum_{r,s} X[n][k / Kg][p sh - pt + r dh][q - pl + s] W[k][r][s].
@@ -3129,9 +3129,9 @@ __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __
 // Input: a band's in_rows = (band_h - 1) sh + (R - 1) dh + 1 input rows into a stage of in_rows x pitch
 //   elements, input column c at stage column margin + c, by the bulk copy engine (warp 0 issues the
 //   copies, which complete on the stage's mbarrier): one copy for the whole band where the layer pads
-//   no column (pitch = W: the stage's rows are the plane's), else one per row.  Columns [0, margin) and
-//   [margin + W, pitch) are zeroed once and never written again: they are the zero padding of the
-//   columns.  Rows outside the plane (the padding rows) are zeroed in the stage by all threads when its
+//   no column (pitch = W: the stage's rows are the plane's; a stage ends in `slack` elements that the
+//   last row's windows may read), else one per row.  Columns [0, margin) and [margin + W, pitch) are
+//   zeroed at the start and only ever rewritten with zeros: they are the zero padding of the columns.  Rows outside the plane (the padding rows) are zeroed in the stage by all threads when its
 //   copies are issued, so the multiply-adds run without tests.  `stages` stages keep the next bands in
 //   flight; shared memory holds little else (the bands' filters as fp32, two buffers), so that as
 //   many bytes as possible are on their way.  The loop walks its units with counters (DwrCursor).
@@ -3139,8 +3139,8 @@ __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __
 //   columns [j VE - lead_q, (j + 1) VE - lead_q), where lead_q (= margin - pl) puts its input window
 //   at stage column j VE, so a row's window is NV aligned 16-byte shared loads.  A warp takes 32
 //   consecutive strips of one row group (strips_pad = strips rounded up to 32; lanes past the last
-//   strip compute the last one again and store nothing; rows past the band's last read the stage's
-//   last row and are not stored).  fp32 multiply-adds from the bias, r outer, s inner:
+//   strip compute the last one again and store nothing; rows past the band's last read some row of the
+//   stage, maybe an earlier unit's, and are not stored).  fp32 multiply-adds from the bias, r outer, s inner:
 //   conv_fwd_depthwise_kernel's order (the same bits).
 // Output, per row: the strip's first element sits at offset a (< VE) in its 16-byte chunk of Y, the
 //   same for every lane of the warp.  With a = 0 a lane stores its strip as one chunk.  Else it stores
@@ -3157,7 +3157,7 @@ struct DwRowsParams {
     int stride_h, dil_h, pad_t, flip;
     int band_h, bands;                // output rows per band, bands per plane
     int in_rows, pitch, margin, lead_q, strips, strips_pad;
-    int stages, stage_elems;          // stage_elems = in_rows * pitch
+    int stages, stage_elems;          // stage_elems = in_rows * pitch + slack
     int weights_at, bars_at;          // byte offsets in shared memory of the weight buffers and the mbarriers
     int skip;                         // experiments (KB_CONV_DWR_SKIP): 1 no multiply-adds, 2 no stores, 4 no copies
 };
@@ -3201,7 +3201,7 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
     constexpr int VE = 16 / (int)sizeof(T);            // elements per 16 bytes
     constexpr int NV = (VE + S - 1 + VE - 1) / VE;     // 16-byte loads per window row
     extern __shared__ __align__(128) unsigned char dwr_smem[];
-    T* const stage0 = reinterpret_cast<T*>(dwr_smem);                           // [stages][in_rows][pitch], slack
+    T* const stage0 = reinterpret_cast<T*>(dwr_smem);                           // [stages]: [in_rows][pitch], slack
     float* const wsm = reinterpret_cast<float*>(dwr_smem + p.weights_at);        // [2][R * S]: even and odd units
     uint64_t* const bars = reinterpret_cast<uint64_t*>(dwr_smem + p.bars_at);   // [stages]
     const int tid = threadIdx.x, lane = tid & 31, RS = p.R * S;
@@ -3259,8 +3259,9 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
     // The margins of every stage row: zeros, once (the copies land in [margin, margin + W) only).
     const int right = p.margin + p.W, mcols = p.margin + (p.pitch - right);
     for (int i = tid; i < p.stages * p.in_rows * mcols; i += DWR_THREADS) {
-        const int row = i / mcols, c = i - row * mcols;
-        stage0[(size_t)row * p.pitch + (c < p.margin ? c : right + (c - p.margin))] = T{};
+        const int row = i / mcols, c = i - row * mcols, s = row / p.in_rows;
+        stage0[(size_t)s * p.stage_elems + (size_t)(row - s * p.in_rows) * p.pitch +
+               (c < p.margin ? c : right + (c - p.margin))] = T{};
     }
     DwrCursor cur, ahead, wnext;   // this unit; the unit `stages` ahead (its copies); 2 ahead (its weights)
     cur.start(first, p);
@@ -3390,6 +3391,8 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
         if (u + 2 < last) load_weights(wnext, it & 1);
         cur.advance(p); ahead.advance(p); wnext.advance(p);
     }
+#else
+    __trap();  // built without sm_90a: the launchers never select this kernel then
 #endif
 }
 
@@ -5789,12 +5792,14 @@ bool run_fwd_depthwise(const at::Tensor& x, const at::Tensor& w, const at::Tenso
 // row padding pad_t and column padding pad_l (both >= 0), row stride sh and dilation dh; flip turns
 // the filters (grad-input).  False where the kernel's conditions do not hold (its comment: 16-bit or
 // fp32, S in {1, 3, 5, 7}, contiguous NCHW, 16-byte aligned bases, input rows of whole 16 bytes) or
-// its buffers do not fit; the caller then runs the tiled kernel.  The caller has checked column
+// its buffers do not fit, or the plane is narrow (below); the caller then runs the tiled kernel.  The caller has checked column
 // stride and dilation 1, zeros padding and the sm_90a build on a 9.0 device.  Bands: as many output
-// rows (at most 64, in multiples of DWR_RT) as keep `stages` stages within the share of the SM's
-// shared memory that blocks_per_sm blocks leave each.  KB_CONV_DW_ROWS=0 (read at every call) keeps
-// every layer on the tiled kernel; KB_CONV_DWR_STAGES and KB_CONV_DWR_BLOCKS (blocks per SM the
-// bands are sized for) are for experiments.
+// rows (at most 64; in steps of DWR_RT, of 1 below it) as keep `stages` stages within the share of the
+// SM's shared memory that blocks_per_sm blocks leave each.  KB_CONV_DW_ROWS=0 (read at every call)
+// keeps every layer on the tiled kernel; KB_CONV_DWR_STAGES and KB_CONV_DWR_BLOCKS (blocks per SM the
+// bands are sized for) are for experiments, KB_CONV_DWR_GRID=n caps the grid at n blocks (tests and
+// sanitizer runs: blocks that walk many units), and KB_CONV_DWR_SKIP leaves parts out (timing only:
+// the output is then wrong).
 bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out, const void* bias,
                         int pad_t, int pad_l, int sh, int dh, bool flip) {
     const char* env = std::getenv("KB_CONV_DW_ROWS");
@@ -5810,6 +5815,8 @@ bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Ten
     const int64_t es = in.element_size(), VE = 16 / es;
     const int64_t N = in.size(0), C = in.size(1), H = in.size(2), W = in.size(3);
     const int64_t K = out.size(1), P = out.size(2), Q = out.size(3), R = w.size(2);
+    TORCH_CHECK(w.dim() == 4 && w.size(0) == K && w.size(1) == 1 && w.is_contiguous() && w.scalar_type() == st,
+                "internal: the depthwise rows kernel takes contiguous [K][1][R][S] filters of the input's dtype");
     if ((W * es) % 16 != 0 || K % C != 0 || N * K * P * Q == 0) return false;
     DwRowsParams p{};
     p.x = in.data_ptr(); p.w = w.data_ptr(); p.bias = bias; p.y = out.data_ptr();
@@ -5820,12 +5827,18 @@ bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Ten
     const int64_t NV = (VE + S - 1 + VE - 1) / VE;
     p.strips = (int)ceil_div(Q + p.lead_q, VE);
     p.strips_pad = (int)round_up(p.strips, 32);
+    // Narrow planes stay on the tiled kernel: a warp takes 32 strips of one row, so with fewer than 24
+    // strips a quarter of its lanes or more idle (measured, s31: MobileNetV2's 56- and 28-column layers,
+    // 15 and 8 strips in fp32, ran 10% and 23% slower here; 33 strips and up ran faster, fp16 too).
+    // KB_CONV_DWR_ANY_WIDTH=1 (read at every call) takes them as well (tests).
+    const char* any_width_env = std::getenv("KB_CONV_DWR_ANY_WIDTH");
+    if (p.strips < 24 && !(any_width_env && std::strcmp(any_width_env, "1") == 0)) return false;
     // Stage rows: the plane's (pitch W, one copy per unit) where the layer pads no column; else margins of
-    // zeros around each row.  A window may then read past the last row: `slack` elements behind the stages.
+    // zeros around each row.  A window may then read past the last row: `slack` elements behind each stage.
     const int64_t reach = (p.strips + NV - 1) * VE;   // stage columns a row's windows read
     const bool plane_rows = pad_l == 0 && Q + S - 1 == W;
     p.pitch = plane_rows ? (int)W : (int)round_up(std::max<int64_t>(p.margin + W, reach), VE);
-    const int64_t slack = std::max<int64_t>(0, reach - p.pitch);
+    const int64_t slack = round_up(std::max<int64_t>(0, reach - p.pitch), VE);
     const char* stages_env = std::getenv("KB_CONV_DWR_STAGES");
     const char* blocks_env = std::getenv("KB_CONV_DWR_BLOCKS");
     // Stages (at least 2: a unit's padding rows are zeroed one barrier before its multiply-adds read
@@ -5839,7 +5852,7 @@ bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Ten
     const int64_t optin = props->sharedMemPerBlockOptin;
     const int64_t budget = std::min<int64_t>(optin, (int64_t)props->sharedMemPerMultiprocessor / per_sm - 1024);
     auto in_rows = [&](int64_t bh) { return (bh - 1) * sh + (R - 1) * dh + 1; };
-    auto weights_at = [&](int64_t bh) { return round_up((p.stages * in_rows(bh) * p.pitch + slack) * es, 16); };
+    auto weights_at = [&](int64_t bh) { return p.stages * (in_rows(bh) * p.pitch + slack) * es; };
     auto smem_for = [&](int64_t bh) { return weights_at(bh) + 2 * R * S * 4 + 8 * p.stages; };
     int64_t bh = std::min<int64_t>(P, 64);
     if (bh > DWR_RT) bh -= bh % DWR_RT;
@@ -5848,7 +5861,7 @@ bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Ten
     if (smem > optin) return false;
     p.band_h = (int)bh; p.bands = (int)ceil_div(P, bh);
     p.in_rows = (int)in_rows(bh);
-    p.stage_elems = p.in_rows * p.pitch;
+    p.stage_elems = p.in_rows * p.pitch + (int)slack;   // (16-byte multiples: pitch and slack are VE multiples)
     p.weights_at = (int)weights_at(bh);
     p.bars_at = p.weights_at + (int)(2 * R * S * 4);   // (a multiple of 8)
     const char* skip_env = std::getenv("KB_CONV_DWR_SKIP");
@@ -5861,7 +5874,10 @@ bool run_depthwise_rows(const at::Tensor& in, const at::Tensor& w, const at::Ten
             auto kernel = conv_fwd_depthwise_rows_kernel<T, decltype(s_tag)::value>;
             allow_dynamic_smem(kernel, (int)smem);
             const int64_t sms = props->multiProcessorCount;
-            const int64_t grid = std::min<int64_t>(p.units, sms * resident_blocks(kernel, DWR_THREADS, (int)smem));
+            const char* grid_env = std::getenv("KB_CONV_DWR_GRID");
+            const int64_t cap = grid_env && std::atoi(grid_env) >= 1 ? std::atoi(grid_env)
+                                                                       : sms * resident_blocks(kernel, DWR_THREADS, (int)smem);
+            const int64_t grid = std::min<int64_t>(p.units, cap);
             kernel<<<(unsigned)grid, DWR_THREADS, (size_t)smem, launch_stream()>>>(p);
             C10_CUDA_KERNEL_LAUNCH_CHECK();
             launched = true;

@@ -150,10 +150,11 @@ def test_depthwise_weight_gradient_is_reproducible():
 # whole 16 bytes (W a multiple of 4 in fp32, of 8 in 16 bits); stride-1 grad-input of multiplier-1
 # layers too (the filters turned), where dY's rows are whole 16 bytes.  These layers straddle its
 # bands, its 16-byte strips, the column lead that left padding brings, and the plane and block ends
-# of its contiguous output runs; with multipliers, row strides and row dilations.
-
-hopper_only = pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
-                                 reason="conv_fwd_depthwise_rows_kernel runs on compute capability 9.0 only")
+# of its contiguous output runs; with multipliers, row strides and row dilations.  By default each
+# block of these small layers takes one unit (band); KB_CONV_DWR_GRID caps the grid so that blocks walk
+# many (test_depthwise_rows_kernel_blocks_walk_many_units).  Planes narrower than 24 strips go to the
+# tiled kernel by default; these tests take them too (KB_CONV_DWR_ANY_WIDTH=1), except
+# test_depthwise_rows_kernel_not_taken.
 
 ROWS_CONFIGS = [
     Cfg("rows_k3_W64_Q62", 2, 8, 37, 64, 8, 3, g=8),
@@ -169,6 +170,11 @@ ROWS_CONFIGS = [
     Cfg("rows_W8_many_planes", 3, 40, 20, 8, 40, 3, p=1, g=40),
     Cfg("rows_k5_d21_p42", 2, 6, 40, 48, 6, 5, p=(4, 2), d=(2, 1), g=6),
     Cfg("rows_k3_p1_W256_kb_bench", 2, 16, 64, 256, 16, 3, p=1, g=16, bias=True),
+    # rows over 1 KB (the launcher's 3-stage, 2-block default)
+    Cfg("rows_long_W520", 1, 4, 12, 520, 4, 3, g=4, bias=True),
+    # the forward's input rows (30) are not whole 16 bytes, dY's (32) are: only the grad-input, its band
+    # copied whole (its padding is 2 - 2 = 0 on both axes)
+    Cfg("rows_dgrad_only_k3_p2", 2, 8, 20, 30, 8, 3, p=2, g=8),
 ]
 ROWS = {c.id: c for c in ROWS_CONFIGS}
 assert len(ROWS) == len(ROWS_CONFIGS), "duplicate config ids"
@@ -176,9 +182,22 @@ assert len(ROWS) == len(ROWS_CONFIGS), "duplicate config ids"
 ROWS_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _rows_eligible(cfg, dtype):
-    vec = 16 // torch.tensor([], dtype=dtype).element_size()
-    return cfg.W % vec == 0
+@pytest.fixture
+def rows_kernel():
+    """Skips where the rows kernel cannot run: not a 9.0 device, or the sm_90a kernels are off
+    (set_hopper(False), KB_CONV_WGMMA=0) or not built."""
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("conv_fwd_depthwise_rows_kernel runs on compute capability 9.0 only")
+    if M._gemm_algo(torch.device("cuda", torch.cuda.current_device())) != M._ALGO_GEMM_SM90A:
+        pytest.skip("the sm_90a kernels are off or not built here")
+
+
+def _vec(dtype):
+    return 16 // torch.tensor([], dtype=dtype).element_size()
+
+
+def _forward_eligible(cfg, dtype):
+    return cfg.W % _vec(dtype) == 0
 
 
 def _grad_input_eligible(cfg, dtype):
@@ -188,51 +207,52 @@ def _grad_input_eligible(cfg, dtype):
     dh = cfg.d if isinstance(cfg.d, int) else cfg.d[0]
     ph, pw = (cfg.p, cfg.p) if isinstance(cfg.p, int) else cfg.p
     s = cfg.s if isinstance(cfg.s, int) else max(cfg.s)
-    vec = 16 // torch.tensor([], dtype=dtype).element_size()
     q = cfg.W + 2 * pw - kw + 1
-    return s == 1 and cfg.K == cfg.C and q % vec == 0 and ph <= (kh - 1) * dh and pw <= kw - 1
+    return s == 1 and cfg.K == cfg.C and q % _vec(dtype) == 0 and ph <= (kh - 1) * dh and pw <= kw - 1
 
 
-def _with_env(var, value, fn):
-    """fn() (and a synchronize) with one launcher switch set (read at every call)."""
-    os.environ[var] = value
+def _with_env(env, fn):
+    """fn() (and a synchronize) with launcher switches set (read at every call)."""
+    os.environ.update(env)
     try:
         out = fn()
         U.sync()
     finally:
-        os.environ.pop(var, None)
+        for var in env:
+            os.environ.pop(var, None)
     return out
 
 
-def _run_with_report(fn, capfd):
-    """fn()'s result and the rows kernel's launches (band height, flip) from its launch report."""
+def _run_with_report(fn, capfd, env=None, any_width=True):
+    """fn()'s result and the rows kernel's launches (band height, flip) from its launch report; narrow
+    planes on the rows kernel too unless any_width is False."""
     capfd.readouterr()
-    out = _with_env("KB_CONV_DWR_REPORT", "1", fn)
+    switches = {"KB_CONV_DWR_REPORT": "1", **({"KB_CONV_DWR_ANY_WIDTH": "1"} if any_width else {}), **(env or {})}
+    out = _with_env(switches, fn)
     return out, re.findall(r"depthwise rows launch: band_h (\d+) .* flip (\d)", capfd.readouterr().err)
 
 
 def _tiled(fn):
-    return _with_env("KB_CONV_DW_ROWS", "0", fn)
+    return _with_env({"KB_CONV_DW_ROWS": "0"}, fn)
 
 
-@hopper_only
 @pytest.mark.parametrize("dname", list(ROWS_DTYPES))
 @pytest.mark.parametrize("cfg", ROWS_CONFIGS, ids=[c.id for c in ROWS_CONFIGS])
-def test_depthwise_rows_kernel(cfg, dname, capfd):
+def test_depthwise_rows_kernel(cfg, dname, rows_kernel, capfd):
     """The rows kernel's forward equals the tiled kernel's bit for bit (the same multiply-adds in the
     same order) into a poisoned output, and its grad-input (turned filters: another order) is within
     bounds of float64; both against nn.Conv2d as the grader checks.  The launch report says which
-    kernel ran: the forward always on the rows kernel, the grad-input where it can."""
+    passes ran on it: the forward and the grad-input wherever their conditions hold."""
     dtype = ROWS_DTYPES[dname]
-    if not _rows_eligible(cfg, dtype):
-        pytest.skip("input rows are not whole 16 bytes in this dtype: the tiled kernel's layer")
+    expect = (["0"] if _forward_eligible(cfg, dtype) else []) + (["1"] if _grad_input_eligible(cfg, dtype) else [])
+    if not expect:
+        pytest.skip("neither pass has rows of whole 16 bytes in this dtype: the tiled kernels' layer")
     torch.manual_seed(U.seed_for("dw_rows", cfg.id, dname))
     model, ref = U.make_models(M, cfg, dtype=dtype)
     base = U.make_base(cfg, dtype=dtype)
     (out_n, g, grads_n), launches = _run_with_report(lambda: U.forward_backward(model, cfg, base), capfd)
     where = f"[{cfg}] {dname}"
     flips = sorted(f for _, f in launches)
-    expect = ["0", "1"] if _grad_input_eligible(cfg, dtype) else ["0"]
     assert flips == expect, f"{where}: rows launches {launches}, expected flips {expect}"
     out_t, _, grads_t = _tiled(lambda: U.forward_backward(model, cfg, base, g))
     assert torch.equal(out_n, out_t), f"{where} forward against the tiled kernel: " + \
@@ -254,35 +274,36 @@ def test_depthwise_rows_kernel(cfg, dname, capfd):
             U.diff_report(out_n.float(), out_r.float())
 
 
-@hopper_only
 @pytest.mark.parametrize("env", [
-    {"KB_CONV_DWR_BLOCKS": "1", "KB_CONV_DWR_STAGES": "1"},
-    {"KB_CONV_DWR_BLOCKS": "3", "KB_CONV_DWR_STAGES": "3"},
+    {"KB_CONV_DWR_GRID": "1"},
+    {"KB_CONV_DWR_GRID": "2", "KB_CONV_DWR_STAGES": "2"},
+    {"KB_CONV_DWR_GRID": "7", "KB_CONV_DWR_BLOCKS": "8", "KB_CONV_DWR_STAGES": "4"},
+    {"KB_CONV_DWR_GRID": "3", "KB_CONV_DWR_BLOCKS": "1", "KB_CONV_DWR_STAGES": "2"},
     {"KB_CONV_DWR_BLOCKS": "8"},
     {"KB_CONV_DWR_BLOCKS": "2", "KB_CONV_DWR_STAGES": "5"},
 ], ids=lambda env: ",".join(f"{k[12:]}={v}" for k, v in env.items()))
-@pytest.mark.parametrize("cfg_id", ["rows_k3_p1_W72_bias", "rows_W8_many_planes"])
-def test_depthwise_rows_kernel_banding(cfg_id, env, capfd):
-    """Other band heights and stage counts (KB_CONV_DWR_BLOCKS, KB_CONV_DWR_STAGES): the same bits, into
-    a poisoned output."""
-    cfg = ROWS[cfg_id]
+@pytest.mark.parametrize("dname", ["fp32", "fp16"])
+@pytest.mark.parametrize("cfg_id", ["rows_k3_p1_W72_bias", "rows_W8_many_planes", "rows_long_W520",
+                                    "rows_pad35_past_taps_bias", "rows_k5_d21_p42"])
+def test_depthwise_rows_kernel_blocks_walk_many_units(cfg_id, dname, env, rows_kernel, capfd):
+    """Grids capped to a few blocks (KB_CONV_DWR_GRID), so that each block walks many units through its
+    stages (refills, both mbarrier phases, both weight buffers, units across plane and image ends), and
+    other band heights and stage counts: the forward and the grad-input give the default launch's bits
+    into poisoned outputs."""
+    cfg, dtype = ROWS[cfg_id], ROWS_DTYPES[dname]
+    if not _forward_eligible(cfg, dtype):
+        pytest.skip("input rows are not whole 16 bytes in this dtype")
     torch.manual_seed(21)
-    model, _ = U.make_models(M, cfg)
-    x = U.make_input(cfg)
-    with torch.no_grad():
-        y_default = model(x)
-        os.environ.update(env)
-        try:
-            y, launches = _run_with_report(lambda: model(x), capfd)
-        finally:
-            for k in env:
-                os.environ.pop(k, None)
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    base = U.make_base(cfg, dtype=dtype)
+    out_d, g, grads_d = _run_with_report(lambda: U.forward_backward(model, cfg, base), capfd)[0]
+    (out, _, grads), launches = _run_with_report(lambda: U.forward_backward(model, cfg, base, g), capfd, env)
     assert launches, "the rows kernel did not run"
-    assert torch.equal(y, y_default), U.diff_report(y, y_default)
+    assert torch.equal(out, out_d), U.diff_report(out.float(), out_d.float())
+    assert torch.equal(grads["input"], grads_d["input"]), U.diff_report(grads["input"].float(), grads_d["input"].float())
 
 
-@hopper_only
-def test_depthwise_rows_unread_infinite_row(capfd):
+def test_depthwise_rows_unread_infinite_row(rows_kernel, capfd):
     """At row stride 2 a 3x3 kernel over 8 rows reads rows 0..6: an infinite row 7 must reach nothing."""
     cfg = Cfg("rows_inf", 2, 4, 8, 8, 4, 3, s=(2, 1), g=4, bias=True)
     torch.manual_seed(13)
@@ -294,3 +315,32 @@ def test_depthwise_rows_unread_infinite_row(capfd):
         y_ref = ref(base)
     assert launches, "the rows kernel did not run"
     assert torch.isfinite(y).all() and torch.allclose(y, y_ref, atol=1e-5, rtol=1e-5), U.diff_report(y, y_ref)
+
+
+def test_depthwise_rows_kernel_not_taken(rows_kernel, capfd):
+    """Where its conditions fail the tiled kernel runs, exactly: an input 4 bytes off 16-byte alignment
+    (contiguous), any layer with the sm_90a kernels switched off (set_hopper(False)), and by default a
+    narrow plane (72 columns: 19 strips); the 256-column layer takes the rows kernel by default."""
+    cfg = ROWS["rows_k3_p1_W72_bias"]
+    torch.manual_seed(14)
+    model, ref = U.make_models(M, cfg)
+    x = U.make_input(cfg)
+    shifted = torch.empty(x.numel() + 1, device=x.device)[1:].view_as(x).copy_(x)
+    assert shifted.is_contiguous() and shifted.data_ptr() % 16 != 0
+    with torch.no_grad():
+        y_t = _tiled(lambda: model(x))
+        y_shifted, launches = _run_with_report(lambda: model(shifted), capfd)
+        assert not launches and torch.equal(y_shifted, y_t), launches
+        M.set_hopper(False)
+        try:
+            y_off, launches = _run_with_report(lambda: model(x), capfd)
+        finally:
+            M.set_hopper(True)
+        assert not launches and torch.equal(y_off, y_t), launches
+        y_narrow, launches = _run_with_report(lambda: model(x), capfd, any_width=False)
+        assert not launches and torch.equal(y_narrow, y_t), launches
+        assert torch.allclose(y_t, ref(x), atol=1e-4, rtol=1e-4)
+        wide = ROWS["rows_k3_p1_W256_kb_bench"]
+        model_w, _ = U.make_models(M, wide)
+        _, launches = _run_with_report(lambda: model_w(U.make_input(wide)), capfd, any_width=False)
+        assert launches, "the 256-column layer did not take the rows kernel"

@@ -43,12 +43,16 @@ CASES = [
     ("depthwise_k7_s2_reflect_W70", 2, 4, 21, 70, 4, 7, dict(stride=2, padding=3, groups=4,
                                                              padding_mode="reflect", bias=True)),
     ("depthwise_k3_W33_H40", 3, 6, 40, 33, 12, 3, dict(padding=1, groups=6)),
-    # (s31) the depthwise rows kernel (sm_90a; rows of 72 floats): bands sized for 8 blocks per SM, so
-    # that each block walks several bands across plane ends, with its grad-input (filters turned); and a
-    # multiplier-2 5x7 layer (forward only on it) with left padding 1 (the strips' column lead)
+    # (s31) the depthwise rows kernel (sm_90a; rows of 72 floats, taken although narrow): bands sized for
+    # 8 blocks per SM and a grid of 3 blocks, so that each block walks many bands through its stages,
+    # across plane and image ends, with its grad-input (filters turned); and a multiplier-2 5x7 layer
+    # (forward only on it) with left padding 1 (the strips' column lead), on 2 blocks
     ("depthwise_rows_W72", 2, 8, 37, 72, 8, 3, dict(padding=1, groups=8, bias=True,
-                                                    env={"KB_CONV_DWR_BLOCKS": "8"})),
-    ("depthwise_rows_mult2_k5x7", 2, 4, 20, 40, 8, (5, 7), dict(padding=(2, 1), groups=4)),
+                                                    env={"KB_CONV_DWR_BLOCKS": "8", "KB_CONV_DWR_GRID": "3",
+                                                         "KB_CONV_DWR_ANY_WIDTH": "1"})),
+    ("depthwise_rows_mult2_k5x7", 2, 4, 20, 40, 8, (5, 7), dict(padding=(2, 1), groups=4,
+                                                                 env={"KB_CONV_DWR_GRID": "2",
+                                                                      "KB_CONV_DWR_ANY_WIDTH": "1"})),
     ("reflect_same_k4", 1, 5, 8, 9, 7, 4, dict(padding="same", padding_mode="reflect")),
     ("circular_p12", 1, 4, 6, 7, 4, 3, dict(padding=(1, 2), padding_mode="circular", bias=True)),
     ("stem_7x7_C3", 1, 3, 20, 20, 16, 7, dict(stride=2, padding=3)),
