@@ -3112,9 +3112,9 @@ __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __
     }
 }
 
-// conv_fwd_depthwise_rows_kernel (sm_90a builds: bulk copies and mbarriers): the depthwise forward as a stream
-// of whole-row bands, for layers of column stride and dilation 1, zeros padding, contiguous NCHW
-// tensors whose input rows are 16-byte multiples, and S in {1, 3, 5, 7}:
+// conv_fwd_depthwise_rows_kernel (sm_90a builds: bulk copies and mbarriers): the depthwise forward as a
+// stream of whole-row bands, for layers of column stride and dilation 1, zeros padding, contiguous
+// NCHW tensors whose input rows are 16-byte multiples, and S in {1, 3, 5, 7}:
 //   Y[n][k][p][q] = bias[k] + sum_{r,s} X[n][k / Kg][p sh - pt + r dh][q - pl + s] W[k][r][s].
 // With flip set it reads W[k][R-1-r][S-1-s]: stride-1 grad-input of a multiplier-1 layer is this
 // convolution of dY (padding (R-1) dh - pt and S-1-pl) with the flipped filters.
@@ -3126,22 +3126,25 @@ __global__ void __launch_bounds__(DW_THREADS) conv_fwd_depthwise_kernel(const __
 // Work unit: a band of band_h output rows of one plane (n, k).  In NCHW a band is one contiguous run
 //   of Y, and the next band (or the next plane's first) continues it, so each block takes one
 //   contiguous range of units and writes one contiguous range of Y.
-// Input: a band's in_rows = (band_h - 1) sh + (R - 1) dh + 1 input rows into a stage of in_rows x pitch
-//   elements, input column c at stage column margin + c, by the bulk copy engine (warp 0 issues the
-//   copies, which complete on the stage's mbarrier): one copy for the whole band where the layer pads
-//   no column (pitch = W: the stage's rows are the plane's; a stage ends in `slack` elements that the
-//   last row's windows may read), else one per row.  Columns [0, margin) and [margin + W, pitch) are
-//   zeroed at the start and only ever rewritten with zeros: they are the zero padding of the columns.  Rows outside the plane (the padding rows) are zeroed in the stage by all threads when its
-//   copies are issued, so the multiply-adds run without tests.  `stages` stages keep the next bands in
-//   flight; shared memory holds little else (the bands' filters as fp32, two buffers), so that as
-//   many bytes as possible are on their way.  The loop walks its units with counters (DwrCursor).
+// Input: a band's in_rows = (band_h - 1) sh + (R - 1) dh + 1 input rows into a stage of in_rows x
+//   pitch elements, input column c at stage column margin + c, by the bulk copy engine (warp 0 issues
+//   the copies, which complete on the stage's mbarrier): one copy for the whole band where the layer
+//   pads no column (pitch = W: the stage's rows are the plane's; a stage ends in `slack` elements that
+//   the last row's windows may read), else one per row.  Columns [0, margin) and [margin + W, pitch)
+//   are zeroed at the start and only ever rewritten with zeros: they are the zero padding of the
+//   columns.  Rows outside the plane (the padding rows) are zeroed in the stage by all threads when
+//   its copies are issued, so the multiply-adds run without tests.  `stages` stages keep the next
+//   bands in flight; shared memory holds little else (the bands' filters as fp32, two buffers), so
+//   that as many bytes as possible are on their way.  The loop walks its units with counters
+//   (DwrCursor).
 // Compute: items of DWR_RT rows x VE = 16 bytes of outputs (4 fp32, 8 16-bit).  Strip j covers output
 //   columns [j VE - lead_q, (j + 1) VE - lead_q), where lead_q (= margin - pl) puts its input window
 //   at stage column j VE, so a row's window is NV aligned 16-byte shared loads.  A warp takes 32
 //   consecutive strips of one row group (strips_pad = strips rounded up to 32; lanes past the last
-//   strip compute the last one again and store nothing; rows past the band's last read some row of the
-//   stage, maybe an earlier unit's, and are not stored).  fp32 multiply-adds from the bias, r outer, s inner:
-//   conv_fwd_depthwise_kernel's order (the same bits).
+//   strip compute the last one again and store nothing; rows past the band's last read some row of
+//   the stage, maybe an earlier unit's, and are not stored).  fp32 multiply-adds from the bias, r
+//   outer, s inner: conv_fwd_depthwise_kernel's order (the same bits).  The launcher leaves planes of
+//   fewer than 24 strips to the tiled kernel (idle lanes).
 // Output, per row: the strip's first element sits at offset a (< VE) in its 16-byte chunk of Y, the
 //   same for every lane of the warp.  With a = 0 a lane stores its strip as one chunk.  Else it stores
 //   the chunk that starts inside its strip: its last a outputs and the first VE - a of the next
@@ -5791,9 +5794,10 @@ bool run_fwd_depthwise(const at::Tensor& x, const at::Tensor& w, const at::Tenso
 // conv_fwd_depthwise_rows_kernel's launcher: in [N][C][H][W] -> out [N][K][P][Q] (K a multiple of C),
 // row padding pad_t and column padding pad_l (both >= 0), row stride sh and dilation dh; flip turns
 // the filters (grad-input).  False where the kernel's conditions do not hold (its comment: 16-bit or
-// fp32, S in {1, 3, 5, 7}, contiguous NCHW, 16-byte aligned bases, input rows of whole 16 bytes) or
-// its buffers do not fit, or the plane is narrow (below); the caller then runs the tiled kernel.  The caller has checked column
-// stride and dilation 1, zeros padding and the sm_90a build on a 9.0 device.  Bands: as many output
+// fp32, S in {1, 3, 5, 7}, contiguous NCHW, 16-byte aligned bases, input rows of whole 16 bytes), its
+// buffers do not fit or the plane is narrow (below); the caller then runs the tiled kernel.  The
+// caller has checked column stride and dilation 1, zeros padding and the sm_90a build on a 9.0
+// device.  Bands: as many output
 // rows (at most 64; in steps of DWR_RT, of 1 below it) as keep `stages` stages within the share of the
 // SM's shared memory that blocks_per_sm blocks leave each.  KB_CONV_DW_ROWS=0 (read at every call)
 // keeps every layer on the tiled kernel; KB_CONV_DWR_STAGES and KB_CONV_DWR_BLOCKS (blocks per SM the
@@ -6079,7 +6083,8 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
     // (padding (R-1) dh - pt rows and S-1-pl columns).
     const bool rows = depthwise && algo == ALGO_DIRECT_SM90A && K == C && g.stride_h == 1 && g.stride_w == 1 &&
                       g.dil_w == 1 && !fold;
-    if (rows && run_depthwise_rows(dy, w, target, nullptr, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l, 1, g.dil_h, true)) {
+    if (rows && run_depthwise_rows(dy, w, target, nullptr, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l, 1, g.dil_h,
+                                   true)) {
         // the rows kernel wrote target
     } else if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
         // the tiled depthwise kernel wrote target
