@@ -42,6 +42,11 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_fwd_depthwise_kernel depthwise (Cg == 1) otherwise: a plane's tile and halo
                                                staged in shared memory (cp.async, double-buffered runs
                                                of tiles), fp32 multiply-adds, 8 outputs per thread
+                      conv_fwd_grouped_kernel  grouped layers with few channels a group (at most 32 in,
+                                               8 or 16 out): each input channel's window of a tile staged
+                                               in shared memory, 4 or 8 output channels x 8 columns per
+                                               thread, fp32 multiply-adds on operands rounded to the
+                                               layer's TF32 class (ResNeXt's 3x3: 2.8 ms -> 0.12)
                       conv_fwd_direct_kernel   one thread per output (float64; depthwise windows too
                                                large for shared memory)
                       pack_weights_kernel      weights -> the GEMM's B operand layout
@@ -49,6 +54,7 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       weights (no multiplications by the zeros of a dilated gradient), and the
                       pointwise kernel for 1x1 layers at stride 1;
                       conv_fwd_depthwise_rows_kernel with the filters turned (stride 1, multiplier 1);
+                      conv_fwd_grouped_kernel with the filters transposed and turned (stride 1);
                       conv_dgrad_depthwise_kernel the depthwise gather, tiled like the forward;
                       conv_dgrad_direct_kernel for float64 (and the depthwise fallback);
                       fold_padding_grad_kernel folds a padded-input gradient back (reflect, ...)
@@ -3399,6 +3405,284 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
 #endif
 }
 
+// ---------------------------------------------------------------------------------------------
+// conv_fwd_grouped_kernel: grouped convolutions with few channels per group (2 <= Cg, Kg <= 32 or
+// so; ResNeXt's 3x3 with 4 + 4, 8 groups of 16 + 16), as direct multiply-adds in fp32:
+//   Y[n][k][p][q] = bias[k] + sum_{c < Cg, r, s} X[n][g Cg + c][p sh - pt + r dh][q SW - pl + s] W[k][c][r][s],
+//   g = k / Kg.  With flip set it reads W transposed within the group and turned (grad-input at
+//   stride 1: dX is this convolution of dY, see run_grouped).
+// Why not the GEMM kernels: a group's GEMM is only Kg columns wide and Cg R S deep, and their tiles
+//   are 64 or 128 columns: 8 groups of 16 ran 3.7 ms where cuDNN takes 0.6, ResNeXt's 4 + 4 2.8 ms
+//   against 0.15-0.28 (docs/perf-log.md, s31).  Here nothing is padded but the last k-block.
+// Work unit: one tile of tile_h x tile_w outputs of image n for a block of kblk output channels of
+//   group g (kblk = KT ksplit), numbered (n, g, kb, tile row, tile column), tile column fastest.
+//   The unit's window of each input channel (reg_rows x pitch, rows coalesced along NCHW) goes
+//   through shared memory, cb channels a stage, two stages in flight (cp.async for fp32, registers
+//   for 16-bit: grp_stage_window16); the unit's weights sit in shared memory as [c][r][s][kblk] fp32 in
+//   one of two buffers, restaged only where the next unit's (g, kb) differs.
+// Threads: ksplit k-groups of 256 / ksplit threads (whole warps), k-group kg owns channels
+//   [kg KT, kg KT + KT) of the block; within it thread (tx, ty) owns output row ty of the tile and
+//   the 4 columns 4 tx .. 4 tx + 3 and the 4 at 4 (tx + TXN) (TXN = tile_w / 8): consecutive lanes
+//   read consecutive 16-byte chunks of a window row (conflict-free at SW = 1) and store consecutive
+//   16-byte chunks of Y.  Per (c, r) a thread loads its two windows' columns as 16-byte words, then
+//   per s one 16-byte broadcast load gives 4 channels' weights for 32 multiply-adds: KT 8 x 8 columns
+//   x S multiply-adds per (c, r) against 2 nv + S KT / 4 shared loads.
+// Arithmetic: cuDNN's class for the layer, as everywhere: in the TF32 classes the operands are
+//   rounded in shared memory (round: 1 ties away, 2 ties to even, 3 truncated) and the products of
+//   TF32 values are exact in fp32, so only the order of the fp32 sums differs from a tensor-core
+//   GEMM's; in IEEE mode plain fp32 multiply-adds; 16-bit inputs convert exactly to fp32.
+// ---------------------------------------------------------------------------------------------
+constexpr int GRP_THREADS = 256;   // = DW_THREADS: the windows are staged by dw_stage_region
+constexpr int GRP_SMAX = 7;        // widest kernel row
+
+struct GroupedParams {
+    const void* x; const void* w; const void* bias; void* y;
+    long long x_sn, x_sc, y_sn, y_sc;
+    int x_sh, x_sw, y_sh, y_sw;              // row and column strides (a plane's offsets fit in 32 bits)
+    long long w_sg;                          // weights: element (g, k, c, tap) at g w_sg + k w_sk + c w_sc + tap
+    int w_sk, w_sc;                          // (tap turned to R S - 1 - tap with flip)
+    int N, H, W, P, Q, R, S, Cg, Kg, groups; // this convolution's: X [N][groups Cg][H][W], Y [N][groups Kg][P][Q]
+    int stride_h, pad_t, pad_l, dil_h, pad_mode, flip, round;
+    int tile_h, tile_w, tiles_h, tiles_w, txn;
+    int ksplit, kblk, k_blocks;              // k-groups, channels per unit (KT ksplit), units per group's channels
+    int reg_rows, pitch, win;                // one channel's window: rows, row pitch, reg_rows * pitch
+    int cb, chunks;                          // channels per stage, stages per unit
+    int stage_elems, w_elems;                // cb * win, Cg * R * S * kblk
+    int y_vec;                               // Y's rows take aligned 4-element stores
+    long long units; int units_per_block;
+};
+
+// A unit's place, advanced one unit at a time (no divisions in the loop).
+struct GrpCursor {
+    int tq, tp, kb, g, n;
+    __device__ void start(long long u, const GroupedParams& p) {
+        tq = (int)(u % p.tiles_w); u /= p.tiles_w;
+        tp = (int)(u % p.tiles_h); u /= p.tiles_h;
+        kb = (int)(u % p.k_blocks); u /= p.k_blocks;
+        g = (int)(u % p.groups); n = (int)(u / p.groups);
+    }
+    __device__ void advance(const GroupedParams& p) {
+        if (++tq < p.tiles_w) return;
+        tq = 0;
+        if (++tp < p.tiles_h) return;
+        tp = 0;
+        if (++kb < p.k_blocks) return;
+        kb = 0;
+        if (++g < p.groups) return;
+        g = 0; ++n;
+    }
+};
+
+// The unit's weights [c][r][s][kblk] (channels past Kg as zeros) into dst.
+template <typename T>
+__device__ __forceinline__ void grp_stage_weights(float* dst, const GroupedParams& p, int g, int kb) {
+    const T* w = (const T*)p.w + (long long)g * p.w_sg;
+    const int RS = p.R * p.S;
+    for (int i = threadIdx.x; i < p.w_elems; i += GRP_THREADS) {
+        const int kl = i % p.kblk, crs = i / p.kblk;
+        const int c = crs / RS, tap = crs - c * RS;
+        const int k = kb * p.kblk + kl;
+        const bool in = k < p.Kg;
+        const long long off = in ? (long long)k * p.w_sk + (long long)c * p.w_sc + (p.flip ? RS - 1 - tap : tap) : 0;
+        if constexpr (std::is_same<T, float>::value) cp_async_4(dst + i, w + off, in);
+        else dst[i] = in ? to_acc(w[off]) : 0.0f;
+    }
+}
+
+// A 16-bit window (rows [h0, h0 + reg_rows) x columns [w0, w0 + pitch) of one plane, padding mapped as
+// in dw_stage_region) into region as fp32, through registers: each thread loads GRP_BATCH elements of
+// the flattened window before storing any, so that a window of up to 256 x GRP_BATCH elements takes one
+// round trip to memory (dw_stage_region's rows of 4 per warp took ~6 for a 34 x 68 window, and left
+// 16-bit layers at half the fp32 rate).
+constexpr int GRP_BATCH = 12;
+template <typename T>
+__device__ __forceinline__ void grp_stage_window16(float* region, const T* plane, int h0, int w0,
+                                                   const GroupedParams& p) {
+    const int step_r = GRP_THREADS / p.pitch, step_c = GRP_THREADS % p.pitch;
+    int r = threadIdx.x / p.pitch, c = threadIdx.x % p.pitch;
+    for (int base = threadIdx.x; base < p.win; base += GRP_THREADS * GRP_BATCH) {
+        float v[GRP_BATCH];
+#pragma unroll
+        for (int j = 0; j < GRP_BATCH; ++j) {
+            const int h = remap_index(h0 + r, p.H, p.pad_mode), w = remap_index(w0 + c, p.W, p.pad_mode);
+            const bool in = base + j * GRP_THREADS < p.win && (unsigned)h < (unsigned)p.H && (unsigned)w < (unsigned)p.W;
+            v[j] = in ? to_acc(plane[h * p.x_sh + w * p.x_sw]) : 0.0f;
+            r += step_r; c += step_c;
+            if (c >= p.pitch) { c -= p.pitch; ++r; }
+        }
+#pragma unroll
+        for (int j = 0; j < GRP_BATCH; ++j)
+            if (base + j * GRP_THREADS < p.win) region[base + j * GRP_THREADS] = v[j];
+    }
+}
+
+// Rounds n values of buf to TF32 in place (mode 1 ties away, 2 ties to even, 3 truncated).
+__device__ __forceinline__ void grp_round(float* buf, int n, int mode) {
+    for (int i = threadIdx.x; i < n; i += GRP_THREADS) {
+        const float v = buf[i];
+        const uint32_t r = mode == 1 ? tf32_rna_fast(v) : mode == 2 ? tf32_rne_fast(v) : (__float_as_uint(v) & 0xffffe000u);
+        buf[i] = __uint_as_float(r);
+    }
+}
+
+template <typename T, int KT, int SW>
+__global__ void __launch_bounds__(GRP_THREADS, 2) conv_fwd_grouped_kernel(const __grid_constant__ GroupedParams p) {
+    static_assert(KT == 4 || KT == 8, "4 or 8 channels per thread");
+    constexpr int NV = (3 * SW + GRP_SMAX + 3) / 4;   // 16-byte words of a 4-column window, at most
+    extern __shared__ __align__(16) unsigned char grp_smem[];
+    float* const stages = reinterpret_cast<float*>(grp_smem);
+    float* const wbufs = stages + 2 * p.stage_elems;
+    const long long first = (long long)blockIdx.x * p.units_per_block;
+    const long long count = min(p.units - first, (long long)p.units_per_block);
+    if (count <= 0) return;
+    const int tk = GRP_THREADS / p.ksplit;
+    const int kg = threadIdx.x / tk, t = threadIdx.x - kg * tk;
+    const int tx = t % p.txn, ty = t / p.txn;
+    const int nv = (3 * SW + p.S + 3) / 4;
+    const int RS = p.R * p.S;
+
+    // Stage (unit c, chunk j): channels [j cb, j cb + cb) of the unit's group, each window at
+    // rows tp tile_h sh - pt .., columns tq tile_w SW - pl ..
+    auto stage_window = [&](const GrpCursor& c, int j, float* buf) {
+        const int c0 = j * p.cb, nc = min(p.cb, p.Cg - c0);
+        const T* img = (const T*)p.x + (long long)c.n * p.x_sn + ((long long)c.g * p.Cg + c0) * p.x_sc;
+        const int h0 = c.tp * p.tile_h * p.stride_h - p.pad_t, w0 = c.tq * p.tile_w * SW - p.pad_l;
+        for (int i = 0; i < nc; ++i) {
+            if constexpr (std::is_same<T, float>::value)
+                dw_stage_region<T>(buf + i * p.win, img + i * p.x_sc, h0, w0, p.reg_rows, p.pitch, p.H, p.W, p.x_sh,
+                                   p.x_sw, p.pad_mode);
+            else
+                grp_stage_window16<T>(buf + i * p.win, img + i * p.x_sc, h0, w0, p);
+        }
+    };
+
+    GrpCursor cur, nxt;
+    cur.start(first, p);
+    int chunk = 0, wsel = 0;
+    bool weights_fresh = true;      // cur's weights were staged with its first chunk
+    stage_window(cur, 0, stages);
+    grp_stage_weights<T>(wbufs, p, cur.g, cur.kb);
+    cp_async_commit();
+    float acc[KT][8];
+    const long long steps = count * p.chunks;
+    nxt = cur;
+    int nxt_chunk = 0, nxt_wsel = 0;
+    bool nxt_fresh = false;
+    for (long long step = 0; step < steps; ++step) {
+        const int sb = (int)(step & 1);
+        // the next step: the next chunk of this unit, or the next unit's first
+        if (step + 1 < steps) {
+            if (++nxt_chunk == p.chunks) {
+                nxt_chunk = 0;
+                const int g0 = nxt.g, kb0 = nxt.kb;
+                nxt.advance(p);
+                nxt_fresh = nxt.g != g0 || nxt.kb != kb0;
+                if (nxt_fresh) nxt_wsel ^= 1;
+            } else {
+                nxt_fresh = false;
+            }
+            stage_window(nxt, nxt_chunk, stages + (1 - sb) * p.stage_elems);
+            if (nxt_fresh) grp_stage_weights<T>(wbufs + nxt_wsel * p.w_elems, p, nxt.g, nxt.kb);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        float* const win = stages + sb * p.stage_elems;
+        const float* const wts = wbufs + wsel * p.w_elems;
+        if (p.round) {
+            grp_round(win, min(p.cb, p.Cg - chunk * p.cb) * p.win, p.round);
+            if (weights_fresh) grp_round(wbufs + wsel * p.w_elems, p.w_elems, p.round);
+            __syncthreads();
+        }
+        if (chunk == 0) {
+#pragma unroll
+            for (int k = 0; k < KT; ++k) {
+                const int kk = cur.kb * p.kblk + kg * KT + k;
+                const float b0 = p.bias && kk < p.Kg ? to_acc(((const T*)p.bias)[cur.g * p.Kg + kk]) : 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) acc[k][i] = b0;
+            }
+        }
+        const int c0 = chunk * p.cb, nc = min(p.cb, p.Cg - c0);
+        for (int c = 0; c < nc; ++c) {
+            const float* xw = win + c * p.win + ty * p.stride_h * p.pitch + tx * 4 * SW;
+            const float* wc = wts + (c0 + c) * RS * p.kblk + kg * KT;
+            for (int r = 0; r < p.R; ++r) {
+                const float* xrow = xw + r * p.dil_h * p.pitch;
+                float xa[4 * NV], xb[4 * NV];
+#pragma unroll
+                for (int j = 0; j < NV; ++j) {
+                    if (j < nv) {
+                        const float4 a = *reinterpret_cast<const float4*>(xrow + 4 * j);
+                        const float4 b = *reinterpret_cast<const float4*>(xrow + p.txn * 4 * SW + 4 * j);
+                        xa[4 * j] = a.x; xa[4 * j + 1] = a.y; xa[4 * j + 2] = a.z; xa[4 * j + 3] = a.w;
+                        xb[4 * j] = b.x; xb[4 * j + 1] = b.y; xb[4 * j + 2] = b.z; xb[4 * j + 3] = b.w;
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) { xa[4 * j + e] = 0.0f; xb[4 * j + e] = 0.0f; }
+                    }
+                }
+                const float* wr = wc + r * p.S * p.kblk;
+#pragma unroll
+                for (int s = 0; s < GRP_SMAX; ++s) {
+                    if (s < p.S) {
+                        float wv[KT];
+#pragma unroll
+                        for (int k4 = 0; k4 < KT / 4; ++k4) {
+                            const float4 w4 = *reinterpret_cast<const float4*>(wr + s * p.kblk + 4 * k4);
+                            wv[4 * k4] = w4.x; wv[4 * k4 + 1] = w4.y; wv[4 * k4 + 2] = w4.z; wv[4 * k4 + 3] = w4.w;
+                        }
+#pragma unroll
+                        for (int k = 0; k < KT; ++k) {
+#pragma unroll
+                            for (int i = 0; i < 4; ++i) {
+                                acc[k][i] = fmaf(xa[i * SW + s], wv[k], acc[k][i]);
+                                acc[k][4 + i] = fmaf(xb[i * SW + s], wv[k], acc[k][4 + i]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if (chunk == p.chunks - 1) {
+            const int op = cur.tp * p.tile_h + ty;
+            if (op < p.P) {
+#pragma unroll
+                for (int k = 0; k < KT; ++k) {
+                    const int kk = cur.kb * p.kblk + kg * KT + k;
+                    if (kk >= p.Kg) continue;
+                    T* yrow = (T*)p.y + (long long)cur.n * p.y_sn + ((long long)cur.g * p.Kg + kk) * p.y_sc + op * p.y_sh;
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int q0 = cur.tq * p.tile_w + (tx + h * p.txn) * 4;
+                        if (p.y_vec && q0 + 3 < p.Q) {
+                            T* dst = yrow + q0;   // y_sw == 1, 4-element aligned
+                            if constexpr (std::is_same<T, float>::value) {
+                                *reinterpret_cast<float4*>(dst) = make_float4(acc[k][4 * h], acc[k][4 * h + 1],
+                                                                              acc[k][4 * h + 2], acc[k][4 * h + 3]);
+                            } else {
+                                const T v0 = from_acc<T>(acc[k][4 * h]), v1 = from_acc<T>(acc[k][4 * h + 1]);
+                                const T v2 = from_acc<T>(acc[k][4 * h + 2]), v3 = from_acc<T>(acc[k][4 * h + 3]);
+                                *reinterpret_cast<uint2*>(dst) = make_uint2((uint32_t)v0.bits | ((uint32_t)v1.bits << 16),
+                                                                            (uint32_t)v2.bits | ((uint32_t)v3.bits << 16));
+                            }
+                        } else {
+#pragma unroll
+                            for (int i = 0; i < 4; ++i)
+                                if (q0 + i < p.Q) yrow[(q0 + i) * p.y_sw] = from_acc<T>(acc[k][4 * h + i]);
+                        }
+                    }
+                }
+            }
+            weights_fresh = nxt_fresh;
+        } else {
+            weights_fresh = false;
+        }
+        __syncthreads();   // stage sb is free for step + 2
+        chunk = nxt_chunk; wsel = nxt_wsel; cur = nxt;
+    }
+}
+
 // pack_weights_kernel: weights [groups*Kg][Cg][R][S] -> the GEMM's B operand
 //   out[group][tap][red][col], red padded to red_pad (multiple of 32), col to col_pad (multiple
 //   of 128), zero-filled, fp32, rounded to TF32 when round_mode is 1 (ties away) or 2 (ties to
@@ -5974,6 +6258,128 @@ bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Te
     });
     return launched;
 }
+
+// conv_fwd_grouped_kernel's launcher: in [N][groups Cg][H][W] -> out [N][groups Kg][P][Q] with filters
+// w as nn.Conv2d holds them ([groups Kg][Cg][R][S]), or with flip the grad-input at stride 1: in = dY,
+// out = dX, the filters read transposed within each group and turned, padding (R - 1) dh - pt rows and
+// S - 1 - pl columns (the caller's pad_t / pad_l).  prec: the layer's class (TF32 operands rounded as
+// cuDNN's, or plain fp32).  False (the caller then runs the GEMM kernels) for float64, kernel rows
+// wider than GRP_SMAX, column dilation other than 1 or column stride other than 1 and 2, shared memory
+// that does not fit, planes whose offsets need 64 bits, and, unless KB_CONV_GROUPED=1 (read at every
+// call), layers whose groups are wide enough for the tensor-core GEMMs (the rule below, measured:
+// docs/perf-log.md, s32).  KB_CONV_GROUPED=0 keeps every layer off it; KB_CONV_GROUPED_GRID=n caps the
+// grid at n blocks (tests and sanitizer runs: blocks that walk many units).
+bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out, const void* bias, int groups,
+                 int stride_h, int stride_w, int pad_t, int pad_l, int dil_h, int dil_w, int pad_mode, bool flip,
+                 int prec) {
+    const char* env = std::getenv("KB_CONV_GROUPED");
+    const bool forced = env && std::strcmp(env, "1") == 0;
+    if (env && std::strcmp(env, "0") == 0) return false;
+    const at::ScalarType st = in.scalar_type();
+    if (st != at::kFloat && st != at::kHalf && st != at::kBFloat16) return false;
+    const int R = (int)w.size(2), S = (int)w.size(3);
+    const int wk = (int)w.size(0), wc = (int)w.size(1);      // the forward's K and Cg
+    const int Cg = flip ? wk / groups : wc, Kg = flip ? wc : wk / groups;
+    if (S > GRP_SMAX || dil_w != 1 || (stride_w != 1 && stride_w != 2) || stride_h < 1 || dil_h < 1 || groups < 2)
+        return false;
+    // Where the GEMM kernels waste most (their tiles are 64 or 128 columns wide, a group's GEMM Kg),
+    // measured on the H200 (docs/perf-log.md, s32).  fp32: 4 and 8 channels a group 1.4-25x faster
+    // here in every class; 16 channels 1.4-3.8x faster where the class has no wgmma instance (ties to
+    // even: the sm_80 gather kernel) or is IEEE (3xTF32), but 2x slower than the wgmma GEMM in the
+    // ties-away class (8 groups' grad-input); 32 channels (4 groups) 1.7x slower.  16-bit, where the
+    // wgmma GEMMs run at twice the TF32 rate: 4 and 8 channels faster here, 16 equal, 32 9x slower.
+    const int kg_max = st != at::kFloat ? 8 : prec == PREC_TF32 ? 8 : 16;
+    if (!forced && !(Cg <= 32 && Kg <= kg_max)) return false;
+    const int64_t N = in.size(0), H = in.size(2), W = in.size(3), P = out.size(2), Q = out.size(3);
+    if (!depthwise_offsets_fit(in, H, W) || !depthwise_offsets_fit(out, P, Q) || N * out.size(1) * P * Q == 0)
+        return false;
+    GroupedParams p{};
+    p.x = in.data_ptr(); p.w = w.data_ptr(); p.bias = bias; p.y = out.data_ptr();
+    p.x_sn = in.stride(0); p.x_sc = in.stride(1); p.x_sh = (int)in.stride(2); p.x_sw = (int)in.stride(3);
+    p.y_sn = out.stride(0); p.y_sc = out.stride(1); p.y_sh = (int)out.stride(2); p.y_sw = (int)out.stride(3);
+    const int RS = R * S;
+    p.w_sg = (int64_t)Kg * Cg * RS;
+    p.w_sk = flip ? RS : Cg * RS;
+    p.w_sc = flip ? Kg * RS : RS;
+    p.N = (int)N; p.H = (int)H; p.W = (int)W; p.P = (int)P; p.Q = (int)Q; p.R = R; p.S = S;
+    p.Cg = Cg; p.Kg = Kg; p.groups = groups;
+    p.stride_h = stride_h; p.pad_t = pad_t; p.pad_l = pad_l; p.dil_h = dil_h; p.pad_mode = pad_mode;
+    p.flip = flip ? 1 : 0;
+    p.round = st != at::kFloat ? 0 : prec == PREC_TF32 ? 1 : prec == PREC_TF32_RNE ? 2 : prec == PREC_EXACT ? 3 : 0;
+    // Tiling: KT = 8 or 4 channels per thread (8 only where Kg >= 8), 1, 2 or 4 k-groups, tiles of
+    // 8 to 64 columns and 256 / (k-groups x tile_w / 8) rows, with two weight buffers within 48 KB:
+    // the choice of least modelled work per useful multiply-add, counting the multiply-adds computed
+    // past P, Q and Kg (KT = 4 15% dearer: half the multiply-adds per shared load) and ~20 instructions
+    // per staged window element (a unit stages Cg windows for kblk channels).  E.g. 256 x 256 planes
+    // with 8 channels a group: 32 x 64 tiles; with 16 or 32: 32 x 32 tiles, 2 k-groups of 8; ResNeXt's
+    // 28 x 28 with 8: 32 x 32, 2 k-groups of 4.
+    const int nv = (3 * stride_w + S + 3) / 4;
+    int KT = 0, ksplit = 0, txn = 0;
+    double best = 1e30;
+    for (int kt = 4; kt <= 8; kt += 4) {
+        if (kt == 8 && Kg < 8) continue;
+        for (int ks = 1; ks <= 4; ks *= 2) {
+            if (ks > 1 && (ks / 2) * kt >= Kg) break;                         // a k-group with no channel
+            if (2 * (int64_t)Cg * RS * kt * ks * 4 > 48 * 1024) break;
+            for (int tn = 1; tn <= 8; tn *= 2) {
+                if (tn > 1 && 8 * (tn / 2) >= Q) break;                       // a tile column past Q
+                const int th = GRP_THREADS / ks / tn, tw = 8 * tn;
+                const double win = ((double)(th - 1) * stride_h + (double)(R - 1) * dil_h + 1) * ((tw - 4) * stride_w + 4 * nv);
+                const double units = (double)ceil_div(P, th) * ceil_div(Q, tw) * ceil_div(Kg, kt * ks);
+                const double cost = units * ((double)th * tw * kt * ks * RS * (kt == 4 ? 1.15 : 1.0) + 20.0 * win) /
+                                    ((double)P * Q * Kg * RS);
+                if (cost < best - 1e-9) { best = cost; KT = kt; ksplit = ks; txn = tn; }
+            }
+        }
+    }
+    if (KT == 0) return false;
+    p.txn = txn; p.tile_w = 8 * txn;
+    p.ksplit = ksplit; p.kblk = KT * ksplit; p.k_blocks = (int)ceil_div(Kg, p.kblk);
+    p.w_elems = Cg * RS * p.kblk;
+    p.tile_h = GRP_THREADS / ksplit / p.txn;
+    const int64_t reg_rows = (int64_t)(p.tile_h - 1) * stride_h + (int64_t)(R - 1) * dil_h + 1;
+    p.pitch = (p.tile_w - 4) * stride_w + 4 * nv;
+    if (reg_rows * p.pitch > (1 << 20)) return false;
+    p.reg_rows = (int)reg_rows; p.win = (int)(reg_rows * p.pitch);
+    // channels per stage: as many as keep two stages and two weight buffers within ~100 KB (two
+    // blocks per SM), spread evenly over the stages
+    const int64_t budget = 100 * 1024 - 2 * (int64_t)p.w_elems * 4;
+    int cb = (int)std::min<int64_t>(Cg, budget / (2 * (int64_t)p.win * 4));
+    if (cb < 1) return false;
+    p.chunks = (int)ceil_div(Cg, cb);
+    p.cb = (int)ceil_div(Cg, p.chunks);
+    p.stage_elems = p.cb * p.win;
+    p.tiles_h = (int)ceil_div(P, p.tile_h); p.tiles_w = (int)ceil_div(Q, p.tile_w);
+    p.units = N * groups * p.k_blocks * (int64_t)p.tiles_h * p.tiles_w;
+    const int64_t es = in.element_size();
+    p.y_vec = out.stride(3) == 1 && out.stride(2) % 4 == 0 && out.stride(1) % 4 == 0 && out.stride(0) % 4 == 0 &&
+              reinterpret_cast<uintptr_t>(out.data_ptr()) % (4 * es) == 0;
+    const int64_t smem = (2 * (int64_t)p.stage_elems + 2 * (int64_t)p.w_elems) * 4;
+    const char* grid_env = std::getenv("KB_CONV_GROUPED_GRID");
+    bool launched = false;
+    dispatch_dtype(st, [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same<T, double>::value) {
+            void (*kernel)(const GroupedParams) =
+                KT == 8 ? (stride_w == 1 ? conv_fwd_grouped_kernel<T, 8, 1> : conv_fwd_grouped_kernel<T, 8, 2>)
+                        : (stride_w == 1 ? conv_fwd_grouped_kernel<T, 4, 1> : conv_fwd_grouped_kernel<T, 4, 2>);
+            allow_dynamic_smem(kernel, (int)smem);
+            const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+            int64_t blocks = sms * resident_blocks(kernel, GRP_THREADS, (int)smem);
+            if (grid_env && std::atoi(grid_env) >= 1) blocks = std::min<int64_t>(blocks, std::atoi(grid_env));
+            const int64_t per_block = ceil_div(p.units, blocks);
+            if (per_block >= (1LL << 31) || ceil_div(p.units, per_block) >= (1LL << 31)) return;
+            p.units_per_block = (int)per_block;
+            kernel<<<(unsigned)ceil_div(p.units, per_block), GRP_THREADS, (size_t)smem, launch_stream()>>>(p);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+            if (std::getenv("KB_CONV_GROUPED_REPORT"))
+                std::fprintf(stderr, "grouped launch: KT %d ksplit %d tile %dx%d cb %d chunks %d smem %lld flip %d round %d\n",
+                             KT, p.ksplit, p.tile_h, p.tile_w, p.cb, p.chunks, (long long)smem, p.flip, p.round);
+            launched = true;
+        }
+    });
+    return launched;
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -6021,6 +6427,10 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
         });
         return y;
     }
+    // Grouped layers with few channels per group: direct multiply-adds (run_grouped says where).
+    if (g.groups > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h, g.stride_w, g.pad_t, g.pad_l, g.dil_h,
+                                    g.dil_w, g.pad_mode, false, (int)prec))
+        return y;
     const int Kg = K / g.groups;
     PackParams pp{g.groups, Kg, Cg, R, S, Cg, Kg, 0, 0, 0, 1, R, 0, 1, S, 0, 0};  // round mode: run_conv_gemm
     ConvGemmParams p{};
@@ -6088,6 +6498,10 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         // the rows kernel wrote target
     } else if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
         // the tiled depthwise kernel wrote target
+    } else if (!direct_algo(algo) && g.groups > 1 && g.stride_h == 1 && g.stride_w == 1 && g.dil_w == 1 &&
+               run_grouped(dy, w, target, nullptr, g.groups, 1, 1, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l,
+                           g.dil_h, 1, PAD_ZEROS, true, (int)prec)) {
+        // grouped, few channels per group, stride 1: the grouped direct kernel wrote target
     } else if (direct_algo(algo)) {
         DirectParams p = direct_params(dy, w, target, g, N, C, Ht, Wt, K, P, Q);
         dispatch_dtype(dy.scalar_type(), [&](auto tag) {
@@ -7096,13 +7510,15 @@ def _is_depthwise(in_channels, w_shape, groups):
 # reduction length: with 4 groups forward and grad-input were fp32 at 16 and 32 channels per group,
 # 3x3 and 5x5; with 2 or 8 groups TF32, 32 to 128 channels per group (rna with 2 groups, within
 # 7e-6 of cuDNN's rne, which keeps the fast kernels; rne with 8, where it was bitwise equal).  Their
-# grad-weight was fp32 with 2 groups and with the 5x5 kernel, TF32 (rna) otherwise.
+# grad-weight was fp32 with 2 groups and with the 5x5 kernel, TF32 (rna) otherwise.  With 3 groups
+# (8 and 16 channels a group, 3x3; s32) rna missed cuDNN's forward by up to 1.1e-4 on 6 of 134k
+# outputs, so the forward rounds ties to even from 3 groups on.
 def _tf32_rounding(pass_name, c, k, w_shape, groups):
     """'rna', 'rne' or 'trunc': the operand rounding of cuDNN's TF32 engines for this kind of layer."""
     kh, kw = w_shape[2], w_shape[3]
     one_by_one = kh * kw == 1
     if pass_name == "forward":
-        return "rne" if one_by_one or groups >= 8 else "rna"
+        return "rne" if one_by_one or groups >= 3 else "rna"
     if pass_name == "grad_input":
         return "rne" if one_by_one else "rna"
     if groups == 1 and (kh, kw) == (3, 3) and (c // groups) % 64 == 0 and (k // groups) % 128 == 0:

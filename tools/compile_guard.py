@@ -88,6 +88,9 @@ INSTANTIATIONS = {
     "conv_fwd_depthwise_rows_kernel": [
         f"template __global__ void conv_fwd_depthwise_rows_kernel<{t}, {s}>(const __grid_constant__ DwRowsParams);"
         for t in ("float", "f16_t", "bf16_t") for s in (1, 3, 5, 7)],
+    "conv_fwd_grouped_kernel": [
+        f"template __global__ void conv_fwd_grouped_kernel<{t}, {kt}, {sw}>(const __grid_constant__ GroupedParams);"
+        for t in ("float", "f16_t", "bf16_t") for kt in (4, 8) for sw in (1, 2)],
     "conv_dgrad_depthwise_kernel": [
         f"template __global__ void conv_dgrad_depthwise_kernel<{t}, {u}>(const __grid_constant__ DepthwiseParams);"
         for t in ("float", "double", "f16_t", "bf16_t") for u in ("true", "false")],

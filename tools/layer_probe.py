@@ -22,7 +22,8 @@ of an even length that is not a multiple of 8; minqN: KB_CONV_WGMMA_MIN_Q=N, the
 the wgmma kernel takes; mintapsN: KB_CONV_WGMMA_MIN_TAPS=N, the fewest taps it takes; nosx:
 KB_CONV_WGMMA_SX=0, no sector-exact epilogue (sx: =1, wherever it can run); novst: KB_CONV_PW_VST=0,
 the 1x1 tensor-copy kernel's output through tensor copies, not 16-byte stores; pwstagesN: KB_CONV_PWT_STAGES=N,
-its stages; nothin: KB_CONV_WWG_THIN=0, no thin weight-gradient blocks; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
+its stages; nothin: KB_CONV_WWG_THIN=0, no thin weight-gradient blocks; nogrouped / allgrouped: KB_CONV_GROUPED=0 / 1, grouped layers
+off / wherever they can run on the grouped direct kernel; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
 epilogue's channels per round and staging buffers; cfgA-B-C-D: KB_CONV_WGMMA_CFG="A,B,C,D", the
 tiling; settings combine with "+", e.g. nosx+rc32).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
@@ -75,6 +76,12 @@ SHAPES = {
     "grouped": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 4}),     # bench.py's row (32 channels a group)
     "grouped-g8": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 8}),
     "resnext-g32": (32, 128, 56, 56, 128, 3, {"padding": 1, "groups": 32}),  # ResNeXt-50's 3x3 (4 channels a group)
+    "resnext-c256": (32, 256, 28, 28, 256, 3, {"padding": 1, "groups": 32}),  # ResNeXt-50 layer2 (8 a group)
+    "resnext-s2": (32, 256, 56, 56, 256, 3, {"stride": 2, "padding": 1, "groups": 32}),  # its strided first 3x3
+    "grouped-g16": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 16}),
+    "grouped-g2": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 2}),  # 64 a group
+    "g8-5x5": (8, 64, 256, 256, 64, 5, {"padding": 2, "groups": 8}),
+    "g3-16": (8, 48, 256, 256, 48, 3, {"padding": 1, "groups": 3}),  # 16 a group, 3 groups (ties to even)
 }
 
 
@@ -94,6 +101,8 @@ KERNEL_SETTINGS = {
     "sx": ("KB_CONV_WGMMA_SX", "1"),
     "novst": ("KB_CONV_PW_VST", "0"),
     "nothin": ("KB_CONV_WWG_THIN", "0"),
+    "nogrouped": ("KB_CONV_GROUPED", "0"),
+    "allgrouped": ("KB_CONV_GROUPED", "1"),
 }
 # --kernels PREFIXn -> the launcher's switch set to n
 NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS", "rc": "KB_CONV_WGMMA_RC",

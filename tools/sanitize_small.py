@@ -53,6 +53,15 @@ CASES = [
     ("depthwise_rows_mult2_k5x7", 2, 4, 20, 40, 8, (5, 7), dict(padding=(2, 1), groups=4,
                                                                  env={"KB_CONV_DWR_GRID": "2",
                                                                       "KB_CONV_DWR_ANY_WIDTH": "1"})),
+    # (s32) the grouped direct kernel: 8 groups of 4 (KT 4) on a grid of 3 blocks walking many units with
+    # their grad-input (filters turned), 8 output channels a group from 2 at stride 2 with reflect
+    # padding (KT 8, forward only), and 12 + 24 channels forced onto it (two k-groups, a partial k-block)
+    ("grouped_4x4_grid3", 2, 32, 19, 30, 32, 3, dict(padding=1, groups=8, bias=True,
+                                                     env={"KB_CONV_GROUPED_GRID": "3"})),
+    ("grouped_2x8_s2_reflect", 2, 8, 21, 37, 32, 3, dict(stride=2, padding=1, groups=4, padding_mode="reflect",
+                                                         env={"KB_CONV_GROUPED_GRID": "2"})),
+    ("grouped_12x24_forced", 1, 48, 13, 41, 96, 3, dict(padding=1, groups=4,
+                                                        env={"KB_CONV_GROUPED": "1", "KB_CONV_GROUPED_GRID": "4"})),
     ("reflect_same_k4", 1, 5, 8, 9, 7, 4, dict(padding="same", padding_mode="reflect")),
     ("circular_p12", 1, 4, 6, 7, 4, 3, dict(padding=(1, 2), padding_mode="circular", bias=True)),
     ("stem_7x7_C3", 1, 3, 20, 20, 16, 7, dict(stride=2, padding=3)),
@@ -137,7 +146,7 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 # the 16-bit phase split (s28): 16-byte loads, scalar loads, the 64-wide tile; 1 tap
                 ("wgmma_phases_vec4_K130", torch.float16), ("wgmma_phases_scalar_W141", torch.bfloat16),
                 ("wgmma_phases_narrow_K40", torch.float16), ("wgmma_one_tap_dgrad", torch.float16),
-                ("depthwise_rows_W72", torch.float16)]
+                ("depthwise_rows_W72", torch.float16), ("grouped_4x4_grid3", torch.bfloat16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
