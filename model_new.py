@@ -3406,8 +3406,8 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
 }
 
 // ---------------------------------------------------------------------------------------------
-// conv_fwd_grouped_kernel: grouped convolutions with few channels per group (2 <= Cg, Kg <= 32 or
-// so; ResNeXt's 3x3 with 4 + 4, 8 groups of 16 + 16), as direct multiply-adds in fp32:
+// conv_fwd_grouped_kernel: grouped convolutions with few channels per group (the launcher's rule: at
+// most 32 in and 8 or 16 out; ResNeXt's 3x3 with 4 + 4, 8 groups of 16 + 16), as direct fp32 multiply-adds:
 //   Y[n][k][p][q] = bias[k] + sum_{c < Cg, r, s} X[n][g Cg + c][p sh - pt + r dh][q SW - pl + s] W[k][c][r][s],
 //   g = k / Kg.  With flip set it reads W transposed within the group and turned (grad-input at
 //   stride 1: dX is this convolution of dY, see run_grouped).
@@ -3433,6 +3433,7 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
 //   GEMM's; in IEEE mode plain fp32 multiply-adds; 16-bit inputs convert exactly to fp32.
 // ---------------------------------------------------------------------------------------------
 constexpr int GRP_THREADS = 256;   // = DW_THREADS: the windows are staged by dw_stage_region
+static_assert(GRP_THREADS == DW_THREADS, "dw_stage_region spreads a window over DW_THREADS threads");
 constexpr int GRP_SMAX = 7;        // widest kernel row
 
 struct GroupedParams {
@@ -3596,12 +3597,9 @@ __global__ void __launch_bounds__(GRP_THREADS, 2) conv_fwd_grouped_kernel(const 
         }
         if (chunk == 0) {
 #pragma unroll
-            for (int k = 0; k < KT; ++k) {
-                const int kk = cur.kb * p.kblk + kg * KT + k;
-                const float b0 = p.bias && kk < p.Kg ? to_acc(((const T*)p.bias)[cur.g * p.Kg + kk]) : 0.0f;
+            for (int k = 0; k < KT; ++k)
 #pragma unroll
-                for (int i = 0; i < 8; ++i) acc[k][i] = b0;
-            }
+                for (int i = 0; i < 8; ++i) acc[k][i] = 0.0f;
         }
         const int c0 = chunk * p.cb, nc = min(p.cb, p.Cg - c0);
         for (int c = 0; c < nc; ++c) {
@@ -3651,6 +3649,11 @@ __global__ void __launch_bounds__(GRP_THREADS, 2) conv_fwd_grouped_kernel(const 
                 for (int k = 0; k < KT; ++k) {
                     const int kk = cur.kb * p.kblk + kg * KT + k;
                     if (kk >= p.Kg) continue;
+                    if (p.bias) {   // added to the finished sum, as cuDNN's epilogue does
+                        const float b0 = to_acc(((const T*)p.bias)[cur.g * p.Kg + kk]);
+#pragma unroll
+                        for (int i = 0; i < 8; ++i) acc[k][i] += b0;
+                    }
                     T* yrow = (T*)p.y + (long long)cur.n * p.y_sn + ((long long)cur.g * p.Kg + kk) * p.y_sc + op * p.y_sh;
 #pragma unroll
                     for (int h = 0; h < 2; ++h) {
@@ -6319,7 +6322,7 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     for (int kt = 4; kt <= 8; kt += 4) {
         if (kt == 8 && Kg < 8) continue;
         for (int ks = 1; ks <= 4; ks *= 2) {
-            if (ks > 1 && (ks / 2) * kt >= Kg) break;                         // a k-group with no channel
+            if (ks > 1 && (ks - 1) * kt >= Kg) break;                         // a k-group with no channel
             if (2 * (int64_t)Cg * RS * kt * ks * 4 > 48 * 1024) break;
             for (int tn = 1; tn <= 8; tn *= 2) {
                 if (tn > 1 && 8 * (tn / 2) >= Q) break;                       // a tile column past Q
@@ -6338,12 +6341,18 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     p.w_elems = Cg * RS * p.kblk;
     p.tile_h = GRP_THREADS / ksplit / p.txn;
     const int64_t reg_rows = (int64_t)(p.tile_h - 1) * stride_h + (int64_t)(R - 1) * dil_h + 1;
+    // Row pitch: the columns the threads read ((tile_w - 4) SW + 4 nv), padded so that the rows one
+    // quarter-warp spans (8 / txn of them) fall on different 16-byte banks: at column stride 1 row i's
+    // words start i txn banks on (a row's txn words fill the rest), at stride 2 on odd banks (review, s32).
     p.pitch = (p.tile_w - 4) * stride_w + 4 * nv;
+    if (txn < 8)
+        while (stride_w == 1 ? (p.pitch / 4) % 8 != txn : (p.pitch / 4) % 2 != 1) p.pitch += 4;
     if (reg_rows * p.pitch > (1 << 20)) return false;
     p.reg_rows = (int)reg_rows; p.win = (int)(reg_rows * p.pitch);
     // channels per stage: as many as keep two stages and two weight buffers within ~100 KB (two
     // blocks per SM), spread evenly over the stages
-    const int64_t budget = 100 * 1024 - 2 * (int64_t)p.w_elems * 4;
+    const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    const int64_t budget = std::min<int64_t>(100 * 1024, optin) - 2 * (int64_t)p.w_elems * 4;
     int cb = (int)std::min<int64_t>(Cg, budget / (2 * (int64_t)p.win * 4));
     if (cb < 1) return false;
     p.chunks = (int)ceil_div(Cg, cb);
@@ -6355,6 +6364,7 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     p.y_vec = out.stride(3) == 1 && out.stride(2) % 4 == 0 && out.stride(1) % 4 == 0 && out.stride(0) % 4 == 0 &&
               reinterpret_cast<uintptr_t>(out.data_ptr()) % (4 * es) == 0;
     const int64_t smem = (2 * (int64_t)p.stage_elems + 2 * (int64_t)p.w_elems) * 4;
+    if (smem > optin) return false;
     const char* grid_env = std::getenv("KB_CONV_GROUPED_GRID");
     bool launched = false;
     dispatch_dtype(st, [&](auto tag) {
@@ -6427,8 +6437,9 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
         });
         return y;
     }
-    // Grouped layers with few channels per group: direct multiply-adds (run_grouped says where).
-    if (g.groups > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h, g.stride_w, g.pad_t, g.pad_l, g.dil_h,
+    // Grouped layers with few channels per group: direct multiply-adds (run_grouped says where); 1x1
+    // layers keep the pointwise kernels (tests/test_gpu_pointwise.py routes them there).
+    if (g.groups > 1 && R * S > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h, g.stride_w, g.pad_t, g.pad_l, g.dil_h,
                                     g.dil_w, g.pad_mode, false, (int)prec))
         return y;
     const int Kg = K / g.groups;
@@ -6498,7 +6509,7 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         // the rows kernel wrote target
     } else if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
         // the tiled depthwise kernel wrote target
-    } else if (!direct_algo(algo) && g.groups > 1 && g.stride_h == 1 && g.stride_w == 1 && g.dil_w == 1 &&
+    } else if (!direct_algo(algo) && g.groups > 1 && R * S > 1 && g.stride_h == 1 && g.stride_w == 1 && g.dil_w == 1 &&
                run_grouped(dy, w, target, nullptr, g.groups, 1, 1, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l,
                            g.dil_h, 1, PAD_ZEROS, true, (int)prec)) {
         // grouped, few channels per group, stride 1: the grouped direct kernel wrote target

@@ -209,9 +209,9 @@ def test_grouped_taken_by_default(capfd):
 
 
 def test_grouped_not_taken(capfd):
-    """Wide groups (64 channels: the tensor-core GEMMs), kernel rows wider than 7, column dilation 2,
-    column stride 3, float64 and KB_CONV_GROUPED=0 stay off the grouped kernel; KB_CONV_GROUPED=1 takes
-    the wide groups."""
+    """Wide groups (64 channels: the tensor-core GEMMs), kernel rows wider than 7, 1x1 layers (the
+    pointwise kernels' even when forced), column dilation 2, column stride 3, float64 and
+    KB_CONV_GROUPED=0 stay off the grouped kernel; KB_CONV_GROUPED=1 takes the wide groups."""
     def launched(cfg, dtype=torch.float32, env=None):
         torch.manual_seed(3)
         model, _ = U.make_models(M, cfg, dtype=dtype)
@@ -223,6 +223,7 @@ def test_grouped_not_taken(capfd):
     assert not launched(wide)
     assert launched(wide, env={"KB_CONV_GROUPED": "1"})
     assert not launched(Cfg("g_k1x9", 1, 16, 12, 30, 16, (1, 9), p=(0, 4), g=4))
+    assert not launched(Cfg("g_1x1", 1, 32, 12, 32, 32, 1, g=4), env={"KB_CONV_GROUPED": "1"})
     assert not launched(Cfg("g_dil_w2", 1, 16, 12, 30, 16, 3, p=2, d=2, g=4))
     assert not launched(Cfg("g_s3", 1, 16, 12, 30, 16, 3, s=3, g=4))
     assert not launched(CFG["g_resnext_4x4_bias"], dtype=torch.float64)
