@@ -6341,12 +6341,9 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     p.w_elems = Cg * RS * p.kblk;
     p.tile_h = GRP_THREADS / ksplit / p.txn;
     const int64_t reg_rows = (int64_t)(p.tile_h - 1) * stride_h + (int64_t)(R - 1) * dil_h + 1;
-    // Row pitch: the columns the threads read ((tile_w - 4) SW + 4 nv), padded so that the rows one
-    // quarter-warp spans (8 / txn of them) fall on different 16-byte banks: at column stride 1 row i's
-    // words start i txn banks on (a row's txn words fill the rest), at stride 2 on odd banks (review, s32).
+    // Row pitch: the columns the threads read.  (Where a quarter-warp spans 8 / txn rows their 16-byte
+    // words may share banks; a pitch padded to spread them was tried in s32 and measured no faster.)
     p.pitch = (p.tile_w - 4) * stride_w + 4 * nv;
-    if (txn < 8)
-        while (stride_w == 1 ? (p.pitch / 4) % 8 != txn : (p.pitch / 4) % 2 != 1) p.pitch += 4;
     if (reg_rows * p.pitch > (1 << 20)) return false;
     p.reg_rows = (int)reg_rows; p.win = (int)(reg_rows * p.pitch);
     // channels per stage: as many as keep two stages and two weight buffers within ~100 KB (two
