@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import importlib
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -34,6 +35,19 @@ def sync() -> None:
     """torch.cuda.synchronize() (no-op when DEVICE is not CUDA)."""
     if DEVICE == "cuda":
         torch.cuda.synchronize()
+
+
+def with_env(env: dict, fn):
+    """fn() (and a synchronize) with launcher switches set in the environment (the launchers read them
+    at every call); the switches are removed afterwards."""
+    os.environ.update(env)
+    try:
+        out = fn()
+        sync()
+    finally:
+        for var in env:
+            os.environ.pop(var, None)
+    return out
 
 IntOrPair = Union[int, Tuple[int, int]]
 

@@ -7,7 +7,6 @@ Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -211,29 +210,17 @@ def _grad_input_eligible(cfg, dtype):
     return s == 1 and cfg.K == cfg.C and q % _vec(dtype) == 0 and ph <= (kh - 1) * dh and pw <= kw - 1
 
 
-def _with_env(env, fn):
-    """fn() (and a synchronize) with launcher switches set (read at every call)."""
-    os.environ.update(env)
-    try:
-        out = fn()
-        U.sync()
-    finally:
-        for var in env:
-            os.environ.pop(var, None)
-    return out
-
-
 def _run_with_report(fn, capfd, env=None, any_width=True):
     """fn()'s result and the rows kernel's launches (band height, flip) from its launch report; narrow
     planes on the rows kernel too unless any_width is False."""
     capfd.readouterr()
     switches = {"KB_CONV_DWR_REPORT": "1", **({"KB_CONV_DWR_ANY_WIDTH": "1"} if any_width else {}), **(env or {})}
-    out = _with_env(switches, fn)
+    out = U.with_env(switches, fn)
     return out, re.findall(r"depthwise rows launch: band_h (\d+) .* flip (\d)", capfd.readouterr().err)
 
 
 def _tiled(fn):
-    return _with_env({"KB_CONV_DW_ROWS": "0"}, fn)
+    return U.with_env({"KB_CONV_DW_ROWS": "0"}, fn)
 
 
 @pytest.mark.parametrize("dname", list(ROWS_DTYPES))

@@ -9,7 +9,6 @@ Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -62,24 +61,12 @@ MODES = {
 }
 
 
-def _with_env(env, fn):
-    """fn() (and a synchronize) with launcher switches set (read at every call)."""
-    os.environ.update(env)
-    try:
-        out = fn()
-        U.sync()
-    finally:
-        for var in env:
-            os.environ.pop(var, None)
-    return out
-
-
 def _launches(fn, capfd, env=None, force=True):
     """fn()'s result and the grouped kernel's launches (flip flags) from its launch report; with force
     the grouped kernel wherever it can run (KB_CONV_GROUPED=1: some configurations have more channels
     a group than the default rule gives it), unless env says otherwise."""
     capfd.readouterr()
-    out = _with_env({"KB_CONV_GROUPED_REPORT": "1", **({"KB_CONV_GROUPED": "1"} if force else {}), **(env or {})},
+    out = U.with_env({"KB_CONV_GROUPED_REPORT": "1", **({"KB_CONV_GROUPED": "1"} if force else {}), **(env or {})},
                     fn)
     return out, [int(f) for f in re.findall(r"grouped launch: .* flip (\d)", capfd.readouterr().err)]
 
@@ -98,30 +85,15 @@ def test_grouped_against_float64_and_cudnn(cfg, mode, capfd):
     predicts: an expected failure with the numbers); the forward, and at stride 1 the grad-input, ran
     on the grouped kernel."""
     dtype, prec, tol = MODES[mode]
-    torch.manual_seed(U.seed_for("grouped", cfg.id, mode))
-    with U.precision_mode(prec):
-        model, ref = U.make_models(M, cfg, dtype=dtype)
-        base = U.make_base(cfg, dtype=dtype)
-        (out_n, g, grads_n), flips = _launches(lambda: U.forward_backward(model, cfg, base), capfd)
-        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
-        out_t, _, grads_t = U.forward_backward(U.double_copy(ref), cfg, base.double(), g.double())
-        U.sync()
-        klass = model.precision_class(U.view_input(cfg, base)) if dtype == torch.float32 else None
     where = f"[{cfg}] {mode}"
+    (model, base, (out_n, _), (out_r, _), (out_t, _)), flips = _launches(
+        lambda: U.run_against_float64(M, cfg, dtype, prec, tol, U.seed_for("grouped", cfg.id, mode), where), capfd)
     assert flips.count(0) == 1, f"{where}: the forward did not run on the grouped kernel ({flips})"
     assert flips.count(1) == (1 if _dgrad_eligible(cfg) else 0), f"{where}: grad-input launches {flips}"
-    assert out_n.dtype == dtype and out_n.shape == out_r.shape, where
-    items = [("forward", out_n, out_r, out_t)] + [
-        (name, grads_n[name], grads_r[name], grads_t[name]) for name in ("input", "weight", "bias")
-        if grads_t[name] is not None]
-    for name, ours, cudnn, truth in items:
-        assert ours is not None, f"{where}: no {name} gradient"
-        assert not torch.isnan(ours).any(), f"{where}: NaN in {name} (an element left unwritten?)"
-        err = U.rel_l2(ours, truth)
-        assert err <= tol, (f"{where}: {name} rel L2 {err:.2e} from float64 > {tol:.0e} "
-                            f"(cuDNN's {U.rel_l2(cudnn, truth):.2e})")
     if dtype == torch.float32:   # the grader's check, on the forward
         if prec == "tf32":
+            with U.precision_mode(prec):
+                klass = model.precision_class(U.view_input(cfg, base))
             U.xfail_if_cudnn_class_differs(where, klass if klass == "fp32" else "tf32-rna",
                                            U.rel_l2(out_n, out_t), U.rel_l2(out_r, out_t))
         assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
