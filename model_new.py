@@ -3423,7 +3423,8 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
 // Threads: ksplit k-groups of 256 / ksplit threads (whole warps), k-group kg owns channels
 //   [kg KT, kg KT + KT) of the block; within it thread (tx, ty) owns output row ty of the tile and
 //   the 4 columns 4 tx .. 4 tx + 3 and the 4 at 4 (tx + TXN) (TXN = tile_w / 8): consecutive lanes
-//   read consecutive 16-byte chunks of a window row (conflict-free at SW = 1) and store consecutive
+//   read consecutive 16-byte chunks of a window row (conflict-free at SW = 1 where a quarter-warp
+//   stays in one row, i.e. 64-column tiles; narrower tiles may meet 2-way conflicts) and store consecutive
 //   16-byte chunks of Y.  Per (c, r) a thread loads its two windows' columns as 16-byte words, then
 //   per s one 16-byte broadcast load gives 4 channels' weights for 32 multiply-adds: KT 8 x 8 columns
 //   x S multiply-adds per (c, r) against 2 nv + S KT / 4 shared loads.
