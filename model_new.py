@@ -6267,8 +6267,9 @@ bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Te
 // w as nn.Conv2d holds them ([groups Kg][Cg][R][S]), or with flip the grad-input at stride 1: in = dY,
 // out = dX, the filters read transposed within each group and turned, padding (R - 1) dh - pt rows and
 // S - 1 - pl columns (the caller's pad_t / pad_l).  prec: the layer's class (TF32 operands rounded as
-// cuDNN's, or plain fp32).  False (the caller then runs the GEMM kernels) for float64, kernel rows
-// wider than GRP_SMAX, column dilation other than 1 or column stride other than 1 and 2, shared memory
+// cuDNN's, or plain fp32).  False (the caller then runs the GEMM kernels) for float64, 1x1 layers (the
+// pointwise kernels' in every case: tests/test_gpu_pointwise.py routes them there), kernel rows wider
+// than GRP_SMAX, column dilation other than 1 or column stride other than 1 and 2, shared memory
 // that does not fit, planes whose offsets need 64 bits, and, unless KB_CONV_GROUPED=1 (read at every
 // call), layers whose groups are wide enough for the tensor-core GEMMs (the rule below, measured:
 // docs/perf-log.md, s32).  KB_CONV_GROUPED=0 keeps every layer off it; KB_CONV_GROUPED_GRID=n caps the
@@ -6284,7 +6285,8 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     const int R = (int)w.size(2), S = (int)w.size(3);
     const int wk = (int)w.size(0), wc = (int)w.size(1);      // the forward's K and Cg
     const int Cg = flip ? wk / groups : wc, Kg = flip ? wc : wk / groups;
-    if (S > GRP_SMAX || dil_w != 1 || (stride_w != 1 && stride_w != 2) || stride_h < 1 || dil_h < 1 || groups < 2)
+    if (R * S == 1 || S > GRP_SMAX || dil_w != 1 || (stride_w != 1 && stride_w != 2) || stride_h < 1 || dil_h < 1 ||
+        groups < 2)
         return false;
     // Where the GEMM kernels waste most (their tiles are 64 or 128 columns wide, a group's GEMM Kg),
     // measured on the H200 (docs/perf-log.md, s32).  fp32: 4 and 8 channels a group 1.4-25x faster
@@ -6349,7 +6351,8 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     p.reg_rows = (int)reg_rows; p.win = (int)(reg_rows * p.pitch);
     // channels per stage: as many as keep two stages and two weight buffers within ~100 KB (two
     // blocks per SM), spread evenly over the stages
-    const int64_t optin = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
+    const auto* props = at::cuda::getCurrentDeviceProperties();
+    const int64_t optin = props->sharedMemPerBlockOptin;
     const int64_t budget = std::min<int64_t>(100 * 1024, optin) - 2 * (int64_t)p.w_elems * 4;
     int cb = (int)std::min<int64_t>(Cg, budget / (2 * (int64_t)p.win * 4));
     if (cb < 1) return false;
@@ -6372,8 +6375,7 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
                 KT == 8 ? (stride_w == 1 ? conv_fwd_grouped_kernel<T, 8, 1> : conv_fwd_grouped_kernel<T, 8, 2>)
                         : (stride_w == 1 ? conv_fwd_grouped_kernel<T, 4, 1> : conv_fwd_grouped_kernel<T, 4, 2>);
             allow_dynamic_smem(kernel, (int)smem);
-            const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-            int64_t blocks = sms * resident_blocks(kernel, GRP_THREADS, (int)smem);
+            int64_t blocks = (int64_t)props->multiProcessorCount * resident_blocks(kernel, GRP_THREADS, (int)smem);
             if (grid_env && std::atoi(grid_env) >= 1) blocks = std::min<int64_t>(blocks, std::atoi(grid_env));
             const int64_t per_block = ceil_div(p.units, blocks);
             if (per_block >= (1LL << 31) || ceil_div(p.units, per_block) >= (1LL << 31)) return;
@@ -6435,9 +6437,8 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
         });
         return y;
     }
-    // Grouped layers with few channels per group: direct multiply-adds (run_grouped says where); 1x1
-    // layers keep the pointwise kernels (tests/test_gpu_pointwise.py routes them there).
-    if (g.groups > 1 && R * S > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h, g.stride_w, g.pad_t, g.pad_l, g.dil_h,
+    // Grouped layers with few channels per group: direct multiply-adds (run_grouped says where).
+    if (g.groups > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h, g.stride_w, g.pad_t, g.pad_l, g.dil_h,
                                     g.dil_w, g.pad_mode, false, (int)prec))
         return y;
     const int Kg = K / g.groups;
@@ -6507,9 +6508,9 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         // the rows kernel wrote target
     } else if (depthwise && run_dgrad_depthwise(dy, w, target, g, N, C, Ht, Wt, K, P, Q)) {
         // the tiled depthwise kernel wrote target
-    } else if (!direct_algo(algo) && g.groups > 1 && R * S > 1 && g.stride_h == 1 && g.stride_w == 1 && g.dil_w == 1 &&
+    } else if (!direct_algo(algo) && g.groups > 1 && g.stride_h == 1 && g.stride_w == 1 &&
                run_grouped(dy, w, target, nullptr, g.groups, 1, 1, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l,
-                           g.dil_h, 1, PAD_ZEROS, true, (int)prec)) {
+                           g.dil_h, g.dil_w, PAD_ZEROS, true, (int)prec)) {
         // grouped, few channels per group, stride 1: the grouped direct kernel wrote target
     } else if (direct_algo(algo)) {
         DirectParams p = direct_params(dy, w, target, g, N, C, Ht, Wt, K, P, Q);
