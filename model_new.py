@@ -5062,6 +5062,224 @@ __global__ void __launch_bounds__(DW_THREADS) conv_wgrad_depthwise_kernel(const 
         ((Acc*)p.ws)[((long long)split * p.K + k) * RS + tap0 + threadIdx.x] = partial[threadIdx.x * DW_THREADS];
 }
 
+// conv_wgrad_grouped_kernel: the weight gradient of grouped convolutions with few channels a group,
+//   dW[g Kg + k][c][r][s] = sum over (n, p, q) of dY[n][g Kg + k][p][q] X[n][g Cg + c][p sh - pt + r dh][q sw - pl + s],
+//   as direct fp32 multiply-adds (the layers conv_fwd_grouped_kernel runs forward).  Why: a group's
+//   weight gradient is a GEMM of Kg x Cg R S outputs (4 x 36 for ResNeXt-50's 3x3) over N P Q terms;
+//   the GEMM kernels' 64- or 128-wide tiles left 0.07-0.6x cuDNN's time there (perf log s32).
+// Blocks: one per (group, block of kblk output channels, block of cblk input channels, split); split
+//   sp takes the tiles [sp tiles_per_split, ...) of dY (image, tile row, tile column; tile_w columns
+//   (8-64, a multiple of 4) x tile_h rows), so a block's accumulators live in registers from its
+//   first tile to its last.  Per tile, two stages in shared memory (the next one loading while the
+//   threads multiply): the X window of each of the cblk channels (reg_rows x pitch, padding mapped as
+//   the forward maps it) and the dY tile of each of the kblk channels (tile_h x tile_w, zeros past P
+//   and Q); cp.async for fp32, for 16-bit registers (converted to fp32; all of a stage's planes as one
+//   batch of loads, grp_stage_planes16).
+// Threads: a job is (input channel cl, kernel row r, 4 output channels kq): jobs = cblk R kblk / 4 <= 256
+//   (host), and thread t works job t % jobs on slice t / jobs of the tile's items (slices = 256 / jobs;
+//   the rest only stage).  An item is 4 consecutive output columns of one row: the thread loads the
+//   window columns they read as nv 16-byte words (4 SW + S - 1 values) and per output channel one
+//   16-byte word of dY, then adds 4 x S products into acc[k][s]: 16 S multiply-adds per 4 + nv shared
+//   loads.  Lanes of a warp share items (broadcast loads).  Output columns past Q in an item take no
+//   part (their products are skipped, not zeroed: an X value only they read may be infinite); rows
+//   past P are skipped.
+// Arithmetic: cuDNN's class for the pass, as everywhere: TF32 classes round both operands in shared
+//   memory (round 1 ties away, 2 ties to even, 3 truncated), whose products are exact in fp32; IEEE
+//   mode plain fp32; 16-bit inputs convert exactly.  At the end each block sums its slices' partial
+//   sums in slice order through shared memory and writes ws[split][K][Cg][R][S]; reduce_splits_kernel
+//   sums the splits in order: bitwise reproducible, no atomics.
+struct GroupedWgradParams {
+    const void* x; const void* dy; float* ws;
+    long long x_sn, x_sc, dy_sn, dy_sc;
+    int x_sh, x_sw, dy_sh, dy_sw;            // row and column strides (a plane's offsets fit in 32 bits)
+    int N, H, W, P, Q, R, S, Cg, Kg, K;
+    int stride_h, pad_t, pad_l, dil_h, pad_mode, round;
+    int tile_h, tile_w, seg_log2, tiles_h, tiles_w;   // seg_log2 = log2(tile_w / 4)
+    int kblk, k_blocks, cblk, c_blocks, jobs, slices;
+    int reg_rows, pitch, win, dy_win, stage_elems;     // win = reg_rows pitch, dy_win = tile_h tile_w
+    long long tiles;                                   // N tiles_h tiles_w
+    int tiles_per_split, splits;
+};
+
+// np 16-bit planes' windows (plane i at src + i plane_stride; rows [h0, h0 + rows) x columns [w0, w0 + cols),
+// padding mapped as in dw_stage_region, 0 outside) into region[np][rows][cols] as fp32, through registers:
+// the windows flattened into one index space, GRP_BATCH loads in flight per thread (one round trip to
+// memory per 256 x GRP_BATCH elements, where staging each plane on its own took one or more per plane).
+template <typename T>
+__device__ __forceinline__ void grp_stage_planes16(float* region, const T* src, long long plane_stride, int np,
+                                                   int h0, int w0, int rows, int cols, int H, int W, int sh, int sw,
+                                                   int pad_mode) {
+    const int total = np * rows * cols;
+    const int step_r = GRP_THREADS / cols, step_c = GRP_THREADS % cols;
+    int r = threadIdx.x / cols, c = threadIdx.x % cols, pl = 0;
+    while (r >= rows) { r -= rows; ++pl; }
+    for (int base = threadIdx.x; base < total; base += GRP_THREADS * GRP_BATCH) {
+        float v[GRP_BATCH];
+#pragma unroll
+        for (int j = 0; j < GRP_BATCH; ++j) {
+            const int h = remap_index(h0 + r, H, pad_mode), w = remap_index(w0 + c, W, pad_mode);
+            const bool in = base + j * GRP_THREADS < total && (unsigned)h < (unsigned)H && (unsigned)w < (unsigned)W;
+            v[j] = in ? to_acc(src[pl * plane_stride + h * sh + w * sw]) : 0.0f;
+            r += step_r; c += step_c;
+            if (c >= cols) { c -= cols; ++r; }
+            while (r >= rows) { r -= rows; ++pl; }
+        }
+#pragma unroll
+        for (int j = 0; j < GRP_BATCH; ++j)
+            if (base + j * GRP_THREADS < total) region[base + j * GRP_THREADS] = v[j];
+    }
+}
+
+template <typename T, int SW>
+__global__ void __launch_bounds__(GRP_THREADS, 2) conv_wgrad_grouped_kernel(const __grid_constant__ GroupedWgradParams p) {
+    constexpr int NV = (3 * SW + GRP_SMAX + 3) / 4;   // 16-byte words of an item's window columns, at most
+    extern __shared__ __align__(16) unsigned char gwg_smem[];
+    float* const stages = reinterpret_cast<float*>(gwg_smem);
+    int b = blockIdx.x;
+    const int split = b % p.splits; b /= p.splits;
+    const int cb = b % p.c_blocks; b /= p.c_blocks;
+    const int kb = b % p.k_blocks;
+    const int g = b / p.k_blocks;
+    const long long first = (long long)split * p.tiles_per_split;
+    const int count = (int)min((long long)p.tiles_per_split, p.tiles - first);   // >= 1 (host)
+    const int c0 = cb * p.cblk, ncb = min(p.cblk, p.Cg - c0);
+    const int k0 = kb * p.kblk, nkb = min(p.kblk, p.Kg - k0);
+    const int kqs = p.kblk / 4;
+    const int job = threadIdx.x % p.jobs, slice = threadIdx.x / p.jobs;
+    const int kq = job % kqs, cr = job / kqs, r = cr % p.R, cl = cr / p.R;
+    const bool worker = slice < p.slices && cl < ncb && 4 * kq < nkb;
+    const int nv = (3 * SW + p.S + 3) / 4;
+    const int seg_mask = (1 << p.seg_log2) - 1;
+    const int items = p.tile_h << p.seg_log2;
+    const T* const xg = (const T*)p.x + ((long long)g * p.Cg + c0) * p.x_sc;
+    const T* const dyg = (const T*)p.dy + ((long long)g * p.Kg + k0) * p.dy_sc;
+
+    // Channels of a partial k-block past Kg read zeros (never staged over).
+    for (int i = threadIdx.x; i < 2 * (p.kblk - nkb) * p.dy_win; i += GRP_THREADS) {
+        const int st = i / ((p.kblk - nkb) * p.dy_win), rest = i - st * (p.kblk - nkb) * p.dy_win;
+        stages[st * p.stage_elems + p.cblk * p.win + nkb * p.dy_win + rest] = 0.0f;
+    }
+    int tq = 0, tp = 0, n = 0;   // the tile being staged next
+    {
+        long long t = first;
+        tq = (int)(t % p.tiles_w); t /= p.tiles_w;
+        tp = (int)(t % p.tiles_h); n = (int)(t / p.tiles_h);
+    }
+    auto stage = [&](float* buf) {
+        const int h0 = tp * p.tile_h * p.stride_h - p.pad_t, w0 = tq * p.tile_w * SW - p.pad_l;
+        if constexpr (std::is_same<T, float>::value) {
+            for (int i = 0; i < ncb; ++i)
+                dw_stage_region<T>(buf + i * p.win, xg + (long long)n * p.x_sn + i * p.x_sc, h0, w0, p.reg_rows,
+                                   p.pitch, p.H, p.W, p.x_sh, p.x_sw, p.pad_mode);
+            for (int k = 0; k < nkb; ++k)
+                dw_stage_region<T>(buf + p.cblk * p.win + k * p.dy_win, dyg + (long long)n * p.dy_sn + k * p.dy_sc,
+                                   tp * p.tile_h, tq * p.tile_w, p.tile_h, p.tile_w, p.P, p.Q, p.dy_sh, p.dy_sw, PAD_ZEROS);
+        } else {
+            grp_stage_planes16<T>(buf, xg + (long long)n * p.x_sn, p.x_sc, ncb, h0, w0, p.reg_rows, p.pitch, p.H, p.W,
+                                  p.x_sh, p.x_sw, p.pad_mode);
+            grp_stage_planes16<T>(buf + p.cblk * p.win, dyg + (long long)n * p.dy_sn, p.dy_sc, nkb, tp * p.tile_h,
+                                  tq * p.tile_w, p.tile_h, p.tile_w, p.P, p.Q, p.dy_sh, p.dy_sw, PAD_ZEROS);
+        }
+        if (++tq == p.tiles_w) { tq = 0; if (++tp == p.tiles_h) { tp = 0; ++n; } }
+    };
+    stage(stages);
+    cp_async_commit();
+    float acc[4][GRP_SMAX];
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+#pragma unroll
+        for (int s = 0; s < GRP_SMAX; ++s) acc[k][s] = 0.0f;
+    for (int i_tile = 0; i_tile < count; ++i_tile) {
+        const int sb = i_tile & 1;
+        // this tile's place (the cursor has moved on to the next one)
+        const long long tile = first + i_tile;
+        const int ctq = (int)(tile % p.tiles_w), ctp = (int)((tile / p.tiles_w) % p.tiles_h);
+        if (i_tile + 1 < count) stage(stages + (1 - sb) * p.stage_elems);
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        float* const buf = stages + sb * p.stage_elems;
+        if (p.round) {
+            grp_round(buf, ncb * p.win, p.round);
+            grp_round(buf + p.cblk * p.win, nkb * p.dy_win, p.round);
+            __syncthreads();
+        }
+        if (worker) {
+            const float* const xs = buf + cl * p.win + r * p.dil_h * p.pitch;
+            const float* const ds = buf + p.cblk * p.win + 4 * kq * p.dy_win;
+            const int rows_left = p.P - ctp * p.tile_h, cols_left = p.Q - ctq * p.tile_w;
+            for (int it = slice; it < items; it += p.slices) {
+                const int row = it >> p.seg_log2, q0 = 4 * (it & seg_mask);
+                if (row >= rows_left || q0 >= cols_left) continue;
+                const float* const xr = xs + row * p.stride_h * p.pitch + q0 * SW;
+                float xa[4 * NV];
+#pragma unroll
+                for (int j = 0; j < NV; ++j) {
+                    if (j < nv) {
+                        const float4 v = *reinterpret_cast<const float4*>(xr + 4 * j);
+                        xa[4 * j] = v.x; xa[4 * j + 1] = v.y; xa[4 * j + 2] = v.z; xa[4 * j + 3] = v.w;
+                    } else {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) xa[4 * j + e] = 0.0f;
+                    }
+                }
+                const float* const dr = ds + row * p.tile_w + q0;
+                float d[4][4];   // [output channel][column]
+#pragma unroll
+                for (int k = 0; k < 4; ++k) {
+                    const float4 d4 = *reinterpret_cast<const float4*>(dr + k * p.dy_win);
+                    d[k][0] = d4.x; d[k][1] = d4.y; d[k][2] = d4.z; d[k][3] = d4.w;
+                }
+                // One test per kernel column, 16 multiply-adds under it (a test per multiply-add made
+                // the compiler branch around each: 10% of the first version's instructions were FMAs).
+                const int live = cols_left - q0;   // output columns of the item inside Q
+                if (live >= 4) {
+#pragma unroll
+                    for (int s = 0; s < GRP_SMAX; ++s)
+                        if (s < p.S) {
+#pragma unroll
+                            for (int k = 0; k < 4; ++k)
+#pragma unroll
+                                for (int i = 0; i < 4; ++i) acc[k][s] = fmaf(d[k][i], xa[i * SW + s], acc[k][s]);
+                        }
+                } else {   // the last item of a row that ends inside it: its columns past Q take no part
+#pragma unroll
+                    for (int s = 0; s < GRP_SMAX; ++s)
+                        if (s < p.S) {
+#pragma unroll
+                            for (int k = 0; k < 4; ++k)
+#pragma unroll
+                                for (int i = 0; i < 4; ++i)
+                                    if (i < live) acc[k][s] = fmaf(d[k][i], xa[i * SW + s], acc[k][s]);
+                        }
+                }
+            }
+        }
+        __syncthreads();   // stage sb is free for tile i_tile + 2
+    }
+    // The slices' partial sums, in slice order: scratch[(job 4 + k) S + s][slice] (the stages are idle).
+    float* const scratch = stages;
+    const int S = p.S, per_job = 4 * S;
+    if (slice < p.slices) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+#pragma unroll
+            for (int s = 0; s < GRP_SMAX; ++s)
+                if (s < S) scratch[((job * 4 + k) * S + s) * p.slices + slice] = acc[k][s];
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < p.jobs * per_job; e += GRP_THREADS) {
+        const int ej = e / per_job, rest = e - ej * per_job, k = rest / S, s = rest - k * S;
+        const int ekq = ej % kqs, ecr = ej / kqs, er = ecr % p.R, ecl = ecr / p.R;
+        const int kk = 4 * ekq + k;
+        if (ecl >= ncb || kk >= nkb) continue;
+        float sum = 0.0f;
+        for (int sl = 0; sl < p.slices; ++sl) sum += scratch[e * p.slices + sl];
+        const long long out_k = (long long)g * p.Kg + k0 + kk;
+        p.ws[(((long long)split * p.K + out_k) * p.Cg + c0 + ecl) * (p.R * S) + er * S + s] = sum;
+    }
+}
+
 // reduce_splits_kernel: out[i] = sum over splits of ws[split][i], in split order (deterministic).
 template <typename T>
 __global__ void reduce_splits_kernel(const typename AccumOf<T>::type* __restrict__ ws, T* __restrict__ out,
@@ -6263,6 +6481,124 @@ bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Te
     return launched;
 }
 
+// conv_wgrad_grouped_kernel's launcher: dW ([groups Kg][Cg][R][S], dw's dtype) of a grouped layer from
+// dY and X through a split workspace.  False (the caller then runs the GEMM kernels) for float64, 1x1
+// layers, kernel rows wider than GRP_SMAX, column dilation other than 1, column stride other than 1
+// and 2, planes whose offsets need 64 bits, shared memory that does not fit, and, unless forced,
+// layers outside the default rule (below).  KB_CONV_GROUPED_WGRAD=0 / 1
+// keeps every layer off it / takes every layer it can run; unset, KB_CONV_GROUPED=0 / 1 does the same.
+bool run_wgrad_grouped(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& dw, const Geometry& g,
+                       int prec, bool poison) {
+    const char* env = std::getenv("KB_CONV_GROUPED_WGRAD");
+    if (!env) env = std::getenv("KB_CONV_GROUPED");
+    const bool forced = env && std::strcmp(env, "1") == 0;
+    if (env && std::strcmp(env, "0") == 0) return false;
+    const at::ScalarType st = x.scalar_type();
+    if (st != at::kFloat && st != at::kHalf && st != at::kBFloat16) return false;
+    const int K = (int)dw.size(0), Cg = (int)dw.size(1), R = (int)dw.size(2), S = (int)dw.size(3);
+    const int groups = g.groups, Kg = K / std::max(1, groups);
+    const int SW = g.stride_w;
+    if (groups < 2 || R * S == 1 || S > GRP_SMAX || g.dil_w != 1 || (SW != 1 && SW != 2) || g.stride_h < 1 ||
+        g.dil_h < 1)
+        return false;
+    const int64_t N = x.size(0), H = x.size(2), W = x.size(3), P = dy.size(2), Q = dy.size(3);
+    // Default rule, measured on the H200 against the GEMM routes (docs/perf-log.md, s33): at most 32
+    // input and 8 output channels a group (16 output channels were 1.4-2.7x slower here than on the
+    // GEMM kernels); in 16 bits, whose staging through registers is not overlapped with the
+    // multiply-adds, 8 output channels only where planes are small (ResNeXt's 56 x 56 and less) or
+    // kernels large (5 x 5): a 3 x 3 layer of 8 a group on 256 x 256 planes was 2x slower here.
+    const bool sixteen = st != at::kFloat;
+    const bool rule = Cg <= 32 && Kg <= 8 && (!sixteen || Kg <= 4 || P * Q <= 56 * 56 || R * S >= 25);
+    if (!forced && !rule) return false;
+    if (!depthwise_offsets_fit(x, H, W) || !depthwise_offsets_fit(dy, P, Q) || N * P * Q == 0) return false;
+    GroupedWgradParams p{};
+    p.x = x.data_ptr(); p.dy = dy.data_ptr();
+    p.x_sn = x.stride(0); p.x_sc = x.stride(1); p.x_sh = (int)x.stride(2); p.x_sw = (int)x.stride(3);
+    p.dy_sn = dy.stride(0); p.dy_sc = dy.stride(1); p.dy_sh = (int)dy.stride(2); p.dy_sw = (int)dy.stride(3);
+    p.N = (int)N; p.H = (int)H; p.W = (int)W; p.P = (int)P; p.Q = (int)Q; p.R = R; p.S = S;
+    p.Cg = Cg; p.Kg = Kg; p.K = K;
+    p.stride_h = g.stride_h; p.pad_t = g.pad_t; p.pad_l = g.pad_l; p.dil_h = g.dil_h; p.pad_mode = g.pad_mode;
+    p.round = st != at::kFloat ? 0 : prec == PREC_TF32 ? 1 : prec == PREC_TF32_RNE ? 2 : prec == PREC_EXACT ? 3 : 0;
+    const int nv = (3 * SW + S + 3) / 4;
+    // Channel blocks and tile by a cost model (thread instructions): per tile each job's items cost
+    // ~16 S multiply-adds plus ~2 (4 + nv) loads and ~15 of bookkeeping, spread over the threads that
+    // hold jobs (jobs x slices of 256); each staged element ~8.  Blocks of kblk (a multiple of 4) output
+    // and cblk input channels, jobs = cblk R kblk / 4 <= 256, two stages within 48 KB each; tiles tile_w
+    // (8-64) columns x about 512 or 1024 / tile_w rows.
+    const int kg4 = (int)round_up(Kg, 4);
+    double best = 1e30;
+    for (int kblk = 4; kblk <= kg4; kblk += 4) {
+        if (kblk < kg4 && kg4 % kblk) continue;
+        for (int cblk = Cg; cblk >= 1; --cblk) {
+            if (cblk < Cg && ceil_div(Cg, cblk) == ceil_div(Cg, cblk + 1)) continue;   // same blocks, more padding
+            const int jobs = cblk * R * (kblk / 4);
+            if (jobs > GRP_THREADS) continue;
+            const int slices = GRP_THREADS / jobs;
+            for (int px = 512; px <= 1024; px *= 2)
+            for (int tw = 8; tw <= 64; tw *= 2) {
+                if (tw > 8 && tw / 2 >= Q) break;
+                const int th = (int)std::min<int64_t>(P, px / tw);
+                const int64_t rows = (int64_t)(th - 1) * g.stride_h + (int64_t)(R - 1) * g.dil_h + 1;
+                const int64_t pitch = (int64_t)(tw - 4) * SW + 4 * nv;
+                const int64_t stage = cblk * rows * pitch + (int64_t)kblk * th * tw;
+                if (stage * 4 > 48 * 1024) continue;
+                const double tiles = (double)N * ceil_div(P, th) * ceil_div(Q, tw);
+                const double blocks = (double)groups * ceil_div(Kg, kblk) * ceil_div(Cg, cblk);
+                const double compute = (double)th * tw / 4 * jobs * (16.0 * S + 2.0 * (4 + nv) + 15.0) /
+                                       ((double)jobs * slices / GRP_THREADS);
+                const double cost = tiles * blocks * (compute / GRP_THREADS + 8.0 * stage / GRP_THREADS);
+                if (cost < best - 1e-9) {
+                    best = cost;
+                    p.kblk = kblk; p.cblk = cblk; p.jobs = jobs; p.slices = slices;
+                    p.tile_w = tw; p.tile_h = th; p.reg_rows = (int)rows; p.pitch = (int)pitch;
+                }
+            }
+        }
+    }
+    if (best >= 1e30) return false;
+    p.seg_log2 = p.tile_w == 8 ? 1 : p.tile_w == 16 ? 2 : p.tile_w == 32 ? 3 : 4;
+    p.k_blocks = (int)ceil_div(Kg, p.kblk); p.c_blocks = (int)ceil_div(Cg, p.cblk);
+    p.win = p.reg_rows * p.pitch; p.dy_win = p.tile_h * p.tile_w;
+    p.stage_elems = p.cblk * p.win + p.kblk * p.dy_win;
+    p.tiles_h = (int)ceil_div(P, p.tile_h); p.tiles_w = (int)ceil_div(Q, p.tile_w);
+    p.tiles = N * p.tiles_h * p.tiles_w;
+    const int64_t smem = 4 * std::max<int64_t>(2 * (int64_t)p.stage_elems, (int64_t)p.jobs * 4 * S * p.slices);
+    const auto* props = at::cuda::getCurrentDeviceProperties();
+    if (smem > (int64_t)props->sharedMemPerBlockOptin) return false;
+    const char* grid_env = std::getenv("KB_CONV_GROUPED_GRID");
+    bool launched = false;
+    dispatch_dtype(st, [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same<T, double>::value) {
+            void (*kernel)(const GroupedWgradParams) =
+                SW == 1 ? conv_wgrad_grouped_kernel<T, 1> : conv_wgrad_grouped_kernel<T, 2>;
+            allow_dynamic_smem(kernel, (int)smem);
+            // Splits: about two waves of blocks (KB_CONV_GROUPED_GRID=n: about n blocks, so that a block
+            // walks many tiles), each a contiguous run of tiles.
+            const int64_t wave = (int64_t)props->multiProcessorCount * resident_blocks(kernel, GRP_THREADS, (int)smem);
+            const int64_t base = (int64_t)groups * p.k_blocks * p.c_blocks;
+            int64_t target = 2 * wave;
+            if (grid_env && std::atoi(grid_env) >= 1) target = std::atoi(grid_env);
+            const int64_t splits0 = std::max<int64_t>(1, std::min<int64_t>(p.tiles, ceil_div(target, base)));
+            const int64_t per_split = ceil_div(p.tiles, splits0);
+            const int64_t splits = ceil_div(p.tiles, per_split);
+            if (per_split >= (1LL << 31) || base * splits >= (1LL << 31)) return;
+            p.tiles_per_split = (int)per_split; p.splits = (int)splits;
+            auto ws = at::empty({splits * dw.numel()}, dy.options().dtype(at::kFloat));
+            if (poison) ws.fill_(NAN);
+            p.ws = ws.data_ptr<float>();
+            kernel<<<(unsigned)(base * splits), GRP_THREADS, (size_t)smem, launch_stream()>>>(p);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+            reduce_wgrad_splits(ws, dw, p.splits);
+            if (std::getenv("KB_CONV_GROUPED_REPORT"))
+                std::fprintf(stderr, "grouped wgrad: kblk %d cblk %d jobs %d slices %d tile %dx%d splits %d smem %lld round %d\n",
+                             p.kblk, p.cblk, p.jobs, p.slices, p.tile_h, p.tile_w, p.splits, (long long)smem, p.round);
+            launched = true;
+        }
+    });
+    return launched;
+}
+
 // conv_fwd_grouped_kernel's launcher: in [N][groups Cg][H][W] -> out [N][groups Kg][P][Q] with filters
 // w as nn.Conv2d holds them ([groups Kg][Cg][R][S]), or with flip the grad-input at stride 1: in = dY,
 // out = dX, the filters read transposed within each group and turned, padding (R - 1) dh - pt rows and
@@ -7000,6 +7336,7 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
         });
         return dw;
     }
+    if (g.groups > 1 && run_wgrad_grouped(dy, x, dw, g, (int)prec, poison)) return dw;
     // KB_CONV_WGRAD_KERNEL (tests and experiments): "gather" or "window" skips the kernels before it.
     const char* force_env = std::getenv("KB_CONV_WGRAD_KERNEL");
     const std::string force = force_env ? force_env : "";

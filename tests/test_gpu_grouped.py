@@ -1,9 +1,11 @@
-"""GPU tests of the grouped direct kernel (conv_fwd_grouped_kernel): grouped convolutions with few
-channels per group, forward and (stride 1) grad-input, against float64 truth and nn.Conv2d, over tile
+"""GPU tests of the grouped direct kernels (conv_fwd_grouped_kernel, conv_wgrad_grouped_kernel): grouped
+convolutions with few channels per group, forward, (stride 1) grad-input and weight gradient, against
+float64 truth and nn.Conv2d, over tile
 edges, channel counts that are not multiples of the kernel's 4 / 8 channels per thread, strides,
-dilations, padding modes, layouts and dtypes; that the launches land on it (its launch report); grids
-capped so that blocks walk many units (bitwise against the default grid); inputs no output reads may
-be infinite; where it is not taken.
+dilations, padding modes, layouts and dtypes; that the launches land on them (their launch reports);
+grids capped so that blocks walk many units (bitwise against the default grid; the weight gradient,
+whose splits then change, within its sums' rounding); inputs no output reads may be infinite; where
+they are not taken.
 
 Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
@@ -61,14 +63,17 @@ MODES = {
 }
 
 
-def _launches(fn, capfd, env=None, force=True):
-    """fn()'s result and the grouped kernel's launches (flip flags) from its launch report; with force
-    the grouped kernel wherever it can run (KB_CONV_GROUPED=1: some configurations have more channels
-    a group than the default rule gives it), unless env says otherwise."""
+def _launches(fn, capfd, env=None, force=True, wgrad=False):
+    """fn()'s result and the grouped kernel's launches (flip flags) from its launch report, and with
+    wgrad also the number of conv_wgrad_grouped_kernel launches; with force the grouped kernels
+    wherever they can run (KB_CONV_GROUPED=1: some configurations have more channels a group than the
+    default rules give them), unless env says otherwise."""
     capfd.readouterr()
     out = U.with_env({"KB_CONV_GROUPED_REPORT": "1", **({"KB_CONV_GROUPED": "1"} if force else {}), **(env or {})},
                     fn)
-    return out, [int(f) for f in re.findall(r"grouped launch: .* flip (\d)", capfd.readouterr().err)]
+    err = capfd.readouterr().err
+    flips = [int(f) for f in re.findall(r"grouped launch: .* flip (\d)", err)]
+    return (out, flips, len(re.findall(r"grouped wgrad: ", err))) if wgrad else (out, flips)
 
 
 def _dgrad_eligible(cfg):
@@ -82,14 +87,16 @@ def _dgrad_eligible(cfg):
 def test_grouped_against_float64_and_cudnn(cfg, mode, capfd):
     """Forward, input, weight and bias gradients within bounds of float64; the forward passes the
     grader's allclose against nn.Conv2d in float32 (unless cuDNN computed another class than our rule
-    predicts: an expected failure with the numbers); the forward, and at stride 1 the grad-input, ran
-    on the grouped kernel."""
+    predicts: an expected failure with the numbers); the forward, at stride 1 the grad-input, and the
+    weight gradient ran on the grouped kernels."""
     dtype, prec, tol = MODES[mode]
     where = f"[{cfg}] {mode}"
-    (model, base, (out_n, _), (out_r, _), (out_t, _)), flips = _launches(
-        lambda: U.run_against_float64(M, cfg, dtype, prec, tol, U.seed_for("grouped", cfg.id, mode), where), capfd)
+    (model, base, (out_n, _), (out_r, _), (out_t, _)), flips, wgrads = _launches(
+        lambda: U.run_against_float64(M, cfg, dtype, prec, tol, U.seed_for("grouped", cfg.id, mode), where), capfd,
+        wgrad=True)
     assert flips.count(0) == 1, f"{where}: the forward did not run on the grouped kernel ({flips})"
     assert flips.count(1) == (1 if _dgrad_eligible(cfg) else 0), f"{where}: grad-input launches {flips}"
+    assert wgrads == 1, f"{where}: {wgrads} weight-gradient launches on conv_wgrad_grouped_kernel"
     if dtype == torch.float32:   # the grader's check, on the forward
         if prec == "tf32":
             with U.precision_mode(prec):
@@ -103,21 +110,24 @@ def test_grouped_against_float64_and_cudnn(cfg, mode, capfd):
 @pytest.mark.parametrize("cfg_id", ["g_resnext_4x4_bias", "g_32x32_chunks", "g_s2_W67", "g_k7_cg3",
                                     "g_12x24_partial_kblock"])
 def test_grouped_agrees_with_the_gemm_kernels(cfg_id, mode, capfd):
-    """The same layer with the grouped kernel switched off (KB_CONV_GROUPED=0, the GEMM kernels): the
-    two forwards and grad-inputs agree to the fp32 sums' order (the same class, the same rounding)."""
+    """The same layer with the grouped kernels switched off (KB_CONV_GROUPED=0, the GEMM kernels): the
+    two forwards, grad-inputs and weight gradients agree to the fp32 sums' order (the same class, the
+    same rounding; the GEMM kernels' weight gradients accumulate on tensor cores or in 3xTF32, to ~1e-6)."""
     cfg = CFG[cfg_id]
     dtype, prec, _ = MODES[mode]
     torch.manual_seed(U.seed_for("grouped-gemm", cfg_id, mode))
     with U.precision_mode(prec):
         model, _ = U.make_models(M, cfg, dtype=dtype)
         base = U.make_base(cfg, dtype=dtype)
-        (out_a, g, grads_a), flips = _launches(lambda: U.forward_backward(model, cfg, base), capfd)
-        (out_b, _, grads_b), flips_off = _launches(lambda: U.forward_backward(model, cfg, base, g), capfd,
-                                                   {"KB_CONV_GROUPED": "0"})
-    assert 0 in flips and not flips_off, (flips, flips_off)
+        (out_a, g, grads_a), flips, wg = _launches(lambda: U.forward_backward(model, cfg, base), capfd, wgrad=True)
+        (out_b, _, grads_b), flips_off, wg_off = _launches(lambda: U.forward_backward(model, cfg, base, g), capfd,
+                                                           {"KB_CONV_GROUPED": "0"}, wgrad=True)
+    assert 0 in flips and not flips_off and wg == 1 and wg_off == 0, (flips, flips_off, wg, wg_off)
     tol = 1e-6 if dtype == torch.float32 else 2e-3
     assert U.rel_l2(out_a, out_b) <= tol, U.diff_report(out_a, out_b)
     assert U.rel_l2(grads_a["input"], grads_b["input"]) <= tol
+    tol_w = 5e-6 if dtype == torch.float32 else 2e-3
+    assert U.rel_l2(grads_a["weight"], grads_b["weight"]) <= tol_w, U.diff_report(grads_a["weight"], grads_b["weight"])
 
 
 @pytest.mark.parametrize("grid", ["1", "3", "7"])
@@ -126,8 +136,9 @@ def test_grouped_agrees_with_the_gemm_kernels(cfg_id, mode, capfd):
                                     "g_wide_W300"])
 def test_grouped_blocks_walk_many_units(cfg_id, dname, grid, capfd):
     """KB_CONV_GROUPED_GRID caps the grid, so that each block walks many units through its two stages
-    and weight buffers (units of another group or k-block restage the weights): every result is
-    bitwise the default launch's."""
+    and weight buffers (units of another group or k-block restage the weights): the forward and
+    grad-input are bitwise the default launch's; the weight gradient, whose blocks then take longer
+    runs of tiles (fewer splits, so its sums go in another order), agrees within their rounding."""
     cfg = CFG[cfg_id]
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dname]
     torch.manual_seed(U.seed_for("grouped-grid", cfg_id, dname))
@@ -139,13 +150,16 @@ def test_grouped_blocks_walk_many_units(cfg_id, dname, grid, capfd):
     assert 0 in flips and flips == flips_b, (flips, flips_b)
     assert torch.equal(out_a, out_b), U.diff_report(out_b, out_a)
     assert torch.equal(grads_a["input"], grads_b["input"]), U.diff_report(grads_b["input"], grads_a["input"])
+    tol_w = 2e-6 if dtype == torch.float32 else 8e-3
+    assert U.rel_l2(grads_b["weight"], grads_a["weight"]) <= tol_w, U.diff_report(grads_b["weight"], grads_a["weight"])
 
 
 @pytest.mark.parametrize("mode", ["tf32", "ieee"])
 def test_grouped_unread_infinite_input(mode, capfd):
     """A 3x3 kernel at stride 2 over 8 x 8 planes reads rows and columns 0..6 only (row 7 and column 7
     reach no output): infinite values there must reach no result, though the tile's window and its
-    overhang hold them."""
+    overhang hold them (forward, and the weight gradient, whose tile positions past the output read
+    them)."""
     cfg = Cfg("g_inf", 2, 8, 8, 8, 16, 3, s=2, g=4, bias=True)
     torch.manual_seed(11)
     with U.precision_mode(mode):
@@ -153,10 +167,12 @@ def test_grouped_unread_infinite_input(mode, capfd):
         base = U.make_base(cfg)
         base[:, :, :, 7:] = float("inf")
         base[:, :, 7:, :] = -float("inf")
-        (out_n, g, grads_n), flips = _launches(lambda: U.forward_backward(model, cfg, base), capfd)
-        out_r, _, _ = U.forward_backward(ref, cfg, base, g)
-    assert 0 in flips, flips
+        (out_n, g, grads_n), flips, wg = _launches(lambda: U.forward_backward(model, cfg, base), capfd, wgrad=True)
+        out_r, _, grads_r = U.forward_backward(ref, cfg, base, g)
+    assert 0 in flips and wg == 1, (flips, wg)
     assert torch.isfinite(out_n).all() and torch.allclose(out_n, out_r, atol=1e-3, rtol=1e-3)
+    assert torch.isfinite(grads_n["weight"]).all(), U.diff_report(grads_n["weight"], grads_r["weight"])
+    assert torch.allclose(grads_n["weight"], grads_r["weight"], atol=1e-3, rtol=1e-3)
 
 
 def test_grouped_taken_by_default(capfd):
@@ -200,3 +216,28 @@ def test_grouped_not_taken(capfd):
     assert not launched(Cfg("g_s3", 1, 16, 12, 30, 16, 3, s=3, g=4))
     assert not launched(CFG["g_resnext_4x4_bias"], dtype=torch.float64)
     assert not launched(CFG["g_resnext_4x4_bias"], env={"KB_CONV_GROUPED": "0"})
+
+
+def test_grouped_wgrad_rule(capfd):
+    """The weight gradient's default rule (conv_wgrad_grouped_kernel): at most 32 input and 8 output
+    channels a group; in 16 bits 8 output channels only on planes of at most 56 x 56 or with 5 x 5
+    kernels (4 anywhere); KB_CONV_GROUPED_WGRAD=0 / 1 keeps it off / takes any layer it can run, and
+    float64 never takes it.  Each taken gradient within bounds of nn.Conv2d's in float64."""
+    def taken(cfg, dtype=torch.float32, env=None):
+        torch.manual_seed(5)
+        model, ref = U.make_models(M, cfg, dtype=dtype)
+        base = U.make_base(cfg, dtype=dtype)
+        (_, g, grads), _, wg = _launches(lambda: U.forward_backward(model, cfg, base), capfd, env, force=False,
+                                         wgrad=True)
+        if dtype != torch.float64:
+            _, _, truth = U.forward_backward(U.double_copy(ref), cfg, base.double(), g.double())
+            assert U.rel_l2(grads["weight"], truth["weight"]) <= (2e-3 if dtype == torch.float32 else 1e-2)
+        return wg == 1
+    g4 = CFG["g_resnext_4x4_bias"]                                      # 4 in, 4 out a group
+    g8_big = Cfg("g_8x8_64sq", 1, 16, 64, 64, 16, 3, p=1, g=2)          # 8 a group, a 64 x 64 plane
+    g8_5x5 = Cfg("g_8x8_k5_64sq", 1, 16, 64, 64, 16, 5, p=2, g=2)
+    g16 = CFG["g_16x16_W70"]
+    assert taken(g4) and taken(g4, torch.float16) and taken(g4, torch.bfloat16)
+    assert taken(g8_big) and not taken(g8_big, torch.float16) and taken(g8_5x5, torch.bfloat16)
+    assert not taken(g16) and taken(g16, env={"KB_CONV_GROUPED_WGRAD": "1"})
+    assert not taken(g4, env={"KB_CONV_GROUPED_WGRAD": "0"}) and not taken(g4, torch.float64)

@@ -94,6 +94,9 @@ INSTANTIATIONS = {
     "conv_dgrad_depthwise_kernel": [
         f"template __global__ void conv_dgrad_depthwise_kernel<{t}, {u}>(const __grid_constant__ DepthwiseParams);"
         for t in ("float", "double", "f16_t", "bf16_t") for u in ("true", "false")],
+    "conv_wgrad_grouped_kernel": [
+        f"template __global__ void conv_wgrad_grouped_kernel<{t}, {sw}>(const __grid_constant__ GroupedWgradParams);"
+        for t in ("float", "f16_t", "bf16_t") for sw in (1, 2)],
     "conv_wgrad_depthwise_kernel": [
         f"template __global__ void conv_wgrad_depthwise_kernel<{t}>(const __grid_constant__ DepthwiseParams);" for t in ("float", "double", "f16_t", "bf16_t")],
     "pack_weights_kernel": (

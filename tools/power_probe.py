@@ -69,6 +69,10 @@ def main():
                     help="NAME=VALUE[,NAME2=VALUE2] (a value may hold commas): our rows again under these "
                          "environment variables (read by the launchers at every call); repeatable")
     ap.add_argument("--ours-only", action="store_true", help="leave cuDNN's rows out")
+    ap.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
+                    help="models, input and upstream gradient cast to this dtype (fp32: TF32 mode)")
+    ap.add_argument("--passes", default="forward,grad_input,grad_weight,fwd+bwd",
+                    help="which passes to run (comma-separated)")
     ap.add_argument("--files", nargs="+", help="versions of model_new.py: only their rows, interleaved file by file "
                     "(every other round in reverse order), then each pass's median J per call against the first file's")
     ap.add_argument("--rounds", type=int, default=2, help="with --files: rounds over all files")
@@ -78,6 +82,10 @@ def main():
     args = ap.parse_args()
     set_tf32(True)
     new, ref, x, g = layer55(args.batch)
+    if args.dtype != "fp32":
+        dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+        new, ref, x, g = new.to(dt), ref.to(dt), x.to(dt), g.to(dt)
+    wanted = set(args.passes.split(","))
     if args.mask_inputs:
         x = (x.view(torch.int32) & ~0x1FFF).view(torch.float32)
         g = (g.view(torch.int32) & ~0x1FFF).view(torch.float32)
@@ -99,10 +107,11 @@ def main():
             xi.grad = None
             model(xi).backward(g)
 
-        return [("forward", forward),
-                ("grad_input", lambda: torch.autograd.grad(y_x, [xi], g, retain_graph=True)),
-                ("grad_weight", lambda: torch.autograd.grad(y_w, [w], g, retain_graph=True)),
-                ("fwd+bwd", fwd_bwd)]
+        every = [("forward", forward),
+                 ("grad_input", lambda: torch.autograd.grad(y_x, [xi], g, retain_graph=True)),
+                 ("grad_weight", lambda: torch.autograd.grad(y_w, [w], g, retain_graph=True)),
+                 ("fwd+bwd", fwd_bwd)]
+        return [(name, fn) for name, fn in every if name in wanted]
 
     if args.files:
         from tools.ab_probe import load
@@ -123,13 +132,13 @@ def main():
                     joules.setdefault((name, k), []).append(watts * ms / 1000)
                     print(f"round {rnd} {k} {name:12s} {watts:6.0f} W {mhz:6.0f} MHz {ms:8.3f} ms {watts * ms / 1000:7.3f} J "
                           f"({n} samples)", flush=True)
-        for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
+        for name in [n for n in ("forward", "grad_input", "grad_weight", "fwd+bwd") if n in wanted]:
             med = {k: statistics.median(joules[(name, k)]) for k in keys}
             print(f"J per call {name:12s} " + "   ".join(
                 f"{k} {med[k]:.3f}" + (f" ({med[k] / med['A']:.3f})" if k != "A" else "") for k in keys), flush=True)
         return
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"#55 at batch {args.batch}, TF32, {args.seconds:.0f} s per row"
+          f"#55 at batch {args.batch}, {'TF32' if args.dtype == 'fp32' else args.dtype}, {args.seconds:.1f} s per row"
           + (", inputs with the low 13 bits cleared" if args.mask_inputs else ""), flush=True)
     print(f"{'pass':12s} {'who':6s} {'W':>6s} {'MHz':>6s} {'ms/call':>8s} {'J/call':>7s} {'samples':>7s}", flush=True)
     table = {}
@@ -146,7 +155,7 @@ def main():
                       flush=True)
     if args.ours_only:
         return
-    for name in ("forward", "grad_input", "grad_weight", "fwd+bwd"):
+    for name in [n for n in ("forward", "grad_input", "grad_weight", "fwd+bwd") if n in wanted]:
         (wr, _, tr), (wo, _, to) = table[(name, "cuDNN")], table[(name, "ours")]
         print(f"{name:12s} time ratio cuDNN/ours {tr / to:5.2f}x, energy ratio {wr * tr / (wo * to):5.2f}x", flush=True)
 

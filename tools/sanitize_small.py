@@ -55,7 +55,10 @@ CASES = [
                                                                       "KB_CONV_DWR_ANY_WIDTH": "1"})),
     # (s32) the grouped direct kernel: 8 groups of 4 (KT 4) on a grid of 3 blocks walking many units with
     # their grad-input (filters turned), 8 output channels a group from 2 at stride 2 with reflect
-    # padding (KT 8, forward only), and 12 + 24 channels forced onto it (two k-groups, a partial k-block)
+    # padding (KT 8, forward only), and 12 + 24 channels forced onto it (two k-groups, a partial k-block);
+    # (s33) the three cases' weight gradients on conv_wgrad_grouped_kernel: one split a group, each block
+    # walking every tile (grid 3), column stride 2 with reflect padding, and 24 output channels forced
+    # (blocks of several k-channel groups)
     ("grouped_4x4_grid3", 2, 32, 19, 30, 32, 3, dict(padding=1, groups=8, bias=True,
                                                      env={"KB_CONV_GROUPED_GRID": "3"})),
     ("grouped_2x8_s2_reflect", 2, 8, 21, 37, 32, 3, dict(stride=2, padding=1, groups=4, padding_mode="reflect",
