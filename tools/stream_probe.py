@@ -44,10 +44,11 @@ def main():
     x = torch.rand(16, 64, 1024, 1024, device="cuda")
     y = torch.empty(16, 128, 1024, 1024, device="cuda")
     new = M.ModelNew(64, 128, 1).cuda()
-    ref = torch.nn.Conv2d(64, 128, 1).cuda()
+    ref = torch.nn.Conv2d(64, 128, 1, bias=new.conv2d.bias is not None).cuda()
     with torch.no_grad():
         ref.weight.copy_(new.conv2d.weight)
-        ref.bias.copy_(new.conv2d.bias)
+        if ref.bias is not None:
+            ref.bias.copy_(new.conv2d.bias)
     gb = (x.numel() + y.numel()) * 4 / 1e9
     rows = [("cat([x, x], 1)", lambda: torch.cat([x, x], 1, out=y)),
             ("fill output", lambda: y.fill_(0.5)),
