@@ -5080,7 +5080,8 @@ __global__ void __launch_bounds__(DW_THREADS) conv_wgrad_depthwise_kernel(const 
 //   the rest only stage).  An item is 4 consecutive output columns of one row: the thread loads the
 //   window columns they read as nv 16-byte words (4 SW + S - 1 values) and per output channel one
 //   16-byte word of dY, then adds 4 x S products into acc[k][s]: 16 S multiply-adds per 4 + nv shared
-//   loads.  Lanes of a warp share items (broadcast loads).  Output columns past Q in an item take no
+//   loads.  Where jobs >= 32 the lanes of a warp share an item (broadcast loads); with fewer, a warp
+//   spans several slices' items.  Output columns past Q in an item take no
 //   part (their products are skipped, not zeroed: an X value only they read may be infinite); rows
 //   past P are skipped.
 // Arithmetic: cuDNN's class for the pass, as everywhere: TF32 classes round both operands in shared
@@ -7336,10 +7337,11 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
         });
         return dw;
     }
-    if (g.groups > 1 && run_wgrad_grouped(dy, x, dw, g, (int)prec, poison)) return dw;
     // KB_CONV_WGRAD_KERNEL (tests and experiments): "gather" or "window" skips the kernels before it.
     const char* force_env = std::getenv("KB_CONV_WGRAD_KERNEL");
     const std::string force = force_env ? force_env : "";
+    if (force != "gather" && force != "window" && g.groups > 1 && run_wgrad_grouped(dy, x, dw, g, (int)prec, poison))
+        return dw;
     if (force != "gather" && force != "window") {
         const WgmmaWgradChoice wc = choose_wgrad_wgmma(p, g.groups, algo, prec, dy.scalar_type());
         if (wc.use) {
