@@ -12,27 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def timed(fn, trials):
-    flush = torch.empty(120 * 2**20 // 4, device="cuda")
-    times = []
-    fn()
-    for _ in range(trials):
-        flush.fill_(1.0)
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.mean(times), statistics.median(times)
+from tools.quick_check import cold_time  # noqa: E402
 
 
 def main():
@@ -59,7 +44,7 @@ def main():
     with torch.no_grad():
         for rnd in range(2):
             for name, fn in rows:
-                mean, med = timed(fn, args.trials)
+                mean, med = cold_time(fn, args.trials, grader_style=True)
                 print(f"round {rnd} {name:16s} {mean:7.3f} / {med:7.3f} ms  ({gb / mean:5.2f} TB/s at #87's bytes)",
                       flush=True)
 
