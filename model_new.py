@@ -74,6 +74,10 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_wgrad_gemm_kernel   the same GEMM gathering X per tap (kernel rows wider than 36)
                       conv_wgrad_depthwise_kernel depthwise: per-tap registers over runs of tiles,
                                                fixed-order block sums, split partials
+                      conv_wgrad_grouped_kernel grouped layers with few channels a group (at most 32 in,
+                                               8 out): X windows and dY tiles staged in shared memory,
+                                               a thread's (input channel, kernel row, 4 outputs) summed
+                                               over runs of tiles, fixed-order block sums, split partials
                       conv_wgrad_direct_kernel block reduction for float64 (and the depthwise
                                                fallback), and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
@@ -6482,6 +6486,13 @@ bool run_wgrad_depthwise(const at::Tensor& dy, const at::Tensor& x, const at::Te
     return launched;
 }
 
+// The grouped direct kernels' operand rounding in shared memory for cuDNN's class of the pass: 1 TF32
+// ties away, 2 ties to even, 3 truncated; 0 none (IEEE mode's plain fp32, and 16-bit inputs).
+int grouped_round_mode(at::ScalarType st, int prec) {
+    if (st != at::kFloat) return 0;
+    return prec == PREC_TF32 ? 1 : prec == PREC_TF32_RNE ? 2 : prec == PREC_EXACT ? 3 : 0;
+}
+
 // conv_wgrad_grouped_kernel's launcher: dW ([groups Kg][Cg][R][S], dw's dtype) of a grouped layer from
 // dY and X through a split workspace.  False (the caller then runs the GEMM kernels) for float64, 1x1
 // layers, kernel rows wider than GRP_SMAX, column dilation other than 1, column stride other than 1
@@ -6519,7 +6530,7 @@ bool run_wgrad_grouped(const at::Tensor& dy, const at::Tensor& x, const at::Tens
     p.N = (int)N; p.H = (int)H; p.W = (int)W; p.P = (int)P; p.Q = (int)Q; p.R = R; p.S = S;
     p.Cg = Cg; p.Kg = Kg; p.K = K;
     p.stride_h = g.stride_h; p.pad_t = g.pad_t; p.pad_l = g.pad_l; p.dil_h = g.dil_h; p.pad_mode = g.pad_mode;
-    p.round = st != at::kFloat ? 0 : prec == PREC_TF32 ? 1 : prec == PREC_TF32_RNE ? 2 : prec == PREC_EXACT ? 3 : 0;
+    p.round = grouped_round_mode(st, prec);
     const int nv = (3 * SW + S + 3) / 4;
     // Channel blocks and tile by a cost model (thread instructions): per tile each job's items cost
     // ~16 S multiply-adds plus ~2 (4 + nv) loads and ~15 of bookkeeping, spread over the threads that
@@ -6648,7 +6659,7 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     p.Cg = Cg; p.Kg = Kg; p.groups = groups;
     p.stride_h = stride_h; p.pad_t = pad_t; p.pad_l = pad_l; p.dil_h = dil_h; p.pad_mode = pad_mode;
     p.flip = flip ? 1 : 0;
-    p.round = st != at::kFloat ? 0 : prec == PREC_TF32 ? 1 : prec == PREC_TF32_RNE ? 2 : prec == PREC_EXACT ? 3 : 0;
+    p.round = grouped_round_mode(st, prec);
     // Tiling: KT = 8 or 4 channels per thread (8 only where Kg >= 8), 1, 2 or 4 k-groups, tiles of
     // 8 to 64 columns and 256 / (k-groups x tile_w / 8) rows, with two weight buffers within 48 KB:
     // the choice of least modelled work per useful multiply-add, counting the multiply-adds computed
@@ -7340,9 +7351,8 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     // KB_CONV_WGRAD_KERNEL (tests and experiments): "gather" or "window" skips the kernels before it.
     const char* force_env = std::getenv("KB_CONV_WGRAD_KERNEL");
     const std::string force = force_env ? force_env : "";
-    if (force != "gather" && force != "window" && g.groups > 1 && run_wgrad_grouped(dy, x, dw, g, (int)prec, poison))
-        return dw;
     if (force != "gather" && force != "window") {
+        if (g.groups > 1 && run_wgrad_grouped(dy, x, dw, g, (int)prec, poison)) return dw;
         const WgmmaWgradChoice wc = choose_wgrad_wgmma(p, g.groups, algo, prec, dy.scalar_type());
         if (wc.use) {
             run_wgrad_wgmma(p, wc, dy, dw, g, K, prec, poison);
