@@ -314,6 +314,15 @@ __device__ __forceinline__ int remap_index(int i, int n, int mode) {
     if ((unsigned)i < (unsigned)n) return i;
     return mode == PAD_ZEROS ? -1 : remap_outside(i, n, mode);
 }
+// The same, inline (where a call would make ptxas save live registers around it).
+__device__ __forceinline__ int remap_index_inline(int i, int n, int mode) {
+    if ((unsigned)i < (unsigned)n) return i;
+    if (mode == PAD_ZEROS) return -1;
+    if (mode == PAD_REFLECT) return i < 0 ? -i : 2 * (n - 1) - i;
+    if (mode == PAD_REPLICATE) return i < 0 ? 0 : n - 1;
+    const int r = i % n;
+    return r < 0 ? r + n : r;
+}
 
 // Parameter structs are read where they are used.  The big kernels pass their __grid_constant__
 // parameter struct's address to an empty asm statement, so that the compiler must treat the struct as
@@ -827,7 +836,9 @@ struct ConvGemmParams {
     // that even); 0 = none of these.  With 2, 3 or 4 the halo window starts halo_shift (0..3)
     // columns left of the first tap column, at a multiple of 4 (odd rows under 3: 2 more).  16-bit:
     // 4 = 16-byte loads of 8 pixels (multiples of 8), 2 = 4-byte loads of pixel pairs (even), the
-    // window starting at a multiple of 8 (halo_shift 0..7).
+    // window starting at a multiple of 8 (halo_shift 0..7).  5 (either width) = channels contiguous
+    // (channels_last): one 16-byte load per granule of CPG channels of a pixel, no transpose, any
+    // padding mode, the window at the first tap column (halo_shift 0).
     // halo_bufs: 2 or 3 halo buffers.
     // b_stages: weight stages (2..8).  mma_depth: k-tiles whose MMAs stay in flight after each
     // issue (1, or 2 when there are enough stages for the copies to run ahead of them).
@@ -871,6 +882,10 @@ struct ConvGemmParams {
     // conv_fwd_pointwise_tma_kernel: 1 = each warp writes its staged output block with 16-byte
     // stores; 0 = with one tensor copy (see the kernel's epilogue)
     int pw_vec_store;
+    // wgmma kernel: 1 = the output's channels are contiguous (channels_last) and each thread stores
+    // its channel pairs straight from the registers (see the kernel's epilogue; the host's
+    // conditions in run_conv_gemm); 0 = the staged epilogues
+    int y_pairs;
 };
 
 // conv_fwd_gemm_kernel: y = conv(x, w) as the GEMM  Y[m][k] = sum_{tap, c} X[m][tap, c] * W[tap, c][k]
@@ -1895,7 +1910,9 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //                 transpose where the input allows, also for rows of 4k + 2 floats such as #55's
 //                 and #56's dY; else 8-byte or 4-byte loads); 16-bit: 16-byte loads of 8 pixels
 //                 and a byte-permute transpose where W and the strides are multiples of 8, 4-byte
-//                 loads of pixel pairs where they are even, else scalar loads of channel pairs
+//                 loads of pixel pairs where they are even, else scalar loads of channel pairs;
+//                 channels_last input (channels contiguous): one 16-byte load per 4 (16-bit: 8)
+//                 channels of a pixel, which is a core-matrix row as it is (no transpose)
 //   warps 4-11    two consumer warpgroups: warpgroup c owns output rows TR/2 c .. TR/2 c + TR/2 - 1,
 //                 one m64nBN accumulator each (128 fp32 registers per thread); they issue wgmma
 //                 and write the output, while the producers already fill the buffers for the
@@ -1909,7 +1926,8 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   and each tap count has its own straight-line MMA sequence, so the commit needs no dummy MMA.
 //   The epilogue follows the last k-tile: NCHW rows go out p.epi_rc (16, 32 or 64) channels at a
 //   time through two or three staging buffers per warpgroup and the bulk copy engine (w8, w15,
-//   s6), other layouts 32 channels at a time through shared memory and 128-byte stores.  Either
+//   s6), channels_last outputs as channel pairs straight from the registers (whole 32-byte sectors
+//   per warp store), other layouts 32 channels at a time through shared memory and 128-byte stores.  Either
 //   way it overlaps the next tile's MMAs only as far as the staging buffers reach, and a
 //   tile-sized staging buffer does not fit beside useful pipeline depths (w5).  On #55 the SM's
 //   rate of writing its output bounds it: ~6 bytes a clock through the copy engine with 8 warps
@@ -2078,6 +2096,78 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                         }
                         if (++s == stages) { s = 0; phase ^= 1; }
                     }
+                }
+            }
+        } else if (p.halo_vec == 5) {
+            // ---- halo producer, channels-contiguous input (its own loop: inside the other loader's
+            // loop it cost the wide fp32 instance 8 bytes of register spills) ----
+            const int ht = tid - 32;
+            const T* x = (const T*)p.x;
+            const int xs_h = (int)p.x_sh, xs_w = (int)p.x_sw;
+            unsigned hcount = 0;  // chunks loaded so far (all tiles): buffer hcount % HB
+            for (long long tile = tile_first(); tile < tile_end(); tile += SX ? 1u : gridDim.x) {
+                const Tile t = decode(tile);
+                const T* x_img = x + (long long)t.img * p.x_sn + (long long)t.group * p.Cg;
+                for (int chunk = 0; chunk < chunks; ++chunk, ++hcount) {
+                    const int b = hcount % HB;
+                    mbar_wait(empty_h + 8 * b, ((hcount / HB) & 1) ^ 1);
+                    if (p.profile_skip & 2) { mbar_arrive(full_h + 8 * b); continue; }
+                    // Channels-contiguous path (channels_last input; the host's conditions: unit
+                    // channel stride, the other strides and Cg multiples of CPG, 16-byte aligned): a
+                    // halo granule, CPG channels of one pixel (one 16-byte core-matrix row), is 16
+                    // contiguous bytes of x, so it takes one 16-byte load, the TF32 rounding in
+                    // registers (3xTF32: both parts) and one 16-byte store: no transpose.  Each pixel
+                    // is remapped on its own, so every padding mode takes this path.  Lanes: 8
+                    // consecutive lanes take 8 consecutive halo pixels of one channel group (a quarter
+                    // warp stores 128 contiguous bytes: conflict-free), a warp's 4 quarters the 4
+                    // groups (a warp load reads 8 runs of 64 contiguous bytes), the 3 warps 3 blocks
+                    // of 8 pixels; 8 loads in flight per thread.  Column stride 2: halo column hc
+                    // goes to phase hc % 2 (see the kernel's header).
+                    constexpr int PIX_STEP = WG_HALO_THREADS / 4;  // pixels per pass (HC >= 64 > 24)
+                    const int npix = HR * HC, kg = (ht >> 3) & 3, c = chunk * CK + CPG * kg;
+                    const bool c_ok = c < p.Cg;  // (Cg is a multiple of CPG: whole granules)
+                    const T* x_c = x_img + c;
+                    unsigned char* dst_g = wg_smem + (h0 - smem0) + b * halo_bytes + kg * kgs;
+                    int pi = (ht & 7) + 8 * (ht >> 5), hr = 0, hc = pi;
+                    while (pi < npix) {
+                        constexpr int UNITS = 8;
+                        uint4 v[UNITS];
+                        int off[UNITS];
+#pragma unroll
+                        for (int k = 0; k < UNITS; ++k) {
+                            int h_in = t.row0 + hr, w_in = t.col0 + hc;
+                            if (p.pad_mode != PAD_ZEROS) {  // (inline: a call here made ptxas spill around it)
+                                h_in = remap_index_inline(h_in, p.H, p.pad_mode);
+                                w_in = remap_index_inline(w_in, p.W, p.pad_mode);
+                            }
+                            const bool ok = pi < npix && c_ok && (unsigned)h_in < (unsigned)p.H && (unsigned)w_in < (unsigned)p.W;
+                            v[k] = ok ? __ldg((const uint4*)(x_c + (h_in * xs_h + w_in * xs_w))) : make_uint4(0u, 0u, 0u, 0u);
+                            off[k] = pi < npix ? (hr * HC + (PHASES ? (hc & 1) * (HC >> 1) + (hc >> 1) : hc)) * 16 : -1;
+                            pi += PIX_STEP; hc += PIX_STEP;
+                            if (hc >= HC) { hc -= HC; ++hr; }
+                        }
+#pragma unroll
+                        for (int k = 0; k < UNITS; ++k) {
+                            if (off[k] < 0) continue;
+                            if constexpr (EB == 2) {
+                                *(uint4*)(dst_g + off[k]) = v[k];
+                            } else {
+                                uint4 big;
+                                big.x = SPLIT ? tf32_split_big(__uint_as_float(v[k].x)) : tf32_rna_fast(__uint_as_float(v[k].x));
+                                big.y = SPLIT ? tf32_split_big(__uint_as_float(v[k].y)) : tf32_rna_fast(__uint_as_float(v[k].y));
+                                big.z = SPLIT ? tf32_split_big(__uint_as_float(v[k].z)) : tf32_rna_fast(__uint_as_float(v[k].z));
+                                big.w = SPLIT ? tf32_split_big(__uint_as_float(v[k].w)) : tf32_rna_fast(__uint_as_float(v[k].w));
+                                *(uint4*)(dst_g + off[k]) = big;
+                                if constexpr (SPLIT) {
+                                    *(uint4*)(dst_g + off[k] + 4 * kgs) = make_uint4(
+                                        tf32_split_small(__uint_as_float(v[k].x), big.x), tf32_split_small(__uint_as_float(v[k].y), big.y),
+                                        tf32_split_small(__uint_as_float(v[k].z), big.z), tf32_split_small(__uint_as_float(v[k].w), big.w));
+                                }
+                            }
+                        }
+                    }
+                    fence_proxy_async_smem();
+                    mbar_arrive(full_h + 8 * b);
                 }
             }
         } else {
@@ -2658,6 +2748,44 @@ __global__ void __launch_bounds__(WG_THREADS, 1) conv_fwd_wgmma_kernel(const __g
                             const float v0 = acc[sg][4 * j + 2 * h] + bv[h], v1 = acc[sg][4 * j + 2 * h + 1] + bv[h];
                             if (t.q0 + q + 1 < p.Q) *reinterpret_cast<float2*>(yc + q) = make_float2(v0, v1);
                             else if (t.q0 + q < p.Q) yc[q] = v0;
+                        }
+                    }
+                }
+                continue;
+            }
+            if (p.y_pairs) {
+                // Channels-contiguous output (channels_last; the host's conditions: unit channel stride,
+                // the other strides and Kg even, the output aligned to a pair): thread (wq, g, t4) holds
+                // channels 8 j + 2 t4 (+1) of pixels 16 wq + g (+8) of each of its SG rows, adjacent in
+                // memory, so it stores them straight from the registers as pairs: a warp store covers 8
+                // pixels x 8 channels, whole 32-byte sectors in float32 where the pixel stride is a
+                // multiple of 8 floats (K = 128: 512-byte pixels).  No staging, no barrier; the stores
+                // drain while the next tile's MMAs run.
+                if (p.profile_skip & 1) continue;
+                const long long chan0 = (long long)t.group * p.Kg + t.n0;
+                const int n_left = p.Kg - t.n0;  // channels of this column block that exist (even)
+#pragma unroll
+                for (int sg = 0; sg < SG; ++sg) {
+                    const int op = t.p0 + SG * cwg + sg;
+                    if (op >= p.P) continue;
+                    T* y_row = y + (long long)t.img * p.y_sn + (long long)op * p.y_sh + chan0;
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int oq = t.q0 + 16 * wq + g + 8 * h;
+                        if (oq >= p.Q) continue;
+                        T* y_px = y_row + (long long)oq * p.y_sw;
+#pragma unroll
+                        for (int j = 0; j < BN / 8; ++j) {
+                            const int n = 8 * j + 2 * t4;
+                            if (n >= n_left) break;
+                            float v0 = acc[sg][4 * j + 2 * h], v1 = acc[sg][4 * j + 2 * h + 1];
+                            if (bias) { v0 += to_acc(bias[chan0 + n]); v1 += to_acc(bias[chan0 + n + 1]); }
+                            if constexpr (EB == 4) {
+                                *reinterpret_cast<float2*>(y_px + n) = make_float2(v0, v1);
+                            } else {
+                                *reinterpret_cast<uint32_t*>(y_px + n) =
+                                    (uint32_t)from_acc<T>(v0).bits | ((uint32_t)from_acc<T>(v1).bits << 16);
+                            }
                         }
                     }
                 }
@@ -5297,6 +5425,32 @@ __global__ void reduce_splits_kernel(const typename AccumOf<T>::type* __restrict
         out[i] = from_acc<T>(acc);
     }
 }
+
+// nhwc_to_nchw_kernel: out[n][c][pix] = in[n][pix][c], a channels_last tensor (pixel pix = h W + w,
+//   channels contiguous, images in_sn elements apart) copied to NCHW, for the wgmma weight gradient,
+//   which reads rows of pixels.  Tiles of 32 pixels x 32 channels through shared memory (a pad column:
+//   conflict-free both ways), so that a warp reads 32 channels of a pixel and writes 32 pixels of a
+//   channel, each one run.  Why: torch's own copy of this layout ran at ~0.3 TB/s on #55's tensors
+//   (6.3 ms for x, 12.7 for dY: perf log s34).  E holds the element's bits (4 or 2 bytes).
+//   Grid: (pixel tiles, channel tiles, images); 32 x 8 threads.
+template <typename E>
+__global__ void __launch_bounds__(256) nhwc_to_nchw_kernel(const E* __restrict__ in, E* __restrict__ out, int C,
+                                                           long long HW, long long in_sn) {
+    __shared__ E tile[32][33];
+    const long long pix0 = (long long)blockIdx.x * 32;
+    const int c0 = blockIdx.y * 32, tx = threadIdx.x, ty = threadIdx.y;
+    const E* src = in + (long long)blockIdx.z * in_sn;
+    E* dst = out + (long long)blockIdx.z * C * HW;
+    for (int i = ty; i < 32; i += 8) {
+        const long long pix = pix0 + i;
+        if (pix < HW && c0 + tx < C) tile[i][tx] = src[pix * C + c0 + tx];
+    }
+    __syncthreads();
+    for (int i = ty; i < 32; i += 8) {
+        const long long pix = pix0 + tx;
+        if (pix < HW && c0 + i < C) dst[(long long)(c0 + i) * HW + pix] = tile[tx][i];
+    }
+}
 """
 
 # ----------------------------------------------------------------------------------------------
@@ -5574,8 +5728,19 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // fp16; on 32 x 28 x 28, 47 -> 80 and 29 -> 42; perf log s28): from 2^18 output pixels on, with
     // pixel-contiguous input rows (as measured; a channels_last input suits the gather kernel).
     // KB_CONV_WGMMA_MIN_TAPS (read at every call) overrides the fewest taps taken, for experiments.
+    // Channels-contiguous input (channels_last): the halo loader's 16-byte granules (halo_vec 5) where
+    // the channel stride is 1, the other strides and Cg (so every group's first channel) are multiples
+    // of a granule's CPG channels and x is 16-byte aligned; any padding mode, any supported column
+    // stride.  Before it, such inputs took the 4-byte loader: #55's layer on channels_last tensors
+    // 3.42 ms against cuDNN's 1.73 (perf log s34).  KB_CONV_WGMMA_NHWC=0 (read at every call) keeps
+    // them on the 4-byte loader, for comparisons.
+    const char* nhwc_env = std::getenv("KB_CONV_WGMMA_NHWC");
+    const int64_t cpg_e = 16 / elem_bytes;
+    const bool nhwc = !(nhwc_env && std::atoi(nhwc_env) == 0) && p.x_sc == 1 && p.x_sw != 1 && p.x_sw % cpg_e == 0 &&
+                      p.x_sh % cpg_e == 0 && p.x_sn % cpg_e == 0 && p.Cg % cpg_e == 0 &&
+                      reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
     const char* min_taps_env = std::getenv("KB_CONV_WGMMA_MIN_TAPS");
-    const int min_taps = min_taps_env ? std::max(1, std::atoi(min_taps_env)) : (p.M >= (1 << 18) && p.x_sw == 1) ? 1 : 2;
+    const int min_taps = min_taps_env ? std::max(1, std::atoi(min_taps_env)) : (p.M >= (1 << 18) && (p.x_sw == 1 || nhwc)) ? 1 : 2;
     if (!hopper || (!sixteen && prec != PREC_TF32 && !split) || (p.stride_w != 1 && !phases) || taps < min_taps ||
         p.Q < min_q)
         return c;
@@ -5663,17 +5828,20 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // 16-bit: 16-byte loads of 8 pixels where W and the strides are multiples of 8, 4-byte loads of
     // pixel pairs where they are even (#55's grad-input: dY rows of 1022 halves), else scalar loads.
     // KB_CONV_WGMMA_PAIRS16=0 (read at every call) keeps the scalar loads there, for comparisons.
-    if (sixteen) {
+    if (nhwc) {
+        c.halo_vec = 5;  // (a granule per pixel: the window starts at the first tap column, any width)
+    } else if (sixteen) {
         const char* pairs16_env = std::getenv("KB_CONV_WGMMA_PAIRS16");
         const bool pairs16 = !(pairs16_env && std::atoi(pairs16_env) == 0);
         c.halo_vec = runs_of(8, 16) ? 4 : pairs16 && runs_of(2, 4) ? 2 : 0;
     } else {
         c.halo_vec = vec4 ? 4 : vec4_odd_rows ? 3 : vec2 ? 2 : 0;
     }
-    c.halo_shift = c.halo_vec ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
+    const bool pixel_runs = c.halo_vec != 0 && c.halo_vec != 5;  // loads along W: the window starts at a multiple of CPG
+    c.halo_shift = pixel_runs ? (int)(((p.off_w + tap_col_lo) % cpg + cpg) % cpg) : 0;
     const int64_t hh = (int64_t)(c.tr - 1) * p.stride_h + span_h + 1;
     int64_t hw = (int64_t)(WG_TC - 1) * p.stride_w + span_w + 1 + c.halo_shift + (c.halo_vec == 3 ? 2 : 0);
-    hw = round_up(hw, c.halo_vec ? cpg : p.stride_w);  // (two phases of hw / 2 pixels under column stride 2)
+    hw = round_up(hw, pixel_runs ? cpg : p.stride_w);  // (two phases of hw / 2 pixels under column stride 2)
     // Channel groups one 16-byte granule further apart than their hh x hw pixels, so that the vector
     // loaders' 16-byte stores are free of bank conflicts (the kernel's halo loader);
     // KB_CONV_WGMMA_HALO_ILV=0 (read at every call) keeps the earlier dense layout for comparisons.
@@ -6047,6 +6215,14 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         q.halo_vec = wc.halo_vec; q.halo_shift = wc.halo_shift; q.halo_bufs = wc.halo_bufs;
         q.b_stages = wc.b_stages; q.mma_depth = wc.mma_depth; q.epi_rc = wc.epi_rc; q.halo_ilv = wc.halo_ilv;
         q.epi_bufs = wc.epi_bufs;
+        // Channels-contiguous output (channels_last): channel pairs stored straight from the registers
+        // (the kernel's epilogue) where the channel stride is 1, the other strides and Kg are even and y
+        // is aligned to a pair; KB_CONV_WGMMA_PAIRS_OUT=0 (read at every call) keeps such outputs on
+        // the staged 4-byte stores, for comparisons.
+        const char* pairs_out_env = std::getenv("KB_CONV_WGMMA_PAIRS_OUT");
+        q.y_pairs = !wc.swap && !(pairs_out_env && std::atoi(pairs_out_env) == 0) && q.y_sc == 1 && q.y_sw != 1 &&
+                    q.y_sw % 2 == 0 && q.y_sh % 2 == 0 && q.y_sn % 2 == 0 && q.Kg % 2 == 0 &&
+                    reinterpret_cast<uintptr_t>(q.y) % (2 * sizeof(T)) == 0;
         const char* fold_env = std::getenv("KB_CONV_WGMMA_FOLD");  // read at every call (tools/wgmma_probe.py)
         q.fold = fold_env && std::atoi(fold_env) >= 1 ? std::atoi(fold_env) : WG_FOLD;
         static const int profile_skip = std::getenv("KB_CONV_PROFILE_SKIP") ? std::atoi(std::getenv("KB_CONV_PROFILE_SKIP")) : 0;
@@ -6099,9 +6275,9 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         // KB_CONV_WGMMA_REPORT set: the tiling of each launch to stderr (tests: which loader ran)
         if (std::getenv("KB_CONV_WGMMA_REPORT"))
             std::fprintf(stderr, "wgmma launch: bn %d tr %d swap %d phases %d halo_vec %d halo_shift %d tpk %d stages %d halo_bufs %d"
-                         " epi_rc %d epi_bufs %d sx %d\n",
+                         " epi_rc %d epi_bufs %d sx %d y_pairs %d\n",
                          wc.bn, wc.tr, (int)wc.swap, (int)wc.phases, wc.halo_vec, wc.halo_shift, wc.taps_per_kt,
-                         wc.b_stages, wc.halo_bufs, wc.epi_rc, wc.epi_bufs, (int)wc.epi_sx);
+                         wc.b_stages, wc.halo_bufs, wc.epi_rc, wc.epi_bufs, (int)wc.epi_sx, q.y_pairs);
     };
     const WgmmaChoice wc = wgmma_allowed ? choose_wgmma(p, prec, hopper, pp.col_n, (int)sizeof(T)) : WgmmaChoice{};
     // Row phases of a dilated sweep (unit row stride, |dil_h| = d >= 2): output rows phi, phi + d, ...
@@ -7327,6 +7503,27 @@ void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t eleme
 }
 }  // namespace
 
+// t as an NCHW-contiguous tensor: itself where it is one; a channels_last-dense tensor (channels
+// contiguous, then W, then H; any image stride) through nhwc_to_nchw_kernel; else torch's copy.
+at::Tensor nchw_copy(const at::Tensor& t) {
+    if (t.is_contiguous()) return t;
+    const int64_t C = t.size(1), H = t.size(2), W = t.size(3), es = t.element_size();
+    const bool dense_nhwc = t.stride(1) == 1 && t.stride(3) == C && t.stride(2) == W * C && t.size(0) <= 65535 &&
+                            ceil_div(C, 32) <= 65535 && ceil_div(H * W, 32) < (int64_t)INT32_MAX && (es == 4 || es == 2);
+    if (!dense_nhwc) return t.contiguous();
+    at::Tensor out = at::empty(t.sizes(), t.options());
+    const dim3 grid((unsigned)ceil_div(H * W, 32), (unsigned)ceil_div(C, 32), (unsigned)t.size(0)), block(32, 8);
+    if (es == 4) {
+        nhwc_to_nchw_kernel<uint32_t><<<grid, block, 0, launch_stream()>>>(
+            (const uint32_t*)t.data_ptr(), (uint32_t*)out.data_ptr(), (int)C, H * W, t.stride(0));
+    } else {
+        nhwc_to_nchw_kernel<uint16_t><<<grid, block, 0, launch_stream()>>>(
+            (const uint16_t*)t.data_ptr(), (uint16_t*)out.data_ptr(), (int)C, H * W, t.stride(0));
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return out;
+}
+
 at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64_t> w_size,
                                      std::vector<int64_t> geometry, int64_t algo, int64_t prec, bool poison) {
     check_tensor(dy, "grad_output"); check_tensor(x, "input");
@@ -7357,6 +7554,30 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
         if (wc.use) {
             run_wgrad_wgmma(p, wc, dy, dw, g, K, prec, poison);
             return dw;
+        }
+        // Channels-contiguous (channels_last) x or dY: the wgmma kernel reads rows of pixels, so it
+        // takes NCHW copies of them, a pass over each, rather than leaving the layer to the window
+        // kernel (#55 on channels_last tensors: 12.6 ms there, cuDNN 4.4; perf log s34).
+        // KB_CONV_WWG_NCHW_COPY=0 (read at every call) keeps such layers on the other kernels.
+        const char* copy_env = std::getenv("KB_CONV_WWG_NCHW_COPY");
+        if (!(copy_env && std::atoi(copy_env) == 0) && (x.stride(1) == 1 || dy.stride(1) == 1)) {
+            // First asked with the copies' strides on the tensors as they are (the choice reads only the
+            // strides, the shapes and the base addresses' alignment, which fresh copies have), so that
+            // no copy is made for a layer the kernel would not take (a precision class it lacks, say).
+            WgradParams as_nchw = p;
+            auto nchw_strides = [](const at::Tensor& t, long long& sn, long long& sc, long long& sh, long long& sw) {
+                sw = 1; sh = t.size(3); sc = sh * t.size(2); sn = sc * t.size(1);
+            };
+            nchw_strides(x, as_nchw.x_sn, as_nchw.x_sc, as_nchw.x_sh, as_nchw.x_sw);
+            nchw_strides(dy, as_nchw.dy_sn, as_nchw.dy_sc, as_nchw.dy_sh, as_nchw.dy_sw);
+            if (choose_wgrad_wgmma(as_nchw, g.groups, algo, prec, dy.scalar_type()).use) {
+                const at::Tensor x_nchw = nchw_copy(x), dy_nchw = nchw_copy(dy);
+                const WgradParams pc = wgrad_params(dy_nchw, x_nchw, g, K, Cg, R, S);
+                const WgmmaWgradChoice wcc = choose_wgrad_wgmma(pc, g.groups, algo, prec, dy.scalar_type());
+                TORCH_CHECK(wcc.use, "internal: the weight-gradient kernel refused the NCHW copies it accepted");
+                run_wgrad_wgmma(pc, wcc, dy_nchw, dw, g, K, prec, poison);
+                return dw;
+            }
         }
     }
     if (dy.scalar_type() != at::kDouble) {

@@ -136,6 +136,23 @@ SMALL_Q = [
     Cfg("q16_k64_swap", 8, 64, 16, 16, 64, 3, p=1),
 ]
 CONFIGS += SMALL_Q
+# channels_last inputs (s34): the halo loader's 16-byte granules of 4 channels (halo_vec 5: unit channel
+# stride, Cg a multiple of 4) and the pair epilogue (channels_last output, Kg even), under every padding
+# mode, dilation, groups with biases, #56's kernel, a narrow GEMM, column stride 2 with reflect padding;
+# Cg % 4 != 0 (the 4-byte loader) and an odd Kg (the staged epilogue) beside them.
+CHANNELS_LAST = [
+    Cfg("cl_reflect_bias", 2, 32, 20, 70, 128, 3, p=1, pm="reflect", bias=True, layout="cl"),
+    Cfg("cl_circular", 2, 48, 20, 40, 96, (2, 3), p=(1, 2), pm="circular", layout="cl"),
+    Cfg("cl_replicate_dilated", 2, 32, 30, 91, 130, 3, d=(2, 3), p=(2, 3), pm="replicate", layout="cl"),
+    Cfg("cl_groups2_bias", 2, 64, 20, 70, 256, 3, g=2, p=1, bias=True, layout="cl"),
+    Cfg("cl_l56_like", 2, 64, 30, 99, 128, (5, 7), layout="cl"),
+    Cfg("cl_c29_k200", 2, 29, 19, 70, 200, 3, p=(2, 1), bias=True, layout="cl"),   # Cg % 4: 4-byte loader
+    Cfg("cl_k131", 2, 32, 20, 70, 131, 3, p=1, layout="cl"),                       # odd Kg: staged epilogue
+    Cfg("cl_narrow_k40_bias", 3, 48, 23, 70, 40, 3, p=1, bias=True, layout="cl"),
+    Cfg("cl_s2_reflect_bias", 2, 64, 30, 100, 128, 3, s=2, p=1, pm="reflect", bias=True, layout="cl"),
+    Cfg("cl_w_many_tiles", 3, 32, 98, 200, 128, 3, p=1, layout="cl_w"),              # channels_last weights too
+]
+CONFIGS += CHANNELS_LAST
 NARROW = [c for c in CONFIGS if c.id.startswith("narrow")]
 # grad-input with dY rows of 4k + 2 floats and an even dY height (as #55's: 510 x 1022), so that the
 # narrow variant loads dY with halo_vec 3: odd tap-row dilation (parity flips per tap row), even
@@ -681,7 +698,10 @@ HALF_CONFIGS = [
     Cfg("h_many_tiles", 4, 32, 130, 264, 128, 3, bias=True),          # several tiles per block
     Cfg("h_c35_odd_width", 2, 35, 20, 67, 128, 3, p=1, bias=True),    # scalar loads, odd channel pair
     Cfg("h_reflect", 2, 32, 20, 72, 128, 3, p=1, pm="reflect"),       # scalar loads (padding mode)
-    Cfg("h_channels_last", 2, 64, 24, 72, 128, 3, layout="cl"),       # scalar loads, in-line epilogue
+    Cfg("h_channels_last", 2, 64, 24, 72, 128, 3, layout="cl"),       # granules of 8 channels, pair epilogue
+    Cfg("h_cl_reflect_bias", 2, 32, 20, 70, 128, 3, p=1, pm="reflect", bias=True, layout="cl"),
+    Cfg("h_cl_c40_k200", 2, 40, 19, 64, 200, 3, p=(2, 1), bias=True, layout="cl"),   # 2 column blocks
+    Cfg("h_cl_c36", 2, 36, 20, 70, 128, 3, p=1, layout="cl"),          # Cg % 8 != 0: scalar loads
     Cfg("h_odd_rows_out", 3, 64, 34, 130, 128, 3, p=1),               # rows of 130 halves: every offset
     Cfg("h_k256_2blocks", 2, 32, 22, 90, 256, 3, bias=True),          # 2 column blocks, ragged last tile
     Cfg("h_narrow_k64_5x9", 2, 32, 30, 96, 64, (5, 9)),               # the 5x9 layers' forward: 64 filters
@@ -711,6 +731,7 @@ HALF_STRIDED = [
     Cfg("h_s2_groups2", 2, 128, 30, 104, 256, 3, s=2, p=1, g=2),
     Cfg("h_s2_reflect", 2, 64, 30, 104, 128, 3, s=2, p=1, pm="reflect"),
     Cfg("h_s2_cl", 2, 64, 30, 104, 128, 3, s=2, p=1, layout="cl"),
+    Cfg("h_s2_cl_circular_bias", 2, 64, 30, 101, 128, 3, s=2, p=1, pm="circular", bias=True, layout="cl"),
     Cfg("h_s12_3x1", 2, 96, 20, 144, 128, (3, 1), s=(1, 2), p=(1, 0)),
     Cfg("h_s2_many_tiles", 3, 64, 130, 264, 130, 3, s=2, p=1, bias=True),
     # at most 64 filters: the 64-wide, 4-row tile (<T, 2, 64, 4, false, true>)
@@ -1018,6 +1039,64 @@ def _variants_agree(case, monkeypatch, var, values, seed_tag):
 @pytest.mark.parametrize("case", HALO_LAYOUT_CASES, ids=HALO_LAYOUT_IDS)
 def test_wgmma_halo_layouts_agree(case, monkeypatch):
     _variants_agree(case, monkeypatch, "KB_CONV_WGMMA_HALO_ILV", ("1", "0"), "wgmma-halo-layout")
+
+
+# channels_last (s34): the 16-byte granule loader (halo_vec 5) against the 4-byte loader
+# (KB_CONV_WGMMA_NHWC=0), and the pair epilogue against the staged one (KB_CONV_WGMMA_PAIRS_OUT=0): the
+# same operands in the same places and the same values stored, so the forward and the grad-input (whose
+# dY is channels_last too where the forward's output is) are bitwise equal, none NaN under poison; the
+# launch reports say that the forward took the path and that the switch took it away.  Padding modes
+# other than zeros give NCHW outputs (as torch's, which pads into a fresh NCHW tensor), so those cases
+# test the loader only.
+CL_AGREE_CASES = [("channels_last_in", "tf32", torch.float32, "nhwc,pairs_out"),
+                  ("cl_reflect_bias", "ieee", torch.float32, "nhwc"),
+                  ("cl_s2_reflect_bias", "tf32", torch.float32, "nhwc"),
+                  ("cl_groups2_bias", "tf32", torch.float32, "nhwc,pairs_out"),
+                  ("cl_circular", "ieee", torch.float32, "nhwc"),
+                  ("cl_l56_like", "tf32", torch.float32, "nhwc,pairs_out"),
+                  ("cl_narrow_k40_bias", "ieee", torch.float32, "nhwc,pairs_out"),
+                  ("many_tiles_cl", "tf32", torch.float32, "nhwc,pairs_out"),
+                  ("narrow_many_tiles_cl", "tf32", torch.float32, "nhwc,pairs_out"),
+                  ("cl_replicate_dilated", "tf32", torch.float32, "nhwc"),
+                  ("h_channels_last", "tf32", torch.float16, "nhwc,pairs_out"),
+                  ("h_cl_reflect_bias", "tf32", torch.float16, "nhwc"),
+                  ("h_cl_c40_k200", "tf32", torch.bfloat16, "nhwc,pairs_out"),
+                  ("h_s2_cl_circular_bias", "tf32", torch.float16, "nhwc")]
+CL_SWITCHES = {"nhwc": ("KB_CONV_WGMMA_NHWC", "halo_vec", "5"), "pairs_out": ("KB_CONV_WGMMA_PAIRS_OUT", "y_pairs", "1")}
+CL_AGREE_RUNS = [(c, m, d, sw) for c, m, d, sws in CL_AGREE_CASES for sw in sws.split(",")]
+
+
+@pytest.mark.parametrize("cfg_id,mode,dtype,switch", CL_AGREE_RUNS,
+                         ids=[f"{c}-{m}-{str(d).split('.')[-1]}-{sw}" for c, m, d, sw in CL_AGREE_RUNS])
+def test_wgmma_channels_last_paths_agree(cfg_id, mode, dtype, switch, monkeypatch, capfd):
+    var, flag, on_value = CL_SWITCHES[switch]
+    monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")
+    capfd.readouterr()
+    _variants_agree((cfg_id, mode, dtype), monkeypatch, var, ("1", "0"), "wgmma-cl")
+    flags = re.findall(rf" {flag} (\d)", capfd.readouterr().err)
+    assert flags and len(flags) % 2 == 0, f"[{cfg_id}] wgmma launches: {flags}"
+    on, off = flags[:len(flags) // 2], flags[len(flags) // 2:]
+    assert on[0] == on_value and on_value not in off, f"[{cfg_id}] {var}: {flag} {on} then {off}"
+
+
+# Where the channels_last paths must stay off: Cg % 4 (16-bit: % 8) != 0 (the 4-byte loader) and an odd Kg
+# (the staged epilogue).
+@pytest.mark.parametrize("cfg_id,dtype,want_vec,want_pairs", [("cl_c29_k200", torch.float32, "0", "1"),
+                                                             ("cl_k131", torch.float32, "5", "0"),
+                                                             ("h_cl_c36", torch.float16, "0", "1")])
+def test_wgmma_channels_last_paths_stay_off(cfg_id, dtype, want_vec, want_pairs, monkeypatch, capfd):
+    cfg = next(c for c in CONFIGS + HALF_CONFIGS if c.id == cfg_id)
+    monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    x = U.make_input(cfg, dtype=dtype)
+    capfd.readouterr()
+    with torch.no_grad():
+        y = model(x)
+    U.sync()
+    err = capfd.readouterr().err
+    assert re.findall(r"halo_vec (\d)", err) == [want_vec] and re.findall(r"y_pairs (\d)", err) == [want_pairs], (
+        f"[{cfg}] {err}")
+    assert not torch.isnan(y).any(), f"[{cfg}] NaN in output (unwritten elements under poison?)"
 
 
 # The bulk epilogue with three staging buffers per consumer warpgroup and one barrier per round (the

@@ -640,3 +640,51 @@ def test_wgrad_wgmma_thin_blocks(case, dtype, monkeypatch, capfd):
         assert not torch.isnan(dw.float()).any(), f"{where} {name}: NaN (an element left unwritten under poison?)"
         err = U.rel_l2(dw.float(), truth)
         assert err <= bound, f"{where} {name}: {err:.3e} from float64"
+
+
+# channels_last x and dY (s34): the launcher hands the wgmma kernel NCHW copies of them (a pass over each)
+# instead of leaving the layer to the window kernel; KB_CONV_WWG_NCHW_COPY=0 keeps the window kernel.  The
+# kernel then sees exactly the NCHW run's operands: bitwise the NCHW call's gradient, in every class and
+# in 16 bits, within float64 bounds of the window kernel's; x alone channels_last takes the copy too.
+# (the wgmma kernel wants rows of whole 16-byte units: W a multiple of 8 for the 16-bit cases)
+CL_WGRAD = [Cfg("cl_l55_like", 2, 64, 36, 136, 128, 3), Cfg("cl_pad_bias_k200", 2, 48, 23, 72, 200, 3, p=1),
+            Cfg("cl_s2", 2, 32, 34, 136, 64, 3, s=2, p=1)]
+CL_WGRAD_MODES = {"trunc": (torch.float32, "_PREC_EXACT"), "rna": (torch.float32, "_PREC_TF32"),
+                  "3xtf32": (torch.float32, "_PREC_3XTF32"), "fp16": (torch.float16, "_PREC_EXACT"),
+                  "bf16": (torch.bfloat16, "_PREC_EXACT")}
+
+
+@pytest.mark.skipif(not SM90, reason=SM90_REASON)
+@pytest.mark.parametrize("which", ["both", "x_only"])
+@pytest.mark.parametrize("mode", list(CL_WGRAD_MODES))
+@pytest.mark.parametrize("cfg", CL_WGRAD, ids=[c.id for c in CL_WGRAD])
+def test_wgrad_wgmma_takes_channels_last_through_copies(cfg, mode, which, monkeypatch):
+    dtype, prec_name = CL_WGRAD_MODES[mode]
+    prec = getattr(M, prec_name)
+    x, gy, geo, w_shape = _wgmma_operands(cfg, dtype, "wgrad-cl", cfg.id, mode)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    gy_cl = gy.contiguous(memory_format=torch.channels_last) if which == "both" else gy
+
+    def run(xx, gg):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            out = M._ext().conv2d_backward_weight(gg, xx, w_shape, geo, M._ALGO_GEMM_SM90A, prec, True)
+            U.sync()
+        return out, " ".join(e.key for e in prof.key_averages())
+
+    nchw, names_nchw = run(x, gy)
+    ours, names = run(x_cl, gy_cl)
+    monkeypatch.setenv("KB_CONV_WWG_NCHW_COPY", "0")
+    window, names_window = run(x_cl, gy_cl)
+    monkeypatch.delenv("KB_CONV_WWG_NCHW_COPY")
+    where = f"[{cfg}] {mode} {which}"
+    assert "conv_wgrad_wgmma_kernel" in names_nchw, f"{where}: the NCHW call is not the wgmma kernel's: {names_nchw}"
+    assert "conv_wgrad_wgmma_kernel" in names and "conv_wgrad_window_kernel" not in names, f"{where}: {names}"
+    assert "conv_wgrad_wgmma_kernel" not in names_window, f"{where} (copies off): {names_window}"
+    assert not torch.isnan(ours).any(), f"{where}: NaN (an element left unwritten under poison?)"
+    assert torch.equal(ours, nchw), f"{where}: not the NCHW call's gradient: " + U.diff_report(ours.float(), nchw.float())
+    truth = torch.nn.grad.conv2d_weight(x.double(), w_shape, gy.double(), stride=cfg.s, padding=cfg.p,
+                                        dilation=cfg.d, groups=cfg.g)
+    err, err_window = U.rel_l2(ours, truth), U.rel_l2(window, truth)
+    # (16 bits: exact products and fp32 sums, within a hair of one rounding to the dtype)
+    bound = 1.5 * err_window + 1e-7 if dtype == torch.float32 else 1.25 * _rounding_floor(truth, dtype) + 1e-6
+    assert err <= bound, f"{where}: {err:.3e} from float64, window kernel {err_window:.3e}"

@@ -4,9 +4,10 @@ case the best round's mean and median, ms), interleaved A, B, ..., then B, A, ..
 round) so that clock drift and the power cap's heating fall on all of them:
 
     python3 tools/ab_probe.py model_new.py /tmp/ab/model_new.py [...] [--trials 10] [--rounds 2] [--check]
+                              [--channels-last] [--only "#55 fwd,strided fwd"]
 
 Each file builds its own extension (the build name hashes the sources).  Cases: #55 and #56 forward
-in TF32 mode, #55 forward in fp16 and in IEEE mode, #55's two backward passes (grad-input alone: the weight
+in TF32 mode, a 3x3 stride-2 forward (8 x 64 x 512^2, padding 1), #55 forward in fp16 and in IEEE mode, #55's two backward passes (grad-input alone: the weight
 needs no gradient; grad-weight alone: the input needs none), and #55's forward + backward.
 --check first compares every file's outputs with the first file's (bitwise, or the largest relative
 difference): each case's result, and #55's forward at batch 2 in IEEE mode.
@@ -32,21 +33,32 @@ def load(path, name):
     return mod
 
 
+# --channels-last: every case's module and tensors in torch.channels_last
+FORMAT = {"memory_format": torch.contiguous_format}
+
+
+def cl(t):
+    """t (a module or a tensor) in the layout --channels-last asks for."""
+    return t.to(**FORMAT) if isinstance(t, torch.nn.Module) else t.contiguous(**FORMAT)
+
+
 def cases(mod):
     """{case: (callable to time)} for one module; inputs made once per case."""
     out = {}
-    for label, cin, cout, k, hw in (("#55 fwd", 64, 128, 3, (512, 1024)), ("#56 fwd", 64, 128, (5, 7), (512, 256))):
+    for label, cin, cout, k, hw, kw in (("#55 fwd", 64, 128, 3, (512, 1024), {}),
+                                        ("#56 fwd", 64, 128, (5, 7), (512, 256), {}),
+                                        ("strided fwd", 64, 128, 3, (512, 512), {"stride": 2, "padding": 1})):
         torch.manual_seed(0)
-        model = mod.ModelNew(cin, cout, k).cuda()
-        x = torch.rand(8, cin, *hw, device="cuda")
+        model = cl(mod.ModelNew(cin, cout, k, **kw).cuda())
+        x = cl(torch.rand(8, cin, *hw, device="cuda"))
         out[label] = (lambda m=model, x=x: m(x))
     torch.manual_seed(0)
-    m16 = mod.ModelNew(64, 128, 3).cuda().half()
-    x16 = torch.rand(8, 64, 512, 1024, device="cuda").half()
+    m16 = cl(mod.ModelNew(64, 128, 3).cuda().half())
+    x16 = cl(torch.rand(8, 64, 512, 1024, device="cuda").half())
     out["#55 fwd fp16"] = lambda: m16(x16)
     torch.manual_seed(0)
-    m_ieee = mod.ModelNew(64, 128, 3).cuda()
-    x_ieee = torch.rand(8, 64, 512, 1024, device="cuda")
+    m_ieee = cl(mod.ModelNew(64, 128, 3).cuda())
+    x_ieee = cl(torch.rand(8, 64, 512, 1024, device="cuda"))
 
     def forward_ieee():  # TF32 off for this call only (the launcher reads the flag at every call)
         set_tf32(False)
@@ -56,9 +68,9 @@ def cases(mod):
 
     out["#55 fwd ieee"] = forward_ieee
     torch.manual_seed(0)
-    model = mod.ModelNew(64, 128, 3).cuda()
-    x = torch.rand(8, 64, 512, 1024, device="cuda")
-    g = torch.randn(8, 128, 510, 1022, device="cuda")
+    model = cl(mod.ModelNew(64, 128, 3).cuda())
+    x = cl(torch.rand(8, 64, 512, 1024, device="cuda"))
+    g = cl(torch.randn(8, 128, 510, 1022, device="cuda"))
 
     def grad_input():
         model.conv2d.weight.requires_grad_(False)
@@ -127,13 +139,20 @@ def main():
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--check", action="store_true", help="first compare the outputs with the first file's")
+    ap.add_argument("--channels-last", action="store_true", help="every module and tensor in channels_last")
+    ap.add_argument("--only", default="", help="comma-separated case names to time (default all)")
     args = ap.parse_args()
+    if args.channels_last:
+        FORMAT["memory_format"] = torch.channels_last
     set_tf32(True)
     keys = [chr(ord("A") + i) for i in range(len(args.files))]
     mods = {k: load(f, "model_" + k) for k, f in zip(keys, args.files)}
     if args.check:
         check(mods)
     fns = {k: cases(m) for k, m in mods.items()}
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",")]
+        fns = {k: {c: f for c, f in v.items() if c in wanted} for k, v in fns.items()}
     results = {}
     for round_index in range(args.rounds):
         # Every other round in reverse order: under the GPU's power cap the version timed second

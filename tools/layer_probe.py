@@ -3,7 +3,7 @@
 (nn.Conv2d, NCHW) in one run, and checks the forward the way the grader does:
 
     python3 tools/layer_probe.py [--trials 20] [--shapes kb50,strided,...] [--modes tf32,ieee]
-                                 [--backward] [--passes] [--names] [--kernels default,halo,gemm,nos2d,nopw,nopwtma,...]
+                                 [--backward] [--passes] [--names] [--channels-last] [--kernels default,halo,gemm,nos2d,nopw,nopwtma,...]
 
 Per shape and mode: forward (no autograd) mean / median ms of both (cold L2, CUDA events:
 tools/quick_check.py's cold_time), the forward on 3 seeded torch.rand inputs against cuDNN's with
@@ -155,17 +155,20 @@ def kernel_names(fn):
     return ", ".join(seen) or "(none recorded)"
 
 
-def probe(name, mode, trials, backward, kernel="default", passes=False, names=False):
+def probe(name, mode, trials, backward, kernel="default", passes=False, names=False, channels_last=False):
     n, c, h, w, k, ks, kw = SHAPES[name]
     set_tf32(mode != "ieee")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mode, torch.float32)
     tol = 1e-2 if dtype != torch.float32 else 1e-4
     apply_switches(kernel)
     ref, ours = pair_models(c, k, ks, dtype=dtype, **kw)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        ref, ours = ref.to(memory_format=fmt), ours.to(memory_format=fmt)
     out = {"shape": name, "mode": mode, "ok": True, "maxabs": 0.0}
     for seed in range(3):
         torch.manual_seed(seed)
-        x = torch.rand(n, c, h, w, device="cuda").to(dtype)
+        x = torch.rand(n, c, h, w, device="cuda").to(dtype).contiguous(memory_format=fmt)
         with torch.no_grad():
             y_r, y_n = ref(x), ours(x)
         out["ok"] &= bool(torch.allclose(y_n.float(), y_r.float(), atol=tol, rtol=tol))
@@ -225,6 +228,8 @@ def main():
     ap.add_argument("--passes", action="store_true", help="also time grad-input alone and grad-weight alone")
     ap.add_argument("--names", action="store_true", help="list the kernels each of our passes launches")
     ap.add_argument("--kernels", default="default", help="KB_CONV_FWD_KERNEL settings to time ModelNew under")
+    ap.add_argument("--channels-last", action="store_true", help="both modules and the input in channels_last "
+                    "(torch.channels_last), instead of NCHW")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("layer_probe.py: a CUDA GPU is needed")
@@ -234,7 +239,7 @@ def main():
     bad = 0
     for name in args.shapes.split(","):
         for mode, kernel in [(m, kn) for m in args.modes.split(",") for kn in args.kernels.split(",")]:
-            r = probe(name, mode, args.trials, args.backward, kernel, args.passes, args.names)
+            r = probe(name, mode, args.trials, args.backward, kernel, args.passes, args.names, args.channels_last)
             bad += not r["ok"]
             check = f"{'ok' if r['ok'] else 'FAIL'} (max |d| {r['maxabs']:.1e})"
             timed = ["fwd"] + ["fwd+bwd"] * args.backward + ["dgrad", "wgrad"] * args.passes
