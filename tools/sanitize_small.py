@@ -70,6 +70,12 @@ CASES = [
     ("stem_7x7_C3", 1, 3, 20, 20, 16, 7, dict(stride=2, padding=3)),
     ("tiny_img_2x3", 3, 4, 2, 3, 5, 3, dict(padding=1)),
     ("channels_last_k3", 2, 32, 8, 8, 32, 3, dict(padding=1, bias=True)),
+    # s34: channels_last on the wgmma kernels: the halo's 16-byte granules and the channel-pair epilogue
+    # (forward, and the grad-input's channels_last dX), two column blocks with biases; column stride 2 with
+    # reflect padding; the weight gradient through the tiled NCHW transpose (W of 72: the 16-bit
+    # kernel's rows too); also run in bf16 (EXTRA_DTYPES)
+    ("channels_last_wgmma_K130", 2, 64, 12, 72, 130, 3, dict(padding=1, bias=True)),
+    ("channels_last_wgmma_s2_reflect", 1, 64, 12, 136, 128, 3, dict(stride=2, padding=1, padding_mode="reflect")),
     ("medium_tc_path", 2, 64, 20, 24, 64, 3, dict(padding=1)),
     ("C65_K130", 1, 65, 6, 6, 130, 3, dict(padding=1)),
     # sm_90a wgmma kernel (H100/H200): 16-byte and 4-byte halo loaders, two column blocks
@@ -149,7 +155,8 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 # the 16-bit phase split (s28): 16-byte loads, scalar loads, the 64-wide tile; 1 tap
                 ("wgmma_phases_vec4_K130", torch.float16), ("wgmma_phases_scalar_W141", torch.bfloat16),
                 ("wgmma_phases_narrow_K40", torch.float16), ("wgmma_one_tap_dgrad", torch.float16),
-                ("depthwise_rows_W72", torch.float16), ("grouped_4x4_grid3", torch.bfloat16)]
+                ("depthwise_rows_W72", torch.float16), ("grouped_4x4_grid3", torch.bfloat16),
+                ("channels_last_wgmma_K130", torch.bfloat16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
