@@ -1926,8 +1926,9 @@ __global__ void __launch_bounds__(HALO_THREADS, PREC == PREC_3XTF32 ? 1 : 2) con
 //   and each tap count has its own straight-line MMA sequence, so the commit needs no dummy MMA.
 //   The epilogue follows the last k-tile: NCHW rows go out p.epi_rc (16, 32 or 64) channels at a
 //   time through two or three staging buffers per warpgroup and the bulk copy engine (w8, w15,
-//   s6), channels_last outputs as channel pairs straight from the registers (whole 32-byte sectors
-//   per warp store), other layouts 32 channels at a time through shared memory and 128-byte stores.  Either
+//   s6), channels_last outputs as channel pairs straight from the registers (a warp store covers 8
+//   pixels x 8 channels: whole 32-byte sectors in fp32 where channel blocks and the pixel stride are
+//   multiples of 8 floats; 16 bytes per pixel in 16 bits), other layouts 32 channels at a time through shared memory and 128-byte stores.  Either
 //   way it overlaps the next tile's MMAs only as far as the staging buffers reach, and a
 //   tile-sized staging buffer does not fit beside useful pipeline depths (w5).  On #55 the SM's
 //   rate of writing its output bounds it: ~6 bytes a clock through the copy engine with 8 warps
@@ -5726,7 +5727,9 @@ WgmmaChoice choose_wgmma_tiling(const ConvGemmParams& p, int prec, bool hopper, 
     // on large GEMMs, slower on small ones (tools/layer_probe.py, the 1-tap stride phase of a 3x3 layer's
     // grad-input at stride 2, 64 -> 128 channels: on 8 x 256 x 256 pixels 429 -> 311 us TF32, 389 -> 163
     // fp16; on 32 x 28 x 28, 47 -> 80 and 29 -> 42; perf log s28): from 2^18 output pixels on, with
-    // pixel-contiguous input rows (as measured; a channels_last input suits the gather kernel).
+    // pixel-contiguous input rows (as measured) or channels-contiguous ones on the granule loader
+    // (bench.py's 1x1 on channels_last tensors in fp16: 1.04 -> 0.35 ms on the wgmma kernel, s34; before
+    // it, the 4-byte loader made the gather kernel the better choice there).
     // KB_CONV_WGMMA_MIN_TAPS (read at every call) overrides the fewest taps taken, for experiments.
     // Channels-contiguous input (channels_last): the halo loader's 16-byte granules (halo_vec 5) where
     // the channel stride is 1, the other strides and Cg (so every group's first channel) are multiples
@@ -7503,11 +7506,14 @@ void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t eleme
 }
 }  // namespace
 
-// t as an NCHW-contiguous tensor: itself where it is one; a channels_last-dense tensor (channels
-// contiguous, then W, then H; any image stride) through nhwc_to_nchw_kernel; else torch's copy.
+// t as an NCHW-contiguous tensor with the canonical strides: a view of itself where it is contiguous
+// (torch's test ignores the strides of size-1 dimensions, which the kernels' choices read: a
+// channels_last dY of 1 x 1 pixels counts as contiguous with strides (K, 1, K, K)); a
+// channels_last-dense tensor (channels contiguous, then W, then H; any image stride) through
+// nhwc_to_nchw_kernel; else torch's copy.
 at::Tensor nchw_copy(const at::Tensor& t) {
-    if (t.is_contiguous()) return t;
     const int64_t C = t.size(1), H = t.size(2), W = t.size(3), es = t.element_size();
+    if (t.is_contiguous()) return t.as_strided(t.sizes(), {C * H * W, H * W, W, 1});
     const bool dense_nhwc = t.stride(1) == 1 && t.stride(3) == C && t.stride(2) == W * C && t.size(0) <= 65535 &&
                             ceil_div(C, 32) <= 65535 && ceil_div(H * W, 32) < (int64_t)INT32_MAX && (es == 4 || es == 2);
     if (!dense_nhwc) return t.contiguous();
@@ -7561,9 +7567,11 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
         // KB_CONV_WWG_NCHW_COPY=0 (read at every call) keeps such layers on the other kernels.
         const char* copy_env = std::getenv("KB_CONV_WWG_NCHW_COPY");
         if (!(copy_env && std::atoi(copy_env) == 0) && (x.stride(1) == 1 || dy.stride(1) == 1)) {
-            // First asked with the copies' strides on the tensors as they are (the choice reads only the
-            // strides, the shapes and the base addresses' alignment, which fresh copies have), so that
-            // no copy is made for a layer the kernel would not take (a precision class it lacks, say).
+            // First asked with the copies' strides on the tensors as they are (the choice reads the
+            // strides, the shapes and the base addresses' alignment; fresh copies are aligned, so a
+            // misaligned view only loses the route), so that no copy is made for a layer the kernel
+            // would not take (a precision class it lacks, say).  Should the copies' own choice still
+            // differ, the layer goes on to the window kernel.
             WgradParams as_nchw = p;
             auto nchw_strides = [](const at::Tensor& t, long long& sn, long long& sc, long long& sh, long long& sw) {
                 sw = 1; sh = t.size(3); sc = sh * t.size(2); sn = sc * t.size(1);
@@ -7574,9 +7582,10 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
                 const at::Tensor x_nchw = nchw_copy(x), dy_nchw = nchw_copy(dy);
                 const WgradParams pc = wgrad_params(dy_nchw, x_nchw, g, K, Cg, R, S);
                 const WgmmaWgradChoice wcc = choose_wgrad_wgmma(pc, g.groups, algo, prec, dy.scalar_type());
-                TORCH_CHECK(wcc.use, "internal: the weight-gradient kernel refused the NCHW copies it accepted");
-                run_wgrad_wgmma(pc, wcc, dy_nchw, dw, g, K, prec, poison);
-                return dw;
+                if (wcc.use) {
+                    run_wgrad_wgmma(pc, wcc, dy_nchw, dw, g, K, prec, poison);
+                    return dw;
+                }
             }
         }
     }
