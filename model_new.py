@@ -33,7 +33,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                narrow GEMMs; TF32 and 16-bit, and 3xTF32 128-wide);
                                                NCHW output through bulk copies (short TF32
                                                reductions: whole 32-byte sectors per SM, each
-                                               block walking one range of tiles)
+                                               block walking one range of tiles); channels_last
+                                               input as 16-byte granules of a pixel's channels,
+                                               channels_last output as pairs from the registers
                       conv_fwd_depthwise_rows_kernel sm_90a: depthwise (Cg == 1) at column stride
                                                and dilation 1, zeros padding, NCHW rows of whole 16
                                                bytes, S in {1, 3, 5, 7}: bands of whole output rows
@@ -81,6 +83,8 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_wgrad_direct_kernel block reduction for float64 (and the depthwise
                                                fallback), and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
+                      nhwc_to_nchw_kernel      channels_last x or dY to NCHW for conv_wgrad_wgmma_kernel
+                                               (a tiled transpose)
 
 Precision contract (decided for each GEMM and input layout, see _precision_for()):
   float32, TF32 allowed by torch's cuDNN flag -> do what cuDNN does for that shape and GEMM: TF32
