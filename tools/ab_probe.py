@@ -7,8 +7,10 @@ round) so that clock drift and the power cap's heating fall on all of them:
                               [--channels-last] [--only "#55 fwd,strided fwd"]
 
 Each file builds its own extension (the build name hashes the sources).  Cases: #55 and #56 forward
-in TF32 mode, a 3x3 stride-2 forward (8 x 64 x 512^2, padding 1), #55 forward in fp16 and in IEEE mode, #55's two backward passes (grad-input alone: the weight
-needs no gradient; grad-weight alone: the input needs none), and #55's forward + backward.
+in TF32 mode, a 3x3 stride-2 forward (8 x 64 x 512^2, padding 1), #55 forward in fp16 and in IEEE
+mode, #55's two backward passes (grad-input alone: the weight needs no gradient; grad-weight alone:
+the input needs none), and #55's forward + backward; --only times the named ones, --channels-last
+runs every module and tensor in torch.channels_last.
 --check first compares every file's outputs with the first file's (bitwise, or the largest relative
 difference): each case's result, and #55's forward at batch 2 in IEEE mode.
 """
