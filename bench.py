@@ -6,10 +6,10 @@
                      [--out BENCHMARKS.md] [--png benchmarks.png] [--json PATH]
 
 For every shape (SHAPES in bench.py) and precision mode (tf32: torch's default, cuDNN may use TF32;
-ieee: TF32 off) it times cuDNN on an NCHW input, cuDNN on channels_last (module and input
-converted with .to(memory_format=torch.channels_last)) and ModelNew on the NCHW input, forward and
-forward + backward (cold L2, CUDA events: tools/quick_check.py's cold_time), checks ModelNew's
-forward output against cuDNN's (allclose at 1e-4, relative L2), and writes a markdown report
+ieee: TF32 off) it times cuDNN and ModelNew on an NCHW input, and both again on channels_last
+(module and input converted with .to(memory_format=torch.channels_last)), forward and forward +
+backward (cold L2, CUDA events: tools/quick_check.py's cold_time), checks ModelNew's forward
+output against cuDNN's on each layout (allclose at 1e-4, relative L2), and writes a markdown report
 (--out), a PNG bar chart of the speedups (--png, when matplotlib is installed) and optionally the
 raw figures (--json).
 
@@ -169,7 +169,7 @@ def build_parser():
     ap.add_argument("--no-backward", dest="backward", action="store_false",
                     help="time the forward pass only")
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                    help="skip the cuDNN channels_last column")
+                    help="skip the channels_last columns (cuDNN and ModelNew)")
     ap.add_argument("--trials", type=_positive_int, default=None, metavar="N",
                     help=f"timed trials per figure (default {DEFAULT_TRIALS}; {QUICK_TRIALS} with --quick)")
     ap.add_argument("--warmup", type=_nonnegative_int, default=DEFAULT_WARMUP, metavar="N",
@@ -204,8 +204,9 @@ def new_row(shape, mode, pass_name):
     """A result row before it runs: status NOT_RUN_BUDGET until run_row fills it in."""
     factor = 3 if pass_name == FORWARD_BACKWARD else 1
     return {"shape": shape.name, "mode": mode, "pass": pass_name, "gflop": factor * gflop(shape),
-            "status": NOT_RUN_BUDGET, "cudnn_nchw": None, "cudnn_cl": None, "new": None,
-            "correct": None, "rel_l2": None, "max_abs": None, "seconds": None}
+            "status": NOT_RUN_BUDGET, "cudnn_nchw": None, "cudnn_cl": None, "new": None, "new_cl": None,
+            "correct": None, "rel_l2": None, "max_abs": None, "correct_cl": None, "rel_l2_cl": None,
+            "seconds": None}
 
 
 def _ms(stat):
@@ -228,27 +229,33 @@ def _cell(text):
 
 
 def _correct_cell(row):
+    """NCHW's verdict (relative L2); channels_last's after it only where it differs or failed."""
     if row["correct"] is None:
         return "-"
-    extra = "" if row["rel_l2"] is None else f" ({row['rel_l2']:.1e})"
-    return row["correct"] + extra
+    text = row["correct"] + ("" if row["rel_l2"] is None else f" ({row['rel_l2']:.1e})")
+    cl = row.get("correct_cl")
+    if cl is not None and (cl != "ok" or row.get("rel_l2_cl") != row["rel_l2"]):
+        text += f"; channels_last {cl}" + ("" if row.get("rel_l2_cl") is None else f" ({row['rel_l2_cl']:.1e})")
+    return text
 
 
 def _table_row(row):
     gf = f"{row['gflop']:.1f}"
     if row["status"] != "ok":
-        return "| " + " | ".join([_cell(row["shape"]), gf, _cell(row["status"])] + ["-"] * 5
+        return "| " + " | ".join([_cell(row["shape"]), gf, _cell(row["status"])] + ["-"] * 7
                                  + [_correct_cell(row)]) + " |"
     new = row["new"]
     tflops = "-" if not new or not new["mean"] else f"{row['gflop'] / new['mean']:.1f}"
     cells = [row["shape"], gf, _ms(row["cudnn_nchw"]), _ms(row["cudnn_cl"]), _ms(new),
-             _x(speedup(row["cudnn_nchw"], new)), _x(speedup(row["cudnn_cl"], new)), tflops, _correct_cell(row)]
+             _x(speedup(row["cudnn_nchw"], new)), _x(speedup(row["cudnn_cl"], new)), _ms(row.get("new_cl")),
+             _x(speedup(row["cudnn_cl"], row.get("new_cl"))), tflops, _correct_cell(row)]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
 TABLE_HEADER = ("| shape | GFLOP | cuDNN NCHW (ms) | cuDNN channels_last (ms) | ModelNew (ms) | "
-                "speedup vs NCHW | speedup vs channels_last | ModelNew TFLOP/s | correctness |")
-TABLE_RULE = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+                "speedup vs NCHW | speedup vs channels_last | ModelNew channels_last (ms) | "
+                "speedup, both channels_last | ModelNew TFLOP/s | correctness |")
+TABLE_RULE = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 
 
 def geomean(values):
@@ -291,7 +298,10 @@ def render_markdown(results, env, args_line):
         "timed in the same run, on the same input, with the same weights (both modules built after "
         "`torch.manual_seed(0)`, no bias). cuDNN channels_last: the `nn.Conv2d` module and the input "
         "converted with `.to(memory_format=torch.channels_last)` before timing (the conversion is not "
-        "timed); ModelNew runs on the NCHW input. Forward: one call under `torch.no_grad()`. "
+        "timed). ModelNew (ms) runs on the NCHW input, so 'speedup vs channels_last' compares it with "
+        "cuDNN given the layout cuDNN prefers; ModelNew channels_last is ModelNew converted the same way "
+        "as cuDNN's channels_last module and input ('speedup, both channels_last': both sides on that "
+        "layout). Forward: one call under `torch.no_grad()`. "
         "Forward + backward: `model(x).backward(g)` with a fixed random `g`, the input and the weight "
         "requiring grad (gradients set to None before each trial, so no accumulation is timed).",
         "",
@@ -301,7 +311,10 @@ def render_markdown(results, env, args_line):
         "(cuDNN may run fp32 convolutions in TF32), **ieee** = TF32 off (`tools/quick_check.py`'s "
         "`set_tf32(False)`); ModelNew follows the same flags. Correctness: ModelNew's forward output "
         "against cuDNN's NCHW output in the same mode, `torch.allclose(atol=1e-4, rtol=1e-4)` -> ok / "
-        "FAIL, relative L2 error in parentheses; the forward + backward tables repeat that forward check "
+        "FAIL, relative L2 error in parentheses (ModelNew's channels_last output is checked the same way "
+        "against cuDNN's channels_last output, whose arithmetic may differ from its NCHW one, and named "
+        "only where its verdict or error differs); the forward + backward tables repeat that "
+        "forward check "
         "(gradients are compared by `run_check.py --backward` and the GPU tests).",
         "",
         "## Shapes",
@@ -329,10 +342,12 @@ def render_markdown(results, env, args_line):
             ran = [r for r in table if r["status"] == "ok"]
             g_nchw = geomean([speedup(r["cudnn_nchw"], r["new"]) for r in ran])
             g_cl = geomean([speedup(r["cudnn_cl"], r["new"]) for r in ran])
+            g_both = geomean([speedup(r["cudnn_cl"], r.get("new_cl")) for r in ran])
             if g_nchw is not None:
                 plural = "s" if len(ran) != 1 else ""
                 lines += ["", f"Geometric mean speedup over {len(ran)} shape{plural}: {_x(g_nchw)} vs NCHW"
-                          + (f", {_x(g_cl)} vs channels_last." if g_cl is not None else ".")]
+                          + (f", {_x(g_cl)} vs channels_last" if g_cl is not None else "")
+                          + (f", {_x(g_both)} both on channels_last" if g_both is not None else "") + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -387,7 +402,8 @@ def error_text(error):
 
 def exit_status(results):
     """1 when a row that ran is not correct (FAIL or error), else 0."""
-    bad = [r for r in results["rows"] if r["correct"] == "FAIL" or r["status"].startswith("error")]
+    bad = [r for r in results["rows"] if "FAIL" in (r["correct"], r.get("correct_cl"))
+           or r["status"].startswith("error")]
     return 1 if bad else 0
 
 
@@ -462,6 +478,7 @@ class Bench:
         self.qc.set_tf32(True)
         ref, new = self.qc.pair_models(shape.cin, shape.cout, shape.kernel, **dict(shape.kwargs))
         ref_cl = copy.deepcopy(ref).to(memory_format=cl) if args.channels_last else None
+        new_cl = copy.deepcopy(new).to(memory_format=cl) if args.channels_last else None
         torch.manual_seed(1)
         x = torch.rand(n, shape.cin, h, w, device=DEVICE)
         x_cl = x.contiguous(memory_format=cl) if args.channels_last else None
@@ -476,11 +493,16 @@ class Bench:
             try:
                 if mode not in checked:
                     checked[mode] = self.correctness(ref, new, x)
+                    if new_cl is not None:
+                        # (against cuDNN on the same layout: its arithmetic class may differ by layout)
+                        verdict = self.correctness(ref_cl, new_cl, x_cl)
+                        checked[mode].update(correct_cl=verdict["correct"], rel_l2_cl=verdict["rel_l2"])
                 row.update(checked[mode])
                 if pass_name == FORWARD:
                     row["cudnn_nchw"] = self.time_forward(ref, x)
                     row["cudnn_cl"] = self.time_forward(ref_cl, x_cl) if ref_cl is not None else None
                     row["new"] = self.time_forward(new, x)
+                    row["new_cl"] = self.time_forward(new_cl, x_cl) if new_cl is not None else None
                 else:
                     if g is None:
                         torch.manual_seed(2)
@@ -492,22 +514,24 @@ class Bench:
                     row["cudnn_nchw"] = self.time_forward_backward(ref, x, g)
                     row["cudnn_cl"] = self.time_forward_backward(ref_cl, x_cl, g_cl) if ref_cl is not None else None
                     row["new"] = self.time_forward_backward(new, x, g)
+                    row["new_cl"] = self.time_forward_backward(new_cl, x_cl, g_cl) if new_cl is not None else None
                 row["status"] = "ok"
             except Exception as error:  # noqa: BLE001 - reported in the row; the next row runs
                 row["status"] = error_text(error)
                 print(f"  {shape.name} {mode} {pass_name}: {row['status']}", flush=True)
             row["seconds"] = round(_clock() - t0, 2)
             for param in list(ref.parameters()) + list(new.parameters()) + (
-                    list(ref_cl.parameters()) if ref_cl is not None else []):
+                    list(ref_cl.parameters()) + list(new_cl.parameters()) if ref_cl is not None else []):
                 param.grad = None
             x.grad = None
             if x_cl is not None:
                 x_cl.grad = None
             if row["status"] == "ok":
                 print(f"  {shape.name:12s} {mode:4s} {pass_name:16s} cuDNN NCHW {_ms(row['cudnn_nchw'])}  "
-                      f"channels_last {_ms(row['cudnn_cl'])}  ModelNew {_ms(row['new'])} ms  "
-                      f"speedup {_x(speedup(row['cudnn_nchw'], row['new']))} / "
-                      f"{_x(speedup(row['cudnn_cl'], row['new']))}  {_correct_cell(row)}  "
+                      f"channels_last {_ms(row['cudnn_cl'])}  ModelNew {_ms(row['new'])}, channels_last "
+                      f"{_ms(row['new_cl'])} ms  speedup {_x(speedup(row['cudnn_nchw'], row['new']))} / "
+                      f"{_x(speedup(row['cudnn_cl'], row['new']))} / {_x(speedup(row['cudnn_cl'], row['new_cl']))}  "
+                      f"{_correct_cell(row)}  "
                       f"[{row['seconds']:.1f} s]", flush=True)
         self.qc.set_tf32(True)
 

@@ -83,8 +83,8 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       conv_wgrad_direct_kernel block reduction for float64 (and the depthwise
                                                fallback), and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
-                      nhwc_to_nchw_kernel      channels_last x or dY to NCHW for conv_wgrad_wgmma_kernel
-                                               (a tiled transpose)
+                      transpose_planes_kernel  channels_last tensors to NCHW and back, for the kernels
+                                               that read rows of pixels (a tiled transpose)
 
 Precision contract (decided for each GEMM and input layout, see _precision_for()):
   float32, TF32 allowed by torch's cuDNN flag -> do what cuDNN does for that shape and GEMM: TF32
@@ -308,12 +308,15 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 // Padding modes of nn.Conv2d.  Returns the source index of padded coordinate i in [0, n), or -1
 // where the tap reads zero padding.  reflect needs pad < n (checked on the host).
 enum PadMode { PAD_ZEROS = 0, PAD_REFLECT = 1, PAD_REPLICATE = 2, PAD_CIRCULAR = 3 };
-__device__ __noinline__ int remap_outside(int i, int n, int mode) {
+// remap_outside_inline: i outside [0, n), mode not PAD_ZEROS.  remap_outside is the same as a call
+// (the rare path kept out of the loaders' code).
+__device__ __forceinline__ int remap_outside_inline(int i, int n, int mode) {
     if (mode == PAD_REFLECT) return i < 0 ? -i : 2 * (n - 1) - i;
     if (mode == PAD_REPLICATE) return i < 0 ? 0 : n - 1;
-    int r = i % n;
+    const int r = i % n;
     return r < 0 ? r + n : r;
 }
+__device__ __noinline__ int remap_outside(int i, int n, int mode) { return remap_outside_inline(i, n, mode); }
 __device__ __forceinline__ int remap_index(int i, int n, int mode) {
     if ((unsigned)i < (unsigned)n) return i;
     return mode == PAD_ZEROS ? -1 : remap_outside(i, n, mode);
@@ -321,11 +324,7 @@ __device__ __forceinline__ int remap_index(int i, int n, int mode) {
 // The same, inline (where a call would make ptxas save live registers around it).
 __device__ __forceinline__ int remap_index_inline(int i, int n, int mode) {
     if ((unsigned)i < (unsigned)n) return i;
-    if (mode == PAD_ZEROS) return -1;
-    if (mode == PAD_REFLECT) return i < 0 ? -i : 2 * (n - 1) - i;
-    if (mode == PAD_REPLICATE) return i < 0 ? 0 : n - 1;
-    const int r = i % n;
-    return r < 0 ? r + n : r;
+    return mode == PAD_ZEROS ? -1 : remap_outside_inline(i, n, mode);
 }
 
 // Parameter structs are read where they are used.  The big kernels pass their __grid_constant__
@@ -3555,8 +3554,9 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
 //   group g (kblk = KT ksplit), numbered (n, g, kb, tile row, tile column), tile column fastest.
 //   The unit's window of each input channel (reg_rows x pitch, rows coalesced along NCHW) goes
 //   through shared memory, cb channels a stage, two stages in flight (cp.async for fp32, registers
-//   for 16-bit: grp_stage_window16); the unit's weights sit in shared memory as [c][r][s][kblk] fp32 in
-//   one of two buffers, restaged only where the next unit's (g, kb) differs.
+//   for 16-bit: grp_stage_planes16, all of a stage's planes as one batch of loads); the unit's
+//   weights sit in shared memory as [c][r][s][kblk] fp32 in one of two buffers, restaged only where
+//   the next unit's (g, kb) differs.
 // Threads: ksplit k-groups of 256 / ksplit threads (whole warps), k-group kg owns channels
 //   [kg KT, kg KT + KT) of the block; within it thread (tx, ty) owns output row ty of the tile and
 //   the 4 columns 4 tx .. 4 tx + 3 and the 4 at 4 (tx + TXN) (TXN = tile_w / 8): consecutive lanes
@@ -3628,30 +3628,35 @@ __device__ __forceinline__ void grp_stage_weights(float* dst, const GroupedParam
     }
 }
 
-// A 16-bit window (rows [h0, h0 + reg_rows) x columns [w0, w0 + pitch) of one plane, padding mapped as
-// in dw_stage_region) into region as fp32, through registers: each thread loads GRP_BATCH elements of
-// the flattened window before storing any, so that a window of up to 256 x GRP_BATCH elements takes one
-// round trip to memory (dw_stage_region's rows of 4 per warp took ~6 for a 34 x 68 window, and left
-// 16-bit layers at half the fp32 rate).
 constexpr int GRP_BATCH = 12;
+// np 16-bit planes' windows (plane i at src + i plane_stride; rows [h0, h0 + rows) x columns [w0, w0 + cols),
+// padding mapped as in dw_stage_region, 0 outside) into region[np][rows][cols] as fp32, through registers:
+// the windows flattened into one index space, GRP_BATCH loads in flight per thread (one round trip to
+// memory per 256 x GRP_BATCH elements, where staging each plane on its own took one or more per plane, and
+// dw_stage_region's rows of 4 per warp took ~6 for a 34 x 68 window and left 16-bit layers at half the fp32
+// rate).
 template <typename T>
-__device__ __forceinline__ void grp_stage_window16(float* region, const T* plane, int h0, int w0,
-                                                   const GroupedParams& p) {
-    const int step_r = GRP_THREADS / p.pitch, step_c = GRP_THREADS % p.pitch;
-    int r = threadIdx.x / p.pitch, c = threadIdx.x % p.pitch;
-    for (int base = threadIdx.x; base < p.win; base += GRP_THREADS * GRP_BATCH) {
+__device__ __forceinline__ void grp_stage_planes16(float* region, const T* src, long long plane_stride, int np,
+                                                   int h0, int w0, int rows, int cols, int H, int W, int sh, int sw,
+                                                   int pad_mode) {
+    const int total = np * rows * cols;
+    const int step_r = GRP_THREADS / cols, step_c = GRP_THREADS % cols;
+    int r = threadIdx.x / cols, c = threadIdx.x % cols, pl = 0;
+    while (r >= rows) { r -= rows; ++pl; }
+    for (int base = threadIdx.x; base < total; base += GRP_THREADS * GRP_BATCH) {
         float v[GRP_BATCH];
 #pragma unroll
         for (int j = 0; j < GRP_BATCH; ++j) {
-            const int h = remap_index(h0 + r, p.H, p.pad_mode), w = remap_index(w0 + c, p.W, p.pad_mode);
-            const bool in = base + j * GRP_THREADS < p.win && (unsigned)h < (unsigned)p.H && (unsigned)w < (unsigned)p.W;
-            v[j] = in ? to_acc(plane[h * p.x_sh + w * p.x_sw]) : 0.0f;
+            const int h = remap_index(h0 + r, H, pad_mode), w = remap_index(w0 + c, W, pad_mode);
+            const bool in = base + j * GRP_THREADS < total && (unsigned)h < (unsigned)H && (unsigned)w < (unsigned)W;
+            v[j] = in ? to_acc(src[pl * plane_stride + h * sh + w * sw]) : 0.0f;
             r += step_r; c += step_c;
-            if (c >= p.pitch) { c -= p.pitch; ++r; }
+            if (c >= cols) { c -= cols; ++r; }
+            while (r >= rows) { r -= rows; ++pl; }
         }
 #pragma unroll
         for (int j = 0; j < GRP_BATCH; ++j)
-            if (base + j * GRP_THREADS < p.win) region[base + j * GRP_THREADS] = v[j];
+            if (base + j * GRP_THREADS < total) region[base + j * GRP_THREADS] = v[j];
     }
 }
 
@@ -3686,12 +3691,14 @@ __global__ void __launch_bounds__(GRP_THREADS, 2) conv_fwd_grouped_kernel(const 
         const int c0 = j * p.cb, nc = min(p.cb, p.Cg - c0);
         const T* img = (const T*)p.x + (long long)c.n * p.x_sn + ((long long)c.g * p.Cg + c0) * p.x_sc;
         const int h0 = c.tp * p.tile_h * p.stride_h - p.pad_t, w0 = c.tq * p.tile_w * SW - p.pad_l;
-        for (int i = 0; i < nc; ++i) {
-            if constexpr (std::is_same<T, float>::value)
+        if constexpr (std::is_same<T, float>::value) {
+            for (int i = 0; i < nc; ++i)
                 dw_stage_region<T>(buf + i * p.win, img + i * p.x_sc, h0, w0, p.reg_rows, p.pitch, p.H, p.W, p.x_sh,
                                    p.x_sw, p.pad_mode);
-            else
-                grp_stage_window16<T>(buf + i * p.win, img + i * p.x_sc, h0, w0, p);
+        } else {
+            // p.win == reg_rows pitch: the planes' windows lie back to back as grp_stage_planes16 writes them.
+            grp_stage_planes16<T>(buf, img, p.x_sc, nc, h0, w0, p.reg_rows, p.pitch, p.H, p.W, p.x_sh, p.x_sw,
+                                  p.pad_mode);
         }
     };
 
@@ -5239,35 +5246,6 @@ struct GroupedWgradParams {
     int tiles_per_split, splits;
 };
 
-// np 16-bit planes' windows (plane i at src + i plane_stride; rows [h0, h0 + rows) x columns [w0, w0 + cols),
-// padding mapped as in dw_stage_region, 0 outside) into region[np][rows][cols] as fp32, through registers:
-// the windows flattened into one index space, GRP_BATCH loads in flight per thread (one round trip to
-// memory per 256 x GRP_BATCH elements, where staging each plane on its own took one or more per plane).
-template <typename T>
-__device__ __forceinline__ void grp_stage_planes16(float* region, const T* src, long long plane_stride, int np,
-                                                   int h0, int w0, int rows, int cols, int H, int W, int sh, int sw,
-                                                   int pad_mode) {
-    const int total = np * rows * cols;
-    const int step_r = GRP_THREADS / cols, step_c = GRP_THREADS % cols;
-    int r = threadIdx.x / cols, c = threadIdx.x % cols, pl = 0;
-    while (r >= rows) { r -= rows; ++pl; }
-    for (int base = threadIdx.x; base < total; base += GRP_THREADS * GRP_BATCH) {
-        float v[GRP_BATCH];
-#pragma unroll
-        for (int j = 0; j < GRP_BATCH; ++j) {
-            const int h = remap_index(h0 + r, H, pad_mode), w = remap_index(w0 + c, W, pad_mode);
-            const bool in = base + j * GRP_THREADS < total && (unsigned)h < (unsigned)H && (unsigned)w < (unsigned)W;
-            v[j] = in ? to_acc(src[pl * plane_stride + h * sh + w * sw]) : 0.0f;
-            r += step_r; c += step_c;
-            if (c >= cols) { c -= cols; ++r; }
-            while (r >= rows) { r -= rows; ++pl; }
-        }
-#pragma unroll
-        for (int j = 0; j < GRP_BATCH; ++j)
-            if (base + j * GRP_THREADS < total) region[base + j * GRP_THREADS] = v[j];
-    }
-}
-
 template <typename T, int SW>
 __global__ void __launch_bounds__(GRP_THREADS, 2) conv_wgrad_grouped_kernel(const __grid_constant__ GroupedWgradParams p) {
     constexpr int NV = (3 * SW + GRP_SMAX + 3) / 4;   // 16-byte words of an item's window columns, at most
@@ -5431,30 +5409,30 @@ __global__ void reduce_splits_kernel(const typename AccumOf<T>::type* __restrict
     }
 }
 
-// nhwc_to_nchw_kernel: out[n][c][pix] = in[n][pix][c], a channels_last tensor (pixel pix = h W + w,
-//   channels contiguous, images in_sn elements apart) copied to NCHW, for the wgmma weight gradient,
-//   which reads rows of pixels.  Tiles of 32 pixels x 32 channels through shared memory (a pad column:
-//   conflict-free both ways), so that a warp reads 32 channels of a pixel and writes 32 pixels of a
-//   channel, each one run.  Why: torch's own copy of this layout ran at ~0.3 TB/s on #55's tensors
-//   (6.3 ms for x, 12.7 for dY: perf log s34).  E holds the element's bits (4 or 2 bytes).
-//   Grid: (pixel tiles, channel tiles, images); 32 x 8 threads.
+// transpose_planes_kernel: out[b][c][r] = in[b][r][c] for b < gridDim.y, r < rows, c < cols (plane b
+//   of in at in + b in_sb, of out at out + b out_sb, both dense): a channels_last tensor to NCHW
+//   (rows = pixels, cols = channels) and back (rows = channels, cols = pixels).  Why: the kernels that
+//   read rows of pixels (the wgmma weight gradient; the depthwise, grouped and sm_80 kernels) take
+//   channels_last layers through NCHW copies, and torch's own copy of this layout ran at ~0.3 TB/s
+//   on #55's tensors (6.3 ms for x, 12.7 for dY: perf log s34), this one at ~2.9 TB/s.
+//   Tiles of 32 x 32 through shared memory (a pad column: conflict-free both ways), so that a warp
+//   reads 32 columns of a row and writes 32 rows of a column, each one run.  E holds the element's
+//   bits (4 or 2 bytes).  Grid: (row tiles x column tiles, planes); 32 x 8 threads.
 template <typename E>
-__global__ void __launch_bounds__(256) nhwc_to_nchw_kernel(const E* __restrict__ in, E* __restrict__ out, int C,
-                                                           long long HW, long long in_sn) {
+__global__ void __launch_bounds__(256) transpose_planes_kernel(const E* __restrict__ in, E* __restrict__ out,
+                                                               long long rows, long long cols, long long in_sb,
+                                                               long long out_sb) {
     __shared__ E tile[32][33];
-    const long long pix0 = (long long)blockIdx.x * 32;
-    const int c0 = blockIdx.y * 32, tx = threadIdx.x, ty = threadIdx.y;
-    const E* src = in + (long long)blockIdx.z * in_sn;
-    E* dst = out + (long long)blockIdx.z * C * HW;
-    for (int i = ty; i < 32; i += 8) {
-        const long long pix = pix0 + i;
-        if (pix < HW && c0 + tx < C) tile[i][tx] = src[pix * C + c0 + tx];
-    }
+    const long long col_tiles = (cols + 31) / 32;
+    const long long r0 = (long long)blockIdx.x / col_tiles * 32, c0 = (long long)blockIdx.x % col_tiles * 32;
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const E* src = in + (long long)blockIdx.y * in_sb;
+    E* dst = out + (long long)blockIdx.y * out_sb;
+    for (int i = ty; i < 32; i += 8)
+        if (r0 + i < rows && c0 + tx < cols) tile[i][tx] = src[(r0 + i) * cols + c0 + tx];
     __syncthreads();
-    for (int i = ty; i < 32; i += 8) {
-        const long long pix = pix0 + tx;
-        if (pix < HW && c0 + i < C) dst[(long long)(c0 + i) * HW + pix] = tile[tx][i];
-    }
+    for (int i = ty; i < 32; i += 8)
+        if (c0 + i < cols && r0 + tx < rows) dst[(c0 + i) * rows + r0 + tx] = tile[tx][i];
 }
 """
 
@@ -6173,15 +6151,20 @@ void run_pointwise(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     else variant(std::integral_constant<int, 128>{});
 }
 
+// The forward GEMM of one sweep (or of a grad-input phase) on the kernel chosen below; returns true.
+// probe_granules: launches nothing and returns whether that kernel is the wgmma kernel's granule
+// loader (halo_vec 5), the one route that reads channels-contiguous input in place (see
+// transposable_nhwc).
 template <typename T>
-void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N,
-                   bool hopper) {
+bool run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int groups, int prec, int N,
+                   bool hopper, bool probe_granules = false) {
     TORCH_CHECK(groups <= 65535, "at most 65535 groups");
     auto stream = launch_stream();
     const int taps = p.taps_h * p.taps_w;
     if (pointwise_fits<T>(p)) {
+        if (probe_granules) return false;
         run_pointwise<T>(p, pp, w, groups, prec, N, hopper);
-        return;
+        return true;
     }
     // The halo kernels address one image with 32-bit offsets.
     const int64_t image_span = (int64_t)(p.Cg - 1) * std::abs(p.x_sc) + (int64_t)(p.H - 1) * std::abs(p.x_sh) +
@@ -6312,14 +6295,18 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
             all_fit = phase_c[phi].use;
         }
         if (all_fit) {
+            if (probe_granules)
+                return std::all_of(phase_c.begin(), phase_c.end(), [](const WgmmaChoice& c) { return c.halo_vec == 5; });
             for (int phi = 0; phi < d; ++phi) launch_wgmma(phase_p[phi], phase_c[phi]);
-            return;
+            return true;
         }
     }
     if (wc.use) {
+        if (probe_granules) return wc.halo_vec == 5;
         launch_wgmma(p, wc);
-        return;
+        return true;
     }
+    if (probe_granules) return false;
     // Strided layers of 32 or more channels per group: the gather GEMM kernel (tools/layer_probe.py,
     // H200, float32: 3x3 at stride 2 with 32 / 64 / 128 channels 0.51 / 0.84 / 0.25 ms against the
     // halo kernel's 0.74 / 1.58 / 0.43 with TF32, 0.90 / 1.58 / 0.37 against 0.87 / 2.24 / 0.60 in
@@ -6375,7 +6362,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
         };
         if (block_n == 64) halo(std::integral_constant<int, 2>{});
         else halo(std::integral_constant<int, 4>{});
-        return;
+        return true;
     }
     TORCH_CHECK(ceil_div(p.M, TILE_M) < (int64_t)INT32_MAX, "too many output pixels");
     const dim3 grid((unsigned)ceil_div(p.M, TILE_M), (unsigned)(p.Kpad / TILE_N), (unsigned)groups);
@@ -6389,6 +6376,7 @@ void run_conv_gemm(ConvGemmParams p, PackParams pp, const at::Tensor& w, int gro
     } else {
         TORCH_CHECK(false, "the tensor-core path takes float32, float16 or bfloat16");
     }
+    return true;
 }
 
 DirectParams direct_params(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out,
@@ -6804,10 +6792,11 @@ bool run_wgrad_grouped(const at::Tensor& dy, const at::Tensor& x, const at::Tens
 // that does not fit, planes whose offsets need 64 bits, and, unless KB_CONV_GROUPED=1 (read at every
 // call), layers whose groups are wide enough for the tensor-core GEMMs (the rule below, measured:
 // docs/perf-log.md, s32).  KB_CONV_GROUPED=0 keeps every layer off it; KB_CONV_GROUPED_GRID=n caps the
-// grid at n blocks (tests and sanitizer runs: blocks that walk many units).
+// grid at n blocks (tests and sanitizer runs: blocks that walk many units).  probe: launches nothing
+// and returns whether it would take the layer.
 bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out, const void* bias, int groups,
                  int stride_h, int stride_w, int pad_t, int pad_l, int dil_h, int dil_w, int pad_mode, bool flip,
-                 int prec) {
+                 int prec, bool probe = false) {
     const char* env = std::getenv("KB_CONV_GROUPED");
     const bool forced = env && std::strcmp(env, "1") == 0;
     if (env && std::strcmp(env, "0") == 0) return false;
@@ -6897,6 +6886,7 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
               reinterpret_cast<uintptr_t>(out.data_ptr()) % (4 * es) == 0;
     const int64_t smem = (2 * (int64_t)p.stage_elems + 2 * (int64_t)p.w_elems) * 4;
     if (smem > optin) return false;
+    if (probe) return true;
     const char* grid_env = std::getenv("KB_CONV_GROUPED_GRID");
     bool launched = false;
     dispatch_dtype(st, [&](auto tag) {
@@ -6922,6 +6912,78 @@ bool run_grouped(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ou
     return launched;
 }
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// channels_last tensors on the kernels that read rows of pixels: NCHW copies through
+// transpose_planes_kernel.  Only the wgmma forward's granule loader (halo_vec 5; grad-input's too)
+// reads channels-contiguous input in place; every other kernel addresses it through its strides, a
+// 4-byte (16-bit: 2-byte) access per channel plane, and ran 4-30x behind cuDNN on such tensors
+// (bench.py, perf log s35: the depthwise 3x3 5.44 ms against cuDNN's 0.18, the grouped 4.15 against
+// 0.30).  So a channels_last layer that is not on the granule loader takes NCHW copies of its inputs
+// (and the forward and grad-input an NCHW result, transposed back): two or three extra passes over
+// memory at ~2.9 TB/s.  KB_CONV_CL_COPY=0 (read at every call) keeps them on the strided reads, for
+// comparisons and the tests.  (Other channels_last views than dense ones take torch's copies.)
+// ---------------------------------------------------------------------------------------------
+bool cl_copies_enabled() {
+    const char* env = std::getenv("KB_CONV_CL_COPY");
+    return !(env && std::atoi(env) == 0);
+}
+
+// t's channels contiguous (channels_last, dense or a view) and t not NCHW-contiguous as well (one
+// channel, or one pixel, where the layouts coincide): a tensor that takes nchw_copy.
+bool channels_contiguous(const at::Tensor& t) {
+    return t.dim() == 4 && t.stride(1) == 1 && !t.is_contiguous();
+}
+
+// A channels_contiguous t that transpose_planes_kernel takes: dense (channels, then W, then H; any
+// image stride), of 4- or 2-byte elements, within its grid.
+bool transposable_nhwc(const at::Tensor& t) {
+    if (!channels_contiguous(t)) return false;
+    const int64_t C = t.size(1), H = t.size(2), W = t.size(3), es = t.element_size();
+    return t.stride(1) == 1 && t.stride(3) == C && t.stride(2) == W * C && (es == 4 || es == 2) &&
+           t.size(0) <= 65535 && ceil_div(C, 32) * ceil_div(H * W, 32) < (int64_t)INT32_MAX;
+}
+
+// planes of rows x cols elements of in (plane b at element b in_sb) transposed into out's.
+void launch_transpose(const at::Tensor& in, const at::Tensor& out, int64_t planes, int64_t rows, int64_t cols,
+                      int64_t in_sb, int64_t out_sb) {
+    const dim3 grid((unsigned)(ceil_div(rows, 32) * ceil_div(cols, 32)), (unsigned)planes), block(32, 8);
+    if (in.element_size() == 4) {
+        transpose_planes_kernel<uint32_t><<<grid, block, 0, launch_stream()>>>(
+            (const uint32_t*)in.data_ptr(), (uint32_t*)out.data_ptr(), rows, cols, in_sb, out_sb);
+    } else {
+        transpose_planes_kernel<uint16_t><<<grid, block, 0, launch_stream()>>>(
+            (const uint16_t*)in.data_ptr(), (uint16_t*)out.data_ptr(), rows, cols, in_sb, out_sb);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// t as an NCHW-contiguous tensor with the canonical strides: a view of itself where it is contiguous
+// (torch's test ignores the strides of size-1 dimensions, which the kernels' choices read: a
+// channels_last dY of 1 x 1 pixels counts as contiguous with strides (K, 1, K, K)); a
+// transposable_nhwc tensor through transpose_planes_kernel; else torch's copy (other channels_last views).
+at::Tensor nchw_copy(const at::Tensor& t) {
+    const int64_t C = t.size(1), H = t.size(2), W = t.size(3);
+    if (t.is_contiguous()) return t.as_strided(t.sizes(), {C * H * W, H * W, W, 1});
+    if (!transposable_nhwc(t)) return t.contiguous();
+    at::Tensor out = at::empty(t.sizes(), t.options());
+    launch_transpose(t, out, t.size(0), H * W, C, t.stride(0), C * H * W);
+    return out;
+}
+
+// t (NCHW-contiguous, as the launchers allocate their results) copied to a dense channels_last tensor.
+at::Tensor channels_last_copy(const at::Tensor& t) {
+    at::Tensor out = at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::ChannelsLast));
+    const int64_t C = t.size(1), HW = t.size(2) * t.size(3), es = t.element_size();
+    if (out.numel() == 0) return out;
+    if (!t.is_contiguous() || (es != 4 && es != 2) || t.size(0) > 65535 ||
+        ceil_div(C, 32) * ceil_div(HW, 32) >= (int64_t)INT32_MAX) {
+        out.copy_(t);
+        return out;
+    }
+    launch_transpose(t, out, t.size(0), C, HW, C * HW, out.stride(0));
+    return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Forward: y = conv2d(x, w) (+ bias)
@@ -6953,6 +7015,17 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
         bias_ptr = b.data_ptr();
     }
     auto stream = launch_stream();
+    // A channels_last input off the granule loader: the layer on NCHW copies (see cl_copies_enabled).
+    const bool cl_copies = cl_copies_enabled() && channels_contiguous(x);
+    auto on_nchw_copies = [&]() {
+        const at::Tensor y_nchw = conv2d_forward(nchw_copy(x), w, bias, geometry, algo, prec, false, poison);
+        return channels_last ? channels_last_copy(y_nchw) : y_nchw;
+    };
+    if (cl_copies && (direct_algo(algo) || (g.groups > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h,
+                                                                          g.stride_w, g.pad_t, g.pad_l, g.dil_h,
+                                                                          g.dil_w, g.pad_mode, false, (int)prec,
+                                                                          true))))
+        return on_nchw_copies();
     if (direct_algo(algo)) {
         if (Cg == 1 && g.groups == C) {
             if (algo == ALGO_DIRECT_SM90A && g.stride_w == 1 && g.dil_w == 1 && g.pad_mode == PAD_ZEROS &&
@@ -6982,10 +7055,13 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
     p.Cg = Cg; p.Kg = Kg;
     p.stride_h = g.stride_h; p.stride_w = g.stride_w; p.dil_h = g.dil_h; p.dil_w = g.dil_w;
     p.off_h = -g.pad_t; p.off_w = -g.pad_l; p.taps_h = R; p.taps_w = S; p.pad_mode = g.pad_mode;
+    bool granules = false;
     dispatch_dtype(x.scalar_type(), [&](auto tag) {
         using T = decltype(tag);
-        run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A);
+        if (cl_copies) granules = run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A, true);
+        if (!cl_copies || granules) run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A);
     });
+    if (cl_copies && !granules) return on_nchw_copies();
     return y;
 }
 
@@ -7012,6 +7088,13 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
     const int N = (int)x_size[0], C = (int)x_size[1], H = (int)x_size[2], W = (int)x_size[3];
     const int K = (int)w.size(0), Cg = (int)w.size(1), R = (int)w.size(2), S = (int)w.size(3);
     const int P = (int)dy.size(2), Q = (int)dy.size(3);
+    // A channels_last dY off the granule loader: the pass on NCHW copies (see cl_copies_enabled).
+    const bool cl_copies = cl_copies_enabled() && channels_contiguous(dy);
+    auto on_nchw_copies = [&]() {
+        const at::Tensor dx_nchw = conv2d_backward_input(nchw_copy(dy), w, x_size, geometry, algo, prec, false, poison);
+        return channels_last ? channels_last_copy(dx_nchw) : dx_nchw;
+    };
+    if (cl_copies && direct_algo(algo)) return on_nchw_copies();
     auto dx = at::empty({N, C, H, W}, dy.options().memory_format(format_of(channels_last)));
     if (poison) dx.fill_(NAN);
     if (dx.numel() == 0) return dx;
@@ -7029,6 +7112,10 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         if (poison) target.fill_(NAN);
     }
 
+    if (cl_copies && g.groups > 1 && g.stride_h == 1 && g.stride_w == 1 &&
+        run_grouped(dy, w, target, nullptr, g.groups, 1, 1, (R - 1) * g.dil_h - g.pad_t, S - 1 - g.pad_l, g.dil_h,
+                    g.dil_w, PAD_ZEROS, true, (int)prec, true))
+        return on_nchw_copies();
     const bool depthwise = direct_algo(algo) && Cg == 1 && g.groups == C;
     // Stride-1 grad-input of a multiplier-1 layer: the rows kernel on dY with the filters turned
     // (padding (R-1) dh - pt rows and S-1-pl columns).
@@ -7068,36 +7155,46 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
             a.dstep = a.t_step * dil / stride;
             return a;
         };
-        for (int rh = 0; rh < g.stride_h; ++rh) {
-            for (int rw = 0; rw < g.stride_w; ++rw) {
-                const Axis ah = phase(rh, g.pad_t, g.stride_h, g.dil_h, R, Ht);
-                const Axis aw = phase(rw, g.pad_l, g.stride_w, g.dil_w, S, Wt);
-                if (ah.count == 0 || aw.count == 0) continue;
-                const int taps_h = ah.taps, taps_w = aw.taps;
-                const bool no_taps = taps_h == 0 || taps_w == 0;  // the phase's gradient is zero
-                PackParams pp{g.groups, Kg, Cg, R, S, Kg, Cg, 0, 0,
-                              std::max(ah.t0, 0), ah.t_step, taps_h, std::max(aw.t0, 0), aw.t_step, taps_w,
-                              1, 0};  // round mode: run_conv_gemm
-                ConvGemmParams p{};
-                p.x = dy.data_ptr(); p.bias = nullptr;
-                p.y = (char*)target.data_ptr() +
-                      ((int64_t)ah.start * target.stride(2) + (int64_t)aw.start * target.stride(3)) *
-                          (int64_t)target.element_size();
-                p.x_sn = dy.stride(0); p.x_sc = dy.stride(1); p.x_sh = dy.stride(2); p.x_sw = dy.stride(3);
-                p.y_sn = target.stride(0); p.y_sc = target.stride(1);
-                p.y_sh = target.stride(2) * g.stride_h; p.y_sw = target.stride(3) * g.stride_w;
-                p.M = (int64_t)N * ah.count * aw.count; p.H = P; p.W = Q; p.P = ah.count; p.Q = aw.count;
-                p.Cg = Kg; p.Kg = Cg;
-                p.stride_h = 1; p.stride_w = 1; p.dil_h = -ah.dstep; p.dil_w = -aw.dstep;
-                p.off_h = ah.base; p.off_w = aw.base;
-                p.taps_h = no_taps ? 0 : taps_h; p.taps_w = no_taps ? 1 : taps_w;
-                p.pad_mode = PAD_ZEROS;
-                dispatch_dtype(dy.scalar_type(), [&](auto tag) {
-                    using T = decltype(tag);
-                    run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A);
-                });
+        // Every phase's sweep; probe: launch nothing, return whether all of them read dY on the
+        // granule loader.
+        auto sweeps = [&](bool probe) {
+            bool granules = true;
+            for (int rh = 0; rh < g.stride_h; ++rh) {
+                for (int rw = 0; rw < g.stride_w; ++rw) {
+                    const Axis ah = phase(rh, g.pad_t, g.stride_h, g.dil_h, R, Ht);
+                    const Axis aw = phase(rw, g.pad_l, g.stride_w, g.dil_w, S, Wt);
+                    if (ah.count == 0 || aw.count == 0) continue;
+                    const int taps_h = ah.taps, taps_w = aw.taps;
+                    const bool no_taps = taps_h == 0 || taps_w == 0;  // the phase's gradient is zero
+                    PackParams pp{g.groups, Kg, Cg, R, S, Kg, Cg, 0, 0,
+                                  std::max(ah.t0, 0), ah.t_step, taps_h, std::max(aw.t0, 0), aw.t_step, taps_w,
+                                  1, 0};  // round mode: run_conv_gemm
+                    ConvGemmParams p{};
+                    p.x = dy.data_ptr(); p.bias = nullptr;
+                    p.y = (char*)target.data_ptr() +
+                          ((int64_t)ah.start * target.stride(2) + (int64_t)aw.start * target.stride(3)) *
+                              (int64_t)target.element_size();
+                    p.x_sn = dy.stride(0); p.x_sc = dy.stride(1); p.x_sh = dy.stride(2); p.x_sw = dy.stride(3);
+                    p.y_sn = target.stride(0); p.y_sc = target.stride(1);
+                    p.y_sh = target.stride(2) * g.stride_h; p.y_sw = target.stride(3) * g.stride_w;
+                    p.M = (int64_t)N * ah.count * aw.count; p.H = P; p.W = Q; p.P = ah.count; p.Q = aw.count;
+                    p.Cg = Kg; p.Kg = Cg;
+                    p.stride_h = 1; p.stride_w = 1; p.dil_h = -ah.dstep; p.dil_w = -aw.dstep;
+                    p.off_h = ah.base; p.off_w = aw.base;
+                    p.taps_h = no_taps ? 0 : taps_h; p.taps_w = no_taps ? 1 : taps_w;
+                    p.pad_mode = PAD_ZEROS;
+                    dispatch_dtype(dy.scalar_type(), [&](auto tag) {
+                        using T = decltype(tag);
+                        if (probe) granules = granules && run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N,
+                                                                          algo == ALGO_GEMM_SM90A, true);
+                        else run_conv_gemm<T>(p, pp, w, g.groups, (int)prec, N, algo == ALGO_GEMM_SM90A);
+                    });
+                }
             }
-        }
+            return granules;
+        };
+        if (cl_copies && !sweeps(true)) return on_nchw_copies();
+        sweeps(false);
     }
     if (fold) {
         dispatch_dtype(dy.scalar_type(), [&](auto tag) {
@@ -7510,30 +7607,6 @@ void launch_direct_reduction(WgradParams p, const at::Tensor& out, int64_t eleme
 }
 }  // namespace
 
-// t as an NCHW-contiguous tensor with the canonical strides: a view of itself where it is contiguous
-// (torch's test ignores the strides of size-1 dimensions, which the kernels' choices read: a
-// channels_last dY of 1 x 1 pixels counts as contiguous with strides (K, 1, K, K)); a
-// channels_last-dense tensor (channels contiguous, then W, then H; any image stride) through
-// nhwc_to_nchw_kernel; else torch's copy.
-at::Tensor nchw_copy(const at::Tensor& t) {
-    const int64_t C = t.size(1), H = t.size(2), W = t.size(3), es = t.element_size();
-    if (t.is_contiguous()) return t.as_strided(t.sizes(), {C * H * W, H * W, W, 1});
-    const bool dense_nhwc = t.stride(1) == 1 && t.stride(3) == C && t.stride(2) == W * C && t.size(0) <= 65535 &&
-                            ceil_div(C, 32) <= 65535 && ceil_div(H * W, 32) < (int64_t)INT32_MAX && (es == 4 || es == 2);
-    if (!dense_nhwc) return t.contiguous();
-    at::Tensor out = at::empty(t.sizes(), t.options());
-    const dim3 grid((unsigned)ceil_div(H * W, 32), (unsigned)ceil_div(C, 32), (unsigned)t.size(0)), block(32, 8);
-    if (es == 4) {
-        nhwc_to_nchw_kernel<uint32_t><<<grid, block, 0, launch_stream()>>>(
-            (const uint32_t*)t.data_ptr(), (uint32_t*)out.data_ptr(), (int)C, H * W, t.stride(0));
-    } else {
-        nhwc_to_nchw_kernel<uint16_t><<<grid, block, 0, launch_stream()>>>(
-            (const uint16_t*)t.data_ptr(), (uint16_t*)out.data_ptr(), (int)C, H * W, t.stride(0));
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return out;
-}
-
 at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64_t> w_size,
                                      std::vector<int64_t> geometry, int64_t algo, int64_t prec, bool poison) {
     check_tensor(dy, "grad_output"); check_tensor(x, "input");
@@ -7541,6 +7614,13 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     const c10::cuda::CUDAGuard guard(dy.device());
     TORCH_CHECK(w_size.size() == 4, "weight size must have 4 entries");
     const int K = (int)w_size[0], Cg = (int)w_size[1], R = (int)w_size[2], S = (int)w_size[3];
+    // Channels-contiguous (channels_last) x or dY: every weight-gradient kernel reads rows of pixels, so
+    // the pass runs on NCHW copies of them (see cl_copies_enabled).  Before, #55's layer on channels_last
+    // tensors took 12.6 ms on the window kernel where its copies and the wgmma kernel take 4.4 (cuDNN
+    // 4.4; perf log s34), and the depthwise and grouped kernels read such tensors one channel plane at a
+    // time (s35).
+    if (cl_copies_enabled() && (channels_contiguous(x) || channels_contiguous(dy)))
+        return conv2d_backward_weight(nchw_copy(dy), nchw_copy(x), w_size, geometry, algo, prec, poison);
     auto dw = at::empty({K, Cg, R, S}, dy.options());
     if (poison) dw.fill_(NAN);
     if (dw.numel() == 0) return dw;
@@ -7564,33 +7644,6 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
         if (wc.use) {
             run_wgrad_wgmma(p, wc, dy, dw, g, K, prec, poison);
             return dw;
-        }
-        // Channels-contiguous (channels_last) x or dY: the wgmma kernel reads rows of pixels, so it
-        // takes NCHW copies of them, a pass over each, rather than leaving the layer to the window
-        // kernel (#55 on channels_last tensors: 12.6 ms there, cuDNN 4.4; perf log s34).
-        // KB_CONV_WWG_NCHW_COPY=0 (read at every call) keeps such layers on the other kernels.
-        const char* copy_env = std::getenv("KB_CONV_WWG_NCHW_COPY");
-        if (!(copy_env && std::atoi(copy_env) == 0) && (x.stride(1) == 1 || dy.stride(1) == 1)) {
-            // First asked with the copies' strides on the tensors as they are (the choice reads the
-            // strides, the shapes and the base addresses' alignment; fresh copies are aligned, so a
-            // misaligned view only loses the route), so that no copy is made for a layer the kernel
-            // would not take (a precision class it lacks, say).  Should the copies' own choice still
-            // differ, the layer goes on to the window kernel.
-            WgradParams as_nchw = p;
-            auto nchw_strides = [](const at::Tensor& t, long long& sn, long long& sc, long long& sh, long long& sw) {
-                sw = 1; sh = t.size(3); sc = sh * t.size(2); sn = sc * t.size(1);
-            };
-            nchw_strides(x, as_nchw.x_sn, as_nchw.x_sc, as_nchw.x_sh, as_nchw.x_sw);
-            nchw_strides(dy, as_nchw.dy_sn, as_nchw.dy_sc, as_nchw.dy_sh, as_nchw.dy_sw);
-            if (choose_wgrad_wgmma(as_nchw, g.groups, algo, prec, dy.scalar_type()).use) {
-                const at::Tensor x_nchw = nchw_copy(x), dy_nchw = nchw_copy(dy);
-                const WgradParams pc = wgrad_params(dy_nchw, x_nchw, g, K, Cg, R, S);
-                const WgmmaWgradChoice wcc = choose_wgrad_wgmma(pc, g.groups, algo, prec, dy.scalar_type());
-                if (wcc.use) {
-                    run_wgrad_wgmma(pc, wcc, dy_nchw, dw, g, K, prec, poison);
-                    return dw;
-                }
-            }
         }
     }
     if (dy.scalar_type() != at::kDouble) {

@@ -122,17 +122,21 @@ ENV = {"gpu": "NVIDIA H200", "sm_count": 132, "memory_gib": 139.8, "driver": "58
 
 
 def fake_results():
-    def timed(row, nchw, cl, new, correct="ok", rel=2.5e-6):
+    def timed(row, nchw, cl, new, correct="ok", rel=2.5e-6, new_cl=None, correct_cl=None, rel_cl=None):
         row.update(status="ok", cudnn_nchw={"mean": nchw, "median": nchw - 0.01},
                    cudnn_cl=None if cl is None else {"mean": cl, "median": cl - 0.01},
-                   new={"mean": new, "median": new - 0.01}, correct=correct, rel_l2=rel, max_abs=1e-5)
+                   new={"mean": new, "median": new - 0.01}, correct=correct, rel_l2=rel, max_abs=1e-5,
+                   new_cl=None if new_cl is None else {"mean": new_cl, "median": new_cl - 0.01},
+                   correct_cl=correct_cl, rel_l2_cl=rel_cl)
         return row
 
     rows = [
-        timed(bench.new_row(shape("#55"), "tf32", bench.FORWARD), 4.0, 3.0, 2.0),
+        timed(bench.new_row(shape("#55"), "tf32", bench.FORWARD), 4.0, 3.0, 2.0, new_cl=2.5, correct_cl="ok",
+              rel_cl=2.5e-6),
         timed(bench.new_row(shape("#56"), "tf32", bench.FORWARD), 3.0, None, 2.0, "FAIL", 3.1e-4),
         bench.new_row(shape("5x9"), "tf32", bench.FORWARD),  # not run (budget)
-        timed(bench.new_row(shape("#55"), "tf32", bench.FORWARD_BACKWARD), 15.0, 14.0, 15.0),
+        timed(bench.new_row(shape("#55"), "tf32", bench.FORWARD_BACKWARD), 15.0, 14.0, 15.0, new_cl=7.0,
+              correct_cl="FAIL", rel_cl=2.0e-3),
         bench.new_row(shape("#56"), "tf32", bench.FORWARD_BACKWARD),
         bench.new_row(shape("5x9"), "tf32", bench.FORWARD_BACKWARD),
     ]
@@ -181,29 +185,35 @@ def test_render_markdown_unknown_environment():
 def test_render_markdown_tables():
     md = bench.render_markdown(fake_results(), ENV, "python3 bench.py")
     for title in ("tf32, forward", "tf32, forward + backward", "ieee, forward"):
-        assert all(len(cells(line)) == 9 for line in table(md, title)), title
+        assert all(len(cells(line)) == 11 for line in table(md, title)), title
     fwd = table(md, "tf32, forward")
     assert fwd[0] == bench.TABLE_HEADER
     for col in ("shape", "GFLOP", "cuDNN NCHW", "cuDNN channels_last", "ModelNew (ms)", "speedup vs NCHW",
-                "speedup vs channels_last", "TFLOP/s", "correctness"):
+                "speedup vs channels_last", "ModelNew channels_last (ms)", "speedup, both channels_last",
+                "TFLOP/s", "correctness"):
         assert col in fwd[0]
     assert len(fwd) == 2 + 3
     r55 = cells(fwd[2])
     assert r55 == ["#55", "614.9", "4.000 / 3.990", "3.000 / 2.990", "2.000 / 1.990", "2.00x", "1.50x",
-                   "307.4", "ok (2.5e-06)"]
+                   "2.500 / 2.490", "1.20x", "307.4", "ok (2.5e-06)"]
     r56 = cells(fwd[3])
     assert r56[0] == "#56" and r56[3] == "-" and r56[5] == "1.50x" and r56[6] == "-"
+    assert r56[7:9] == ["-", "-"]
     assert r56[-1] == "FAIL (3.1e-04)"
     r59 = cells(fwd[4])
-    assert r59[0] == "5x9" and r59[2] == "not run (budget)" and r59[3:] == ["-"] * 6
-    assert "Geometric mean speedup over 2 shapes: 1.73x vs NCHW, 1.50x vs channels_last." in md
+    assert r59[0] == "5x9" and r59[2] == "not run (budget)" and r59[3:] == ["-"] * 8
+    assert "Geometric mean speedup over 2 shapes: 1.73x vs NCHW, 1.50x vs channels_last, 1.20x both on " \
+           "channels_last." in md
 
     fb = table(md, "tf32, forward + backward")
     assert len(fb) == 5
     r55 = cells(fb[2])
-    assert r55[1] == "1844.6" and r55[5] == "1.00x" and r55[6] == "0.93x" and r55[7] == "123.0"
+    assert r55[1] == "1844.6" and r55[5] == "1.00x" and r55[6] == "0.93x" and r55[7] == "7.000 / 6.990"
+    assert r55[8] == "2.00x" and r55[9] == "123.0"
+    assert r55[10] == "ok (2.5e-06); channels_last FAIL (2.0e-03)"
     assert [cells(r)[2] for r in fb[3:]] == ["not run (budget)"] * 2
-    assert "Geometric mean speedup over 1 shape: 1.00x vs NCHW, 0.93x vs channels_last." in md
+    assert "Geometric mean speedup over 1 shape: 1.00x vs NCHW, 0.93x vs channels_last, 2.00x both on " \
+           "channels_last." in md
 
     ieee = table(md, "ieee, forward")
     assert len(ieee) == 3
@@ -217,6 +227,8 @@ def test_exit_status():
     results = fake_results()
     assert bench.exit_status(results) == 1  # #56 FAIL and the error row
     results["rows"] = [r for r in results["rows"] if r["correct"] != "FAIL" and not r["status"].startswith("error")]
+    assert bench.exit_status(results) == 1  # #55's channels_last FAIL alone
+    results["rows"] = [r for r in results["rows"] if r["correct_cl"] != "FAIL"]
     assert bench.exit_status(results) == 0  # rows not run (budget) are no failure
 
 
@@ -341,13 +353,16 @@ def test_main_runs_every_row(fake_gpu, tmp_path, capsys):
     assert [(r["mode"], r["pass"]) for r in rows] == [("tf32", "forward"), ("tf32", "forward+backward"),
                                                       ("ieee", "forward"), ("ieee", "forward+backward")]
     assert all(r["status"] == "ok" and r["correct"] == "ok" and r["rel_l2"] == 0.0 for r in rows)
-    assert all(r["cudnn_nchw"] == r["cudnn_cl"] == r["new"] == {"mean": 2.0, "median": 1.5} for r in rows)
-    assert fake_gpu.timed == 4 * 3
+    assert all(r["cudnn_nchw"] == r["cudnn_cl"] == r["new"] == r["new_cl"] == {"mean": 2.0, "median": 1.5}
+               for r in rows)
+    assert all(r["correct_cl"] == "ok" and r["rel_l2_cl"] == 0.0 for r in rows)
+    assert fake_gpu.timed == 4 * 4
     assert fake_gpu.tf32[-1] is True and False in fake_gpu.tf32  # ieee rows ran with TF32 off, then back on
     assert raw["results"]["trials"] == 5 and raw["env"]["driver"] == "unknown"
     assert raw["env"]["build"]["name"] == "fake" and raw["command"].startswith("python3 bench.py --shapes tiny")
     assert "- GPU: Fake GPU (1 SMs)" in md and "## ieee, forward + backward" in md
-    assert cells(table(md, "tf32, forward")[2])[5:7] == ["1.00x", "1.00x"]
+    assert cells(table(md, "tf32, forward")[2])[5:9] == ["1.00x", "1.00x", "2.000 / 1.500", "1.00x"]
+    assert cells(table(md, "tf32, forward")[2])[10] == "ok (0.0e+00)"
     printed = capsys.readouterr().out
     assert "exit 0" in printed
     png = tmp_path / "b.png"
@@ -362,7 +377,8 @@ def test_main_no_backward_no_channels_last(fake_gpu, tmp_path):
                              "--no-channels-last", "--trials", "2")
     assert code == 0
     (row,) = raw["results"]["rows"]
-    assert (row["mode"], row["pass"], row["status"], row["cudnn_cl"]) == ("ieee", "forward", "ok", None)
+    assert (row["mode"], row["pass"], row["status"], row["cudnn_cl"], row["new_cl"], row["correct_cl"]) == (
+        "ieee", "forward", "ok", None, None, None)
     assert fake_gpu.timed == 2
     assert "## tf32" not in md and "forward + backward" not in md.split("## Shapes")[1]
 
@@ -380,7 +396,7 @@ def test_main_reports_fail_and_error_rows(fake_gpu, tmp_path):
 
 
 def test_main_budget(fake_gpu, tmp_path, capsys):
-    # 1 s per timed figure, 3 figures per row: rows start at t = 0 and 3; at 6 the budget (4.5 s) is
+    # 1 s per timed figure, 4 figures per row: rows start at t = 0 and 4; at 8 the budget (4.5 s) is
     # spent, so the rest of "tiny" and all of "broken" (which would FAIL) are not run
     code, md, raw = run_main(tmp_path, "--shapes", "tiny,broken", "--budget-s", "4.5")
     rows = raw["results"]["rows"]

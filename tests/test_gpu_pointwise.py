@@ -50,7 +50,8 @@ CONFIGS = [
     Cfg("pw_channels_last", 2, 16, 12, 16, 24, 1, layout="cl"),
     Cfg("pw_sliced", 2, 16, 12, 16, 24, 1, layout="sliced"),
 ]
-TAKEN = {c.id for c in CONFIGS[:9]}
+# (the channels_last layer too: on NCHW copies of its input since s35, model_new.py's cl_copies_enabled)
+TAKEN = {c.id for c in CONFIGS[:9]} | {"pw_channels_last"}
 
 MODES = U.TENSOR_CORE_MODES  # (dtype, precision mode, rel L2 bound against float64)
 

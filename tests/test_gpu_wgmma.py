@@ -1047,7 +1047,8 @@ def test_wgmma_halo_layouts_agree(case, monkeypatch):
 # dY is channels_last too where the forward's output is) are bitwise equal, none NaN under poison; the
 # launch reports say that the forward took the path and that the switch took it away.  Padding modes
 # other than zeros give NCHW outputs (as torch's, which pads into a fresh NCHW tensor), so those cases
-# test the loader only.
+# test the loader only.  (KB_CONV_CL_COPY=0: off the granule loader the launchers would otherwise take
+# NCHW copies, s35, and the 4-byte loader would not see the channels_last tensor.)
 CL_AGREE_CASES = [("channels_last_in", "tf32", torch.float32, "nhwc,pairs_out"),
                   ("cl_reflect_bias", "ieee", torch.float32, "nhwc"),
                   ("cl_s2_reflect_bias", "tf32", torch.float32, "nhwc"),
@@ -1071,6 +1072,7 @@ CL_AGREE_RUNS = [(c, m, d, sw) for c, m, d, sws in CL_AGREE_CASES for sw in sws.
 def test_wgmma_channels_last_paths_agree(cfg_id, mode, dtype, switch, monkeypatch, capfd):
     var, flag, on_value = CL_SWITCHES[switch]
     monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")
+    monkeypatch.setenv("KB_CONV_CL_COPY", "0")
     capfd.readouterr()
     _variants_agree((cfg_id, mode, dtype), monkeypatch, var, ("1", "0"), "wgmma-cl")
     flags = re.findall(rf" {flag} (\d)", capfd.readouterr().err)
@@ -1080,13 +1082,15 @@ def test_wgmma_channels_last_paths_agree(cfg_id, mode, dtype, switch, monkeypatc
 
 
 # Where the channels_last paths must stay off: Cg % 4 (16-bit: % 8) != 0 (the 4-byte loader) and an odd Kg
-# (the staged epilogue).
+# (the staged epilogue); read in place (KB_CONV_CL_COPY=0), as the launchers would otherwise give the
+# 4-byte loader's layers NCHW copies (s35; tests/test_gpu_channels_last.py).
 @pytest.mark.parametrize("cfg_id,dtype,want_vec,want_pairs", [("cl_c29_k200", torch.float32, "0", "1"),
                                                              ("cl_k131", torch.float32, "5", "0"),
                                                              ("h_cl_c36", torch.float16, "0", "1")])
 def test_wgmma_channels_last_paths_stay_off(cfg_id, dtype, want_vec, want_pairs, monkeypatch, capfd):
     cfg = next(c for c in CONFIGS + HALF_CONFIGS if c.id == cfg_id)
     monkeypatch.setenv("KB_CONV_WGMMA_REPORT", "1")
+    monkeypatch.setenv("KB_CONV_CL_COPY", "0")
     model, _ = U.make_models(M, cfg, dtype=dtype)
     x = U.make_input(cfg, dtype=dtype)
     capfd.readouterr()

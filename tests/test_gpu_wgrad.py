@@ -643,7 +643,7 @@ def test_wgrad_wgmma_thin_blocks(case, dtype, monkeypatch, capfd):
 
 
 # channels_last x and dY (s34): the launcher hands the wgmma kernel NCHW copies of them (a pass over each)
-# instead of leaving the layer to the window kernel; KB_CONV_WWG_NCHW_COPY=0 keeps the window kernel.  The
+# instead of leaving the layer to the window kernel; KB_CONV_CL_COPY=0 keeps the window kernel.  The
 # kernel then sees exactly the NCHW run's operands: bitwise the NCHW call's gradient, in every class and
 # in 16 bits, within float64 bounds of the window kernel's; x alone channels_last takes the copy too.
 # (the wgmma kernel wants rows of whole 16-byte units: W a multiple of 8 for the 16-bit cases)
@@ -673,9 +673,9 @@ def test_wgrad_wgmma_takes_channels_last_through_copies(cfg, mode, which, monkey
 
     nchw, names_nchw = run(x, gy)
     ours, names = run(x_cl, gy_cl)
-    monkeypatch.setenv("KB_CONV_WWG_NCHW_COPY", "0")
+    monkeypatch.setenv("KB_CONV_CL_COPY", "0")
     window, names_window = run(x_cl, gy_cl)
-    monkeypatch.delenv("KB_CONV_WWG_NCHW_COPY")
+    monkeypatch.delenv("KB_CONV_CL_COPY")
     where = f"[{cfg}] {mode} {which}"
     assert "conv_wgrad_wgmma_kernel" in names_nchw, f"{where}: the NCHW call is not the wgmma kernel's: {names_nchw}"
     assert "conv_wgrad_wgmma_kernel" in names and "conv_wgrad_window_kernel" not in names, f"{where}: {names}"

@@ -8,9 +8,10 @@ round) so that clock drift and the power cap's heating fall on all of them:
 
 Each file builds its own extension (the build name hashes the sources).  Cases: #55 and #56 forward
 in TF32 mode, a 3x3 stride-2 forward (8 x 64 x 512^2, padding 1), #55 forward in fp16 and in IEEE
-mode, #55's two backward passes (grad-input alone: the weight needs no gradient; grad-weight alone:
-the input needs none), and #55's forward + backward; --only times the named ones, --channels-last
-runs every module and tensor in torch.channels_last.
+mode, two grouped 3x3 forwards in fp16 ("grouped fwd fp16": bench.py's 4 groups of 32; "resnext fwd
+fp16": ResNeXt-50's 32 groups of 4), #55's two backward passes (grad-input alone: the weight needs no
+gradient; grad-weight alone: the input needs none), and #55's forward + backward; --only times the
+named ones, --channels-last runs every module and tensor in torch.channels_last.
 --check first compares every file's outputs with the first file's (bitwise, or the largest relative
 difference): each case's result, and #55's forward at batch 2 in IEEE mode.
 """
@@ -58,6 +59,11 @@ def cases(mod):
     m16 = cl(mod.ModelNew(64, 128, 3).cuda().half())
     x16 = cl(torch.rand(8, 64, 512, 1024, device="cuda").half())
     out["#55 fwd fp16"] = lambda: m16(x16)
+    for label, n, c, hw, groups in (("grouped fwd fp16", 8, 128, 256, 4), ("resnext fwd fp16", 32, 128, 56, 32)):
+        torch.manual_seed(0)
+        model = cl(mod.ModelNew(c, c, 3, padding=1, groups=groups).cuda().half())
+        x = cl(torch.rand(n, c, hw, hw, device="cuda").half())
+        out[label] = (lambda m=model, x=x: m(x))
     torch.manual_seed(0)
     m_ieee = cl(mod.ModelNew(64, 128, 3).cuda())
     x_ieee = cl(torch.rand(8, 64, 512, 1024, device="cuda"))

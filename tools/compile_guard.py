@@ -99,8 +99,9 @@ INSTANTIATIONS = {
         for t in ("float", "f16_t", "bf16_t") for sw in (1, 2)],
     "conv_wgrad_depthwise_kernel": [
         f"template __global__ void conv_wgrad_depthwise_kernel<{t}>(const __grid_constant__ DepthwiseParams);" for t in ("float", "double", "f16_t", "bf16_t")],
-    "nhwc_to_nchw_kernel": [
-        f"template __global__ void nhwc_to_nchw_kernel<{e}>(const {e}*, {e}*, int, long long, long long);"
+    "transpose_planes_kernel": [
+        f"template __global__ void transpose_planes_kernel<{e}>(const {e}*, {e}*, long long, long long, long long, "
+        "long long);"
         for e in ("uint32_t", "uint16_t")],
     "pack_weights_kernel": (
         [f"template __global__ void pack_weights_kernel<{t}, float>(const {t}*, float*, const PackParams);" for t in ("float", "double", "f16_t", "bf16_t")]

@@ -24,7 +24,8 @@ KB_CONV_WGMMA_SX=0, no sector-exact epilogue (sx: =1, wherever it can run); novs
 the 1x1 tensor-copy kernel's output through tensor copies, not 16-byte stores; pwstagesN: KB_CONV_PWT_STAGES=N,
 its stages; nothin: KB_CONV_WWG_THIN=0, no thin weight-gradient blocks; nogrouped / allgrouped: KB_CONV_GROUPED=0 / 1, grouped layers
 off / wherever they can run on the grouped direct kernels; nogwgrad / allgwgrad: KB_CONV_GROUPED_WGRAD=0 / 1,
-the grouped weight-gradient kernel alone; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
+the grouped weight-gradient kernel alone; nocl: KB_CONV_CL_COPY=0, channels_last layers off the granule
+loader read in place instead of through NCHW copies; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
 epilogue's channels per round and staging buffers; cfgA-B-C-D: KB_CONV_WGMMA_CFG="A,B,C,D", the
 tiling; settings combine with "+", e.g. nosx+rc32).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
@@ -106,6 +107,7 @@ KERNEL_SETTINGS = {
     "allgrouped": ("KB_CONV_GROUPED", "1"),
     "nogwgrad": ("KB_CONV_GROUPED_WGRAD", "0"),
     "allgwgrad": ("KB_CONV_GROUPED_WGRAD", "1"),
+    "nocl": ("KB_CONV_CL_COPY", "0"),
 }
 # --kernels PREFIXn -> the launcher's switch set to n
 NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS", "rc": "KB_CONV_WGMMA_RC",

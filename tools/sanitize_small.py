@@ -76,6 +76,11 @@ CASES = [
     # kernel's rows too); also run in bf16 (EXTRA_DTYPES)
     ("channels_last_wgmma_K130", 2, 64, 12, 72, 130, 3, dict(padding=1, bias=True)),
     ("channels_last_wgmma_s2_reflect", 1, 64, 12, 136, 128, 3, dict(stride=2, padding=1, padding_mode="reflect")),
+    # s35: channels_last layers off the granule loader, on NCHW copies (transpose_planes_kernel: tile
+    # edges in pixels and channels) and back: depthwise at stride 2, grouped, 1x1 of 45 -> 130 channels
+    ("channels_last_depthwise_s2", 2, 24, 13, 19, 24, 3, dict(stride=2, padding=1, groups=24, bias=True)),
+    ("channels_last_grouped_4x4", 2, 32, 11, 35, 32, 3, dict(padding=1, groups=8)),
+    ("channels_last_1x1_C45", 2, 45, 10, 37, 130, 1, dict(bias=True)),
     ("medium_tc_path", 2, 64, 20, 24, 64, 3, dict(padding=1)),
     ("C65_K130", 1, 65, 6, 6, 130, 3, dict(padding=1)),
     # sm_90a wgmma kernel (H100/H200): 16-byte and 4-byte halo loaders, two column blocks
@@ -156,7 +161,9 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("wgmma_phases_vec4_K130", torch.float16), ("wgmma_phases_scalar_W141", torch.bfloat16),
                 ("wgmma_phases_narrow_K40", torch.float16), ("wgmma_one_tap_dgrad", torch.float16),
                 ("depthwise_rows_W72", torch.float16), ("grouped_4x4_grid3", torch.bfloat16),
-                ("channels_last_wgmma_K130", torch.bfloat16)]
+                ("grouped_2x8_s2_reflect", torch.float16),
+                ("channels_last_wgmma_K130", torch.bfloat16), ("channels_last_depthwise_s2", torch.float16),
+                ("channels_last_1x1_C45", torch.bfloat16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)

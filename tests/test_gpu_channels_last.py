@@ -1,0 +1,125 @@
+"""GPU tests of channels_last layers off the granule loader (s35): the launchers run them on NCHW copies
+of their inputs (transpose_planes_kernel) and transpose the forward's and grad-input's NCHW results back
+(model_new.py, cl_copies_enabled).  Depthwise, grouped, 1x1, narrow-channel, strided and padding-mode
+layers on channels_last inputs (and channels_last weights), forward and every gradient:
+
+- within bounds of float64, none NaN under poison, the forward within the grader's allclose of
+  nn.Conv2d on the same layout (unless cuDNN computed another class than our rule predicts: an
+  expected failure with the numbers), every result in torch's layout;
+- that the copies ran (the profiler names transpose_planes_kernel), and agree with the same layer read
+  in place (KB_CONV_CL_COPY=0) up to the order of the sums;
+- that a layer on the granule loader takes no copies in its forward and grad-input.
+
+Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import _convtest_util as U  # noqa: E402  (tests/ is on sys.path: conftest.py)
+
+M = U.gpu_module_model_new()  # skips the module without a GPU or model_new.py
+Cfg = U.Cfg
+
+pytestmark = pytest.mark.usefixtures("built_and_poisoned")  # conftest.py
+
+CONFIGS = [
+    Cfg("cl_depthwise_k3_bias", 2, 32, 19, 37, 32, 3, p=1, g=32, bias=True, layout="cl"),
+    Cfg("cl_depthwise_s2_k5", 2, 24, 21, 30, 24, 5, s=2, p=2, g=24, layout="cl"),
+    Cfg("cl_depthwise_mult2", 2, 16, 17, 20, 32, 3, p=1, g=16, layout="cl"),
+    Cfg("cl_depthwise_k7_W9", 3, 8, 11, 9, 8, 7, p=3, g=8, layout="cl"),
+    Cfg("cl_grouped_4x4_bias", 2, 32, 20, 36, 32, 3, p=1, g=8, bias=True, layout="cl"),
+    Cfg("cl_grouped_s2", 2, 32, 21, 34, 64, 3, s=2, p=1, g=8, layout="cl"),
+    Cfg("cl_1x1_bias", 2, 64, 12, 20, 48, 1, bias=True, layout="cl"),
+    Cfg("cl_1x1_s2", 2, 40, 13, 17, 24, 1, s=2, layout="cl"),
+    Cfg("cl_c6_s2", 2, 6, 23, 31, 16, 3, s=2, p=1, layout="cl"),
+    Cfg("cl_c3_7x7_s2", 1, 3, 30, 30, 8, 7, s=2, p=3, layout="cl"),
+    Cfg("cl_c29_k40_d2", 2, 29, 18, 26, 40, 3, p=2, d=2, bias=True, layout="cl"),
+    Cfg("cl_grouped_reflect", 2, 16, 15, 22, 16, 3, p=1, g=4, pm="reflect", layout="cl"),
+    Cfg("cl_depthwise_circular", 2, 8, 13, 16, 8, 3, p=1, g=8, pm="circular", layout="cl"),
+    Cfg("cl_w_depthwise", 2, 16, 14, 18, 16, 3, p=1, g=16, layout="cl_w"),
+    Cfg("cl_w_grouped", 2, 16, 14, 18, 32, 3, p=1, g=4, bias=True, layout="cl_w"),
+]
+CFG = {c.id: c for c in CONFIGS}
+assert len(CFG) == len(CONFIGS), "duplicate config ids"
+MODES = U.TENSOR_CORE_MODES
+
+
+def _cuda_kernels(fn):
+    """fn()'s result and the names of the CUDA kernels it launched (torch's profiler)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        out = fn()
+        U.sync()
+    return out, " ".join(e.key for e in prof.key_averages())
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
+def test_channels_last_against_float64_and_cudnn(cfg, mode):
+    dtype, prec, tol = MODES[mode]
+    where = f"[{cfg}] {mode}"
+    model, base, (out_n, grads_n), (out_r, grads_r), (out_t, _) = U.run_against_float64(
+        M, cfg, dtype, prec, tol, U.seed_for("channels-last", cfg.id, mode), where)
+    assert out_n.stride() == out_r.stride(), f"{where}: output strides {out_n.stride()}, torch's {out_r.stride()}"
+    for name in ("input", "weight"):
+        assert grads_n[name].stride() == grads_r[name].stride(), (
+            f"{where}: {name} gradient strides {grads_n[name].stride()}, torch's {grads_r[name].stride()}")
+    if dtype == torch.float32:   # the grader's check, on the forward
+        if prec == "tf32":
+            with U.precision_mode(prec):
+                klass = model.precision_class(U.view_input(cfg, base))
+            U.xfail_if_cudnn_class_differs(where, klass if klass == "fp32" else "tf32-rna",
+                                           U.rel_l2(out_n, out_t), U.rel_l2(out_r, out_t))
+        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
+
+
+@pytest.mark.parametrize("mode", ["fp32-tf32", "fp32-ieee", "bf16"])
+@pytest.mark.parametrize("cfg_id", ["cl_depthwise_k3_bias", "cl_depthwise_s2_k5", "cl_grouped_4x4_bias",
+                                    "cl_1x1_bias", "cl_c6_s2", "cl_grouped_reflect", "cl_w_grouped"])
+def test_channels_last_copies_agree_with_reads_in_place(cfg_id, mode):
+    cfg = CFG[cfg_id]
+    dtype, prec, _ = MODES[mode]
+    torch.manual_seed(U.seed_for("channels-last-copies", cfg_id, mode))
+    with U.precision_mode(prec):
+        model, _ = U.make_models(M, cfg, dtype=dtype)
+        base = U.make_base(cfg, dtype=dtype)
+        (out_a, g, grads_a), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base))
+        (out_b, _, grads_b), names_off = U.with_env(
+            {"KB_CONV_CL_COPY": "0"}, lambda: _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g)))
+    where = f"[{cfg}] {mode}"
+    assert "transpose_planes_kernel" in names, f"{where}: no copies were made: {names}"
+    assert "transpose_planes_kernel" not in names_off, f"{where} (copies off): {names_off}"
+    # (the same class either way, but not always the same kernel: in place, a depthwise layer takes the
+    # tiled kernel rather than the rows kernel, a 1x1 layer the gather kernel; so the sums' order may
+    # differ, and 16-bit results by one rounding)
+    tol = 2e-6 if dtype == torch.float32 else 8e-3
+    for name, a, b in (("forward", out_a, out_b), ("input", grads_a["input"], grads_b["input"]),
+                       ("weight", grads_a["weight"], grads_b["weight"])):
+        assert not torch.isnan(a).any(), f"{where}: {name} NaN (an element left unwritten under poison?)"
+        assert a.stride() == b.stride(), f"{where}: {name} strides {a.stride()} against {b.stride()}"
+        assert U.rel_l2(a, b) <= tol, f"{where}: {name} against the in-place reads: " + U.diff_report(a, b)
+
+
+@pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
+                    reason="the granule loader is the sm_90a wgmma kernel's (H100/H200)")
+@pytest.mark.parametrize("dname", ["fp32", "fp16"])
+def test_channels_last_granule_layers_take_no_copies(dname):
+    """A 3x3 layer of 64 -> 128 channels on channels_last tensors reads x and dY in place (the wgmma
+    kernel's granule loader): no transpose in its forward or grad-input; its weight gradient takes the
+    NCHW copies."""
+    dtype = {"fp32": torch.float32, "fp16": torch.float16}[dname]
+    cfg = Cfg("cl_granules", 2, 64, 12, 72, 128, 3, p=1, layout="cl")
+    torch.manual_seed(U.seed_for("channels-last-granules", dname))
+    model, _ = U.make_models(M, cfg, dtype=dtype)
+    model.conv2d.weight.requires_grad_(False)
+    x = U.make_input(cfg, dtype=dtype).requires_grad_(True)
+    y, names = _cuda_kernels(lambda: model(x))
+    (gx,), names_gx = _cuda_kernels(lambda: torch.autograd.grad(y, x, torch.randn_like(y)))
+    assert "conv_fwd_wgmma_kernel" in names and "transpose_planes_kernel" not in names, names
+    assert "conv_fwd_wgmma_kernel" in names_gx and "transpose_planes_kernel" not in names_gx, names_gx
+    assert U.is_distinctly_channels_last(y) and U.is_distinctly_channels_last(gx)
+    model.conv2d.weight.requires_grad_(True)
+    y = model(x.detach())
+    (_,), names_gw = _cuda_kernels(lambda: torch.autograd.grad(y, model.conv2d.weight, torch.randn_like(y)))
+    assert "transpose_planes_kernel" in names_gw and "conv_wgrad_wgmma_kernel" in names_gw, names_gw
