@@ -41,6 +41,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                bytes, S in {1, 3, 5, 7}: bands of whole output rows
                                                streamed in by the bulk copy engine and out by 16-byte
                                                stores (lanes realign by shuffles), fp32 multiply-adds
+                      conv_fwd_depthwise_nhwc_kernel depthwise (multiplier 1) on channels_last tensors in
+                                               place: a thread's 16-byte word of channels x 8 columns,
+                                               zeros padding (and the stride-1 grad-input)
                       conv_fwd_depthwise_kernel depthwise (Cg == 1) otherwise: a plane's tile and halo
                                                staged in shared memory (cp.async, double-buffered runs
                                                of tiles), fp32 multiply-adds, 8 outputs per thread
@@ -56,6 +59,7 @@ Kernels (in the order they appear in CUDA_KERNELS):
                       weights (no multiplications by the zeros of a dilated gradient), and the
                       pointwise kernel for 1x1 layers at stride 1;
                       conv_fwd_depthwise_rows_kernel with the filters turned (stride 1, multiplier 1);
+                      conv_fwd_depthwise_nhwc_kernel likewise on channels_last tensors;
                       conv_fwd_grouped_kernel with the filters transposed and turned (stride 1);
                       conv_dgrad_depthwise_kernel the depthwise gather, tiled like the forward;
                       conv_dgrad_direct_kernel for float64 (and the depthwise fallback);
@@ -80,6 +84,9 @@ Kernels (in the order they appear in CUDA_KERNELS):
                                                8 out): X windows and dY tiles staged in shared memory,
                                                a thread's (input channel, kernel row, 4 outputs) summed
                                                over runs of tiles, fixed-order block sums, split partials
+                      conv_wgrad_depthwise_nhwc_kernel depthwise (multiplier 1) on channels_last tensors
+                                               in place: a thread's word of channels x a band of kernel
+                                               rows over runs of pixels, fixed-order sums, split partials
                       conv_wgrad_direct_kernel block reduction for float64 (and the depthwise
                                                fallback), and grad-bias
                       reduce_splits_kernel     sums split partials in a fixed order (deterministic)
@@ -3542,6 +3549,87 @@ __global__ void __launch_bounds__(DWR_THREADS, 3) conv_fwd_depthwise_rows_kernel
 }
 
 // ---------------------------------------------------------------------------------------------
+// conv_fwd_depthwise_nhwc_kernel: depthwise layers (one input channel a group, multiplier 1) on
+//   channels_last tensors, read and written in place:
+//     Y[n][p][q][c] = bias[c] + sum_{r,s} X[n][p sh - pt + r dh][q sw - pl + s dw][c] W[c][r][s],
+//   zeros padding; flip (the stride-1 grad-input of such a layer on dY) turns the filters,
+//   W[c][R-1-r][S-1-s].  Why: the depthwise kernels above read NCHW rows; on channels_last tensors the
+//   launchers gave them NCHW copies of X and transposed Y back, 0.58 ms where cuDNN takes 0.18 on
+//   bench.py's 3x3 layer (perf log s35): the copies moved three times the layer's own bytes.
+// Tiling: a thread owns one 16-byte word of a pixel's channels (VEC = 4 fp32, 8 16-bit) for DWN_TQ = 8
+//   consecutive output columns of one output row; a block is cgb words (threads fastest, so a warp's
+//   loads and stores are runs of whole pixels' channels) x DWN_THREADS / cgb column strips of one row
+//   (a block past C's last word or Q's last column idles those threads).  Per tap the thread reads its
+//   word's weights (wt: the filters as [R S][C] fp32, transposed on the host, one or two 16-byte loads)
+//   and the input word of each of its columns: L1 serves the overlap of neighbouring taps and columns,
+//   L2 that of neighbouring rows' blocks.  fp32 multiply-adds from the bias (cuDNN's class for
+//   depthwise layers: exact fp32 products and sums), one rounding to T at the store.
+// Grid: x = N P strip_groups (image, output row, group of a block's strips), y = blocks of cgb words.
+constexpr int DWN_THREADS = 256, DWN_TQ = 8;
+struct DwNhwcParams {
+    const void* x; const float* wt; const void* bias; void* y;
+    long long x_sn, y_sn;                     // image strides (elements); channels are contiguous
+    long long x_sh, x_sw, y_sh, y_sw;         // row and column strides (elements)
+    int N, C, H, W, P, Q, R, S;
+    int stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, flip;
+    int cgb, strips, strip_groups;            // words a block, column strips a block, blocks a row
+};
+
+template <typename T>
+__global__ void __launch_bounds__(DWN_THREADS) conv_fwd_depthwise_nhwc_kernel(const __grid_constant__ DwNhwcParams p) {
+    constexpr int VEC = 16 / sizeof(T);
+    const int word = threadIdx.x % p.cgb, strip = threadIdx.x / p.cgb;
+    const int c0 = (blockIdx.y * p.cgb + word) * VEC;
+    const long long unit = blockIdx.x;
+    const int sg = (int)(unit % p.strip_groups);
+    const long long row = unit / p.strip_groups;
+    const int pp = (int)(row % p.P), n = (int)(row / p.P);
+    const int q0 = (sg * p.strips + strip) * DWN_TQ;
+    if (c0 >= p.C || strip >= p.strips || q0 >= p.Q) return;
+    float acc[DWN_TQ][VEC];
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) {
+        const float b = p.bias ? to_acc(((const T*)p.bias)[c0 + v]) : 0.0f;
+#pragma unroll
+        for (int j = 0; j < DWN_TQ; ++j) acc[j][v] = b;
+    }
+    const T* xn = (const T*)p.x + (long long)n * p.x_sn + c0;
+    for (int r = 0; r < p.R; ++r) {
+        const int h = pp * p.stride_h - p.pad_t + r * p.dil_h;
+        if ((unsigned)h >= (unsigned)p.H) continue;
+        const T* xrow = xn + (long long)h * p.x_sh;
+        for (int s = 0; s < p.S; ++s) {
+            const int tap = p.flip ? (p.R - 1 - r) * p.S + (p.S - 1 - s) : r * p.S + s;
+            float wv[VEC];
+#pragma unroll
+            for (int v4 = 0; v4 < VEC; v4 += 4) {
+                const float4 w4 = __ldg(reinterpret_cast<const float4*>(p.wt + (long long)tap * p.C + c0 + v4));
+                wv[v4] = w4.x; wv[v4 + 1] = w4.y; wv[v4 + 2] = w4.z; wv[v4 + 3] = w4.w;
+            }
+            const int col0 = q0 * p.stride_w - p.pad_l + s * p.dil_w;
+#pragma unroll
+            for (int j = 0; j < DWN_TQ; ++j) {
+                const int col = col0 + j * p.stride_w;
+                if ((unsigned)col < (unsigned)p.W) {
+                    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(xrow + (long long)col * p.x_sw));
+                    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+                    for (int v = 0; v < VEC; ++v) acc[j][v] = fmaf(to_acc(e[v]), wv[v], acc[j][v]);
+                }
+            }
+        }
+    }
+    T* yrow = (T*)p.y + (long long)n * p.y_sn + (long long)pp * p.y_sh + c0;
+#pragma unroll
+    for (int j = 0; j < DWN_TQ; ++j) {
+        if (q0 + j >= p.Q) break;
+        alignas(16) T out[VEC];
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) out[v] = from_acc<T>(acc[j][v]);
+        *reinterpret_cast<uint4*>(yrow + (long long)(q0 + j) * p.y_sw) = *reinterpret_cast<const uint4*>(out);
+    }
+}
+
 // conv_fwd_grouped_kernel: grouped convolutions with few channels per group (the launcher's rule: at
 // most 32 in and 8 or 16 out; ResNeXt's 3x3 with 4 + 4, 8 groups of 16 + 16), as direct fp32 multiply-adds:
 //   Y[n][k][p][q] = bias[k] + sum_{c < Cg, r, s} X[n][g Cg + c][p sh - pt + r dh][q SW - pl + s] W[k][c][r][s],
@@ -5206,6 +5294,111 @@ __global__ void __launch_bounds__(DW_THREADS) conv_wgrad_depthwise_kernel(const 
         ((Acc*)p.ws)[((long long)split * p.K + k) * RS + tap0 + threadIdx.x] = partial[threadIdx.x * DW_THREADS];
 }
 
+// conv_wgrad_depthwise_nhwc_kernel: the weight gradient of depthwise layers (multiplier 1, zeros
+//   padding) on channels_last tensors, read in place,
+//     dW[c][0][r][s] = sum over (n, p, q) of dY[n][p][q][c] X[n][p sh - pt + r dh][q sw - pl + s dw][c].
+//   Why: the other weight-gradient kernels read NCHW rows, so channels_last layers took NCHW copies of
+//   X and dY first (two passes over each; perf log s35).
+// Tiling: a thread owns one 16-byte word of channels (VEC = 4 fp32, 8 16-bit) and a band of RB kernel
+//   rows (all S columns: RB S VEC <= 64 fp32 sums in registers); a block is cgb words (fastest, so a
+//   warp reads runs of whole pixels' channels) x lanes pixel lanes, which walk the split's run of
+//   output rows (lane l takes columns l, l + lanes, ... of each), per pixel one dY word and RB S X
+//   words.
+//   The lanes' sums are added through shared memory in lane order and written to ws[split][c][r][s];
+//   reduce_splits_kernel adds the splits in order: bitwise reproducible, no atomics.  fp32 products
+//   and sums (cuDNN's class for depthwise layers).  S is a template parameter (3, 5 or 7), so that the
+//   sums stay in registers.
+// Grid: x = splits, y = blocks of cgb words, z = bands of RB kernel rows.
+struct DwWgradNhwcParams {
+    const void* x; const void* dy; float* ws;
+    long long x_sn, x_sh, x_sw, dy_sn, dy_sh, dy_sw;   // strides (elements); channels are contiguous
+    long long rows_per_split;                          // output rows (n, p) a split
+    int N, C, H, W, P, Q, R;
+    int stride_h, stride_w, pad_t, pad_l, dil_h, dil_w;
+    int cgb, lanes;
+};
+template <int S, int VEC> constexpr int dwn_wgrad_rows() { return 64 / (S * VEC) > 0 ? 64 / (S * VEC) : 1; }
+
+template <typename T, int S>
+__global__ void __launch_bounds__(DWN_THREADS) conv_wgrad_depthwise_nhwc_kernel(const __grid_constant__ DwWgradNhwcParams p) {
+    constexpr int VEC = 16 / sizeof(T);
+    constexpr int RB = dwn_wgrad_rows<S, VEC>();
+    __shared__ float red[DWN_THREADS];
+    const int word = threadIdx.x % p.cgb, lane = threadIdx.x / p.cgb;
+    const int c0 = (blockIdx.y * p.cgb + word) * VEC;
+    const int r0 = blockIdx.z * RB;
+    float acc[RB][S][VEC];
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+        for (int s = 0; s < S; ++s)
+#pragma unroll
+            for (int v = 0; v < VEC; ++v) acc[rb][s][v] = 0.0f;
+    if (lane < p.lanes && c0 < p.C) {
+        const long long row_end = min((long long)p.N * p.P, ((long long)blockIdx.x + 1) * p.rows_per_split);
+        for (long long row = (long long)blockIdx.x * p.rows_per_split; row < row_end; ++row) {
+            const int pp = (int)(row % p.P), n = (int)(row / p.P);
+            const T* dyrow = (const T*)p.dy + (long long)n * p.dy_sn + (long long)pp * p.dy_sh + c0;
+            const T* xn = (const T*)p.x + (long long)n * p.x_sn + c0;
+            // Two of the lane's pixels a step (q and q + lanes), their loads issued together: the
+            // kernel's few warps per SM (its sums' registers) wait on memory otherwise.
+            for (int q = lane; q < p.Q; q += 2 * p.lanes) {
+                const int qs[2] = {q, q + p.lanes};
+                float d[2][VEC];
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const bool in = qs[u] < p.Q;
+                    const uint4 draw = in ? __ldg(reinterpret_cast<const uint4*>(dyrow + (long long)qs[u] * p.dy_sw))
+                                          : make_uint4(0, 0, 0, 0);
+                    const T* de = reinterpret_cast<const T*>(&draw);
+#pragma unroll
+                    for (int v = 0; v < VEC; ++v) d[u][v] = to_acc(de[v]);
+                }
+#pragma unroll
+                for (int rb = 0; rb < RB; ++rb) {
+                    const int h = pp * p.stride_h - p.pad_t + (r0 + rb) * p.dil_h;
+                    if (r0 + rb >= p.R || (unsigned)h >= (unsigned)p.H) continue;
+                    const T* xrow = xn + (long long)h * p.x_sh;
+#pragma unroll
+                    for (int s = 0; s < S; ++s) {
+                        uint4 xraw[2];
+#pragma unroll
+                        for (int u = 0; u < 2; ++u) {
+                            const int col = qs[u] * p.stride_w - p.pad_l + s * p.dil_w;
+                            // (a pixel past Q has dY 0: its word may be any finite one, so read 0 instead)
+                            xraw[u] = qs[u] < p.Q && (unsigned)col < (unsigned)p.W
+                                          ? __ldg(reinterpret_cast<const uint4*>(xrow + (long long)col * p.x_sw))
+                                          : make_uint4(0, 0, 0, 0);
+                        }
+#pragma unroll
+                        for (int u = 0; u < 2; ++u) {
+                            const T* xe = reinterpret_cast<const T*>(&xraw[u]);
+#pragma unroll
+                            for (int v = 0; v < VEC; ++v) acc[rb][s][v] = fmaf(d[u][v], to_acc(xe[v]), acc[rb][s][v]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The block's sums over its lanes, lane 0 first (every thread takes part in the barriers).
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+        for (int s = 0; s < S; ++s)
+#pragma unroll
+            for (int v = 0; v < VEC; ++v) {
+                red[threadIdx.x] = acc[rb][s][v];
+                __syncthreads();
+                if (lane == 0 && c0 < p.C && r0 + rb < p.R) {
+                    float sum = red[word];
+                    for (int l = 1; l < p.lanes; ++l) sum += red[l * p.cgb + word];
+                    p.ws[((long long)blockIdx.x * p.C + c0 + v) * (p.R * S) + (r0 + rb) * S + s] = sum;
+                }
+                __syncthreads();
+            }
+}
+
 // conv_wgrad_grouped_kernel: the weight gradient of grouped convolutions with few channels a group,
 //   dW[g Kg + k][c][r][s] = sum over (n, p, q) of dY[n][g Kg + k][p][q] X[n][g Cg + c][p sh - pt + r dh][q sw - pl + s],
 //   as direct fp32 multiply-adds (the layers conv_fwd_grouped_kernel runs forward).  Why: a group's
@@ -6664,6 +6857,72 @@ int grouped_round_mode(at::ScalarType st, int prec) {
     return prec == PREC_TF32 ? 1 : prec == PREC_TF32_RNE ? 2 : prec == PREC_EXACT ? 3 : 0;
 }
 
+// t's channels contiguous and in 16-byte words of vec elements: the other strides multiples of a word,
+// the data 16-byte aligned (the depthwise channels_last kernels' loads and stores).
+bool nhwc_words(const at::Tensor& t, int64_t vec) {
+    return t.stride(1) == 1 && t.stride(0) % vec == 0 && t.stride(2) % vec == 0 && t.stride(3) % vec == 0 &&
+           reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+// conv_wgrad_depthwise_nhwc_kernel's launcher: dW ([C][1][R][S]) of a depthwise layer (multiplier 1,
+// zeros padding, S 3, 5 or 7) from channels_last x and dY with 16-byte words (as run_depthwise_nhwc
+// asks); false where it does not take the layer (KB_CONV_DW_NHWC=0, read at every call: none).
+bool run_wgrad_depthwise_nhwc(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& dw, const Geometry& g,
+                              bool poison) {
+    const char* env = std::getenv("KB_CONV_DW_NHWC");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    const at::ScalarType st = x.scalar_type();
+    if ((st != at::kFloat && st != at::kHalf && st != at::kBFloat16) || dy.scalar_type() != st) return false;
+    const int64_t VEC = 16 / x.element_size();
+    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), P = dy.size(2), Q = dy.size(3);
+    const int64_t R = dw.size(2), S = dw.size(3);
+    if (dy.size(1) != C || dw.size(0) != C || dw.size(1) != 1 || C % VEC != 0 || (S != 3 && S != 5 && S != 7) ||
+        !nhwc_words(x, VEC) || !nhwc_words(dy, VEC) || H * W >= (int64_t)INT32_MAX || P * Q >= (int64_t)INT32_MAX)
+        return false;
+    const int64_t rows = N * P;
+    const int64_t c_words = C / VEC, blocks_y = ceil_div(c_words, DWN_THREADS);
+    if (blocks_y > 65535) return false;
+    DwWgradNhwcParams p{};
+    p.cgb = (int)ceil_div(c_words, blocks_y);
+    p.lanes = DWN_THREADS / p.cgb;
+    p.x = x.data_ptr(); p.dy = dy.data_ptr();
+    p.x_sn = x.stride(0); p.x_sh = x.stride(2); p.x_sw = x.stride(3);
+    p.dy_sn = dy.stride(0); p.dy_sh = dy.stride(2); p.dy_sw = dy.stride(3);
+    p.N = (int)N; p.C = (int)C; p.H = (int)H; p.W = (int)W; p.P = (int)P; p.Q = (int)Q; p.R = (int)R;
+    p.stride_h = g.stride_h; p.stride_w = g.stride_w; p.pad_t = g.pad_t; p.pad_l = g.pad_l;
+    p.dil_h = g.dil_h; p.dil_w = g.dil_w;
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    bool launched = false;
+    dispatch_dtype(st, [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same<T, double>::value) {
+            auto launch = [&](auto s_tag) {
+                constexpr int SK = decltype(s_tag)::value;
+                const int64_t bands = ceil_div(R, dwn_wgrad_rows<SK, 16 / sizeof(T)>());
+                // about two blocks per SM (its sums' registers let no more run at once), each lane 16
+                // pixels or more; reduce_splits_kernel adds an element's splits one after another
+                int64_t splits = std::max<int64_t>(1, ceil_div(2 * sms, blocks_y * bands));
+                splits = std::min<int64_t>(splits, std::max<int64_t>(1, ceil_div(rows * Q, (int64_t)p.lanes * 16)));
+                p.rows_per_split = ceil_div(rows, splits);
+                splits = ceil_div(rows, p.rows_per_split);
+                if (bands > 65535 || splits >= (int64_t)INT32_MAX) return;
+                at::Tensor ws = at::empty({splits * C * R * S}, x.options().dtype(at::kFloat));
+                if (poison) ws.fill_(NAN);
+                p.ws = ws.data_ptr<float>();
+                const dim3 grid((unsigned)splits, (unsigned)blocks_y, (unsigned)bands);
+                conv_wgrad_depthwise_nhwc_kernel<T, SK><<<grid, DWN_THREADS, 0, launch_stream()>>>(p);
+                C10_CUDA_KERNEL_LAUNCH_CHECK();
+                reduce_wgrad_splits(ws, dw, (int)splits);
+                launched = true;
+            };
+            if (S == 3) launch(std::integral_constant<int, 3>{});
+            else if (S == 5) launch(std::integral_constant<int, 5>{});
+            else launch(std::integral_constant<int, 7>{});
+        }
+    });
+    return launched;
+}
+
 // conv_wgrad_grouped_kernel's launcher: dW ([groups Kg][Cg][R][S], dw's dtype) of a grouped layer from
 // dY and X through a split workspace.  False (the caller then runs the GEMM kernels) for float64, 1x1
 // layers, kernel rows wider than GRP_SMAX, column dilation other than 1, column stride other than 1
@@ -6780,6 +7039,54 @@ bool run_wgrad_grouped(const at::Tensor& dy, const at::Tensor& x, const at::Tens
         }
     });
     return launched;
+}
+
+// conv_fwd_depthwise_nhwc_kernel's launcher: in [N][C][H][W] -> out [N][C][P][Q], both with contiguous
+// channels and 16-byte words (C and the other strides multiples of a word, 16-byte aligned), filters
+// [C][1][R][S], zeros padding (pads may be negative: the grad-input's turned filters).  False where it
+// does not take the layer: also 16-bit layers of more than 25 taps, whose NCHW copies on the rows
+// kernel were the faster (ConvNeXt-T's 7x7 on 32 x 96 x 56 x 56 in fp16: 0.279 ms here, 0.227 through
+// the copies; in fp32 0.153 against 0.205; perf log s35).  KB_CONV_DW_NHWC=0 (read at every call)
+// keeps every layer off it.
+bool run_depthwise_nhwc(const at::Tensor& in, const at::Tensor& w, const at::Tensor& out, const void* bias,
+                        int stride_h, int stride_w, int pad_t, int pad_l, int dil_h, int dil_w, bool flip) {
+    const char* env = std::getenv("KB_CONV_DW_NHWC");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    const at::ScalarType st = in.scalar_type();
+    if ((st != at::kFloat && st != at::kHalf && st != at::kBFloat16) || out.scalar_type() != st) return false;
+    const int64_t VEC = 16 / in.element_size();
+    const int64_t N = in.size(0), C = in.size(1), H = in.size(2), W = in.size(3);
+    const int64_t P = out.size(2), Q = out.size(3), R = w.size(2), S = w.size(3);
+    if (out.size(1) != C || w.size(0) != C || w.size(1) != 1 || C % VEC != 0 || N * C * P * Q == 0 ||
+        (VEC == 8 && R * S > 25))
+        return false;
+    if (!nhwc_words(in, VEC) || !nhwc_words(out, VEC)) return false;
+    const int64_t c_words = C / VEC;
+    const int64_t blocks_y = ceil_div(c_words, DWN_THREADS);
+    DwNhwcParams p{};
+    p.cgb = (int)ceil_div(c_words, blocks_y);
+    const int64_t strips_needed = ceil_div(Q, DWN_TQ);
+    p.strips = (int)std::min<int64_t>(DWN_THREADS / p.cgb, strips_needed);
+    p.strip_groups = (int)ceil_div(strips_needed, p.strips);
+    const int64_t blocks_x = N * P * p.strip_groups;
+    if (blocks_x >= (int64_t)INT32_MAX || blocks_y > 65535 || H * W >= (int64_t)INT32_MAX) return false;
+    // the filters as [R S][C] fp32: a thread's word of channels per tap in one or two 16-byte loads
+    const at::Tensor wt = w.reshape({C, R * S}).t().contiguous().to(at::kFloat);
+    p.x = in.data_ptr(); p.wt = wt.data_ptr<float>(); p.bias = bias; p.y = out.data_ptr();
+    p.x_sn = in.stride(0); p.x_sh = in.stride(2); p.x_sw = in.stride(3);
+    p.y_sn = out.stride(0); p.y_sh = out.stride(2); p.y_sw = out.stride(3);
+    p.N = (int)N; p.C = (int)C; p.H = (int)H; p.W = (int)W; p.P = (int)P; p.Q = (int)Q; p.R = (int)R; p.S = (int)S;
+    p.stride_h = stride_h; p.stride_w = stride_w; p.pad_t = pad_t; p.pad_l = pad_l; p.dil_h = dil_h; p.dil_w = dil_w;
+    p.flip = flip ? 1 : 0;
+    const dim3 grid((unsigned)blocks_x, (unsigned)blocks_y);
+    dispatch_dtype(st, [&](auto tag) {
+        using T = decltype(tag);
+        if constexpr (!std::is_same<T, double>::value) {
+            conv_fwd_depthwise_nhwc_kernel<T><<<grid, DWN_THREADS, 0, launch_stream()>>>(p);
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+    });
+    return true;
 }
 
 // conv_fwd_grouped_kernel's launcher: in [N][groups Cg][H][W] -> out [N][groups Kg][P][Q] with filters
@@ -7021,6 +7328,10 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
         const at::Tensor y_nchw = conv2d_forward(nchw_copy(x), w, bias, geometry, algo, prec, false, poison);
         return channels_last ? channels_last_copy(y_nchw) : y_nchw;
     };
+    // Depthwise (multiplier 1) on channels_last tensors: in place (conv_fwd_depthwise_nhwc_kernel).
+    if (direct_algo(algo) && Cg == 1 && g.groups == C && K == C && g.pad_mode == PAD_ZEROS &&
+        run_depthwise_nhwc(x, w, y, bias_ptr, g.stride_h, g.stride_w, g.pad_t, g.pad_l, g.dil_h, g.dil_w, false))
+        return y;
     if (cl_copies && (direct_algo(algo) || (g.groups > 1 && run_grouped(x, w, y, bias_ptr, g.groups, g.stride_h,
                                                                           g.stride_w, g.pad_t, g.pad_l, g.dil_h,
                                                                           g.dil_w, g.pad_mode, false, (int)prec,
@@ -7094,11 +7405,18 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
         const at::Tensor dx_nchw = conv2d_backward_input(nchw_copy(dy), w, x_size, geometry, algo, prec, false, poison);
         return channels_last ? channels_last_copy(dx_nchw) : dx_nchw;
     };
-    if (cl_copies && direct_algo(algo)) return on_nchw_copies();
     auto dx = at::empty({N, C, H, W}, dy.options().memory_format(format_of(channels_last)));
     if (poison) dx.fill_(NAN);
     if (dx.numel() == 0) return dx;
     auto stream = launch_stream();
+    // Depthwise (multiplier 1) at stride 1 on channels_last tensors: the forward kernel on dY in place,
+    // the filters turned (padding (R-1) dh - pt rows and (S-1) dw - pl columns).
+    if (direct_algo(algo) && Cg == 1 && g0.groups == C && K == C && g0.stride_h == 1 && g0.stride_w == 1 &&
+        g0.pad_mode == PAD_ZEROS &&
+        run_depthwise_nhwc(dy, w, dx, nullptr, 1, 1, (R - 1) * g0.dil_h - g0.pad_t, (S - 1) * g0.dil_w - g0.pad_l,
+                           g0.dil_h, g0.dil_w, true))
+        return dx;
+    if (cl_copies && direct_algo(algo)) return on_nchw_copies();
 
     // With a non-zero padding mode, compute the gradient of the padded input first and fold it.
     const bool fold = g0.pad_mode != PAD_ZEROS;
@@ -7619,12 +7937,16 @@ at::Tensor conv2d_backward_weight(at::Tensor dy, at::Tensor x, std::vector<int64
     // tensors took 12.6 ms on the window kernel where its copies and the wgmma kernel take 4.4 (cuDNN
     // 4.4; perf log s34), and the depthwise and grouped kernels read such tensors one channel plane at a
     // time (s35).
-    if (cl_copies_enabled() && (channels_contiguous(x) || channels_contiguous(dy)))
-        return conv2d_backward_weight(nchw_copy(dy), nchw_copy(x), w_size, geometry, algo, prec, poison);
     auto dw = at::empty({K, Cg, R, S}, dy.options());
     if (poison) dw.fill_(NAN);
     if (dw.numel() == 0) return dw;
     if (dy.numel() == 0) { dw.zero_(); return dw; }
+    // Depthwise (multiplier 1) on channels_last tensors: in place (conv_wgrad_depthwise_nhwc_kernel).
+    if (direct_algo(algo) && Cg == 1 && g.groups == (int)x.size(1) && K == g.groups && g.pad_mode == PAD_ZEROS &&
+        run_wgrad_depthwise_nhwc(dy, x, dw, g, poison))
+        return dw;
+    if (cl_copies_enabled() && (channels_contiguous(x) || channels_contiguous(dy)))
+        return conv2d_backward_weight(nchw_copy(dy), nchw_copy(x), w_size, geometry, algo, prec, poison);
     WgradParams p = wgrad_params(dy, x, g, K, Cg, R, S);
     auto stream = launch_stream();
     if (direct_algo(algo)) {

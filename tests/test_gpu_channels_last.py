@@ -8,7 +8,9 @@ layers on channels_last inputs (and channels_last weights), forward and every gr
   expected failure with the numbers), every result in torch's layout;
 - that the copies ran (the profiler names transpose_planes_kernel), and agree with the same layer read
   in place (KB_CONV_CL_COPY=0) up to the order of the sums;
-- that a layer on the granule loader takes no copies in its forward and grad-input.
+- that a layer on the granule loader takes no copies in its forward and grad-input;
+- the depthwise kernels that read channels_last tensors in place (conv_fwd_depthwise_nhwc_kernel,
+  conv_wgrad_depthwise_nhwc_kernel).
 
 Skipped as a whole without a CUDA GPU; runs on the device machine (H200).
 """
@@ -46,12 +48,20 @@ assert len(CFG) == len(CONFIGS), "duplicate config ids"
 MODES = U.TENSOR_CORE_MODES
 
 
+def _channels_last_grad(model, cfg, base, dtype):
+    """A random upstream gradient of model's output on cfg's view of base, channels_last as the next
+    layer's gradient would be in a channels_last network (U.forward_backward's own is NCHW)."""
+    with torch.no_grad():
+        shape = model(U.view_input(cfg, base)).shape
+    return torch.randn(shape, device=base.device).to(dtype).contiguous(memory_format=torch.channels_last)
+
+
 def _cuda_kernels(fn):
     """fn()'s result and the names of the CUDA kernels it launched (torch's profiler)."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         out = fn()
         U.sync()
-    return out, " ".join(e.key for e in prof.key_averages())
+    return out, " ".join(e.name for e in prof.events())   # (one name per launch)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -75,7 +85,7 @@ def test_channels_last_against_float64_and_cudnn(cfg, mode):
 
 
 @pytest.mark.parametrize("mode", ["fp32-tf32", "fp32-ieee", "bf16"])
-@pytest.mark.parametrize("cfg_id", ["cl_depthwise_k3_bias", "cl_depthwise_s2_k5", "cl_grouped_4x4_bias",
+@pytest.mark.parametrize("cfg_id", ["cl_depthwise_s2_k5", "cl_depthwise_mult2", "cl_grouped_4x4_bias",
                                     "cl_1x1_bias", "cl_c6_s2", "cl_grouped_reflect", "cl_w_grouped"])
 def test_channels_last_copies_agree_with_reads_in_place(cfg_id, mode):
     cfg = CFG[cfg_id]
@@ -84,7 +94,8 @@ def test_channels_last_copies_agree_with_reads_in_place(cfg_id, mode):
     with U.precision_mode(prec):
         model, _ = U.make_models(M, cfg, dtype=dtype)
         base = U.make_base(cfg, dtype=dtype)
-        (out_a, g, grads_a), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base))
+        g = _channels_last_grad(model, cfg, base, dtype)
+        (out_a, _, grads_a), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g))
         (out_b, _, grads_b), names_off = U.with_env(
             {"KB_CONV_CL_COPY": "0"}, lambda: _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g)))
     where = f"[{cfg}] {mode}"
@@ -123,3 +134,66 @@ def test_channels_last_granule_layers_take_no_copies(dname):
     y = model(x.detach())
     (_,), names_gw = _cuda_kernels(lambda: torch.autograd.grad(y, model.conv2d.weight, torch.randn_like(y)))
     assert "transpose_planes_kernel" in names_gw and "conv_wgrad_wgmma_kernel" in names_gw, names_gw
+
+
+# conv_fwd_depthwise_nhwc_kernel and conv_wgrad_depthwise_nhwc_kernel (s35): depthwise layers of
+# multiplier 1 with zeros padding on channels_last tensors, forward, stride-1 grad-input and weight
+# gradient, read in place.  Shapes: tile edges in columns
+# (Q not a multiple of 8), channel words past one block (C / VEC > 256: several blocks of words), a
+# block of few words (many column strips), pads wider than the kernel's reach (negative grad-input
+# pads; a 7x7 layer, in 16 bits more than 25 taps, so on the NCHW copies), stride 2 and dilation
+# (forward only on this kernel).
+NHWC_DW = [Cfg("dwn_k3_bias_Q37", 2, 64, 13, 37, 64, 3, p=1, g=64, bias=True, layout="cl"),
+           Cfg("dwn_c2056_k5", 1, 2056, 6, 11, 2056, 5, p=2, g=2056, layout="cl"),
+           Cfg("dwn_c8_k7_p7", 2, 8, 11, 19, 8, 7, p=7, g=8, bias=True, layout="cl"),
+           Cfg("dwn_s2_d2", 2, 48, 17, 23, 48, 3, s=2, p=2, d=2, g=48, layout="cl"),
+           Cfg("dwn_k1x5_asym", 2, 32, 9, 30, 32, (1, 5), p=(0, 1), g=32, layout="cl")]
+
+
+@pytest.mark.parametrize("mode", ["fp32-ieee", "fp16", "bf16"])
+@pytest.mark.parametrize("cfg", NHWC_DW, ids=[c.id for c in NHWC_DW])
+def test_depthwise_nhwc_kernels(cfg, mode):
+    """The forward kernel taken (the profiler names it) for the forward, and for the grad-input at stride
+    1, the weight-gradient kernel for the weight gradient; within bounds of float64
+    (U.run_against_float64); and within the sums' order of the same layer on NCHW copies
+    (KB_CONV_DW_NHWC=0)."""
+    dtype, prec, tol = MODES[mode]
+    where = f"[{cfg}] {mode}"
+    U.run_against_float64(M, cfg, dtype, prec, tol, U.seed_for("dw-nhwc", cfg.id, mode), where)
+    torch.manual_seed(U.seed_for("dw-nhwc-copies", cfg.id, mode))
+    with U.precision_mode(prec):
+        model, _ = U.make_models(M, cfg, dtype=dtype)
+        base = U.make_base(cfg, dtype=dtype)
+        g = _channels_last_grad(model, cfg, base, dtype)
+        (out_a, _, grads_a), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g))
+        (out_b, _, grads_b), names_off = U.with_env(
+            {"KB_CONV_DW_NHWC": "0"}, lambda: _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g)))
+    launches = names.count("conv_fwd_depthwise_nhwc_kernel")
+    taps = cfg.k * cfg.k if isinstance(cfg.k, int) else cfg.k[0] * cfg.k[1]
+    taken = dtype == torch.float32 or taps <= 25   # (16 bits: at most 25 taps)
+    expected = (2 if cfg.s == 1 else 1) if taken else 0
+    assert launches == expected, f"{where}: {launches} launches of the kernel, {expected} expected: {names}"
+    assert "conv_wgrad_depthwise_nhwc_kernel" in names, f"{where}: weight gradient not on its kernel: {names}"
+    assert "depthwise_nhwc" not in names_off, f"{where} (kernels off): {names_off}"
+    for name, a, b in (("forward", out_a, out_b), ("input", grads_a["input"], grads_b["input"]),
+                       ("weight", grads_a["weight"], grads_b["weight"])):
+        # (the weight gradient's sums over many pixels go in another order)
+        tol_eq = (1e-5 if name == "weight" else 2e-6) if dtype == torch.float32 else 8e-3
+        assert not torch.isnan(a).any(), f"{where}: {name} NaN (an element left unwritten under poison?)"
+        assert a.stride() == b.stride(), f"{where}: {name} strides {a.stride()} against {b.stride()}"
+        assert U.rel_l2(a, b) <= tol_eq, f"{where}: {name} against the NCHW copies: " + U.diff_report(a, b)
+
+
+def test_depthwise_nhwc_kernel_not_taken():
+    """Multiplier 2, reflect padding (an NCHW output) and an NCHW input stay off the forward kernel."""
+    for cfg in (Cfg("dwn_mult2", 2, 16, 12, 20, 32, 3, p=1, g=16, layout="cl"),
+                Cfg("dwn_reflect", 2, 16, 12, 20, 16, 3, p=1, g=16, pm="reflect", layout="cl"),
+                Cfg("dwn_nchw", 2, 16, 12, 20, 16, 3, p=1, g=16)):
+        torch.manual_seed(U.seed_for("dw-nhwc-off", cfg.id))
+        model, ref = U.make_models(M, cfg)
+        x = U.make_input(cfg)
+        with torch.no_grad():
+            y, names = _cuda_kernels(lambda: model(x))
+            y_ref = ref(x)
+        assert "conv_fwd_depthwise_nhwc_kernel" not in names, f"[{cfg}]: {names}"
+        assert y.stride() == y_ref.stride() and torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4), f"[{cfg}]"

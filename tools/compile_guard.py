@@ -99,6 +99,12 @@ INSTANTIATIONS = {
         for t in ("float", "f16_t", "bf16_t") for sw in (1, 2)],
     "conv_wgrad_depthwise_kernel": [
         f"template __global__ void conv_wgrad_depthwise_kernel<{t}>(const __grid_constant__ DepthwiseParams);" for t in ("float", "double", "f16_t", "bf16_t")],
+    "conv_fwd_depthwise_nhwc_kernel": [
+        f"template __global__ void conv_fwd_depthwise_nhwc_kernel<{t}>(const __grid_constant__ DwNhwcParams);"
+        for t in ("float", "f16_t", "bf16_t")],
+    "conv_wgrad_depthwise_nhwc_kernel": [
+        f"template __global__ void conv_wgrad_depthwise_nhwc_kernel<{t}, {s}>(const __grid_constant__ DwWgradNhwcParams);"
+        for t in ("float", "f16_t", "bf16_t") for s in (3, 5, 7)],
     "transpose_planes_kernel": [
         f"template __global__ void transpose_planes_kernel<{e}>(const {e}*, {e}*, long long, long long, long long, "
         "long long);"

@@ -25,7 +25,8 @@ the 1x1 tensor-copy kernel's output through tensor copies, not 16-byte stores; p
 its stages; nothin: KB_CONV_WWG_THIN=0, no thin weight-gradient blocks; nogrouped / allgrouped: KB_CONV_GROUPED=0 / 1, grouped layers
 off / wherever they can run on the grouped direct kernels; nogwgrad / allgwgrad: KB_CONV_GROUPED_WGRAD=0 / 1,
 the grouped weight-gradient kernel alone; nocl: KB_CONV_CL_COPY=0, channels_last layers off the granule
-loader read in place instead of through NCHW copies; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
+loader read in place instead of through NCHW copies; nodwnhwc: KB_CONV_DW_NHWC=0, channels_last depthwise
+layers on NCHW copies instead of conv_fwd_depthwise_nhwc_kernel; rcN / ebufsN: KB_CONV_WGMMA_RC / _EPI_BUFS, the bulk
 epilogue's channels per round and staging buffers; cfgA-B-C-D: KB_CONV_WGMMA_CFG="A,B,C,D", the
 tiling; settings combine with "+", e.g. nosx+rc32).  Modes: tf32,
 ieee (float32 with TF32 on / off), fp16, bf16 (models and inputs cast; the check then uses the
@@ -84,6 +85,10 @@ SHAPES = {
     "grouped-g2": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 2}),  # 64 a group
     "g8-5x5": (8, 64, 256, 256, 64, 5, {"padding": 2, "groups": 8}),
     "g3-16": (8, 48, 256, 256, 48, 3, {"padding": 1, "groups": 3}),  # 16 a group, 3 groups (ties to even)
+    "dw-3x3": (8, 128, 256, 256, 128, 3, {"padding": 1, "groups": 128}),  # bench.py's depthwise row
+    "mbv2-dw": (32, 144, 56, 56, 144, 3, {"padding": 1, "groups": 144}),  # MobileNetV2's block-3 depthwise
+    "mbv2-dw-s2": (32, 96, 112, 112, 96, 3, {"stride": 2, "padding": 1, "groups": 96}),
+    "convnext-dw7": (32, 96, 56, 56, 96, 7, {"padding": 3, "groups": 96}),  # ConvNeXt-T's stage-1 7x7
 }
 
 
@@ -108,6 +113,7 @@ KERNEL_SETTINGS = {
     "nogwgrad": ("KB_CONV_GROUPED_WGRAD", "0"),
     "allgwgrad": ("KB_CONV_GROUPED_WGRAD", "1"),
     "nocl": ("KB_CONV_CL_COPY", "0"),
+    "nodwnhwc": ("KB_CONV_DW_NHWC", "0"),
 }
 # --kernels PREFIXn -> the launcher's switch set to n
 NUMBERED_SETTINGS = {"minq": "KB_CONV_WGMMA_MIN_Q", "mintaps": "KB_CONV_WGMMA_MIN_TAPS", "rc": "KB_CONV_WGMMA_RC",

@@ -81,6 +81,10 @@ CASES = [
     ("channels_last_depthwise_s2", 2, 24, 13, 19, 24, 3, dict(stride=2, padding=1, groups=24, bias=True)),
     ("channels_last_grouped_4x4", 2, 32, 11, 35, 32, 3, dict(padding=1, groups=8)),
     ("channels_last_1x1_C45", 2, 45, 10, 37, 130, 1, dict(bias=True)),
+    # s35: the depthwise channels_last kernels in place (forward, stride-1 grad-input, weight gradient):
+    # 66 channel words a block (3 pixel lanes, 58 threads idle), padding past the kernel's reach (the
+    # grad-input's turned filters then pad by -1)
+    ("channels_last_depthwise_k5_C264", 2, 264, 9, 13, 264, 5, dict(padding=5, groups=264, bias=True)),
     ("medium_tc_path", 2, 64, 20, 24, 64, 3, dict(padding=1)),
     ("C65_K130", 1, 65, 6, 6, 130, 3, dict(padding=1)),
     # sm_90a wgmma kernel (H100/H200): 16-byte and 4-byte halo loaders, two column blocks
@@ -163,7 +167,7 @@ EXTRA_DTYPES = [("k3_p1_bias", torch.float16), ("groups4_s2", torch.bfloat16),
                 ("depthwise_rows_W72", torch.float16), ("grouped_4x4_grid3", torch.bfloat16),
                 ("grouped_2x8_s2_reflect", torch.float16),
                 ("channels_last_wgmma_K130", torch.bfloat16), ("channels_last_depthwise_s2", torch.float16),
-                ("channels_last_1x1_C45", torch.bfloat16)]
+                ("channels_last_1x1_C45", torch.bfloat16), ("channels_last_depthwise_k5_C264", torch.float16)]
 
 
 from _convtest_util import precision_mode  # noqa: E402  (tests/_convtest_util.py)
