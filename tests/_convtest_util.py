@@ -451,3 +451,15 @@ def xfail_if_cudnn_class_differs(where: str, ours: str, err_ours: float, err_cud
         import pytest
         pytest.xfail(f"{where}: cuDNN computed this shape as {cudnn} (error vs float64 {err_cudnn:.1e}), "
                      f"our rule predicts {ours} (ours {err_ours:.1e}); see docs/cudnn-rounding-h200.txt")
+
+
+def check_grader_forward(model, cfg: Cfg, base: torch.Tensor, prec: str, out_n, out_r, out_t, where: str) -> None:
+    """The grader's check on a float32 forward (ModelNew's out_n, nn.Conv2d's out_r, float64's out_t of
+    cfg's view of base): allclose at 1e-4; in TF32 mode an expected failure, with the numbers, where
+    cuDNN computed another class than our rule predicts (xfail_if_cudnn_class_differs)."""
+    if prec == "tf32":
+        with precision_mode(prec):
+            klass = model.precision_class(view_input(cfg, base))
+        xfail_if_cudnn_class_differs(where, klass if klass == "fp32" else "tf32-rna",
+                                     rel_l2(out_n, out_t), rel_l2(out_r, out_t))
+    assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + diff_report(out_n, out_r)

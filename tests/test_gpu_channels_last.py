@@ -64,6 +64,34 @@ def _cuda_kernels(fn):
     return out, " ".join(e.name for e in prof.events())   # (one name per launch)
 
 
+def _with_and_without(cfg, mode, seed_key, switch):
+    """ModelNew's forward and gradients on cfg with a channels_last upstream gradient, by default and with
+    the environment switch set: (output, gradients, kernel names) for each."""
+    dtype, prec, _ = MODES[mode]
+    torch.manual_seed(U.seed_for(seed_key, cfg.id, mode))
+    with U.precision_mode(prec):
+        model, _ = U.make_models(M, cfg, dtype=dtype)
+        base = U.make_base(cfg, dtype=dtype)
+        g = _channels_last_grad(model, cfg, base, dtype)
+
+        def run():
+            (out, _, grads), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g))
+            return out, grads, names
+        return run(), U.with_env(switch, run)
+
+
+def _assert_results_agree(where, a, b, dtype, against):
+    """The forward and the three gradients of runs a and b (from _with_and_without): none NaN, the same
+    strides, within their sums' order (float32; the weight gradient's long sums looser) or one rounding
+    (16 bits) of each other."""
+    for name, ra, rb in (("forward", a[0], b[0]), ("input", a[1]["input"], b[1]["input"]),
+                         ("weight", a[1]["weight"], b[1]["weight"])):
+        tol = (1e-5 if name == "weight" else 2e-6) if dtype == torch.float32 else 8e-3
+        assert not torch.isnan(ra).any(), f"{where}: {name} NaN (an element left unwritten under poison?)"
+        assert ra.stride() == rb.stride(), f"{where}: {name} strides {ra.stride()} against {rb.stride()}"
+        assert U.rel_l2(ra, rb) <= tol, f"{where}: {name} against {against}: " + U.diff_report(ra, rb)
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.id for c in CONFIGS])
 def test_channels_last_against_float64_and_cudnn(cfg, mode):
@@ -76,12 +104,7 @@ def test_channels_last_against_float64_and_cudnn(cfg, mode):
         assert grads_n[name].stride() == grads_r[name].stride(), (
             f"{where}: {name} gradient strides {grads_n[name].stride()}, torch's {grads_r[name].stride()}")
     if dtype == torch.float32:   # the grader's check, on the forward
-        if prec == "tf32":
-            with U.precision_mode(prec):
-                klass = model.precision_class(U.view_input(cfg, base))
-            U.xfail_if_cudnn_class_differs(where, klass if klass == "fp32" else "tf32-rna",
-                                           U.rel_l2(out_n, out_t), U.rel_l2(out_r, out_t))
-        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
+        U.check_grader_forward(model, cfg, base, prec, out_n, out_r, out_t, where)
 
 
 @pytest.mark.parametrize("mode", ["fp32-tf32", "fp32-ieee", "bf16"])
@@ -89,27 +112,14 @@ def test_channels_last_against_float64_and_cudnn(cfg, mode):
                                     "cl_1x1_bias", "cl_c6_s2", "cl_grouped_reflect", "cl_w_grouped"])
 def test_channels_last_copies_agree_with_reads_in_place(cfg_id, mode):
     cfg = CFG[cfg_id]
-    dtype, prec, _ = MODES[mode]
-    torch.manual_seed(U.seed_for("channels-last-copies", cfg_id, mode))
-    with U.precision_mode(prec):
-        model, _ = U.make_models(M, cfg, dtype=dtype)
-        base = U.make_base(cfg, dtype=dtype)
-        g = _channels_last_grad(model, cfg, base, dtype)
-        (out_a, _, grads_a), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g))
-        (out_b, _, grads_b), names_off = U.with_env(
-            {"KB_CONV_CL_COPY": "0"}, lambda: _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g)))
+    a, b = _with_and_without(cfg, mode, "channels-last-copies", {"KB_CONV_CL_COPY": "0"})
     where = f"[{cfg}] {mode}"
-    assert "transpose_planes_kernel" in names, f"{where}: no copies were made: {names}"
-    assert "transpose_planes_kernel" not in names_off, f"{where} (copies off): {names_off}"
+    assert "transpose_planes_kernel" in a[2], f"{where}: no copies were made: {a[2]}"
+    assert "transpose_planes_kernel" not in b[2], f"{where} (copies off): {b[2]}"
     # (the same class either way, but not always the same kernel: in place, a depthwise layer takes the
     # tiled kernel rather than the rows kernel, a 1x1 layer the gather kernel; so the sums' order may
     # differ, and 16-bit results by one rounding)
-    tol = 2e-6 if dtype == torch.float32 else 8e-3
-    for name, a, b in (("forward", out_a, out_b), ("input", grads_a["input"], grads_b["input"]),
-                       ("weight", grads_a["weight"], grads_b["weight"])):
-        assert not torch.isnan(a).any(), f"{where}: {name} NaN (an element left unwritten under poison?)"
-        assert a.stride() == b.stride(), f"{where}: {name} strides {a.stride()} against {b.stride()}"
-        assert U.rel_l2(a, b) <= tol, f"{where}: {name} against the in-place reads: " + U.diff_report(a, b)
+    _assert_results_agree(where, a, b, MODES[mode][0], "the in-place reads")
 
 
 @pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0),
@@ -160,14 +170,8 @@ def test_depthwise_nhwc_kernels(cfg, mode):
     dtype, prec, tol = MODES[mode]
     where = f"[{cfg}] {mode}"
     U.run_against_float64(M, cfg, dtype, prec, tol, U.seed_for("dw-nhwc", cfg.id, mode), where)
-    torch.manual_seed(U.seed_for("dw-nhwc-copies", cfg.id, mode))
-    with U.precision_mode(prec):
-        model, _ = U.make_models(M, cfg, dtype=dtype)
-        base = U.make_base(cfg, dtype=dtype)
-        g = _channels_last_grad(model, cfg, base, dtype)
-        (out_a, _, grads_a), names = _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g))
-        (out_b, _, grads_b), names_off = U.with_env(
-            {"KB_CONV_DW_NHWC": "0"}, lambda: _cuda_kernels(lambda: U.forward_backward(model, cfg, base, g)))
+    a, b = _with_and_without(cfg, mode, "dw-nhwc-copies", {"KB_CONV_DW_NHWC": "0"})
+    names, names_off = a[2], b[2]
     launches = names.count("conv_fwd_depthwise_nhwc_kernel")
     taps = cfg.k * cfg.k if isinstance(cfg.k, int) else cfg.k[0] * cfg.k[1]
     taken = dtype == torch.float32 or taps <= 25   # (16 bits: at most 25 taps)
@@ -175,13 +179,7 @@ def test_depthwise_nhwc_kernels(cfg, mode):
     assert launches == expected, f"{where}: {launches} launches of the kernel, {expected} expected: {names}"
     assert "conv_wgrad_depthwise_nhwc_kernel" in names, f"{where}: weight gradient not on its kernel: {names}"
     assert "depthwise_nhwc" not in names_off, f"{where} (kernels off): {names_off}"
-    for name, a, b in (("forward", out_a, out_b), ("input", grads_a["input"], grads_b["input"]),
-                       ("weight", grads_a["weight"], grads_b["weight"])):
-        # (the weight gradient's sums over many pixels go in another order)
-        tol_eq = (1e-5 if name == "weight" else 2e-6) if dtype == torch.float32 else 8e-3
-        assert not torch.isnan(a).any(), f"{where}: {name} NaN (an element left unwritten under poison?)"
-        assert a.stride() == b.stride(), f"{where}: {name} strides {a.stride()} against {b.stride()}"
-        assert U.rel_l2(a, b) <= tol_eq, f"{where}: {name} against the NCHW copies: " + U.diff_report(a, b)
+    _assert_results_agree(where, a, b, dtype, "the NCHW copies")
 
 
 def test_depthwise_nhwc_kernel_not_taken():

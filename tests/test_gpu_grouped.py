@@ -98,12 +98,7 @@ def test_grouped_against_float64_and_cudnn(cfg, mode, capfd):
     assert flips.count(1) == (1 if _dgrad_eligible(cfg) else 0), f"{where}: grad-input launches {flips}"
     assert wgrads == 1, f"{where}: {wgrads} weight-gradient launches on conv_wgrad_grouped_kernel"
     if dtype == torch.float32:   # the grader's check, on the forward
-        if prec == "tf32":
-            with U.precision_mode(prec):
-                klass = model.precision_class(U.view_input(cfg, base))
-            U.xfail_if_cudnn_class_differs(where, klass if klass == "fp32" else "tf32-rna",
-                                           U.rel_l2(out_n, out_t), U.rel_l2(out_r, out_t))
-        assert torch.allclose(out_n, out_r, atol=1e-4, rtol=1e-4), f"{where}: " + U.diff_report(out_n, out_r)
+        U.check_grader_forward(model, cfg, base, prec, out_n, out_r, out_t, where)
 
 
 @pytest.mark.parametrize("mode", ["fp32-tf32", "fp32-ieee", "fp16"])
