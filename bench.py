@@ -229,12 +229,13 @@ def _cell(text):
 
 
 def _correct_cell(row):
-    """NCHW's verdict (relative L2); channels_last's after it only where it differs or failed."""
+    """NCHW's verdict (relative L2); channels_last's after it only where its verdict differs (the JSON
+    keeps both errors)."""
     if row["correct"] is None:
         return "-"
     text = row["correct"] + ("" if row["rel_l2"] is None else f" ({row['rel_l2']:.1e})")
     cl = row.get("correct_cl")
-    if cl is not None and (cl != "ok" or row.get("rel_l2_cl") != row["rel_l2"]):
+    if cl is not None and cl != row["correct"]:
         text += f"; channels_last {cl}" + ("" if row.get("rel_l2_cl") is None else f" ({row['rel_l2_cl']:.1e})")
     return text
 
@@ -313,7 +314,8 @@ def render_markdown(results, env, args_line):
         "against cuDNN's NCHW output in the same mode, `torch.allclose(atol=1e-4, rtol=1e-4)` -> ok / "
         "FAIL, relative L2 error in parentheses (ModelNew's channels_last output is checked the same way "
         "against cuDNN's channels_last output, whose arithmetic may differ from its NCHW one, and named "
-        "only where its verdict or error differs); the forward + backward tables repeat that "
+        "only where its verdict differs; a result in another layout than cuDNN's, i.e. other strides, "
+        "is a FAIL); the forward + backward tables repeat that "
         "forward check "
         "(gradients are compared by `run_check.py --backward` and the GPU tests).",
         "",
@@ -462,7 +464,8 @@ class Bench:
         with torch.no_grad():
             yr = ref(x)
             yn = new(x)
-            if yn.shape != yr.shape:
+            # (the layout too: a channels_last input gives channels_last outputs on both sides)
+            if yn.shape != yr.shape or yn.stride() != yr.stride():
                 return {"correct": "FAIL", "rel_l2": None, "max_abs": None}
             ok = bool(torch.allclose(yn, yr, atol=TOL, rtol=TOL))
             result = {"correct": "ok" if ok else "FAIL", "rel_l2": self.qc.rel_l2(yn, yr),

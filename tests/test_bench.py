@@ -132,7 +132,7 @@ def fake_results():
 
     rows = [
         timed(bench.new_row(shape("#55"), "tf32", bench.FORWARD), 4.0, 3.0, 2.0, new_cl=2.5, correct_cl="ok",
-              rel_cl=2.5e-6),
+              rel_cl=3.5e-6),  # (the same verdict: not named)
         timed(bench.new_row(shape("#56"), "tf32", bench.FORWARD), 3.0, None, 2.0, "FAIL", 3.1e-4),
         bench.new_row(shape("5x9"), "tf32", bench.FORWARD),  # not run (budget)
         timed(bench.new_row(shape("#55"), "tf32", bench.FORWARD_BACKWARD), 15.0, 14.0, 15.0, new_cl=7.0,
@@ -281,12 +281,19 @@ TINY = (
     bench.Shape("tiny", 4, 8, 3, (2, 9, 11), {"padding": 1}),
     bench.Shape("broken", 4, 4, (1, 3), (1, 7, 7), {"groups": 2}),
     bench.Shape("raises", 3, 5, 3, (1, 8, 8), {"stride": 2}),
+    bench.Shape("nchw_out", 6, 8, 3, (2, 5, 6), {"padding": 1}),
 )
 
 
 class Raises(torch.nn.Conv2d):
     def forward(self, x):
         raise RuntimeError("no kernel for this")
+
+
+class NchwOut(torch.nn.Conv2d):
+    """Right values, but always an NCHW result (a channels_last input gets the wrong layout)."""
+    def forward(self, x):
+        return super().forward(x).contiguous()
 
 
 class FakeQuickCheck:
@@ -308,7 +315,7 @@ class FakeQuickCheck:
         torch.manual_seed(0)
         ref = torch.nn.Conv2d(cin, cout, k, **kw)
         torch.manual_seed(0)
-        new = (Raises if cin == 3 else torch.nn.Conv2d)(cin, cout, k, **kw)
+        new = (Raises if cin == 3 else NchwOut if cin == 6 else torch.nn.Conv2d)(cin, cout, k, **kw)
         if cout == 4:  # "broken"
             with torch.no_grad():
                 new.weight.mul_(1.01)
@@ -393,6 +400,14 @@ def test_main_reports_fail_and_error_rows(fake_gpu, tmp_path):
         assert rows[("raises", p)]["status"] == "error: RuntimeError: no kernel for this"
         assert rows[("tiny", p)]["status"] == "ok"  # the run goes on after an error
     assert "error: RuntimeError: no kernel for this" in md and "FAIL (" in md
+
+
+def test_main_fails_a_channels_last_result_in_the_wrong_layout(fake_gpu, tmp_path):
+    code, md, raw = run_main(tmp_path, "--shapes", "nchw_out", "--modes", "tf32", "--no-backward", "--quick")
+    (row,) = raw["results"]["rows"]
+    assert code == 1 and row["status"] == "ok"
+    assert (row["correct"], row["correct_cl"]) == ("ok", "FAIL")  # right values, NCHW strides
+    assert cells(table(md, "tf32, forward")[2])[10] == "ok (0.0e+00); channels_last FAIL"
 
 
 def test_main_budget(fake_gpu, tmp_path, capsys):
