@@ -5317,7 +5317,7 @@ struct DwWgradNhwcParams {
     int stride_h, stride_w, pad_t, pad_l, dil_h, dil_w;
     int cgb, lanes;
 };
-template <int S, int VEC> constexpr int dwn_wgrad_rows() { return 64 / (S * VEC) > 0 ? 64 / (S * VEC) : 1; }
+template <int S, int VEC> __host__ __device__ constexpr int dwn_wgrad_rows() { return 64 / (S * VEC) > 0 ? 64 / (S * VEC) : 1; }
 
 template <typename T, int S>
 __global__ void __launch_bounds__(DWN_THREADS) conv_wgrad_depthwise_nhwc_kernel(const __grid_constant__ DwWgradNhwcParams p) {
