@@ -7247,7 +7247,7 @@ bool channels_contiguous(const at::Tensor& t) {
 bool transposable_nhwc(const at::Tensor& t) {
     if (!channels_contiguous(t)) return false;
     const int64_t C = t.size(1), H = t.size(2), W = t.size(3), es = t.element_size();
-    return t.stride(1) == 1 && t.stride(3) == C && t.stride(2) == W * C && (es == 4 || es == 2) &&
+    return t.stride(3) == C && t.stride(2) == W * C && (es == 4 || es == 2) &&
            t.size(0) <= 65535 && ceil_div(C, 32) * ceil_div(H * W, 32) < (int64_t)INT32_MAX;
 }
 
@@ -7325,6 +7325,7 @@ at::Tensor conv2d_forward(at::Tensor x, at::Tensor w, c10::optional<at::Tensor> 
     // A channels_last input off the granule loader: the layer on NCHW copies (see cl_copies_enabled).
     const bool cl_copies = cl_copies_enabled() && channels_contiguous(x);
     auto on_nchw_copies = [&]() {
+        y = at::Tensor();  // (released first: the pass on the copies allocates its own result)
         const at::Tensor y_nchw = conv2d_forward(nchw_copy(x), w, bias, geometry, algo, prec, false, poison);
         return channels_last ? channels_last_copy(y_nchw) : y_nchw;
     };
@@ -7401,11 +7402,13 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
     const int P = (int)dy.size(2), Q = (int)dy.size(3);
     // A channels_last dY off the granule loader: the pass on NCHW copies (see cl_copies_enabled).
     const bool cl_copies = cl_copies_enabled() && channels_contiguous(dy);
+    auto dx = at::empty({N, C, H, W}, dy.options().memory_format(format_of(channels_last)));
+    at::Tensor target = dx;  // what the kernels write: dx, or the padded input's gradient (below)
     auto on_nchw_copies = [&]() {
+        dx = target = at::Tensor();  // (released first: the pass on the copies allocates its own result)
         const at::Tensor dx_nchw = conv2d_backward_input(nchw_copy(dy), w, x_size, geometry, algo, prec, false, poison);
         return channels_last ? channels_last_copy(dx_nchw) : dx_nchw;
     };
-    auto dx = at::empty({N, C, H, W}, dy.options().memory_format(format_of(channels_last)));
     if (poison) dx.fill_(NAN);
     if (dx.numel() == 0) return dx;
     auto stream = launch_stream();
@@ -7422,7 +7425,6 @@ at::Tensor conv2d_backward_input(at::Tensor dy, at::Tensor w, std::vector<int64_
     const bool fold = g0.pad_mode != PAD_ZEROS;
     Geometry g = g0;
     int Ht = H, Wt = W;
-    at::Tensor target = dx;
     if (fold) {
         Ht = H + g0.pad_t + g0.pad_b; Wt = W + g0.pad_l + g0.pad_r;
         g.pad_t = g.pad_b = g.pad_l = g.pad_r = 0; g.pad_mode = PAD_ZEROS;
